@@ -1,0 +1,47 @@
+# recforge: the two README commands (`make demo`, `make test`) plus `make dev` and `make lint`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.recforge-installed
+DATA_ROOT := $(abspath $(or $(RECFORGE_HOME),warehouse/data))
+export RECFORGE_HOME := $(DATA_ROOT)
+export DAGSTER_HOME := $(DATA_ROOT)/.dagster
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-all dev lint install bench clean
+
+install: $(STAMP)
+
+# torch is installed on its own first, pinned, so pip takes the local CPU wheel instead of CUDA builds.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/recforge demo
+
+test: $(STAMP)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+dev: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -m pipelines.definitions
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy assets pipelines transforms training warehouse
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DATA_ROOT)

@@ -1,0 +1,1 @@
+"""Dagster asset definitions, grouped by layer. Thin: each reads, calls transforms, writes, reports."""

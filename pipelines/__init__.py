@@ -1,0 +1,1 @@
+"""Orchestration: Dagster wiring, the ingestion runner, the CLI and the Beam pipelines."""

@@ -1,0 +1,197 @@
+"""The ``recforge`` command line: ``world``, ``demo``, ``sql``, ``materialize``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from warehouse.settings import data_root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="recforge", description="Offline data pipelines for recommender systems.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    world = sub.add_parser("world", help="generate a sample world of raw logs with known ground truth")
+    _world_args(world)
+    world.add_argument("--out", type=Path, required=True, help="output directory")
+    world.set_defaults(func=_cmd_world)
+
+    demo = sub.add_parser("demo", help="generate a sample world into the landing zone and materialize every asset")
+    _world_args(demo)
+    demo.set_defaults(func=_cmd_demo)
+
+    mat = sub.add_parser("materialize", help="materialize every asset over a date range of the landing zone")
+    mat.add_argument("--start", type=dt.date.fromisoformat, required=True)
+    mat.add_argument("--end", type=dt.date.fromisoformat, required=True, help="last day, inclusive")
+    mat.set_defaults(func=_cmd_materialize)
+
+    sql = sub.add_parser("sql", help="query the warehouse catalog with DuckDB (a shell when no query is given)")
+    sql.add_argument("query", nargs="?", help="one query to run; omit for an interactive shell")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.set_defaults(func=_cmd_sql)
+
+    for extension in _extensions():
+        extension(sub)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def _extensions() -> list:  # type: ignore[type-arg]
+    """Sub-commands contributed by other modules (connectors, exports, training)."""
+    from pipelines import cli_extensions
+
+    return cli_extensions.REGISTERED
+
+
+def _world_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
+    parser.add_argument("--bad-share", type=float, default=0.002, help="share of malformed lines to inject")
+    parser.add_argument("--catalog-format", choices=("jsonl", "csv"), default="jsonl")
+
+
+def _world_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from transforms.world import CatalogFormat, WorldConfig
+
+    return WorldConfig(
+        users=args.users,
+        items=args.items,
+        days=args.days,
+        seed=args.seed,
+        start_date=args.start_date,
+        bad_share=args.bad_share,
+        catalog_format=CatalogFormat(args.catalog_format),
+    )
+
+
+def _cmd_world(args: argparse.Namespace) -> int:
+    from transforms.world import generate_world
+
+    summary = generate_world(_world_config(args), args.out)
+    print(json.dumps(_summary_dict(summary), indent=2, default=str))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from transforms.world import generate_world
+
+    root = data_root()
+    landing = root / "landing"
+    started = time.perf_counter()
+    config = _world_config(args)
+    print(f"recforge demo: data root {root}")
+    summary = generate_world(config, landing)
+    print(f"  sample world: {args.users} users, {args.items} items, {args.days} days -> {landing}")
+    last = config.start_date + dt.timedelta(days=config.days - 1)
+    _materialize(root, config.start_date, last)
+    _print_summary(root, time.perf_counter() - started)
+    del summary
+    return 0
+
+
+def _cmd_materialize(args: argparse.Namespace) -> int:
+    root = data_root()
+    started = time.perf_counter()
+    _materialize(root, args.start, args.end)
+    _print_summary(root, time.perf_counter() - started)
+    return 0
+
+
+def _materialize(root: Path, first: dt.date, last: dt.date) -> None:
+    from pipelines.definitions import defs
+    from pipelines.materialize import materialize_everything
+
+    for result in materialize_everything(defs, root, first, last):
+        if not result.success:
+            raise SystemExit("materialization failed; see the Dagster log above")
+
+
+def _print_summary(root: Path, seconds: float) -> None:
+    from warehouse.catalog import connect_catalog, refresh_catalog
+
+    refresh_catalog(root)
+    con = connect_catalog(root)
+    views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
+    print(f"\nMaterialized in {seconds:.1f}s. Tables in {root / 'catalog.duckdb'}:")
+    width = max((len(v) for v in views), default=10)
+    for view in views:
+        count = con.execute(f'SELECT count(*) FROM "{view}"').fetchone()[0]  # type: ignore[index]
+        print(f"  {view:<{width}}  {count:>12,} rows")
+    con.close()
+    print('\nQuery it:  recforge sql "select event_type, count(*) from raw_events group by 1"')
+    print("Open the UI:  make dev")
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from warehouse.catalog import connect_catalog
+
+    con = connect_catalog(data_root())
+    try:
+        if args.query:
+            _run_query(con, args.query, args.format)
+            return 0
+        return _shell(con, args.format)
+    finally:
+        con.close()
+
+
+def _run_query(con, query: str, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    relation = con.sql(query)
+    if relation is None:
+        return
+    if fmt == "csv":
+        relation.to_df().to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        print(json.dumps(relation.to_arrow_table().to_pylist(), default=str, indent=2))
+    else:
+        relation.show(max_width=200, max_rows=100)
+
+
+def _shell(con, fmt: str) -> int:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:
+        pass
+    print("recforge sql: DuckDB on the warehouse catalog. End statements with ';'. '.tables' lists views, '.quit' exits.")
+    buffer: list[str] = []
+    while True:
+        try:
+            line = input("recforge> " if not buffer else "      ...> ")
+        except EOFError:
+            print()
+            return 0
+        stripped = line.strip()
+        if not buffer and stripped in {".quit", ".exit"}:
+            return 0
+        if not buffer and stripped == ".tables":
+            _run_query(con, "SELECT view_name AS table FROM duckdb_views() WHERE NOT internal ORDER BY 1", fmt)
+            continue
+        buffer.append(line)
+        if stripped.endswith(";"):
+            try:
+                _run_query(con, "\n".join(buffer), fmt)
+            except duckdb.Error as exc:
+                print(f"Error: {exc}")
+            buffer = []
+
+
+def _summary_dict(summary: object) -> dict[str, object]:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(summary) if is_dataclass(summary) and not isinstance(summary, type) else {"summary": str(summary)}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Moves raw logs from the landing zone into staged warehouse tables, day by day.
+
+Landing layout (what ``recforge world`` writes; docs/raw_formats.md)::
+
+    <landing>/slates/YYYY-MM-DD.parquet
+    <landing>/{impressions,events,reviews}/YYYY-MM-DD.jsonl[.gz]
+    <landing>/catalog/items.{jsonl,csv}      <landing>/catalog/users.csv
+
+Used by the Dagster raw assets and by the CLI; plain Python, no Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from transforms.engine import Engine
+from transforms.ingest import (
+    SPECS,
+    StagingRules,
+    day_window,
+    read_csv_as_lines,
+    read_lines,
+    read_parquet_rows,
+    stage,
+)
+from warehouse import contracts
+from warehouse.store import Warehouse
+
+LOG_TABLES = ("slates", "impressions", "events", "reviews")
+CATALOG_TABLES = ("items", "users")
+NOT_BAD_REASONS = ("duplicate",)  # exact copies are removed, not counted against the bad-row limit
+
+
+class BadRowShareExceeded(RuntimeError):
+    """Too large a share of input rows was rejected: the run fails rather than stage a broken day."""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingestion of one table partition did."""
+
+    table: str
+    partition: dt.date | None
+    source_files: list[str]
+    read: int
+    staged: int
+    quarantined: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bad(self) -> int:
+        return self.quarantined - sum(n for r, n in self.reasons.items() if r in NOT_BAD_REASONS)
+
+    @property
+    def bad_share(self) -> float:
+        return self.bad / self.read if self.read else 0.0
+
+
+def landing_files(landing: Path, table: str, day: dt.date | None = None) -> list[Path]:
+    """Source files of one table (for one day, for the log tables)."""
+    if table in CATALOG_TABLES:
+        folder = Path(landing) / "catalog"
+        return sorted(p for p in folder.glob(f"{table}.*") if p.suffix in {".jsonl", ".csv", ".gz"})
+    if day is None:
+        raise ValueError(f"{table} is a daily log: name the day")
+    folder = Path(landing) / table
+    return sorted(folder.glob(f"{day.isoformat()}.*"))
+
+
+def read_source(path: Path, table: str, landing: Path) -> pa.Table:
+    """Read one landing file into the relation :func:`transforms.ingest.stage` expects."""
+    name = str(path.relative_to(landing)) if path.is_relative_to(landing) else str(path)
+    if path.suffix == ".parquet":
+        return read_parquet_rows(path, name)
+    if path.suffix == ".csv":
+        if table == "users":
+            return read_csv_as_lines(path, attribute_key="user_id", source_name=name)
+        return read_csv_as_lines(path, list_columns=("categories",), json_columns=("attributes",), source_name=name)
+    return read_lines(path, name)
+
+
+def ingest_table(
+    warehouse: Warehouse,
+    engine: Engine,
+    table: str,
+    landing: Path,
+    day: dt.date | None = None,
+    rules: StagingRules | None = None,
+) -> IngestReport:
+    """Stage one table (one day of a log, or the whole catalog table) and write it atomically.
+
+    The staged rows and the quarantined rows are both written, so ``staged + quarantined = read``. A day
+    with no source file is written as an empty partition, so that "no data" is distinguishable from
+    "not ingested yet".
+    """
+    spec = SPECS[table]
+    files = landing_files(landing, table, day)
+    window = day_window(day) if day is not None else None
+    staged_parts, quarantined_parts = [], []
+    for path in files:
+        result = stage(engine, table, read_source(path, table, landing), window, rules)
+        staged_parts.append(result.staged)
+        quarantined_parts.append(result.quarantined)
+    q_contract = contracts.quarantine_contract(spec.contract)
+    staged = pa.concat_tables(staged_parts) if staged_parts else spec.contract.schema.empty_table()
+    quarantined = pa.concat_tables(quarantined_parts) if quarantined_parts else q_contract.schema.empty_table()
+    warehouse.write(spec.contract, staged, day)
+    warehouse.write(q_contract, quarantined, day)
+    reasons: dict[str, int] = {}
+    for reason in quarantined["reason"].to_pylist():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return IngestReport(
+        table=table,
+        partition=day,
+        source_files=[str(p) for p in files],
+        read=staged.num_rows + quarantined.num_rows,
+        staged=staged.num_rows,
+        quarantined=quarantined.num_rows,
+        reasons=dict(sorted(reasons.items())),
+    )
+
+
+def summarize(reports: list[IngestReport]) -> dict[str, object]:
+    """Totals over several partitions, for metadata and the command line."""
+    reasons: dict[str, int] = {}
+    for report in reports:
+        for reason, n in report.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    read = sum(r.read for r in reports)
+    bad = sum(r.bad for r in reports)
+    return {
+        "partitions": len(reports),
+        "rows_read": read,
+        "rows_staged": sum(r.staged for r in reports),
+        "rows_quarantined": sum(r.quarantined for r in reports),
+        "bad_share": round(bad / read, 6) if read else 0.0,
+        "quarantine_reasons": dict(sorted(reasons.items())),
+    }
+
+
+def enforce_bad_share(reports: list[IngestReport], max_bad_share: float) -> None:
+    """Raise :class:`BadRowShareExceeded` naming the worst partition if any passes the limit."""
+    worst = max(reports, key=lambda r: r.bad_share, default=None)
+    if worst is not None and worst.bad_share > max_bad_share:
+        top = sorted(worst.reasons.items(), key=lambda kv: -kv[1])[:3]
+        raise BadRowShareExceeded(
+            f"raw_{worst.table} {worst.partition or ''}: {worst.bad} of {worst.read} rows "
+            f"({worst.bad_share:.1%}) were rejected, above the limit of {max_bad_share:.1%}. "
+            f"Most common reasons: {top}. The rejected rows are in quarantine_{worst.table}; "
+            "fix the source or raise max_bad_share."
+        )
+
+
+def observed_ids(warehouse: Warehouse, engine: Engine) -> pa.Table:
+    """Every (entity, external_id, first_seen) in the staged tables, for the id map."""
+    sources = {
+        "events": ("user_id", "item_id", "ts"),
+        "impressions": ("user_id", "item_id", "ts"),
+        "reviews": ("user_id", "item_id", "ts"),
+        "slates": ("user_id", None, "ts"),
+        "items": (None, "item_id", "available_from"),
+        "users": ("user_id", None, None),
+    }
+    selects = []
+    for table, (user_col, item_col, ts_col) in sources.items():
+        files = warehouse.files(SPECS[table].contract)
+        if not files:
+            continue
+        engine.register_parquet(f"ids_{table}", files)
+        ts = ts_col or "CAST(NULL AS TIMESTAMP)"
+        if user_col:
+            selects.append(f"SELECT 'user' AS entity, {user_col} AS external_id, {ts} AS first_seen FROM ids_{table}")
+        if item_col:
+            selects.append(f"SELECT 'item' AS entity, {item_col} AS external_id, {ts} AS first_seen FROM ids_{table}")
+    if not selects:
+        from transforms.id_maps import OBSERVED_SCHEMA
+
+        return OBSERVED_SCHEMA.empty_table()
+    union = " UNION ALL ".join(selects)
+    return engine.query(
+        f"SELECT entity, external_id, MIN(first_seen) AS first_seen FROM ({union}) u "
+        "WHERE external_id IS NOT NULL GROUP BY entity, external_id"
+    )

@@ -1,0 +1,1 @@
+"""Plain torch: datasets over shards, models, losses, metrics and ``train(cfg)`` entry points."""

@@ -1,0 +1,288 @@
+"""Two engines, one definition.
+
+Relational transforms are written once as SQL against a :class:`Dialect`, whose macros render the few
+constructs that DuckDB and Spark SQL spell differently (JSON extraction, safe timestamp parsing,
+ordered list aggregation, list slicing, hashing). Everything else in the SQL is the common subset.
+An :class:`Engine` registers inputs (Arrow tables or Parquet files) as named relations, runs a query
+and returns Arrow; the DuckDB engine is the embedded default, the Spark engine scales out.
+
+Known traps this avoids (DESIGN.md rule 5): sqlglot drops ``ORDER BY`` inside ``ARRAY_AGG`` when
+writing Spark SQL, so ordered aggregation is a macro here, never a transpilation.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+
+class EngineKind(StrEnum):
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
+
+class Dialect(abc.ABC):
+    """SQL macros for the constructs that are not portable between engines."""
+
+    kind: EngineKind
+
+    @abc.abstractmethod
+    def json_valid_object(self, col: str) -> str:
+        """True when ``col`` holds a JSON object."""
+
+    @abc.abstractmethod
+    def json_str(self, col: str, key: str) -> str:
+        """Scalar ``key`` of the JSON object in ``col`` as text (NULL when absent or JSON null)."""
+
+    @abc.abstractmethod
+    def json_raw(self, col: str, key: str) -> str:
+        """Value of ``key`` as JSON text (objects and lists serialized), NULL when absent."""
+
+    @abc.abstractmethod
+    def json_str_list(self, col: str, key: str) -> str:
+        """A JSON list of strings under ``key`` as a list<string> (NULL when absent or not a list)."""
+
+    @abc.abstractmethod
+    def try_timestamp(self, expr: str) -> str:
+        """Parse an ISO-8601 text timestamp to a UTC timestamp, NULL when unparseable."""
+
+    @abc.abstractmethod
+    def epoch_ms(self, expr: str) -> str:
+        """Milliseconds since the epoch of a timestamp expression, as BIGINT."""
+
+    @abc.abstractmethod
+    def ordered_list(self, value: str, order_by: str) -> str:
+        """Aggregate ``value`` into a list ordered by ``order_by`` (an aggregate expression)."""
+
+    @abc.abstractmethod
+    def list_slice(self, expr: str, start: int, length: int) -> str:
+        """``length`` elements of a list starting at 1-based ``start``."""
+
+    @abc.abstractmethod
+    def hash64(self, expr: str) -> str:
+        """A stable 64-bit hash of a text expression. Values differ between engines: bucket with it, never compare across engines."""
+
+    @abc.abstractmethod
+    def list_len(self, expr: str) -> str:
+        """Number of elements of a list."""
+
+    @abc.abstractmethod
+    def list_min(self, expr: str) -> str: ...
+
+    @abc.abstractmethod
+    def list_max(self, expr: str) -> str: ...
+
+    def date_of(self, expr: str) -> str:
+        return f"CAST({expr} AS DATE)"
+
+
+class DuckDBDialect(Dialect):
+    kind = EngineKind.DUCKDB
+
+    def json_valid_object(self, col: str) -> str:
+        # CASE, not AND: DuckDB may evaluate both sides, and json_type raises on invalid JSON.
+        return f"(CASE WHEN json_valid({col}) THEN json_type({col}) = 'OBJECT' ELSE false END)"
+
+    def json_str(self, col: str, key: str) -> str:
+        return f"json_extract_string({col}, '$.\"{key}\"')"
+
+    def json_raw(self, col: str, key: str) -> str:
+        path = f"'$.\"{key}\"'"
+        return f"CASE WHEN json_type({col}, {path}) = 'NULL' THEN NULL ELSE CAST(json_extract({col}, {path}) AS VARCHAR) END"
+
+    def json_str_list(self, col: str, key: str) -> str:
+        path = f"'$.\"{key}\"'"
+        return f"CASE WHEN json_type({col}, {path}) = 'ARRAY' THEN CAST(json_extract_string({col}, '$.\"{key}\"[*]') AS VARCHAR[]) END"
+
+    def try_timestamp(self, expr: str) -> str:
+        return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMPTZ)"
+
+    def epoch_ms(self, expr: str) -> str:
+        return f"epoch_ms({expr})"
+
+    def ordered_list(self, value: str, order_by: str) -> str:
+        return f"list({value} ORDER BY {order_by})"
+
+    def list_slice(self, expr: str, start: int, length: int) -> str:
+        return f"{expr}[{start}:{start + length - 1}]"
+
+    def hash64(self, expr: str) -> str:
+        return f"CAST(hash({expr}) AS BIGINT)"
+
+    def list_len(self, expr: str) -> str:
+        return f"len({expr})"
+
+    def list_min(self, expr: str) -> str:
+        return f"list_min({expr})"
+
+    def list_max(self, expr: str) -> str:
+        return f"list_max({expr})"
+
+
+class SparkDialect(Dialect):
+    kind = EngineKind.SPARK
+
+    def json_valid_object(self, col: str) -> str:
+        # get_json_object returns NULL for text that is not valid JSON; an object starts with '{'.
+        return f"(get_json_object({col}, '$') IS NOT NULL AND ltrim({col}) LIKE '{{%')"
+
+    def json_str(self, col: str, key: str) -> str:
+        return f"get_json_object({col}, '$.{key}')"
+
+    def json_raw(self, col: str, key: str) -> str:
+        return f"get_json_object({col}, '$.{key}')"
+
+    def json_str_list(self, col: str, key: str) -> str:
+        raw = f"get_json_object({col}, '$.{key}')"
+        return f"CASE WHEN ltrim({raw}) LIKE '[%' THEN from_json({raw}, 'array<string>') END"
+
+    def try_timestamp(self, expr: str) -> str:
+        return f"try_to_timestamp({expr})"
+
+    def epoch_ms(self, expr: str) -> str:
+        return f"unix_millis({expr})"
+
+    def ordered_list(self, value: str, order_by: str) -> str:
+        # collect_list has no ORDER BY: sort (key, value) structs and project the values back out.
+        return f"transform(array_sort(collect_list(struct({order_by} AS k, {value} AS v))), x -> x.v)"
+
+    def list_slice(self, expr: str, start: int, length: int) -> str:
+        return f"slice({expr}, {start}, {length})"
+
+    def hash64(self, expr: str) -> str:
+        return f"xxhash64({expr})"
+
+    def list_len(self, expr: str) -> str:
+        return f"size({expr})"
+
+    def list_min(self, expr: str) -> str:
+        return f"array_min({expr})"
+
+    def list_max(self, expr: str) -> str:
+        return f"array_max({expr})"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings. DuckDB gets a memory limit and a spill directory so it degrades to disk."""
+
+    kind: EngineKind = EngineKind.DUCKDB
+    memory_limit: str = "4GB"
+    threads: int = 2
+    spill_dir: str | None = None
+    spark_master: str = "local[2]"
+    spark_shuffle_partitions: int = 4
+    spark_driver_memory: str = "2g"
+
+
+class Engine(abc.ABC):
+    """Runs SQL over named relations and returns Arrow tables."""
+
+    dialect: Dialect
+
+    @abc.abstractmethod
+    def register_arrow(self, name: str, table: pa.Table) -> None: ...
+
+    @abc.abstractmethod
+    def register_parquet(self, name: str, paths: Sequence[Path]) -> None: ...
+
+    @abc.abstractmethod
+    def query(self, sql: str) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DuckDBEngine(Engine):
+    dialect: Dialect = DuckDBDialect()
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        import duckdb
+
+        self.config = config or EngineConfig()
+        self._con = duckdb.connect(":memory:")
+        spill = self.config.spill_dir or os.path.join(tempfile.gettempdir(), "recforge-duckdb-spill")
+        self._con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
+        self._con.execute(f"SET threads = {self.config.threads}")
+        self._con.execute(f"SET temp_directory = '{spill}'")
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET preserve_insertion_order = false")
+        self._keep: dict[str, Any] = {}
+
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        self._keep[name] = table
+        self._con.register(name, table)
+
+    def register_parquet(self, name: str, paths: Sequence[Path]) -> None:
+        if not paths:
+            raise ValueError(f"no Parquet files to register as {name}")
+        files = ", ".join(f"'{p}'" for p in paths)
+        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}])')
+
+    def query(self, sql: str) -> pa.Table:
+        return self._con.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        self._con.close()
+
+
+class SparkEngine(Engine):
+    dialect: Dialect = SparkDialect()
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        from pyspark.sql import SparkSession
+
+        self.config = config or EngineConfig(kind=EngineKind.SPARK)
+        self._spark = (
+            SparkSession.builder.master(self.config.spark_master)
+            .appName("recforge")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", str(self.config.spark_shuffle_partitions))
+            .config("spark.driver.memory", self.config.spark_driver_memory)
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
+
+    @property
+    def session(self) -> Any:
+        return self._spark
+
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        self._spark.createDataFrame(table).createOrReplaceTempView(name)
+
+    def register_parquet(self, name: str, paths: Sequence[Path]) -> None:
+        if not paths:
+            raise ValueError(f"no Parquet files to register as {name}")
+        self._spark.read.parquet(*[str(p) for p in paths]).createOrReplaceTempView(name)
+
+    def query(self, sql: str) -> pa.Table:
+        return self._spark.sql(sql).toArrow()
+
+    def close(self) -> None:
+        # The session is shared per JVM (getOrCreate); tests and runs reuse it, so only temp views go.
+        for view in self._spark.catalog.listTables():
+            if view.isTemporary:
+                self._spark.catalog.dropTempView(view.name)
+
+
+def open_engine(config: EngineConfig | None = None) -> Engine:
+    """The engine named by ``config.kind`` (DuckDB by default)."""
+    config = config or EngineConfig()
+    if config.kind is EngineKind.SPARK:
+        return SparkEngine(config)
+    return DuckDBEngine(config)

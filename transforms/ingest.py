@@ -1,0 +1,513 @@
+"""Staging raw logs: parse, type, validate and deduplicate, with a quarantine for every rejected row.
+
+One SQL definition per raw table, rendered for DuckDB or Spark through :class:`transforms.engine.Dialect`.
+The input relation is either *lines* (``source_file, line_no, line`` holding one JSON object per line:
+JSONL logs, and CSV rows converted to JSON objects) or *columns* (a Parquet file's typed columns plus
+``source_file, line_no``). The query yields every input row once, with ``reason`` NULL for rows that
+are staged and the first failing rule otherwise; :func:`stage` splits the two, so that
+``staged + quarantined = input rows`` holds by construction.
+
+Rules, in the order they are checked (the first failure is the reason):
+
+=====================  =====================================================================
+``invalid_json``        the line is not a JSON object
+``missing:<field>``     a required field is absent or null
+``bad_value:<field>``   a field is present but cannot be cast to its type
+``impossible_ts``       the timestamp lies outside the log day widened by ``late_tolerance``
+``unknown_event_type``  an event type outside :class:`warehouse.contracts.EventType`
+``out_of_range:<f>``    negative price, position or votes; rating outside the scale; propensity outside (0, 1]
+``duplicate``           an exact copy of an earlier line (kept: the first, by file and line)
+``duplicate_key``       another row has the same key with different content
+=====================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from transforms.engine import Dialect, Engine
+from warehouse import contracts
+from warehouse.contracts import EventType, TableContract
+
+LINES_SCHEMA = pa.schema(
+    [pa.field("source_file", pa.string()), pa.field("line_no", pa.int64()), pa.field("line", pa.string())]
+)
+READ_BLOCK_BYTES = 64 << 20
+
+
+class FieldKind(StrEnum):
+    TEXT = "text"
+    DOUBLE = "double"
+    INT = "int"
+    TS = "ts"
+    TEXT_LIST = "text_list"
+    DOUBLE_LIST = "double_list"
+    JSON = "json"  # kept as JSON text (free-form attributes)
+
+
+class SourceKind(StrEnum):
+    LINES = "lines"
+    COLUMNS = "columns"
+
+
+@dataclass(frozen=True)
+class StagingRules:
+    """Validation settings shared by every raw table."""
+
+    late_tolerance: dt.timedelta = dt.timedelta(days=1)
+    rating_min: float = 0.5
+    rating_max: float = 5.0
+    event_types: tuple[str, ...] = tuple(e.value for e in EventType)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one raw table is read from its source and what makes a row bad."""
+
+    contract: TableContract
+    fields: tuple[tuple[str, FieldKind], ...]
+    required: tuple[str, ...]
+    ts_field: str | None = "ts"
+    non_negative: tuple[str, ...] = ()
+    extra_rules: tuple[str, ...] = field(default=())  # names of rules handled in _range_rules
+
+
+SPECS: dict[str, TableSpec] = {
+    "slates": TableSpec(
+        contracts.RAW_SLATES,
+        (
+            ("request_id", FieldKind.TEXT),
+            ("user_id", FieldKind.TEXT),
+            ("ts", FieldKind.TS),
+            ("surface", FieldKind.TEXT),
+            ("item_ids", FieldKind.TEXT_LIST),
+            ("policy", FieldKind.TEXT),
+            ("propensities", FieldKind.DOUBLE_LIST),
+        ),
+        required=("request_id", "user_id", "ts", "item_ids"),
+        extra_rules=("propensities",),
+    ),
+    "impressions": TableSpec(
+        contracts.RAW_IMPRESSIONS,
+        (
+            ("request_id", FieldKind.TEXT),
+            ("user_id", FieldKind.TEXT),
+            ("item_id", FieldKind.TEXT),
+            ("position", FieldKind.INT),
+            ("ts", FieldKind.TS),
+            ("propensity", FieldKind.DOUBLE),
+        ),
+        required=("request_id", "user_id", "item_id", "position", "ts"),
+        non_negative=("position",),
+        extra_rules=("propensity",),
+    ),
+    "events": TableSpec(
+        contracts.RAW_EVENTS,
+        (
+            ("event_id", FieldKind.TEXT),
+            ("user_id", FieldKind.TEXT),
+            ("ts", FieldKind.TS),
+            ("event_type", FieldKind.TEXT),
+            ("item_id", FieldKind.TEXT),
+            ("request_id", FieldKind.TEXT),
+            ("value", FieldKind.DOUBLE),
+            ("session_id", FieldKind.TEXT),
+        ),
+        required=("event_id", "user_id", "ts", "event_type"),
+        extra_rules=("event_type",),
+    ),
+    "reviews": TableSpec(
+        contracts.RAW_REVIEWS,
+        (
+            ("review_id", FieldKind.TEXT),
+            ("user_id", FieldKind.TEXT),
+            ("item_id", FieldKind.TEXT),
+            ("ts", FieldKind.TS),
+            ("rating", FieldKind.DOUBLE),
+            ("title", FieldKind.TEXT),
+            ("text", FieldKind.TEXT),
+            ("helpful_votes", FieldKind.INT),
+        ),
+        required=("review_id", "user_id", "item_id", "ts"),
+        non_negative=("helpful_votes",),
+        extra_rules=("rating",),
+    ),
+    "items": TableSpec(
+        contracts.RAW_ITEMS,
+        (
+            ("item_id", FieldKind.TEXT),
+            ("title", FieldKind.TEXT),
+            ("description", FieldKind.TEXT),
+            ("categories", FieldKind.TEXT_LIST),
+            ("brand", FieldKind.TEXT),
+            ("price", FieldKind.DOUBLE),
+            ("attributes", FieldKind.JSON),
+            ("available_from", FieldKind.TS),
+        ),
+        required=("item_id",),
+        ts_field=None,
+        non_negative=("price",),
+    ),
+    "users": TableSpec(
+        contracts.RAW_USERS,
+        (("user_id", FieldKind.TEXT), ("attributes", FieldKind.JSON)),
+        required=("user_id",),
+        ts_field=None,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Staged rows (typed to the contract) and quarantined rows (with reasons)."""
+
+    staged: pa.Table
+    quarantined: pa.Table
+
+    @property
+    def input_rows(self) -> int:
+        return self.staged.num_rows + self.quarantined.num_rows
+
+    def reason_counts(self) -> dict[str, int]:
+        if self.quarantined.num_rows == 0:
+            return {}
+        counts = pc.value_counts(self.quarantined["reason"]).to_pylist()
+        return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+
+
+# --- reading sources ----------------------------------------------------------------------------------
+
+
+def read_lines(path: Path, source_name: str | None = None) -> pa.Table:
+    """Read a JSONL file (optionally gzipped) as ``source_file, line_no, line`` (1-based line numbers).
+
+    Reads in large blocks and splits on newlines in C, so it stays fast on millions of lines. Blank
+    lines are skipped (they are not rows) but still counted in the numbering.
+    """
+    name = source_name or str(path)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    chunks: list[pa.Table] = []
+    next_line_no = 1
+    carry = b""
+    with opener(path, "rb") as handle:
+        while block := handle.read(READ_BLOCK_BYTES):
+            block = carry + block
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                carry = block
+                continue
+            carry = block[cut + 1 :]
+            table, next_line_no = _lines_table(block[:cut], name, next_line_no)
+            chunks.append(table)
+    if carry:
+        table, _ = _lines_table(carry, name, next_line_no)
+        chunks.append(table)
+    return pa.concat_tables(chunks) if chunks else LINES_SCHEMA.empty_table()
+
+
+def _lines_table(block: bytes, name: str, first_line_no: int) -> tuple[pa.Table, int]:
+    raw = block.decode("utf-8", errors="replace").split("\n")
+    lines = pa.array(raw, pa.string())
+    numbers = pa.array(range(first_line_no, first_line_no + len(raw)), pa.int64())
+    keep = pc.invert(pc.equal(pc.utf8_trim_whitespace(lines), ""))
+    table = pa.table({"source_file": pa.array([name] * len(raw), pa.string()), "line_no": numbers, "line": lines})
+    return table.filter(keep), first_line_no + len(raw)
+
+
+def read_csv_as_lines(
+    path: Path,
+    list_columns: Sequence[str] = (),
+    json_columns: Sequence[str] = (),
+    attribute_key: str | None = None,
+    source_name: str | None = None,
+    delimiter: str = ",",
+) -> pa.Table:
+    """Read a CSV file as JSON-object lines so it is validated by the same SQL as JSONL.
+
+    Args:
+        path: The CSV file (header row first).
+        list_columns: Columns holding ``|``-joined lists, turned into JSON lists.
+        json_columns: Columns holding JSON text, embedded as parsed JSON where valid.
+        attribute_key: When set, columns other than this key are gathered into an ``attributes`` object.
+        source_name: Name recorded as ``source_file``.
+        delimiter: Field separator.
+    """
+    name = source_name or str(path)
+    numbers: list[int] = []
+    lines: list[str] = []
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return LINES_SCHEMA.empty_table()
+        for record in reader:
+            line_no = reader.line_num
+            if not record:
+                continue
+            if len(record) != len(header):
+                # Keep the row so it is quarantined as invalid_json with its location.
+                lines.append(delimiter.join(record))
+                numbers.append(line_no)
+                continue
+            row: dict[str, object] = {}
+            for column, value in zip(header, record, strict=True):
+                if value == "":
+                    continue
+                if column in list_columns:
+                    row[column] = value.split("|")
+                elif column in json_columns:
+                    row[column] = _json_or_text(value)
+                else:
+                    row[column] = value
+            if attribute_key is not None:
+                row = {attribute_key: row.get(attribute_key), "attributes": {k: v for k, v in row.items() if k != attribute_key}}
+            lines.append(json.dumps(row, ensure_ascii=False))
+            numbers.append(line_no)
+    return pa.table(
+        {"source_file": pa.array([name] * len(lines), pa.string()), "line_no": pa.array(numbers, pa.int64()), "line": pa.array(lines, pa.string())}
+    )
+
+
+def _json_or_text(value: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def read_parquet_rows(path: Path, source_name: str | None = None) -> pa.Table:
+    """Read a Parquet log with ``source_file`` and 1-based ``line_no`` (the row number) added."""
+    table = pq.read_table(path)
+    name = source_name or str(path)
+    return table.append_column("source_file", pa.array([name] * table.num_rows, pa.string())).append_column(
+        "line_no", pa.array(range(1, table.num_rows + 1), pa.int64())
+    )
+
+
+# --- the one SQL definition ---------------------------------------------------------------------------
+
+
+def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind) -> tuple[str, str]:
+    """(typed expression, raw-presence expression) for one field."""
+    if source is SourceKind.COLUMNS:
+        raw = f"{name}"
+        typed = {
+            FieldKind.TEXT: f"CAST({name} AS STRING)",
+            FieldKind.DOUBLE: f"TRY_CAST({name} AS DOUBLE)",
+            FieldKind.INT: f"TRY_CAST({name} AS BIGINT)",
+            FieldKind.TS: f"{name}",
+            FieldKind.TEXT_LIST: f"{name}",
+            FieldKind.DOUBLE_LIST: f"{name}",
+            FieldKind.JSON: f"CAST({name} AS STRING)",
+        }[kind]
+        return typed, raw
+    text = d.json_str("line", name)
+    if kind is FieldKind.TEXT:
+        return text, text
+    if kind is FieldKind.DOUBLE:
+        return f"TRY_CAST({text} AS DOUBLE)", text
+    if kind is FieldKind.INT:
+        # Accept 3 and 3.0, reject 3.5: an integer field holding a fraction is a bad value.
+        as_double = f"TRY_CAST({text} AS DOUBLE)"
+        return f"CASE WHEN {as_double} = FLOOR({as_double}) THEN CAST({as_double} AS BIGINT) END", text
+    if kind is FieldKind.TS:
+        return d.try_timestamp(text), text
+    if kind is FieldKind.TEXT_LIST:
+        raw = d.json_raw("line", name)
+        return d.json_str_list("line", name), raw
+    if kind is FieldKind.DOUBLE_LIST:
+        raw = d.json_raw("line", name)
+        return f"CAST({d.json_str_list('line', name)} AS ARRAY<DOUBLE>)", raw
+    raw = d.json_raw("line", name)
+    return raw, raw
+
+
+def staging_sql(
+    d: Dialect,
+    spec: TableSpec,
+    source: SourceKind,
+    relation: str,
+    window: tuple[dt.datetime, dt.datetime] | None,
+    rules: StagingRules,
+) -> str:
+    """The staging query for one raw table: every input row once, with ``reason`` NULL when staged."""
+    typed_cols = []
+    raw_cols = []
+    for name, kind in spec.fields:
+        typed, raw = _extract(d, name, kind, source)
+        typed_cols.append(f"{typed} AS {name}")
+        raw_cols.append(f"{raw} AS raw_{name}" if source is SourceKind.LINES else f"{name} AS raw_{name}")
+    valid = d.json_valid_object("line") if source is SourceKind.LINES else "TRUE"
+
+    checks: list[tuple[str, str]] = [("'invalid_json'", "NOT ok_json")]
+    checks += [(f"'missing:{f}'", f"raw_{f} IS NULL") for f in spec.required]
+    checks += [(f"'bad_value:{f}'", f"raw_{f} IS NOT NULL AND {f} IS NULL") for f, _ in spec.fields]
+    if spec.ts_field and window is not None:
+        lo = (window[0] - rules.late_tolerance).strftime("%Y-%m-%d %H:%M:%S")
+        hi = (window[1] + rules.late_tolerance).strftime("%Y-%m-%d %H:%M:%S")
+        checks.append(
+            ("'impossible_ts'", f"({spec.ts_field} < TIMESTAMP '{lo}' OR {spec.ts_field} >= TIMESTAMP '{hi}')")
+        )
+    checks += _range_rules(d, spec, rules)
+    case = " ".join(f"WHEN {cond} THEN {reason}" for reason, cond in checks)
+    key = ", ".join(spec.contract.key)
+    dedup_on = "line" if source is SourceKind.LINES else key
+    # Fields are extracted from `line` only where it is a JSON object (NULL elsewhere): DuckDB's JSON
+    # functions raise on malformed text instead of returning NULL.
+    guarded = (
+        f"SELECT *, {valid} AS ok_json FROM {relation}"
+        if source is SourceKind.COLUMNS
+        else f"SELECT source_file, line_no, line AS original_line, {valid} AS ok_json, "
+        f"CASE WHEN {valid} THEN line END AS line FROM {relation}"
+    )
+    line_expr = "CAST(NULL AS STRING)" if source is SourceKind.COLUMNS else "original_line"
+    return f"""
+WITH guarded AS (
+    {guarded}
+), parsed AS (
+    SELECT source_file, line_no, {line_expr} AS line, ok_json,
+           {", ".join(typed_cols)},
+           {", ".join(raw_cols)}
+    FROM guarded
+), checked AS (
+    SELECT *, CASE {case} END AS rule_reason FROM parsed
+), ranked AS (
+    SELECT *,
+        row_number() OVER (PARTITION BY {dedup_on} ORDER BY source_file, line_no) AS copy_rank,
+        row_number() OVER (PARTITION BY rule_reason IS NULL, {key} ORDER BY source_file, line_no) AS key_rank
+    FROM checked
+)
+SELECT source_file, line_no, line,
+       CASE WHEN rule_reason IS NOT NULL THEN rule_reason
+            WHEN copy_rank > 1 THEN 'duplicate'
+            WHEN key_rank > 1 THEN 'duplicate_key'
+       END AS reason,
+       {", ".join(name for name, _ in spec.fields)}
+FROM ranked
+ORDER BY source_file, line_no
+"""
+
+
+def _range_rules(d: Dialect, spec: TableSpec, rules: StagingRules) -> list[tuple[str, str]]:
+    out = [(f"'out_of_range:{f}'", f"{f} < 0") for f in spec.non_negative]
+    if "event_type" in spec.extra_rules:
+        allowed = ", ".join(f"'{t}'" for t in rules.event_types)
+        out.append(("'unknown_event_type'", f"event_type NOT IN ({allowed})"))
+    if "rating" in spec.extra_rules:
+        out.append(("'out_of_range:rating'", f"(rating < {rules.rating_min} OR rating > {rules.rating_max})"))
+    if "propensity" in spec.extra_rules:
+        out.append(("'out_of_range:propensity'", "(propensity <= 0 OR propensity > 1)"))
+    if "propensities" in spec.extra_rules:
+        out.append(("'empty_slate'", f"{d.list_len('item_ids')} = 0"))
+        out.append(
+            (
+                "'out_of_range:propensities'",
+                f"propensities IS NOT NULL AND ({d.list_len('propensities')} <> {d.list_len('item_ids')}"
+                f" OR {d.list_min('propensities')} <= 0 OR {d.list_max('propensities')} > 1)",
+            )
+        )
+    return out
+
+
+def stage(
+    engine: Engine,
+    table_name: str,
+    source: pa.Table,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    rules: StagingRules | None = None,
+) -> StageResult:
+    """Stage one raw table from a source relation on ``engine``.
+
+    Args:
+        engine: DuckDB or Spark.
+        table_name: A key of :data:`SPECS` (``events``, ``slates``, ...).
+        source: Lines (``source_file, line_no, line``) or a Parquet log read by :func:`read_parquet_rows`.
+        window: The log day ``[start, end)``; timestamps outside it (widened by the late tolerance) are
+            impossible. None for catalog tables.
+        rules: Validation settings.
+
+    Returns:
+        Staged rows cast to the raw contract and quarantined rows with their reasons.
+    """
+    spec = SPECS[table_name]
+    rules = rules or StagingRules()
+    kind = SourceKind.LINES if source.column_names == LINES_SCHEMA.names else SourceKind.COLUMNS
+    relation = f"src_{table_name}"
+    engine.register_arrow(relation, source)
+    result = engine.query(staging_sql(engine.dialect, spec, kind, relation, window, rules))
+    good = pc.is_null(result["reason"])
+    staged = result.filter(good).drop_columns(["source_file", "line_no", "line", "reason"])
+    quarantined = result.filter(pc.invert(good))
+    if kind is SourceKind.COLUMNS and quarantined.num_rows:
+        quarantined = _render_rows_as_lines(quarantined, spec)
+    q_contract = contracts.quarantine_contract(spec.contract)
+    return StageResult(
+        staged=_conform_staged(staged, spec.contract),
+        quarantined=quarantined.select(q_contract.schema.names).cast(q_contract.schema),
+    )
+
+
+def _conform_staged(table: pa.Table, contract: TableContract) -> pa.Table:
+    columns = []
+    for f in contract.schema:
+        col = table[f.name]
+        if pa.types.is_timestamp(f.type) and pa.types.is_timestamp(col.type) and col.type.tz is None:
+            col = col.cast(pa.timestamp(col.type.unit, tz="UTC"))
+        columns.append(col.cast(f.type))
+    return pa.Table.from_arrays(columns, schema=contract.schema)
+
+
+def _render_rows_as_lines(rows: pa.Table, spec: TableSpec) -> pa.Table:
+    # Rejected Parquet rows are kept as JSON text so quarantine reads the same for every source.
+    names = [n for n, _ in spec.fields]
+    rendered = [json.dumps(r, default=str, ensure_ascii=False) for r in rows.select(names).to_pylist()]
+    return rows.set_column(rows.column_names.index("line"), "line", pa.array(rendered, pa.string()))
+
+
+def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """``[day 00:00, next day 00:00)`` as naive UTC datetimes."""
+    start = dt.datetime.combine(day, dt.time())
+    return start, start + dt.timedelta(days=1)
+
+
+def iter_days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
+    """Days in ``[start, end)``."""
+    day = start
+    while day < end:
+        yield day
+        day += dt.timedelta(days=1)
+
+
+def lines_from_text(text: str, source_name: str = "<memory>") -> pa.Table:
+    """Lines of an in-memory text, numbered like :func:`read_lines` (used by connectors and tests)."""
+    table, _ = _lines_table(text.rstrip("\n").encode(), source_name, 1)
+    return table
+
+
+__all__ = [
+    "SPECS",
+    "FieldKind",
+    "StageResult",
+    "StagingRules",
+    "TableSpec",
+    "day_window",
+    "iter_days",
+    "lines_from_text",
+    "read_csv_as_lines",
+    "read_lines",
+    "read_parquet_rows",
+    "stage",
+    "staging_sql",
+]

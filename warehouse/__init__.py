@@ -1,0 +1,1 @@
+"""The storage layer: table contracts, atomic partitioned Parquet writes and the DuckDB catalog."""

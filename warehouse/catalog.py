@@ -1,0 +1,86 @@
+"""The DuckDB catalog: one file in the data root with a view per warehouse table.
+
+Views are named ``<layer>_<table>`` and read the table's Parquet files through a glob, so a new
+partition is visible at once; the catalog is rebuilt after every write so that new tables appear too.
+The rebuild writes a fresh catalog file aside and swaps it in with ``os.replace``: an analyst's open
+DuckDB session keeps its (still valid) file, and the next connection sees the new one. Nothing ever
+needs the write lock of a catalog that someone has open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from warehouse.store import PART_FILE
+
+CATALOG_FILE = "catalog.duckdb"
+
+
+def catalog_path(root: Path) -> Path:
+    return Path(root) / CATALOG_FILE
+
+
+def discover_tables(root: Path) -> dict[str, str]:
+    """Map view name to the Parquet glob of every table stored under ``root``.
+
+    A table is a ``<layer>/<table>`` folder holding ``part.parquet`` files, either directly or in
+    ``date=`` partitions; other folders (landing zones, model checkpoints) are not tables.
+    """
+    views: dict[str, str] = {}
+    for layer_dir in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for table_dir in sorted(p for p in layer_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            name = f"{layer_dir.name}_{table_dir.name}"
+            if any(table_dir.glob(f"date=*/{PART_FILE}")):
+                views[name] = f"read_parquet('{table_dir}/date=*/{PART_FILE}', hive_partitioning = true, hive_types = {{'date': DATE}})"
+            elif (table_dir / PART_FILE).exists():
+                views[name] = f"read_parquet('{table_dir / PART_FILE}')"
+            elif any(table_dir.glob("*.parquet")):
+                # Multi-file tables (e.g. sequence shards) are read as one dataset.
+                views[name] = f"read_parquet('{table_dir}/*.parquet')"
+    return views
+
+
+def refresh_catalog(root: Path) -> Path:
+    """Rebuild the catalog file so it has one view per stored table; returns its path."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = catalog_path(root)
+    with _catalog_lock(root):
+        tmp = root / f".{CATALOG_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                for view, source in discover_tables(root).items():
+                    con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM {source}')
+            finally:
+                con.close()
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}.wal").unlink(missing_ok=True)
+    return final
+
+
+def connect_catalog(root: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the catalog (created first if it does not exist yet)."""
+    path = catalog_path(root)
+    if not path.exists():
+        refresh_catalog(root)
+    return duckdb.connect(str(path), read_only=True)
+
+
+@contextlib.contextmanager
+def _catalog_lock(root: Path) -> Iterator[None]:
+    with open(Path(root) / ".catalog.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

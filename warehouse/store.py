@@ -1,0 +1,242 @@
+"""Atomic, partitioned Parquet storage.
+
+Layout under the data root::
+
+    <root>/<layer>/<table>/date=YYYY-MM-DD/part.parquet   partitioned tables
+    <root>/<layer>/<table>/part.parquet                   unpartitioned tables
+    <root>/<layer>/<table>/_partitions.json               row count and content hash per partition
+    <root>/catalog.duckdb                                 one view per table (see warehouse.catalog)
+
+A partition is a single Parquet file (with row groups sized for streaming). It is written to a hidden
+temporary file beside its final place and moved in with ``os.replace``, which is atomic on POSIX: a
+reader sees the old file or the new one, never half of one, and a crash mid-write leaves the old one.
+Row count and content hash travel inside the file's key-value metadata (so they are atomic with the
+data) and are also collected in ``_partitions.json`` for cheap listing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.contracts import TableContract
+
+PART_FILE = "part.parquet"
+MANIFEST_FILE = "_partitions.json"
+ROW_GROUP_ROWS = 128 * 1024
+META_ROWS = b"recforge.rows"
+META_HASH = b"recforge.content_hash"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write produced."""
+
+    path: Path
+    rows: int
+    content_hash: str
+    partition: dt.date | None
+
+
+class ContractError(ValueError):
+    """A table does not fit its contract."""
+
+
+def conform(table: pa.Table, contract: TableContract) -> pa.Table:
+    """Select and cast ``table``'s columns to the contract's schema, or say precisely what is wrong."""
+    missing = [f.name for f in contract.schema if f.name not in table.column_names]
+    if missing:
+        raise ContractError(f"{contract.view_name}: missing columns {missing}; got {table.column_names}")
+    selected = table.select(contract.schema.names)
+    try:
+        return selected.cast(contract.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        got = {f.name: str(f.type) for f in selected.schema}
+        raise ContractError(f"{contract.view_name}: cannot cast {got} to the contract: {exc}") from exc
+
+
+class Warehouse:
+    """Reads and writes contract tables under one data root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- paths ---------------------------------------------------------------------------------------
+
+    def table_dir(self, contract: TableContract) -> Path:
+        return self.root.joinpath(*contract.path_parts)
+
+    def partition_path(self, contract: TableContract, partition: dt.date | None) -> Path:
+        if contract.partitioned:
+            if partition is None:
+                raise ValueError(f"{contract.view_name} is partitioned: name the partition date")
+            return self.table_dir(contract) / f"date={partition.isoformat()}" / PART_FILE
+        if partition is not None:
+            raise ValueError(f"{contract.view_name} is not partitioned, got partition {partition}")
+        return self.table_dir(contract) / PART_FILE
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def write(
+        self, contract: TableContract, table: pa.Table, partition: dt.date | None = None
+    ) -> WriteResult:
+        """Write a whole table (or one partition of it) atomically."""
+        return self.write_batches(contract, conform(table, contract).to_batches(ROW_GROUP_ROWS), partition)
+
+    def write_batches(
+        self,
+        contract: TableContract,
+        batches: Iterable[pa.RecordBatch],
+        partition: dt.date | None = None,
+    ) -> WriteResult:
+        """Stream record batches into one partition, then swap it in atomically.
+
+        Memory stays bounded by one batch, so partitions larger than RAM can be written.
+        """
+        final = self.partition_path(contract, partition)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        digest = hashlib.sha256()
+        rows = 0
+        try:
+            with pq.ParquetWriter(tmp, contract.schema, compression="zstd") as writer:
+                for batch in batches:
+                    batch = pa.Table.from_batches([batch]).cast(contract.schema)
+                    for chunk in batch.to_batches(ROW_GROUP_ROWS):
+                        _hash_batch(digest, chunk)
+                        writer.write_batch(chunk, row_group_size=ROW_GROUP_ROWS)
+                        rows += chunk.num_rows
+                content_hash = digest.hexdigest()
+                writer.add_key_value_metadata({META_ROWS: str(rows).encode(), META_HASH: content_hash.encode()})
+            _fsync(tmp)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._record(contract, partition, rows, content_hash)
+        return WriteResult(path=final, rows=rows, content_hash=content_hash, partition=partition)
+
+    def delete_partition(self, contract: TableContract, partition: dt.date | None = None) -> None:
+        """Remove one partition (used when a rerun finds the source gone)."""
+        path = self.partition_path(contract, partition)
+        path.unlink(missing_ok=True)
+        with self._manifest_lock(contract):
+            manifest = self.manifest(contract)
+            manifest.pop(_partition_key(partition), None)
+            _write_json_atomic(self.table_dir(contract) / MANIFEST_FILE, manifest)
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def exists(self, contract: TableContract, partition: dt.date | None = None) -> bool:
+        if contract.partitioned and partition is None:
+            return bool(self.partitions(contract))
+        return self.partition_path(contract, partition).exists()
+
+    def partitions(self, contract: TableContract) -> list[dt.date]:
+        """Dates of the partitions present on disk, sorted."""
+        if not contract.partitioned:
+            raise ValueError(f"{contract.view_name} is not partitioned")
+        root = self.table_dir(contract)
+        if not root.exists():
+            return []
+        return sorted(
+            dt.date.fromisoformat(p.parent.name.removeprefix("date="))
+            for p in root.glob(f"date=*/{PART_FILE}")
+        )
+
+    def files(self, contract: TableContract, partitions: Iterable[dt.date] | None = None) -> list[Path]:
+        """Parquet files of a table (all partitions, or the named ones that exist)."""
+        if not contract.partitioned:
+            path = self.partition_path(contract, None)
+            return [path] if path.exists() else []
+        chosen = self.partitions(contract) if partitions is None else list(partitions)
+        paths = [self.partition_path(contract, d) for d in chosen]
+        return [p for p in paths if p.exists()]
+
+    def read(self, contract: TableContract, partitions: Iterable[dt.date] | None = None) -> pa.Table:
+        """Read a table (or some of its partitions) into memory, typed by the contract."""
+        files = self.files(contract, partitions)
+        if not files:
+            return contract.schema.empty_table()
+        return pa.concat_tables(pq.read_table(f, schema=contract.schema) for f in files)
+
+    def iter_batches(
+        self, contract: TableContract, partitions: Iterable[dt.date] | None = None, batch_rows: int = ROW_GROUP_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a table's rows batch by batch without loading it whole."""
+        for path in self.files(contract, partitions):
+            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+
+    def manifest(self, contract: TableContract) -> dict[str, dict[str, object]]:
+        """Row count and content hash per partition (key ``YYYY-MM-DD`` or ``all``)."""
+        path = self.table_dir(contract) / MANIFEST_FILE
+        if not path.exists():
+            return {}
+        return json.loads(path.read_text())
+
+    def stored_stats(self, contract: TableContract, partition: dt.date | None = None) -> tuple[int, str]:
+        """Row count and content hash as recorded inside the partition's file."""
+        meta = pq.read_metadata(self.partition_path(contract, partition)).metadata or {}
+        return int(meta[META_ROWS]), meta[META_HASH].decode()
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _record(self, contract: TableContract, partition: dt.date | None, rows: int, content_hash: str) -> None:
+        with self._manifest_lock(contract):
+            manifest = self.manifest(contract)
+            manifest[_partition_key(partition)] = {"rows": rows, "content_hash": content_hash}
+            _write_json_atomic(self.table_dir(contract) / MANIFEST_FILE, dict(sorted(manifest.items())))
+
+    @contextlib.contextmanager
+    def _manifest_lock(self, contract: TableContract) -> Iterator[None]:
+        # Partitions of one table may be written by parallel Dagster runs; the lock serialises the
+        # read-modify-write of the manifest so no run loses another's entry.
+        lock_path = self.table_dir(contract) / ".manifest.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _partition_key(partition: dt.date | None) -> str:
+    return partition.isoformat() if partition else "all"
+
+
+def _hash_batch(digest: hashlib._Hash, batch: pa.RecordBatch) -> None:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as stream:
+        stream.write_batch(batch)
+    digest.update(sink.getvalue())
+
+
+def _write_json_atomic(path: Path, payload: object) -> None:
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(path)
