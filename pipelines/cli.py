@@ -47,7 +47,7 @@ def _extensions() -> list:  # type: ignore[type-arg]
     """Sub-commands contributed by other modules (connectors, exports, training)."""
     from pipelines import cli_extensions
 
-    return cli_extensions.REGISTERED
+    return cli_extensions.registered()
 
 
 def _world_args(parser: argparse.ArgumentParser) -> None:

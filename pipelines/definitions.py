@@ -1,30 +1,56 @@
-"""The one Dagster entry point: ``dagster dev -m pipelines.definitions``."""
+"""The one Dagster entry point: ``dagster dev -m pipelines.definitions``.
 
-from __future__ import annotations
+Assets and asset checks are loaded from every module of the ``assets`` package. A module may also
+export ``JOBS``, ``SCHEDULES``, ``SENSORS`` (lists) and ``RESOURCES`` (a dict of resource defaults
+it needs), so adding a layer means adding one module, not editing this file.
+"""
+
+import importlib
+import pkgutil
+from types import ModuleType
 
 import dagster as dg
 
-from assets import core, raw
+import assets
 from pipelines.partitions import daily_event_partitions
 from pipelines.resources import EngineResource, WarehouseResource
 
+
+def _asset_modules() -> list[ModuleType]:
+    return [
+        importlib.import_module(f"{assets.__name__}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(assets.__path__), key=lambda i: i.name)
+    ]
+
+
+def _collected(name: str) -> list:  # type: ignore[type-arg]
+    return [item for module in _asset_modules() for item in getattr(module, name, [])]
+
+
+def _resources() -> dict[str, object]:
+    resources: dict[str, object] = {"warehouse": WarehouseResource(), "engine": EngineResource()}
+    for module in _asset_modules():
+        resources.update(getattr(module, "RESOURCES", {}))
+    return resources
+
+
 raw_daily_job = dg.define_asset_job(
     "raw_daily_job",
-    selection=dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(*(a.key for a in raw.raw_catalog_assets)),
+    selection=dg.AssetSelection.groups("raw") - dg.AssetSelection.keys(["raw", "items"], ["raw", "users"]),
     partitions_def=daily_event_partitions,
-)
-
-catalog_job = dg.define_asset_job(
-    "catalog_job",
-    selection=dg.AssetSelection.assets(*(a.key for a in raw.raw_catalog_assets)),
 )
 
 raw_daily_schedule = dg.build_schedule_from_partitioned_job(raw_daily_job, hour_of_day=2, minute_of_hour=0)
 
+downstream_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "downstream_automation_sensor", target=dg.AssetSelection.all()
+)
+
 defs = dg.Definitions(
-    assets=[*raw.raw_log_assets, *raw.raw_catalog_assets, core.id_maps],
-    jobs=[raw_daily_job, catalog_job],
-    schedules=[raw_daily_schedule],
-    sensors=[dg.AutomationConditionSensorDefinition("downstream_automation_sensor", target=dg.AssetSelection.all())],
-    resources={"warehouse": WarehouseResource(), "engine": EngineResource()},
+    assets=dg.load_assets_from_package_module(assets),
+    asset_checks=dg.load_asset_checks_from_package_module(assets),
+    jobs=[raw_daily_job, *_collected("JOBS")],
+    schedules=[raw_daily_schedule, *_collected("SCHEDULES")],
+    sensors=[downstream_automation_sensor, *_collected("SENSORS")],
+    resources=_resources(),
 )

@@ -238,8 +238,8 @@ CORE_ID_MAPS = _contract(
 
 
 def all_contracts() -> tuple[TableContract, ...]:
-    """Every contract declared in this module."""
-    return (*RAW_TABLES, *QUARANTINE_TABLES, CORE_ID_MAPS)
+    """Every contract declared in this module (found by type, so a new table needs no registration)."""
+    return tuple(v for v in globals().values() if isinstance(v, TableContract)) + QUARANTINE_TABLES
 
 
 def contract_for(layer: str, name: str) -> TableContract:
@@ -248,3 +248,7 @@ def contract_for(layer: str, name: str) -> TableContract:
         if c.layer.value == layer and c.name == name:
             return c
     raise KeyError(f"no table contract for {layer}/{name}")
+
+
+# Contracts of later layers follow, one section per layer. Declare each table as a module-level
+# TableContract constant; all_contracts() finds it.
