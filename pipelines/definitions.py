@@ -12,7 +12,6 @@ from types import ModuleType
 import dagster as dg
 
 import assets
-from pipelines.partitions import daily_event_partitions
 from pipelines.resources import EngineResource, WarehouseResource
 
 
@@ -37,7 +36,6 @@ def _resources() -> dict[str, object]:
 raw_daily_job = dg.define_asset_job(
     "raw_daily_job",
     selection=dg.AssetSelection.groups("raw") - dg.AssetSelection.keys(["raw", "items"], ["raw", "users"]),
-    partitions_def=daily_event_partitions,
 )
 
 raw_daily_schedule = dg.build_schedule_from_partitioned_job(raw_daily_job, hour_of_day=2, minute_of_hour=0)

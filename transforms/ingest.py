@@ -363,7 +363,7 @@ def staging_sql(
     checks += _range_rules(d, spec, rules)
     case = " ".join(f"WHEN {cond} THEN {reason}" for reason, cond in checks)
     key = ", ".join(spec.contract.key)
-    dedup_on = "line" if source is SourceKind.LINES else key
+    dedup_on = "line" if source is SourceKind.LINES else ", ".join(name for name, _ in spec.fields)
     # Fields are extracted from `line` only where it is a JSON object (NULL elsewhere): DuckDB's JSON
     # functions raise on malformed text instead of returning NULL.
     guarded = (

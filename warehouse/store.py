@@ -106,7 +106,8 @@ class Warehouse:
         """
         final = self.partition_path(contract, partition)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        _remove_orphaned_temporaries(final)
+        tmp = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         digest = hashlib.sha256()
         rows = 0
         try:
@@ -210,6 +211,24 @@ class Warehouse:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_orphaned_temporaries(final: Path) -> None:
+    """Delete temporary files left by writers that died (their pid is in the name) before this write."""
+    for tmp in final.parent.glob(f".{final.name}.*.tmp"):
+        pid = tmp.name.split(".")[-3]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _partition_key(partition: dt.date | None) -> str:

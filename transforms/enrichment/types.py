@@ -1,0 +1,158 @@
+"""The shared vocabulary of enrichment: entities, generator kinds, tasks, outcomes and output schemas.
+
+Every generator (OpenAI-compatible HTTP, local transformers, extractive) takes :class:`GenerationTask`
+objects and returns one :class:`GenerationOutcome` per task, whose ``output`` (when it succeeded) is a
+validated :class:`ItemDescription` or :class:`UserProfile` dumped to a dict. The schemas bound every
+field's length, so a runaway answer is a failure, not a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EntityKind(StrEnum):
+    """What is being described."""
+
+    ITEM = "item"
+    USER = "user"
+
+
+class GeneratorKind(StrEnum):
+    """Which implementation wrote a row (stored on every row as provenance)."""
+
+    OPENAI_HTTP = "openai_http"
+    LOCAL_TRANSFORMERS = "local_transformers"
+    EXTRACTIVE = "extractive"
+
+
+class FailureKind(StrEnum):
+    """Why a task failed after its retries."""
+
+    HTTP_STATUS = "http_status"  # a non-retryable status, or retryable ones until retries ran out
+    TIMEOUT = "timeout"
+    TRANSPORT = "transport"  # connection refused / reset
+    MALFORMED_RESPONSE = "malformed_response"  # the HTTP body is not a chat-completions JSON document
+    INVALID_OUTPUT = "invalid_output"  # the model's answer is not JSON of the output schema
+    REFUSAL = "refusal"  # the model declined instead of answering
+    INPUT = "input"  # the task's own input could not be used
+
+
+_SHORT = 120
+
+
+class ItemDescription(BaseModel):
+    """A generated item description: one paragraph plus short highlights."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    description: str = Field(min_length=20, max_length=1500)
+    highlights: list[str] = Field(default_factory=list, max_length=8)
+
+    def model_post_init(self, _context: Any) -> None:
+        _check_short_list("highlights", self.highlights)
+
+
+class UserProfile(BaseModel):
+    """A generated user profile: a paragraph plus likes, dislikes and current intents."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    profile: str = Field(min_length=20, max_length=1500)
+    likes: list[str] = Field(default_factory=list, max_length=10)
+    dislikes: list[str] = Field(default_factory=list, max_length=10)
+    intents: list[str] = Field(default_factory=list, max_length=10)
+
+    def model_post_init(self, _context: Any) -> None:
+        for name in ("likes", "dislikes", "intents"):
+            _check_short_list(name, getattr(self, name))
+
+
+def _check_short_list(name: str, values: list[str]) -> None:
+    for v in values:
+        if not v.strip() or len(v) > _SHORT:
+            raise ValueError(f"{name}: every entry must be 1..{_SHORT} characters, got {len(v)}")
+
+
+OUTPUT_SCHEMAS: dict[EntityKind, type[BaseModel]] = {
+    EntityKind.ITEM: ItemDescription,
+    EntityKind.USER: UserProfile,
+}
+
+TEXT_FIELD: dict[EntityKind, str] = {EntityKind.ITEM: "description", EntityKind.USER: "profile"}
+"""The output field that is embedded downstream."""
+
+
+@dataclass(frozen=True)
+class GenerationTask:
+    """One entity to describe.
+
+    Attributes:
+        entity: Item or user.
+        entity_id: External id (``i0000137`` / ``u0000042``).
+        payload: The grounded input (see :mod:`transforms.enrichment.inputs`), JSON-serialisable.
+        input_hash: Content hash of ``payload`` (:func:`content_hash`).
+    """
+
+    entity: EntityKind
+    entity_id: str
+    payload: Mapping[str, Any]
+    input_hash: str
+
+
+@dataclass(frozen=True)
+class GenerationOutcome:
+    """What a generator made of one task: a validated output or a failure, plus usage."""
+
+    entity_id: str
+    output: dict[str, Any] | None
+    failure_kind: FailureKind | None = None
+    error: str | None = None
+    attempts: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.output is not None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """The one generator interface. Implementations differ in how, never in what they return."""
+
+    kind: GeneratorKind
+    model: str
+
+    def generate(self, tasks: list[GenerationTask]) -> list[GenerationOutcome]:
+        """One outcome per task, in task order. Never raises for a single task's failure."""
+        ...
+
+    def close(self) -> None:
+        """Release connections or model memory."""
+        ...
+
+
+def canonical_json(value: object) -> str:
+    """JSON with sorted keys and no spaces: the byte form that content hashes are taken of."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(value: object) -> str:
+    """SHA-256 (hex) of :func:`canonical_json` of ``value``, or of a string as UTF-8."""
+    text = value if isinstance(value, str) else canonical_json(value)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cache_key(input_hash: str, prompt_version: str, model: str) -> str:
+    """The cache key of an output: the same input, prompt and model give the same answer."""
+    return content_hash(f"{input_hash}\x1f{prompt_version}\x1f{model}")
