@@ -35,7 +35,7 @@ def _resources() -> dict[str, object]:
 
 raw_daily_job = dg.define_asset_job(
     "raw_daily_job",
-    selection=dg.AssetSelection.groups("raw") - dg.AssetSelection.keys(["raw", "items"], ["raw", "users"]),
+    selection=dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(["raw", "items"], ["raw", "users"]),
 )
 
 raw_daily_schedule = dg.build_schedule_from_partitioned_job(raw_daily_job, hour_of_day=2, minute_of_hour=0)

@@ -25,18 +25,35 @@ def dagster_instance(root: Path) -> dg.DagsterInstance:
 
 
 def materialize_everything(
-    defs: dg.Definitions, root: Path, first_day: dt.date, last_day: dt.date
+    defs: dg.Definitions,
+    root: Path,
+    first_day: dt.date,
+    last_day: dt.date,
+    groups: Sequence[str] | None = None,
+    resources: dict[str, object] | None = None,
+    run_config: dict[str, object] | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
     """Materialize every asset: partitioned ones over ``[first_day, last_day]`` in one run, then the rest.
+
+    Args:
+        defs: The definitions to run.
+        root: Data root (its ``.dagster`` folder holds the instance unless ``DAGSTER_HOME`` is set).
+        first_day: First partition day.
+        last_day: Last partition day, inclusive.
+        groups: Only the assets of these groups (all when None).
+        resources: Resources overriding the definitions' defaults.
+        run_config: Run config for the partitioned run (e.g. ops config of the raw assets).
 
     Raises:
         dg.DagsterExecutionStepExecutionError: A step failed (the message says which and why).
     """
     graph = defs.resolve_asset_graph()
-    every = [defs.resolve_assets_def(k) for k in _topological(graph)]
+    keys = [k for k in _topological(graph) if groups is None or graph.get(k).group_name in groups]
+    unbound = [a for a in (defs.assets or []) if isinstance(a, dg.AssetsDefinition)]
+    every = [a for k in keys for a in unbound if k in a.keys]
     partitioned = _unique([a for a in every if a.partitions_def is not None])
     unpartitioned = _unique([a for a in every if a.partitions_def is None])
-    resources = defs.resources or {}
+    resources = {**(defs.resources or {}), **(resources or {})}
     instance = dagster_instance(root)
     results = []
     if partitioned:
@@ -44,10 +61,19 @@ def materialize_everything(
             "dagster/asset_partition_range_start": first_day.isoformat(),
             "dagster/asset_partition_range_end": last_day.isoformat(),
         }
-        results.append(dg.materialize(partitioned, instance=instance, resources=resources, tags=tags))
+        results.append(
+            dg.materialize(
+                partitioned, instance=instance, resources=resources, tags=tags, run_config=run_config,
+                selection=[k for k in _keys(partitioned) if k in keys],
+            )
+        )
     if unpartitioned:
         # Unpartitioned assets read partitioned ones as whole tables from the warehouse, not as inputs.
-        results.append(dg.materialize(unpartitioned, instance=instance, resources=resources, selection=_keys(unpartitioned)))
+        results.append(
+            dg.materialize(
+                unpartitioned, instance=instance, resources=resources, selection=[k for k in _keys(unpartitioned) if k in keys]
+            )
+        )
     return results
 
 

@@ -15,6 +15,7 @@ Rules, in the order they are checked (the first failure is the reason):
 ``bad_value:<field>``   a field is present but cannot be cast to its type
 ``impossible_ts``       the timestamp lies outside the log day widened by ``late_tolerance``
 ``unknown_event_type``  an event type outside :class:`warehouse.contracts.EventType`
+``missing:item_id``     an item-level event (anything but ``search``) without an item
 ``out_of_range:<f>``    negative price, position or votes; rating outside the scale; propensity outside (0, 1]
 ``duplicate``           an exact copy of an earlier line (kept: the first, by file and line)
 ``duplicate_key``       another row has the same key with different content
@@ -44,6 +45,7 @@ LINES_SCHEMA = pa.schema(
     [pa.field("source_file", pa.string()), pa.field("line_no", pa.int64()), pa.field("line", pa.string())]
 )
 READ_BLOCK_BYTES = 64 << 20
+ITEMLESS_EVENT_TYPES = (EventType.SEARCH.value,)
 
 
 class FieldKind(StrEnum):
@@ -405,6 +407,9 @@ def _range_rules(d: Dialect, spec: TableSpec, rules: StagingRules) -> list[tuple
     if "event_type" in spec.extra_rules:
         allowed = ", ".join(f"'{t}'" for t in rules.event_types)
         out.append(("'unknown_event_type'", f"event_type NOT IN ({allowed})"))
+        # Only a search may have no item; a click or purchase of nothing is a broken row.
+        itemless = ", ".join(f"'{t}'" for t in ITEMLESS_EVENT_TYPES)
+        out.append(("'missing:item_id'", f"(item_id IS NULL AND event_type NOT IN ({itemless}))"))
     if "rating" in spec.extra_rules:
         out.append(("'out_of_range:rating'", f"(rating < {rules.rating_min} OR rating > {rules.rating_max})"))
     if "propensity" in spec.extra_rules:

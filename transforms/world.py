@@ -724,7 +724,7 @@ def _iso_ms(ts_ms: np.ndarray) -> pa.Array:
 
 
 _Fields = dict[str, pa.Array]  # field name -> rendered value text, in line order
-_LineBuilder = Callable[[_Fields], pa.Array]
+_LineBuilder = Callable[[_Fields], pa.Array]  # _json_lines or _csv_lines
 
 
 def _json_lines(fields: _Fields) -> pa.Array:
@@ -736,20 +736,14 @@ def _json_lines(fields: _Fields) -> pa.Array:
     return _join(*parts)
 
 
-def _csv_line_builder(header: Sequence[str]) -> _LineBuilder:
-    """CSV rows in ``header`` order from rendered CSV field texts; a missing field is written empty."""
-
-    def build(fields: _Fields) -> pa.Array:
-        parts: list[pa.Array | str] = []
-        for i, name in enumerate(header):
-            if i:
-                parts.append(",")
-            if name in fields:
-                parts.append(fields[name])
-        parts.append("\n")
-        return _join(*parts)
-
-    return build
+def _csv_lines(fields: _Fields) -> pa.Array:
+    """CSV rows from already rendered CSV field texts, in ``fields`` order."""
+    parts: list[pa.Array | str] = []
+    for i, text in enumerate(fields.values()):
+        parts += [","] if i else []
+        parts.append(text)
+    parts.append("\n")
+    return _join(*parts)
 
 
 def _write_lines(fh: IO[bytes], lines: pa.Array) -> None:
@@ -781,6 +775,7 @@ class _DefectSpec:
     defects: tuple[_Defect, ...]
     missing_keys: tuple[str, ...]  # candidates for MISSING_KEY
     bad_timestamps: tuple[str, ...] = ()  # rendered values for BAD_TIMESTAMP
+    csv: bool = False  # CSV rows lose trailing fields and have empty keys instead
 
 
 def _with_defects(
@@ -817,6 +812,10 @@ def _malformed(
     n = len(rows)
     if n == 0:
         return pa.array([], pa.string())
+    if defect is _Defect.TRUNCATED and spec.csv:
+        # Cut at a field boundary: a cut inside a quoted field would swallow the next rows.
+        keep = int(rng.integers(1, len(subset)))
+        return build(dict(list(subset.items())[:keep]))
     if defect is _Defect.TRUNCATED:
         # Cut somewhere in the first 90% of the line: never a complete object, never the same row.
         full = build(subset).to_pylist()
@@ -824,6 +823,9 @@ def _malformed(
         return pa.array([s[: max(1, int(len(s) * c))].rstrip("\n") + "\n" for s, c in zip(full, cut, strict=True)])
     if defect is _Defect.MISSING_KEY:
         drop = spec.missing_keys[int(rng.integers(len(spec.missing_keys)))]
+        if spec.csv:
+            subset[drop] = pa.array([""] * n)
+            return build(subset)
         return build({k: v for k, v in subset.items() if k != drop})
     if defect is _Defect.BAD_TIMESTAMP:
         subset["ts"] = pa.array(rng.choice(np.array(spec.bad_timestamps, dtype=object), size=n), pa.string())
@@ -888,16 +890,18 @@ def _write_catalog(world: _World, staging: Path) -> _LogCounts:
             "brand": _quoted(brand), "price": price, "attributes": attributes,
             "available_from": _join('"', available_from, '"'),
         }
-        build, header = _json_lines, ""
+        build: _LineBuilder = _json_lines
+        header = ""
     else:
         fields = {
             "item_id": world.item_ids, "title": _csv_quoted(title), "description": _csv_quoted(description),
             "categories": _csv_quoted(_join(category, "|", path_name)), "brand": _csv_quoted(brand),
             "price": price, "attributes": _csv_quoted(attributes), "available_from": available_from,
         }
-        build, header = _csv_line_builder(list(fields)), ",".join(fields) + "\n"
+        build, header = _csv_lines, ",".join(fields) + "\n"
     counts = _LogCounts("items")
-    lines = _with_defects(fields, build, _log_defects(config)["items"], config, model_rng, counts)
+    spec = dataclasses.replace(_log_defects(config)["items"], csv=config.catalog_format is CatalogFormat.CSV)
+    lines = _with_defects(fields, build, spec, config, model_rng, counts)
     with open(staging / "catalog" / f"items.{config.catalog_format.value}", "wb") as fh:
         fh.write(header.encode())
         _write_lines(fh, lines)
@@ -1262,7 +1266,7 @@ def _simulate_chunk(
         "item_id": slot_items,
         "surface": surface_names.take(row),
         "policy": policy_names.take(row),
-        "anchor_category": pa.array(_taxonomy().category_names).take(pa.array(np.where(anchor < 0, None, anchor))).take(row),
+        "anchor_category": pa.array(_taxonomy().category_names).take(pa.array(anchor, mask=anchor < 0)).take(row),
         "position": pa.array(np.tile(np.arange(k, dtype=np.int32), n)),
         "viewport": pa.array(np.repeat(viewport.astype(np.int32), k)),
         "impressed": pa.array(impressed.ravel()),

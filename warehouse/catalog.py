@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.contracts import Layer
 from warehouse.store import PART_FILE
 
 CATALOG_FILE = "catalog.duckdb"
@@ -30,11 +31,13 @@ def catalog_path(root: Path) -> Path:
 def discover_tables(root: Path) -> dict[str, str]:
     """Map view name to the Parquet glob of every table stored under ``root``.
 
-    A table is a ``<layer>/<table>`` folder holding ``part.parquet`` files, either directly or in
-    ``date=`` partitions; other folders (landing zones, model checkpoints) are not tables.
+    A table is a ``<layer>/<table>`` folder (``<layer>`` one of :class:`Layer`) holding ``part.parquet``
+    files, either directly or in ``date=`` partitions, or a set of Parquet files read as one dataset;
+    other folders (the landing zone, the Dagster instance) are not tables.
     """
     views: dict[str, str] = {}
-    for layer_dir in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+    layers = {layer.value for layer in Layer}
+    for layer_dir in sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name in layers):
         for table_dir in sorted(p for p in layer_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             name = f"{layer_dir.name}_{table_dir.name}"
             if any(table_dir.glob(f"date=*/{PART_FILE}")):

@@ -252,3 +252,195 @@ def contract_for(layer: str, name: str) -> TableContract:
 
 # Contracts of later layers follow, one section per layer. Declare each table as a module-level
 # TableContract constant; all_contracts() finds it.
+
+# --- eval: randomly-exposed ratings from public datasets (connectors; never training data) -------------
+
+EVAL_RANDOM_RATINGS = _contract(
+    Layer.EVAL,
+    "random_exposure_ratings",
+    [
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("rating", pa.float64(), nullable=False),
+    ],
+    key=("dataset", "user_id", "item_id"),
+    not_null=("dataset", "user_id", "item_id", "rating"),
+    description="Ratings on randomly exposed items (Coat, Yahoo! R3 test sets): for unbiased evaluation only.",
+)
+
+QUARANTINE_RANDOM_EXPOSURE_RATINGS = quarantine_contract(EVAL_RANDOM_RATINGS)
+
+# --- enrichment: LLM/extractive item descriptions and user profiles, text embeddings ------------------
+
+# Provenance carried by every generated row: which generator and model, which prompt, of which input.
+# ``generated_at`` is the time of the ORIGINAL generation: a cached row keeps it, so a rerun with
+# nothing changed rewrites identical bytes (DESIGN.md rule 2).
+ENRICHMENT_PROVENANCE_FIELDS = [
+    pa.field("generator_kind", pa.string(), nullable=False),  # openai_http | local_transformers | extractive
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("prompt_version", pa.string(), nullable=False),
+    pa.field("input_hash", pa.string(), nullable=False),
+    pa.field("cache_key", pa.string(), nullable=False),  # hash of (input_hash, prompt_version, model)
+    pa.field("generated_at", TS, nullable=False),
+    pa.field("prompt_tokens", pa.int64(), nullable=False),
+    pa.field("completion_tokens", pa.int64(), nullable=False),
+    pa.field("cost_usd", pa.float64(), nullable=False),
+]
+
+ENRICHMENT_FAILURE_FIELDS = [
+    pa.field("generator_kind", pa.string(), nullable=False),
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("prompt_version", pa.string(), nullable=False),
+    pa.field("input_hash", pa.string(), nullable=False),
+    pa.field("failure_kind", pa.string(), nullable=False),  # see transforms.enrichment.types.FailureKind
+    pa.field("error", pa.string(), nullable=False),
+    pa.field("attempts", pa.int64(), nullable=False),
+    pa.field("prompt_tokens", pa.int64(), nullable=False),
+    pa.field("completion_tokens", pa.int64(), nullable=False),
+    pa.field("cost_usd", pa.float64(), nullable=False),
+    pa.field("failed_at", TS, nullable=False),
+]
+
+ENRICHMENT_ITEM_DESCRIPTIONS = _contract(
+    Layer.ENRICHMENT,
+    "item_descriptions",
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("highlights", pa.list_(pa.string()), nullable=False),
+        *ENRICHMENT_PROVENANCE_FIELDS,
+    ],
+    key=("item_id",),
+    not_null=("item_id", "description", "model", "prompt_version", "input_hash"),
+    description="Item descriptions from catalog fields and pre-cut-off reviews (LLM or extractive), with provenance.",
+)
+
+ENRICHMENT_USER_PROFILES = _contract(
+    Layer.ENRICHMENT,
+    "user_profiles",
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("profile", pa.string(), nullable=False),
+        pa.field("likes", pa.list_(pa.string()), nullable=False),
+        pa.field("dislikes", pa.list_(pa.string()), nullable=False),
+        pa.field("intents", pa.list_(pa.string()), nullable=False),
+        pa.field("cutoff", TS, nullable=False),
+        *ENRICHMENT_PROVENANCE_FIELDS,
+    ],
+    key=("user_id",),
+    not_null=("user_id", "profile", "cutoff", "model", "prompt_version", "input_hash"),
+    description="User preference profiles from history strictly before the training cut-off, with provenance.",
+)
+
+ENRICHMENT_ITEM_DESCRIPTION_FAILURES = _contract(
+    Layer.ENRICHMENT,
+    "item_description_failures",
+    [pa.field("item_id", pa.string(), nullable=False), *ENRICHMENT_FAILURE_FIELDS],
+    key=("item_id",),
+    not_null=("item_id", "failure_kind", "error"),
+    description="Items whose description failed after retries in the latest run, with the error.",
+)
+
+ENRICHMENT_USER_PROFILE_FAILURES = _contract(
+    Layer.ENRICHMENT,
+    "user_profile_failures",
+    [pa.field("user_id", pa.string(), nullable=False), *ENRICHMENT_FAILURE_FIELDS],
+    key=("user_id",),
+    not_null=("user_id", "failure_kind", "error"),
+    description="Users whose profile failed after retries in the latest run, with the error.",
+)
+
+ENRICHMENT_EMBEDDING_DIM = 384  # all-MiniLM-L6-v2, the default embedding model
+
+
+def embedding_contract(entity: str, dim: int = ENRICHMENT_EMBEDDING_DIM) -> TableContract:
+    """Contract of ``enrichment_<entity>_embeddings`` for vectors of ``dim`` (384 for the default model).
+
+    Columns: ``<entity>_id`` string, ``embedding`` fixed_size_list<float32>[dim] (L2-normalised),
+    ``text_hash`` string (SHA-256 of the embedded text), ``model`` string.
+    """
+    return _contract(
+        Layer.ENRICHMENT,
+        f"{entity}_embeddings",
+        [
+            pa.field(f"{entity}_id", pa.string(), nullable=False),
+            pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
+            pa.field("text_hash", pa.string(), nullable=False),
+            pa.field("model", pa.string(), nullable=False),
+        ],
+        key=(f"{entity}_id",),
+        not_null=(f"{entity}_id", "embedding", "text_hash", "model"),
+        description=f"Normalised float32 sentence embeddings of each {entity}'s generated text, cached by text hash.",
+    )
+
+
+ENRICHMENT_ITEM_EMBEDDINGS = embedding_contract("item")
+ENRICHMENT_USER_EMBEDDINGS = embedding_contract("user")
+
+# --- labels: MNAR-debiased labels (transforms/labels.py) ---------------------------------------------
+
+LABELS_POSITION_BIAS = _contract(
+    Layer.LABELS,
+    "position_bias",
+    [
+        pa.field("split", pa.string(), nullable=False),  # the split whose rows use this fit
+        pa.field("fitted_until", TS),  # exclusive end of the data the fit saw; null = all data
+        pa.field("surface", pa.string(), nullable=False),
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("examination", pa.float64(), nullable=False),  # P(examined | position), 1 at position 0
+        pa.field("impressions", pa.int64(), nullable=False),
+        pa.field("clicks", pa.int64(), nullable=False),
+        pa.field("click_rate", pa.float64()),
+        pa.field("pooled", pa.bool_(), nullable=False),  # shares the tail parameter (too few impressions)
+        pa.field("iterations", pa.int32(), nullable=False),
+        pa.field("converged", pa.bool_(), nullable=False),
+    ],
+    key=("split", "surface", "position"),
+    not_null=("split", "surface", "position", "examination"),
+    description="Examination probability per surface and position from a position-based click model (EM), per split scope.",
+)
+
+LABELS_EXPOSURE_PROPENSITIES = _contract(
+    Layer.LABELS,
+    "exposure_propensities",
+    [
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("fitted_until", TS),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("exposures", pa.int64(), nullable=False),  # n_i: impressions, or observed ratings
+        pa.field("propensity", pa.float64(), nullable=False),  # (n_i / max n) ** eta
+        pa.field("basis", pa.string(), nullable=False),  # impressions | ratings
+    ],
+    key=("split", "item_id"),
+    not_null=("split", "item_id", "exposures", "propensity"),
+    description="Item exposure counts and popularity propensities (n_i / max n) ** eta, per split scope.",
+)
+
+LABELS_DEBIASED_LABELS = _contract(
+    Layer.LABELS,
+    "debiased_labels",
+    [
+        pa.field("request_id", pa.string()),  # null for ratings-only data
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("surface", pa.string()),
+        pa.field("position", pa.int32()),
+        pa.field("split", pa.string(), nullable=False),  # train | valid | test by the run's cut-offs
+        pa.field("observed", pa.int32(), nullable=False),  # Y: clicked, or an observed positive rating
+        pa.field("relevance_grade", pa.int32(), nullable=False),
+        pa.field("policy_propensity", pa.float64()),  # logged policy probability of the slot, when logged
+        pa.field("examination", pa.float64()),  # click-model P(examined | surface, position)
+        pa.field("propensity", pa.float64(), nullable=False),  # theta, before clipping
+        pa.field("propensity_source", pa.string(), nullable=False),  # logged | click_model | popularity
+        pa.field("clipped", pa.bool_(), nullable=False),  # theta < M
+        pa.field("ips_weight", pa.float64(), nullable=False),  # 1 / max(theta, M), SNIPS-scaled if asked
+        pa.field("weight_positive", pa.float64(), nullable=False),  # Y / theta
+        pa.field("weight_negative", pa.float64(), nullable=False),  # 1 - Y / theta (below 0 for positives)
+    ],
+    partitioned=True,
+    key=("request_id", "user_id", "item_id", "position", "ts"),
+    not_null=("user_id", "item_id", "ts", "split", "observed", "propensity", "propensity_source", "ips_weight"),
+    description="One row per exposure (or observed positive): Y, graded relevance, propensity and its estimator, clipped IPS weights, split.",
+)

@@ -40,6 +40,8 @@ EVENT_LINES = [
     (event(event_id="e8", event_type="teleport"), "unknown_event_type"),
     (event(event_id="e9", value="twelve"), "bad_value:value"),
     (event(event_id="e1", user_id="u2"), "duplicate_key"),           # same id, other content
+    (event(event_id="e12", item_id=None), "missing:item_id"),        # a click on nothing
+    (event(event_id="e13", event_type="search", item_id=None), None),  # a search needs no item
     (event(event_id="e10", event_type="view", value=12.5, ts="2026-01-01T23:59:59.999Z"), None),
     (event(event_id="e11", ts="2026-01-02T00:30:00.000Z"), None),    # late within tolerance
 ]
@@ -54,7 +56,7 @@ def test_every_kind_of_bad_event_is_quarantined_with_reason_and_line(duckdb_engi
     assert got == expected_bad
     assert set(result.quarantined["source_file"].to_pylist()) == {"events/2026-01-01.jsonl"}
     assert result.quarantined["line"].to_pylist()[1] == EVENT_LINES[2][0]  # original text kept
-    assert result.staged["event_id"].to_pylist() == ["e1", "e10", "e11"]
+    assert result.staged["event_id"].to_pylist() == ["e1", "e10", "e11", "e13"]
     assert result.staged.num_rows + result.quarantined.num_rows == len(EVENT_LINES)
     assert result.staged.schema.field("ts").type == pa.timestamp("ms", tz="UTC")
 

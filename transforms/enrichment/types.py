@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class EntityKind(StrEnum):
@@ -45,7 +45,7 @@ class FailureKind(StrEnum):
     INPUT = "input"  # the task's own input could not be used
 
 
-_SHORT = 120
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 
 
 class ItemDescription(BaseModel):
@@ -54,10 +54,7 @@ class ItemDescription(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     description: str = Field(min_length=20, max_length=1500)
-    highlights: list[str] = Field(default_factory=list, max_length=8)
-
-    def model_post_init(self, _context: Any) -> None:
-        _check_short_list("highlights", self.highlights)
+    highlights: list[ShortText] = Field(default_factory=list, max_length=8)
 
 
 class UserProfile(BaseModel):
@@ -66,19 +63,9 @@ class UserProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     profile: str = Field(min_length=20, max_length=1500)
-    likes: list[str] = Field(default_factory=list, max_length=10)
-    dislikes: list[str] = Field(default_factory=list, max_length=10)
-    intents: list[str] = Field(default_factory=list, max_length=10)
-
-    def model_post_init(self, _context: Any) -> None:
-        for name in ("likes", "dislikes", "intents"):
-            _check_short_list(name, getattr(self, name))
-
-
-def _check_short_list(name: str, values: list[str]) -> None:
-    for v in values:
-        if not v.strip() or len(v) > _SHORT:
-            raise ValueError(f"{name}: every entry must be 1..{_SHORT} characters, got {len(v)}")
+    likes: list[ShortText] = Field(default_factory=list, max_length=10)
+    dislikes: list[ShortText] = Field(default_factory=list, max_length=10)
+    intents: list[ShortText] = Field(default_factory=list, max_length=10)
 
 
 OUTPUT_SCHEMAS: dict[EntityKind, type[BaseModel]] = {

@@ -1,0 +1,234 @@
+"""Codebooks: training (residual k-means or RQ-VAE) and encoding items into per-level codes.
+
+Encoding is a pure function of one item's embedding and the codebook: an item gets the same codes
+whether it is encoded alone, in a nightly increment or in a full build. That is what lets an
+incremental run encode new items with the existing codebooks and agree with a batch run.
+
+::
+
+    embedding x ──(encoder, RQ-VAE only)──> z = r_0
+    level l:  code_l = argmin_k ||r_l - C_l[k]||^2 - bias_l[k]      r_{l+1} = r_l - C_l[code_l]
+    reconstruction: sum_l C_l[code_l]   (then the decoder, RQ-VAE only)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from transforms.semantic_ids.config import QuantizerKind, SemanticIdConfig
+from transforms.semantic_ids.kmeans import fit_level, nearest
+
+
+@dataclass(frozen=True)
+class Mlp:
+    """Dense layers with ReLU between them, evaluated in numpy float32 so that encoding never depends
+    on torch, the device or its kernels.
+
+    Attributes:
+        weights: Per layer ``(out, in)`` float32.
+        biases: Per layer ``(out,)`` float32.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = x
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            out = out @ w.T
+            out += b
+            if i < last:
+                np.maximum(out, 0.0, out=out)
+        return out.astype(np.float32, copy=False)
+
+    @property
+    def out_dim(self) -> int:
+        return int(self.weights[-1].shape[0])
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """One immutable codebook version.
+
+    Attributes:
+        version: Version number (1, 2, ...); IDs are only comparable within a version.
+        config: What it was trained with.
+        centroids: Per level ``(K, code_dim)`` float32.
+        biases: Per level ``(K,)`` float32 assignment offsets (zero unless trained balanced).
+        embedding_dim: Dimension of the embeddings it encodes.
+        trained_items: Rows it was trained on.
+        input_fingerprint: BLAKE2b of the training rows (provenance).
+        embedding_model: Model that produced the embeddings, when known; encoding embeddings of
+            another model with it is refused.
+        parent_version: Version this one replaced in a full rebuild.
+        encoder: RQ-VAE encoder (embedding -> latent); None for residual k-means.
+        decoder: RQ-VAE decoder (latent -> embedding); None for residual k-means.
+    """
+
+    version: int
+    config: SemanticIdConfig
+    centroids: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    embedding_dim: int
+    trained_items: int
+    input_fingerprint: str
+    embedding_model: str | None = None
+    parent_version: int | None = None
+    encoder: Mlp | None = None
+    decoder: Mlp | None = None
+
+    @property
+    def levels(self) -> int:
+        return len(self.centroids)
+
+    @property
+    def codes_per_level(self) -> int:
+        return int(self.centroids[0].shape[0])
+
+    @property
+    def code_dim(self) -> int:
+        return int(self.centroids[0].shape[1])
+
+    @property
+    def id_length(self) -> int:
+        return self.config.id_length
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Codes of a block of items.
+
+    Attributes:
+        codes: ``(n, L)`` int32, before disambiguation.
+        sq_error: ``(n,)`` squared reconstruction error in embedding space.
+        level_sq_error: ``(L,)`` mean squared residual left after each level (in code space).
+    """
+
+    codes: np.ndarray
+    sq_error: np.ndarray
+    level_sq_error: np.ndarray
+
+
+def as_embedding_matrix(embeddings: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """Validate embeddings as a C-contiguous float32 ``(n, dim)`` matrix of finite values."""
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-d (items, dim) array, got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"embeddings have dimension {x.shape[1]}, the codebook encodes dimension {dim}")
+    if x.size and not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise ValueError(f"embeddings hold NaN or infinite values (first at row {bad})")
+    return x
+
+
+def train_codebook(
+    embeddings: np.ndarray,
+    config: SemanticIdConfig,
+    *,
+    version: int = 1,
+    parent_version: int | None = None,
+    embedding_model: str | None = None,
+) -> Codebook:
+    """Train a codebook version on (a sample of) the embeddings.
+
+    Residual k-means trains level by level on the residuals of a ``train_sample_size`` sample; RQ-VAE
+    trains encoder, codebooks and decoder jointly with torch (on CUDA when present). The result
+    depends only on the rows, their order and ``config.seed``; callers sort rows by item id first.
+
+    Args:
+        embeddings: ``(n, dim)`` rows, n >= 1.
+        config: Levels, codes, quantizer, seed, sample size.
+        version: Version number to give it.
+        parent_version: The version it replaces (full rebuild), if any.
+        embedding_model: Model name of the embeddings, recorded for later checks.
+    """
+    x = as_embedding_matrix(embeddings)
+    if x.shape[0] == 0:
+        raise ValueError("cannot train a codebook on zero items")
+    rng = np.random.default_rng(config.seed)
+    n = x.shape[0]
+    if n > config.train_sample_size:
+        sample = x[np.sort(rng.choice(n, size=config.train_sample_size, replace=False))]
+    else:
+        sample = x.copy()
+    fingerprint = hashlib.blake2b(sample.tobytes(), digest_size=16)
+    fingerprint.update(str(n).encode())
+    encoder = decoder = None
+    if config.quantizer is QuantizerKind.RESIDUAL_KMEANS:
+        centroids, biases = _residual_kmeans(sample, config, rng)
+    else:
+        from transforms.semantic_ids.rqvae import train_rqvae
+
+        trained = train_rqvae(sample, config)
+        centroids, biases = trained.centroids, tuple(np.zeros(len(c), np.float32) for c in trained.centroids)
+        encoder, decoder = trained.encoder, trained.decoder
+    return Codebook(
+        version=version,
+        config=config,
+        centroids=centroids,
+        biases=biases,
+        embedding_dim=x.shape[1],
+        trained_items=int(sample.shape[0]),
+        input_fingerprint=fingerprint.hexdigest(),
+        embedding_model=embedding_model,
+        parent_version=parent_version,
+        encoder=encoder,
+        decoder=decoder,
+    )
+
+
+def _residual_kmeans(
+    sample: np.ndarray, config: SemanticIdConfig, rng: np.random.Generator
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    residual = sample  # a private copy: updated in place level by level
+    centroids, biases = [], []
+    for _ in range(config.levels):
+        fit = fit_level(
+            residual, config.codes_per_level, rng, max_iter=config.max_iter, tol=config.tol, balanced=config.balanced
+        )
+        codes, _ = nearest(residual, fit.centroids, fit.bias if config.balanced else None, config.chunk_rows)
+        residual -= fit.centroids[codes]
+        centroids.append(fit.centroids)
+        biases.append(fit.bias)
+    return tuple(centroids), tuple(biases)
+
+
+def quantize(codebook: Codebook, embeddings: np.ndarray) -> Quantized:
+    """Encode embeddings into per-level codes, block by block (memory: one block, not the whole set)."""
+    x = as_embedding_matrix(embeddings, codebook.embedding_dim)
+    n, levels = x.shape[0], codebook.levels
+    chunk = codebook.config.chunk_rows
+    codes = np.empty((n, levels), dtype=np.int32)
+    sq_error = np.empty(n, dtype=np.float32)
+    level_sum = np.zeros(levels, dtype=np.float64)
+    biases = [b if np.any(b) else None for b in codebook.biases]
+    for start in range(0, n, chunk):
+        block = x[start : start + chunk]
+        stop = start + len(block)
+        residual = codebook.encoder(block) if codebook.encoder is not None else block.copy()
+        for level, (centroids, bias) in enumerate(zip(codebook.centroids, biases, strict=True)):
+            level_codes, level_sq = nearest(residual, centroids, bias, chunk)
+            codes[start:stop, level] = level_codes
+            residual -= centroids[level_codes]
+            level_sum[level] += float(np.sum(level_sq, dtype=np.float64))
+        if codebook.decoder is not None:
+            latent = codebook.encoder(block) - residual  # type: ignore[misc]
+            diff = block - codebook.decoder(latent)
+            sq_error[start:stop] = np.einsum("ij,ij->i", diff, diff)
+        else:
+            sq_error[start:stop] = np.einsum("ij,ij->i", residual, residual)
+    return Quantized(codes=codes, sq_error=sq_error, level_sq_error=level_sum / max(n, 1))
+
+
+def residual_before_level(codebook: Codebook, embeddings: np.ndarray, codes: np.ndarray, level: int) -> np.ndarray:
+    """What is left of each row to quantize at ``level``, given its codes of the levels above."""
+    x = as_embedding_matrix(embeddings, codebook.embedding_dim)
+    residual = codebook.encoder(x) if codebook.encoder is not None else x.copy()
+    for upper in range(level):
+        residual -= codebook.centroids[upper][codes[:, upper]]
+    return residual
