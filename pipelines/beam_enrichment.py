@@ -170,6 +170,7 @@ REQUEST_SCHEMA = pa.schema(
         pa.field("input_hash", pa.string()),
         pa.field("cache_key", pa.string()),
         pa.field("payload", pa.string()),
+        pa.field("cutoff", pa.timestamp("ms", tz="UTC")),
     ]
 )
 KEY_SCHEMA = pa.schema([pa.field("key", pa.string())])
@@ -200,7 +201,7 @@ class GenerateBatchFn(beam.DoFn):
 
     def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:
         tasks = [
-            GenerationTask(self.entity, r["entity_id"], json.loads(r["payload"]), r["input_hash"]) for r in batch
+            GenerationTask(self.entity, r["entity_id"], json.loads(r["payload"]), r["input_hash"], r.get("cutoff")) for r in batch
         ]
         outcomes = self.gen.generate(tasks)
         self.model_calls.inc(len(tasks))
@@ -383,25 +384,26 @@ def run_generation(
         REQUEST_SCHEMA,
         [
             {"entity_id": t.entity_id, "input_hash": t.input_hash, "cache_key": keys[t.entity_id],
-             "payload": json.dumps(t.payload, sort_keys=True, default=str)}
+             "payload": json.dumps(t.payload, sort_keys=True, default=str), "cutoff": t.cutoff}
             for t in tasks
         ],
     )
     _write_rows(cached_path, KEY_SCHEMA, [{"key": k} for k in kept_all["cache_key"].to_pylist()])
 
-    pipeline = make_pipeline(run.beam)
-    requests = pipeline | "ReadRequests" >> beam.io.ReadFromParquet(str(requests_path))
-    cached = (
-        pipeline
-        | "ReadCached" >> beam.io.ReadFromParquet(str(cached_path))
-        | "KeyOf" >> beam.Map(lambda r: (r["key"], True))
-    )
-    _ = requests | "Enrich" >> GenerateEnrichment(
-        entity, run.generator, str(checkpoint_dir), run.generated_at, cached, run.beam.batch_size
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    stats.model_calls = _counter(result, "model_calls")
+    if kept_all.num_rows < len(tasks):  # a nightly run with nothing new starts no pipeline at all
+        pipeline = make_pipeline(run.beam)
+        requests = pipeline | "ReadRequests" >> beam.io.ReadFromParquet(str(requests_path))
+        cached = (
+            pipeline
+            | "ReadCached" >> beam.io.ReadFromParquet(str(cached_path))
+            | "KeyOf" >> beam.Map(lambda r: (r["key"], True))
+        )
+        _ = requests | "Enrich" >> GenerateEnrichment(
+            entity, run.generator, str(checkpoint_dir), run.generated_at, cached, run.beam.batch_size
+        )
+        result = pipeline.run()
+        result.wait_until_finish()
+        stats.model_calls = _counter(result, "model_calls")
 
     new_outputs = read_checkpoints(checkpoint_dir, "out", out_schema)
     outputs = fold_outputs(entity, [stored, *new_outputs], keys)
@@ -531,13 +533,18 @@ def run_embedding(
         pa.Table.from_arrays([wanted[col], wanted["text"], wanted["text_hash"]], schema=TEXT_REQUEST_SCHEMA), requests_path
     )
     _write_rows(cached_path, KEY_SCHEMA, [{"key": h} for h in sorted(known)])
-    pipeline = make_pipeline(run.beam)
-    texts = pipeline | "ReadTexts" >> beam.io.ReadFromParquet(str(requests_path))
-    cached = pipeline | "ReadCached" >> beam.io.ReadFromParquet(str(cached_path)) | "KeyOf" >> beam.Map(lambda r: (r["key"], True))
-    _ = texts | "Embed" >> EmbedTexts(entity, run.embedder, str(checkpoint_dir), cached, run.beam.batch_size)
-    result = pipeline.run()
-    result.wait_until_finish()
-    stats.model_calls = _counter(result, "model_calls")
+    if any(h not in known for h in hashes):  # nothing new: no pipeline, no model load
+        pipeline = make_pipeline(run.beam)
+        texts = pipeline | "ReadTexts" >> beam.io.ReadFromParquet(str(requests_path))
+        cached = (
+            pipeline
+            | "ReadCached" >> beam.io.ReadFromParquet(str(cached_path))
+            | "KeyOf" >> beam.Map(lambda r: (r["key"], True))
+        )
+        _ = texts | "Embed" >> EmbedTexts(entity, run.embedder, str(checkpoint_dir), cached, run.beam.batch_size)
+        result = pipeline.run()
+        result.wait_until_finish()
+        stats.model_calls = _counter(result, "model_calls")
 
     fresh = cached_vectors([pq.read_table(p) for p in sorted(checkpoint_dir.glob("*.emb.parquet"))], model) if checkpoint_dir.is_dir() else {}
     vectors = {**fresh, **known}

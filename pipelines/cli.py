@@ -135,10 +135,16 @@ def _print_summary(root: Path, seconds: float) -> None:
 def _cmd_sql(args: argparse.Namespace) -> int:
     from warehouse.catalog import connect_catalog
 
+    import duckdb
+
     con = connect_catalog(data_root())
     try:
         if args.query:
-            _run_query(con, args.query, args.format)
+            try:
+                _run_query(con, args.query, args.format)
+            except duckdb.Error as exc:
+                print(f"Error: {exc}", file=sys.stderr)
+                return 1
             return 0
         return _shell(con, args.format)
     finally:

@@ -18,15 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from transforms.engine import Engine
-from transforms.ingest import (
-    SPECS,
-    StagingRules,
-    day_window,
-    read_csv_as_lines,
-    read_lines,
-    read_parquet_rows,
-    stage,
-)
+from transforms.ingest import SPECS, StagingRules, day_window, stage
+from transforms.sources import SourceFile, SourceFormat, read_csv_as_lines
 from warehouse import contracts
 from warehouse.store import Warehouse
 
@@ -71,16 +64,19 @@ def landing_files(landing: Path, table: str, day: dt.date | None = None) -> list
     return sorted(folder.glob(f"{day.isoformat()}.*"))
 
 
-def read_source(path: Path, table: str, landing: Path) -> pa.Table:
-    """Read one landing file into the relation :func:`transforms.ingest.stage` expects."""
+def read_source(path: Path, table: str, landing: Path) -> pa.Table | SourceFile:
+    """The relation :func:`transforms.ingest.stage` expects for one landing file.
+
+    JSONL and Parquet files are handed to the engine to read itself; CSV is converted to JSON lines here.
+    """
     name = str(path.relative_to(landing)) if path.is_relative_to(landing) else str(path)
     if path.suffix == ".parquet":
-        return read_parquet_rows(path, name)
+        return SourceFile(path, name, SourceFormat.PARQUET)
     if path.suffix == ".csv":
         if table == "users":
             return read_csv_as_lines(path, attribute_key="user_id", source_name=name)
         return read_csv_as_lines(path, list_columns=("categories",), json_columns=("attributes",), source_name=name)
-    return read_lines(path, name)
+    return SourceFile(path, name, SourceFormat.JSON_LINES)
 
 
 def ingest_table(

@@ -56,7 +56,7 @@ class ClickModelConfig:
 
     max_iterations: int = 5000
     tolerance: float = 1e-6
-    min_position_impressions: int = 500
+    min_position_impressions: int = 1000
     monotone: bool = True
 
     def __post_init__(self) -> None:

@@ -195,6 +195,14 @@ class Engine(abc.ABC):
     def register_parquet(self, name: str, paths: Sequence[Path]) -> None: ...
 
     @abc.abstractmethod
+    def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
+        """Register a text file (gzip allowed) as ``source_file, line_no, line``; blank lines skipped, still numbered."""
+
+    @abc.abstractmethod
+    def register_parquet_rows(self, name: str, path: Path, source_name: str) -> None:
+        """Register a Parquet file with ``source_file`` and its 1-based row number ``line_no`` added."""
+
+    @abc.abstractmethod
     def query(self, sql: str) -> pa.Table: ...
 
     @abc.abstractmethod
@@ -233,6 +241,16 @@ class DuckDBEngine(Engine):
         files = ", ".join(f"'{p}'" for p in paths)
         self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}])')
 
+    def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
+        from transforms.sources import read_lines
+
+        self.register_arrow(name, read_lines(path, source_name))
+
+    def register_parquet_rows(self, name: str, path: Path, source_name: str) -> None:
+        from transforms.sources import read_parquet_rows
+
+        self.register_arrow(name, read_parquet_rows(path, source_name))
+
     def query(self, sql: str) -> pa.Table:
         return self._con.sql(sql).to_arrow_table()
 
@@ -255,8 +273,10 @@ class SparkEngine(Engine):
             .config("spark.driver.memory", self.config.spark_driver_memory)
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
+        self._spark.sparkContext.setLogLevel("ERROR")
 
     @property
     def session(self) -> Any:
@@ -269,6 +289,31 @@ class SparkEngine(Engine):
         if not paths:
             raise ValueError(f"no Parquet files to register as {name}")
         self._spark.read.parquet(*[str(p) for p in paths]).createOrReplaceTempView(name)
+
+    def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
+        # Read by Spark itself (distributed, gzip-aware). monotonically_increasing_id grows in file order
+        # across the ordered splits of one file, so ranking by it numbers the lines.
+        self._numbered(self._spark.read.text(str(path)).withColumnRenamed("value", "line"), source_name)
+        self._spark.sql(
+            "SELECT source_file, line_no, line FROM recforge_numbered WHERE trim(line) <> ''"
+        ).createOrReplaceTempView(name)
+
+    def register_parquet_rows(self, name: str, path: Path, source_name: str) -> None:
+        self._numbered(self._spark.read.parquet(str(path)), source_name)
+        self._spark.table("recforge_numbered").createOrReplaceTempView(name)
+
+    def _numbered(self, frame: Any, source_name: str) -> None:
+        from pyspark.sql import functions as F
+        from pyspark.sql.window import Window
+
+        order = Window.orderBy("recforge_mid")
+        (
+            frame.withColumn("recforge_mid", F.monotonically_increasing_id())
+            .withColumn("line_no", F.row_number().over(order).cast("bigint"))
+            .withColumn("source_file", F.lit(source_name))
+            .drop("recforge_mid")
+            .createOrReplaceTempView("recforge_numbered")
+        )
 
     def query(self, sql: str) -> pa.Table:
         return self._spark.sql(sql).toArrow()

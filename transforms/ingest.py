@@ -24,9 +24,7 @@ Rules, in the order they are checked (the first failure is the reason):
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import gzip
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,16 +33,19 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from transforms.engine import Dialect, Engine
+from transforms.sources import (
+    LINES_SCHEMA,
+    SourceFile,
+    SourceFormat,
+    lines_from_text,
+    read_csv_as_lines,
+    read_lines,
+    read_parquet_rows,
+)
 from warehouse import contracts
 from warehouse.contracts import EventType, TableContract
 
-LINES_SCHEMA = pa.schema(
-    [pa.field("source_file", pa.string()), pa.field("line_no", pa.int64()), pa.field("line", pa.string())]
-)
-READ_BLOCK_BYTES = 64 << 20
 ITEMLESS_EVENT_TYPES = (EventType.SEARCH.value,)
 
 
@@ -188,116 +189,6 @@ class StageResult:
         return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
 
 
-# --- reading sources ----------------------------------------------------------------------------------
-
-
-def read_lines(path: Path, source_name: str | None = None) -> pa.Table:
-    """Read a JSONL file (optionally gzipped) as ``source_file, line_no, line`` (1-based line numbers).
-
-    Reads in large blocks and splits on newlines in C, so it stays fast on millions of lines. Blank
-    lines are skipped (they are not rows) but still counted in the numbering.
-    """
-    name = source_name or str(path)
-    opener = gzip.open if str(path).endswith(".gz") else open
-    chunks: list[pa.Table] = []
-    next_line_no = 1
-    carry = b""
-    with opener(path, "rb") as handle:
-        while block := handle.read(READ_BLOCK_BYTES):
-            block = carry + block
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                carry = block
-                continue
-            carry = block[cut + 1 :]
-            table, next_line_no = _lines_table(block[:cut], name, next_line_no)
-            chunks.append(table)
-    if carry:
-        table, _ = _lines_table(carry, name, next_line_no)
-        chunks.append(table)
-    return pa.concat_tables(chunks) if chunks else LINES_SCHEMA.empty_table()
-
-
-def _lines_table(block: bytes, name: str, first_line_no: int) -> tuple[pa.Table, int]:
-    raw = block.decode("utf-8", errors="replace").split("\n")
-    lines = pa.array(raw, pa.string())
-    numbers = pa.array(range(first_line_no, first_line_no + len(raw)), pa.int64())
-    keep = pc.invert(pc.equal(pc.utf8_trim_whitespace(lines), ""))
-    table = pa.table({"source_file": pa.array([name] * len(raw), pa.string()), "line_no": numbers, "line": lines})
-    return table.filter(keep), first_line_no + len(raw)
-
-
-def read_csv_as_lines(
-    path: Path,
-    list_columns: Sequence[str] = (),
-    json_columns: Sequence[str] = (),
-    attribute_key: str | None = None,
-    source_name: str | None = None,
-    delimiter: str = ",",
-) -> pa.Table:
-    """Read a CSV file as JSON-object lines so it is validated by the same SQL as JSONL.
-
-    Args:
-        path: The CSV file (header row first).
-        list_columns: Columns holding ``|``-joined lists, turned into JSON lists.
-        json_columns: Columns holding JSON text, embedded as parsed JSON where valid.
-        attribute_key: When set, columns other than this key are gathered into an ``attributes`` object.
-        source_name: Name recorded as ``source_file``.
-        delimiter: Field separator.
-    """
-    name = source_name or str(path)
-    numbers: list[int] = []
-    lines: list[str] = []
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            return LINES_SCHEMA.empty_table()
-        for record in reader:
-            line_no = reader.line_num
-            if not record:
-                continue
-            if len(record) != len(header):
-                # Keep the row so it is quarantined as invalid_json with its location.
-                lines.append(delimiter.join(record))
-                numbers.append(line_no)
-                continue
-            row: dict[str, object] = {}
-            for column, value in zip(header, record, strict=True):
-                if value == "":
-                    continue
-                if column in list_columns:
-                    row[column] = value.split("|")
-                elif column in json_columns:
-                    row[column] = _json_or_text(value)
-                else:
-                    row[column] = value
-            if attribute_key is not None:
-                row = {attribute_key: row.get(attribute_key), "attributes": {k: v for k, v in row.items() if k != attribute_key}}
-            lines.append(json.dumps(row, ensure_ascii=False))
-            numbers.append(line_no)
-    return pa.table(
-        {"source_file": pa.array([name] * len(lines), pa.string()), "line_no": pa.array(numbers, pa.int64()), "line": pa.array(lines, pa.string())}
-    )
-
-
-def _json_or_text(value: str) -> object:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
-
-
-def read_parquet_rows(path: Path, source_name: str | None = None) -> pa.Table:
-    """Read a Parquet log with ``source_file`` and 1-based ``line_no`` (the row number) added."""
-    table = pq.read_table(path)
-    name = source_name or str(path)
-    return table.append_column("source_file", pa.array([name] * table.num_rows, pa.string())).append_column(
-        "line_no", pa.array(range(1, table.num_rows + 1), pa.int64())
-    )
-
-
 # --- the one SQL definition ---------------------------------------------------------------------------
 
 
@@ -429,7 +320,7 @@ def _range_rules(d: Dialect, spec: TableSpec, rules: StagingRules) -> list[tuple
 def stage(
     engine: Engine,
     table_name: str,
-    source: pa.Table,
+    source: pa.Table | SourceFile,
     window: tuple[dt.datetime, dt.datetime] | None = None,
     rules: StagingRules | None = None,
 ) -> StageResult:
@@ -438,7 +329,8 @@ def stage(
     Args:
         engine: DuckDB or Spark.
         table_name: A key of :data:`SPECS` (``events``, ``slates``, ...).
-        source: Lines (``source_file, line_no, line``) or a Parquet log read by :func:`read_parquet_rows`.
+        source: An Arrow relation (lines ``source_file, line_no, line``, or rows as read by
+            :func:`read_parquet_rows`), or a :class:`SourceFile` that the engine reads itself.
         window: The log day ``[start, end)``; timestamps outside it (widened by the late tolerance) are
             impossible. None for catalog tables.
         rules: Validation settings.
@@ -448,9 +340,16 @@ def stage(
     """
     spec = SPECS[table_name]
     rules = rules or StagingRules()
-    kind = SourceKind.LINES if source.column_names == LINES_SCHEMA.names else SourceKind.COLUMNS
     relation = f"src_{table_name}"
-    engine.register_arrow(relation, source)
+    if isinstance(source, SourceFile):
+        kind = SourceKind.LINES if source.format is SourceFormat.JSON_LINES else SourceKind.COLUMNS
+        if kind is SourceKind.LINES:
+            engine.register_text_lines(relation, source.path, source.name)
+        else:
+            engine.register_parquet_rows(relation, source.path, source.name)
+    else:
+        kind = SourceKind.LINES if source.column_names == LINES_SCHEMA.names else SourceKind.COLUMNS
+        engine.register_arrow(relation, source)
     result = engine.query(staging_sql(engine.dialect, spec, kind, relation, window, rules))
     good = pc.is_null(result["reason"])
     staged = result.filter(good).drop_columns(["source_file", "line_no", "line", "reason"])
@@ -495,10 +394,6 @@ def iter_days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
         day += dt.timedelta(days=1)
 
 
-def lines_from_text(text: str, source_name: str = "<memory>") -> pa.Table:
-    """Lines of an in-memory text, numbered like :func:`read_lines` (used by connectors and tests)."""
-    table, _ = _lines_table(text.rstrip("\n").encode(), source_name, 1)
-    return table
 
 
 __all__ = [

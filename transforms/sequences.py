@@ -25,13 +25,16 @@ Leakage rules (DESIGN.md §3.1):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.engine import Dialect, Engine, EngineKind
+from warehouse import contracts
 from warehouse.contracts import EventType
 
 # --- codes and schemas -------------------------------------------------------------------------------
@@ -44,40 +47,14 @@ EVENT_TYPE_CODES: dict[str, int] = {e.value: i + 1 for i, e in enumerate(EventTy
 
 TS = pa.timestamp("ms", tz="UTC")
 
-INTERACTIONS_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("user_idx", pa.int64(), nullable=False),
-        pa.field("item_idx", pa.int64(), nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("ts", TS, nullable=False),
-        pa.field("event_type", pa.string(), nullable=False),
-        pa.field("value", pa.float64()),
-        pa.field("request_id", pa.string()),
-        pa.field("surface", pa.string()),
-        pa.field("session_id", pa.string(), nullable=False),
-        pa.field("session_index", pa.int32(), nullable=False),
-        pa.field("session_length", pa.int32(), nullable=False),
-        pa.field("session_duration_ms", pa.int64(), nullable=False),
-        pa.field("session_surface", pa.string()),
-    ]
-)
+Source = pa.Table | Sequence[Path]
+"""An input relation: an Arrow table, or the Parquet files of a warehouse table (``Warehouse.files``)."""
+
+INTERACTIONS_SCHEMA = contracts.CORE_INTERACTIONS.schema
 
 SID_TYPE = pa.list_(pa.list_(pa.int32()))
 
-USER_SEQUENCES_SCHEMA = pa.schema(
-    [
-        pa.field("user_idx", pa.int64(), nullable=False),
-        pa.field("item_ids", pa.list_(pa.int64()), nullable=False),
-        pa.field("event_types", pa.list_(pa.int8()), nullable=False),
-        pa.field("timestamps", pa.list_(pa.int64()), nullable=False),  # epoch milliseconds
-        pa.field("weights", pa.list_(pa.float32()), nullable=False),
-        pa.field("semantic_ids", SID_TYPE),  # per event, the item's semantic-ID codes; null when none are built
-        pa.field("length", pa.int32(), nullable=False),
-        pa.field("total_events", pa.int64(), nullable=False),  # before truncation to max_len
-    ]
-)
+USER_SEQUENCES_SCHEMA = contracts.TRAINING_USER_SEQUENCES.schema
 
 SPLIT_ROWS_SCHEMA = pa.schema(
     [
@@ -90,50 +67,17 @@ SPLIT_ROWS_SCHEMA = pa.schema(
         pa.field("semantic_ids", SID_TYPE),
         pa.field("target_item_ids", pa.list_(pa.int64()), nullable=False),  # empty for training rows
         pa.field("target_timestamps", pa.list_(pa.int64()), nullable=False),
+        pa.field("target_weights", pa.list_(pa.float32()), nullable=False),
     ]
 )
 
-TWO_TOWER_SCHEMA = pa.schema(
-    [
-        pa.field("user_idx", pa.int64(), nullable=False),
-        pa.field("history_item_ids", pa.list_(pa.int64()), nullable=False),  # most recent last
-        pa.field("history_length", pa.int32(), nullable=False),
-        pa.field("user_prior_events", pa.int64(), nullable=False),  # training-window events before this one
-        pa.field("surface", pa.string()),
-        pa.field("event_type", pa.string(), nullable=False),
-        pa.field("item_idx", pa.int64(), nullable=False),  # the positive
-        pa.field("weight", pa.float32(), nullable=False),
-        pa.field("ts", TS, nullable=False),
-    ]
-)
+TWO_TOWER_SCHEMA = contracts.TRAINING_TWO_TOWER_EXAMPLES.schema
 
-ITEM_FREQUENCIES_SCHEMA = pa.schema(
-    [
-        pa.field("item_idx", pa.int64(), nullable=False),
-        pa.field("count", pa.int64(), nullable=False),
-        pa.field("probability", pa.float64(), nullable=False),  # count / all positives: log-Q uses log(p)
-    ]
-)
+ITEM_FREQUENCIES_SCHEMA = contracts.TRAINING_ITEM_FREQUENCIES.schema
 
-GRAPH_NODES_SCHEMA = pa.schema(
-    [
-        pa.field("node_type", pa.string(), nullable=False),  # user | item | category | brand
-        pa.field("node_idx", pa.int64(), nullable=False),  # dense per node type
-        pa.field("name", pa.string(), nullable=False),  # external id, category path or brand
-        pa.field("embedding", pa.list_(pa.float32())),  # items: text embedding when one is built
-    ]
-)
+GRAPH_NODES_SCHEMA = contracts.TRAINING_GRAPH_NODES.schema
 
-GRAPH_EDGES_SCHEMA = pa.schema(
-    [
-        pa.field("edge_type", pa.string(), nullable=False),  # user_item:<event_type> | item_item:co_session | item_category | item_brand
-        pa.field("src_type", pa.string(), nullable=False),
-        pa.field("src_idx", pa.int64(), nullable=False),
-        pa.field("dst_type", pa.string(), nullable=False),
-        pa.field("dst_idx", pa.int64(), nullable=False),
-        pa.field("weight", pa.float64(), nullable=False),  # number of events / shared sessions; 1 for content edges
-    ]
-)
+GRAPH_EDGES_SCHEMA = contracts.TRAINING_GRAPH_EDGES.schema
 
 # Optional inputs, as the transforms expect them (the assets adapt the warehouse tables to these).
 LABEL_WEIGHTS_SCHEMA = pa.schema(
@@ -245,9 +189,9 @@ class SequenceConfig:
 
 def build_interactions(
     engine: Engine,
-    events: pa.Table,
-    id_maps: pa.Table,
-    slates: pa.Table | None = None,
+    events: Source,
+    id_maps: Source,
+    slates: Source | None = None,
     config: SessionConfig = SessionConfig(),
 ) -> pa.Table:
     """Unified, deduplicated, sessionized interactions with dense ids and session features.
@@ -261,7 +205,7 @@ def build_interactions(
 
     Args:
         engine: DuckDB or Spark.
-        events: Rows of the ``raw_events`` contract.
+        events: Rows of the ``raw_events`` contract (a table, or its Parquet files: read in place).
         id_maps: Rows of the ``core_id_maps`` contract.
         slates: Rows of ``raw_slates`` (only ``request_id`` and ``surface`` are read), if any.
         config: Sessionization settings.
@@ -270,12 +214,11 @@ def build_interactions(
         A table of :data:`INTERACTIONS_SCHEMA`, sorted by user, time and event id.
     """
     d = engine.dialect
-    engine.register_arrow("seq_events", events.select(
-        ["event_id", "user_id", "ts", "event_type", "item_id", "request_id", "value", "session_id"]))
-    engine.register_arrow("seq_id_maps", id_maps.select(["entity", "external_id", "idx"]))
-    if slates is None:
+    register_source(engine, "seq_events", events)
+    register_source(engine, "seq_id_maps", id_maps)
+    if slates is None or (isinstance(slates, (list, tuple)) and not slates):
         slates = pa.table({"request_id": pa.array([], pa.string()), "surface": pa.array([], pa.string())})
-    engine.register_arrow("seq_slates", slates.select(["request_id", "surface"]))
+    register_source(engine, "seq_slates", slates)
     gap_ms = int(config.gap.total_seconds() * 1000)
     order = "ts_ms, event_id"
     sql = f"""
@@ -408,7 +351,7 @@ class PreparedInputs:
 
 def prepare(
     engine: Engine,
-    interactions: pa.Table,
+    interactions: Source,
     config: SequenceConfig,
     split: SplitConfig | None = None,
     label_weights: pa.Table | None = None,
@@ -418,16 +361,14 @@ def prepare(
 
     Args:
         engine: DuckDB or Spark.
-        interactions: Rows of :data:`INTERACTIONS_SCHEMA`.
+        interactions: Rows of :data:`INTERACTIONS_SCHEMA` (a table or its Parquet files).
         config: Sequence settings.
         split: The split whose training window the k-core is computed on (None: all events).
         label_weights: ``event_id, weight`` (:data:`LABEL_WEIGHTS_SCHEMA`) from the debiased labels;
             events without one weigh 1.
         item_codes: ``item_idx, codes`` (:data:`ITEM_CODES_SCHEMA`): semantic IDs, if built.
     """
-    engine.register_arrow(
-        "seq_interactions", interactions.select(["event_id", "user_idx", "item_idx", "ts", "event_type", "session_id", "session_surface"])
-    )
+    register_source(engine, "seq_interactions", interactions)
     weights = label_weights if label_weights is not None else LABEL_WEIGHTS_SCHEMA.empty_table()
     engine.register_arrow("seq_label_weights", weights.select(LABEL_WEIGHTS_SCHEMA.names).cast(LABEL_WEIGHTS_SCHEMA))
     codes = item_codes if item_codes is not None else ITEM_CODES_SCHEMA.empty_table()
@@ -578,12 +519,13 @@ histories AS (
 ),
 targets AS (
     SELECT split, user_idx, {d.ordered_list("item_idx", "pos")} AS target_item_ids,
-           {d.ordered_list("ts_ms", "pos")} AS target_timestamps
+           {d.ordered_list("ts_ms", "pos")} AS target_timestamps, {d.ordered_list("weight", "pos")} AS target_weights
     FROM target_rows GROUP BY split, user_idx
 )
 SELECT h.split, h.user_idx, h.item_ids, h.event_types, h.timestamps, h.weights, h.semantic_ids,
        COALESCE(t.target_item_ids, {_empty_list(d, "BIGINT")}) AS target_item_ids,
-       COALESCE(t.target_timestamps, {_empty_list(d, "BIGINT")}) AS target_timestamps
+       COALESCE(t.target_timestamps, {_empty_list(d, "BIGINT")}) AS target_timestamps,
+       COALESCE(t.target_weights, {_empty_list(d, "DOUBLE")}) AS target_weights
 FROM histories h LEFT JOIN targets t ON t.split = h.split AND t.user_idx = h.user_idx
 WHERE (h.split = 'train' AND h.hist_len >= {prep.config.min_len})
    OR (h.split <> 'train' AND t.user_idx IS NOT NULL)
@@ -655,9 +597,9 @@ def build_graph(
     """Node and edge tables of the heterogeneous graph, from the training window only.
 
     Nodes: users and items with a training-window event (items also when the catalog has them
-    available before ``train_end``), categories and brands of those items. Edges: user–item per
-    event type (weight = events), item–item co-occurrence within sessions (weight = sessions, both
-    directions), item–category and item–brand (weight 1).
+    available before ``train_end``), categories and brands of those items. Edges: user-item per
+    event type (weight = events), item-item co-occurrence within sessions (weight = sessions, both
+    directions), item-category and item-brand (weight 1).
 
     Args:
         engine: The engine :func:`prepare` registered the inputs on.
@@ -746,6 +688,73 @@ ORDER BY edge_type, src_idx, dst_idx
     return nodes, edges
 
 
+# --- optional inputs: debiased labels, semantic IDs, item embeddings ----------------------------------
+
+
+def label_weights_from_debiased(engine: Engine, interactions: Source, labels: Source) -> pa.Table:
+    """Each interaction's weight from the debiased labels (``labels_debiased_labels``).
+
+    An event matches the label rows of its observed positive: same request, user and item (slate
+    logs), or, for ratings-only data without requests, same user, item and timestamp. Its weight is
+    the clipped inverse-propensity weight ``ips_weight`` (the mean, if several slots match).
+
+    Returns:
+        ``event_id, weight`` rows (:data:`LABEL_WEIGHTS_SCHEMA`) for the events that have a label.
+    """
+    register_source(engine, "lw_events", interactions)
+    register_source(engine, "lw_labels", labels)
+    result = engine.query(
+        """
+WITH matched AS (
+    SELECT e.event_id, l.ips_weight FROM lw_events e
+    JOIN lw_labels l ON l.request_id = e.request_id AND l.user_id = e.user_id AND l.item_id = e.item_id
+    WHERE l.observed = 1
+    UNION ALL
+    SELECT e.event_id, l.ips_weight FROM lw_events e
+    JOIN lw_labels l ON l.user_id = e.user_id AND l.item_id = e.item_id AND l.ts = e.ts
+    WHERE l.observed = 1 AND l.request_id IS NULL AND e.request_id IS NULL
+)
+SELECT event_id, AVG(ips_weight) AS weight FROM matched GROUP BY event_id ORDER BY event_id
+"""
+    )
+    return _conform(result, LABEL_WEIGHTS_SCHEMA)
+
+
+def _by_item_idx(table: pa.Table, id_maps: pa.Table) -> pa.Table:
+    """``table`` with an ``item_idx`` column: kept when present, else joined from the id map on ``item_id``."""
+    if "item_idx" in table.column_names:
+        return table
+    items = id_maps.filter(pc.equal(id_maps["entity"], "item"))
+    position = pc.index_in(table["item_id"], value_set=items["external_id"].combine_chunks())
+    known = pc.is_valid(position)
+    table = table.filter(known)
+    return table.append_column("item_idx", items["idx"].take(position.filter(known)))
+
+
+def item_codes_from_semantic_ids(semantic_ids: pa.Table, id_maps: pa.Table) -> pa.Table:
+    """``item_idx, codes`` from a semantic-ID table keyed by ``item_id`` (or ``item_idx``) with a
+    ``codes`` list column (``semantic_id`` is accepted as its name too)."""
+    table = _by_item_idx(semantic_ids, id_maps)
+    column = "codes" if "codes" in table.column_names else "semantic_id"
+    if column not in table.column_names:
+        raise ValueError(f"semantic-ID table has no codes column (expected 'codes'); got {table.column_names}")
+    codes = table[column]
+    if pa.types.is_fixed_size_list(codes.type):
+        codes = codes.cast(pa.list_(codes.type.value_type))
+    out = pa.table({"item_idx": table["item_idx"], "codes": codes})
+    return out.select(ITEM_CODES_SCHEMA.names).cast(ITEM_CODES_SCHEMA).sort_by("item_idx")
+
+
+def item_embeddings_by_idx(embeddings: pa.Table, id_maps: pa.Table) -> pa.Table:
+    """``item_idx, embedding`` (variable-size float32 lists) from ``enrichment_item_embeddings``."""
+    table = _by_item_idx(embeddings, id_maps)
+    vectors = table["embedding"]
+    if pa.types.is_fixed_size_list(vectors.type):
+        vectors = vectors.cast(pa.list_(pa.float32()))
+    out = pa.table({"item_idx": table["item_idx"], "embedding": vectors})
+    return out.cast(ITEM_EMBEDDINGS_SCHEMA).sort_by("item_idx")
+
+
 # --- per-dialect helpers (constructs the shared Dialect does not cover) -------------------------------
 
 
@@ -780,6 +789,14 @@ def _explode(d: Dialect, expr: str) -> str:
 
 
 # --- small helpers -----------------------------------------------------------------------------------
+
+
+def register_source(engine: Engine, name: str, source: Source) -> None:
+    """Register an Arrow table, or Parquet files read in place (nothing loaded into Python memory)."""
+    if isinstance(source, pa.Table):
+        engine.register_arrow(name, source)
+    else:
+        engine.register_parquet(name, [Path(p) for p in source])
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

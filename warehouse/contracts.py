@@ -444,3 +444,199 @@ LABELS_DEBIASED_LABELS = _contract(
     not_null=("user_id", "item_id", "ts", "split", "observed", "propensity", "propensity_source", "ips_weight"),
     description="One row per exposure (or observed positive): Y, graded relevance, propensity and its estimator, clipped IPS weights, split.",
 )
+
+# --- core/interactions and training_data (transforms/sequences.py, transforms/shards.py) ----------------
+
+CORE_INTERACTIONS = _contract(
+    Layer.CORE,
+    "interactions",
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("user_idx", pa.int64(), nullable=False),
+        pa.field("item_idx", pa.int64(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("request_id", pa.string()),
+        pa.field("surface", pa.string()),  # surface of the slate the event came from, when known
+        pa.field("session_id", pa.string(), nullable=False),  # logged id, or gap:<user_id>:<n>
+        pa.field("session_index", pa.int32(), nullable=False),  # 0-based, per user, by session start
+        pa.field("session_length", pa.int32(), nullable=False),
+        pa.field("session_duration_ms", pa.int64(), nullable=False),
+        pa.field("session_surface", pa.string()),  # surface of the session's first event that has one
+    ],
+    key=("event_id",),
+    not_null=("event_id", "user_idx", "item_idx", "ts", "event_type", "session_id"),
+    description="Unified, deduplicated, sessionized item events with dense ids and session features.",
+)
+
+TRAINING_USER_SEQUENCES = _contract(
+    Layer.TRAINING_DATA,
+    "user_sequences",
+    [
+        pa.field("user_idx", pa.int64(), nullable=False),
+        pa.field("item_ids", pa.list_(pa.int64()), nullable=False),  # oldest first
+        pa.field("event_types", pa.list_(pa.int8()), nullable=False),  # transforms.sequences.EVENT_TYPE_CODES
+        pa.field("timestamps", pa.list_(pa.int64()), nullable=False),  # epoch milliseconds
+        pa.field("weights", pa.list_(pa.float32()), nullable=False),  # debiased label weight per event (1 without one)
+        pa.field("semantic_ids", pa.list_(pa.list_(pa.int32()))),  # per event, the item's semantic-ID codes
+        pa.field("length", pa.int32(), nullable=False),
+        pa.field("total_events", pa.int64(), nullable=False),  # before truncation to max_len
+    ],
+    key=("user_idx",),
+    not_null=("user_idx", "item_ids", "length"),
+    description="Per user, the time-ordered interactions (most recent max_len), with event types, timestamps, label weights, semantic IDs.",
+)
+
+TRAINING_TWO_TOWER_EXAMPLES = _contract(
+    Layer.TRAINING_DATA,
+    "two_tower_examples",
+    [
+        pa.field("user_idx", pa.int64(), nullable=False),
+        pa.field("history_item_ids", pa.list_(pa.int64()), nullable=False),  # most recent last
+        pa.field("history_length", pa.int32(), nullable=False),
+        pa.field("user_prior_events", pa.int64(), nullable=False),
+        pa.field("surface", pa.string()),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("item_idx", pa.int64(), nullable=False),  # the positive
+        pa.field("weight", pa.float32(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+    ],
+    not_null=("user_idx", "item_idx", "weight", "ts"),
+    description="Two-tower training rows from the training window: user history, positive item, label weight.",
+)
+
+TRAINING_ITEM_FREQUENCIES = _contract(
+    Layer.TRAINING_DATA,
+    "item_frequencies",
+    [
+        pa.field("item_idx", pa.int64(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("probability", pa.float64(), nullable=False),
+    ],
+    key=("item_idx",),
+    not_null=("item_idx", "count", "probability"),
+    description="Each item's share of the two-tower positives (training window): the sampling probability for log-Q correction.",
+)
+
+TRAINING_GRAPH_NODES = _contract(
+    Layer.TRAINING_DATA,
+    "graph_nodes",
+    [
+        pa.field("node_type", pa.string(), nullable=False),  # user | item | category | brand
+        pa.field("node_idx", pa.int64(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("embedding", pa.list_(pa.float32())),  # items: text embedding when built
+    ],
+    key=("node_type", "node_idx"),
+    not_null=("node_type", "node_idx", "name"),
+    description="Heterogeneous graph nodes (users, items, categories, brands) from the training window.",
+)
+
+TRAINING_GRAPH_EDGES = _contract(
+    Layer.TRAINING_DATA,
+    "graph_edges",
+    [
+        pa.field("edge_type", pa.string(), nullable=False),  # user_item:<event_type> | item_item:co_session | item_category | item_brand
+        pa.field("src_type", pa.string(), nullable=False),
+        pa.field("src_idx", pa.int64(), nullable=False),
+        pa.field("dst_type", pa.string(), nullable=False),
+        pa.field("dst_idx", pa.int64(), nullable=False),
+        pa.field("weight", pa.float64(), nullable=False),
+    ],
+    key=("edge_type", "src_idx", "dst_idx"),
+    not_null=("edge_type", "src_idx", "dst_idx", "weight"),
+    description="Heterogeneous graph edges from the training window only (user-item by event type, co-session, content).",
+)
+
+# --- semantic_ids: residual-quantized item IDs (transforms/semantic_ids) --------------------------------
+
+# Level letters of a semantic ID: token ``<a_12><b_7><c_201><d_0>``, columns code_a, code_b, ...
+SEMANTIC_ID_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def semantic_id_code_columns(id_length: int) -> list[str]:
+    """Per-level code columns of an item_semantic_ids table whose IDs have ``id_length`` codes."""
+    return [f"code_{SEMANTIC_ID_LETTERS[i]}" for i in range(id_length)]
+
+
+SEMANTIC_IDS_CODEBOOKS = _contract(
+    Layer.SEMANTIC_IDS,
+    "codebooks",
+    [
+        pa.field("version", pa.int32(), nullable=False),
+        pa.field("parent_version", pa.int32()),  # the version a full rebuild replaced
+        pa.field("quantizer", pa.string(), nullable=False),  # residual_kmeans | rq_vae
+        pa.field("levels", pa.int32(), nullable=False),
+        pa.field("codes_per_level", pa.int32(), nullable=False),
+        pa.field("id_length", pa.int32(), nullable=False),  # levels, plus one with the extra disambiguating level
+        pa.field("disambiguation", pa.string(), nullable=False),  # extra_level | reassign_last
+        pa.field("embedding_dim", pa.int32(), nullable=False),
+        pa.field("code_dim", pa.int32(), nullable=False),  # = embedding_dim for k-means, the latent size for RQ-VAE
+        pa.field("embedding_model", pa.string()),
+        pa.field("trained_items", pa.int64(), nullable=False),
+        pa.field("input_fingerprint", pa.string(), nullable=False),
+        pa.field("config", pa.string(), nullable=False),  # JSON of SemanticIdConfig: what loading uses
+        pa.field("centroids", pa.list_(pa.list_(pa.list_(pa.float32()))), nullable=False),  # level -> code -> vector
+        pa.field("code_bias", pa.list_(pa.list_(pa.float32())), nullable=False),  # level -> code (balanced offsets)
+        pa.field("networks", pa.binary()),  # RQ-VAE encoder + decoder weights; null for residual k-means
+    ],
+    key=("version",),
+    not_null=("version", "quantizer", "levels", "codes_per_level", "config", "centroids"),
+    description="Semantic-ID codebooks, one immutable row per version; IDs are only comparable within a version.",
+)
+
+
+def item_semantic_ids_contract(id_length: int = 4) -> TableContract:
+    """The item -> semantic ID table for IDs of ``id_length`` codes (default: 3 levels + 1 disambiguating)."""
+    return _contract(
+        Layer.SEMANTIC_IDS,
+        "item_semantic_ids",
+        [
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("semantic_id", pa.string(), nullable=False),  # <a_12><b_7><c_201><d_0>
+            pa.field("codes", pa.list_(pa.int32()), nullable=False),
+            *[pa.field(c, pa.int32(), nullable=False) for c in semantic_id_code_columns(id_length)],
+            pa.field("codebook_version", pa.int32(), nullable=False),
+            pa.field("text_hash", pa.string()),  # hash of the text whose embedding was encoded
+        ],
+        key=("item_id",),
+        not_null=("item_id", "semantic_id", "codes", "codebook_version"),
+        description="Each item's semantic ID (codes per level and token string); never changes within a codebook version.",
+    )
+
+
+SEMANTIC_IDS_ITEM_SEMANTIC_IDS = item_semantic_ids_contract(4)
+
+SEMANTIC_IDS_ID_LOOKUP = _contract(
+    Layer.SEMANTIC_IDS,
+    "id_lookup",
+    [
+        pa.field("semantic_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("codes", pa.list_(pa.int32()), nullable=False),
+        pa.field("codebook_version", pa.int32(), nullable=False),
+    ],
+    key=("semantic_id",),
+    not_null=("semantic_id", "item_id", "codes", "codebook_version"),
+    description="Inverse lookup semantic ID -> item, sorted by codes so that a prefix is one contiguous range.",
+)
+
+SEMANTIC_IDS_ID_MAPPING = _contract(
+    Layer.SEMANTIC_IDS,
+    "id_mapping",
+    [
+        pa.field("from_version", pa.int32(), nullable=False),
+        pa.field("to_version", pa.int32(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("old_semantic_id", pa.string()),  # null: the item is new in to_version
+        pa.field("new_semantic_id", pa.string()),  # null: the item has no embedding any more
+        pa.field("old_codes", pa.list_(pa.int32())),
+        pa.field("new_codes", pa.list_(pa.int32())),
+    ],
+    key=("to_version", "item_id"),
+    not_null=("from_version", "to_version", "item_id"),
+    description="Old -> new semantic ID of every item, written by each explicit full rebuild of the codebooks.",
+)

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.engine import Engine
-from transforms.ingest import day_window, lines_from_text, read_csv_as_lines, read_lines, read_parquet_rows, stage
+from transforms.ingest import day_window, stage
+from transforms.sources import SourceFile, SourceFormat, lines_from_text, read_csv_as_lines, read_lines, read_parquet_rows
 
 DAY = dt.date(2026, 1, 1)
 WINDOW = day_window(DAY)
@@ -56,7 +57,7 @@ def test_every_kind_of_bad_event_is_quarantined_with_reason_and_line(duckdb_engi
     assert got == expected_bad
     assert set(result.quarantined["source_file"].to_pylist()) == {"events/2026-01-01.jsonl"}
     assert result.quarantined["line"].to_pylist()[1] == EVENT_LINES[2][0]  # original text kept
-    assert result.staged["event_id"].to_pylist() == ["e1", "e10", "e11", "e13"]
+    assert result.staged["event_id"].to_pylist() == ["e1", "e13", "e10", "e11"]
     assert result.staged.num_rows + result.quarantined.num_rows == len(EVENT_LINES)
     assert result.staged.schema.field("ts").type == pa.timestamp("ms", tz="UTC")
 
@@ -194,3 +195,29 @@ def test_duckdb_and_spark_stage_identically(duckdb_engine: Engine, spark_engine:
         on_spark = stage(spark_engine, table, source, window)
         assert on_spark.staged.equals(on_duckdb.staged), table
         assert on_spark.quarantined.equals(on_duckdb.quarantined), table
+
+
+@pytest.mark.spark
+def test_engines_read_files_themselves_with_the_same_line_numbers(
+    duckdb_engine: Engine, spark_engine: Engine, tmp_path: Path
+) -> None:
+    import gzip
+
+    text = "\n".join(line for line, _ in EVENT_LINES[:6]) + "\n\n" + "\n".join(line for line, _ in EVENT_LINES[6:]) + "\n"
+    plain, packed, slates = tmp_path / "e.jsonl", tmp_path / "e.jsonl.gz", tmp_path / "s.parquet"
+    plain.write_text(text)
+    packed.write_bytes(gzip.compress(text.encode()))
+    pq.write_table(slates_table(), slates)
+    cases = [
+        ("events", SourceFile(plain, "e.jsonl", SourceFormat.JSON_LINES)),
+        ("events", SourceFile(packed, "e.jsonl", SourceFormat.JSON_LINES)),
+        ("slates", SourceFile(slates, "s.parquet", SourceFormat.PARQUET)),
+    ]
+    for table, source in cases:
+        on_duckdb = stage(duckdb_engine, table, source, WINDOW)
+        on_spark = stage(spark_engine, table, source, WINDOW)
+        assert on_spark.staged.equals(on_duckdb.staged), source
+        assert on_spark.quarantined.equals(on_duckdb.quarantined), source
+    in_memory = stage(duckdb_engine, "events", lines_from_text(text, "e.jsonl"), WINDOW)
+    from_file = stage(duckdb_engine, "events", cases[0][1], WINDOW)
+    assert from_file.quarantined.equals(in_memory.quarantined)

@@ -11,7 +11,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from transforms.connectors.amazon import AmazonConnector
-from transforms.connectors.base import CONNECTOR_SPECS, RANDOM_EXPOSURE_TABLE, Connector, ConnectorError, Record
+from transforms.connectors.base import (
+    CONNECTOR_SPECS,
+    RANDOM_EXPOSURE_TABLE,
+    Connector,
+    ConnectorError,
+    Record,
+)
 from transforms.connectors.coat import CoatConnector
 from transforms.connectors.diginetica import DigineticaConnector
 from transforms.connectors.finn import FinnConnector

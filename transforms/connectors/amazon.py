@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 from transforms.connectors.base import (
     Connector,
@@ -31,6 +30,7 @@ from transforms.connectors.base import (
     iso_from_epoch,
     iso_ts,
     iter_lines,
+    stable_id,
     strip_html,
     without_nulls,
 )
@@ -60,7 +60,7 @@ class AmazonConnector(Connector):
                     review = self._review(obj)
                     yield Record("reviews", src, no, dumps(review))
                     event = {
-                        "event_id": f"rating:{review.get('review_id')}",
+                        "event_id": f"rating:{review['review_id']}" if "review_id" in review else None,
                         "user_id": review.get("user_id"),
                         "ts": review.get("ts"),
                         "event_type": "rating",
@@ -78,7 +78,10 @@ class AmazonConnector(Connector):
         else:  # 2014 / 2018
             user, item, stamp = obj.get("reviewerID"), obj.get("asin"), obj.get("unixReviewTime")
             ts = iso_from_epoch(stamp) if stamp is not None else _review_time(obj.get("reviewTime"))  # type: ignore[arg-type]
-            review_id = f"{self.name}:{user}:{item}"
+            # One user may review one item several times (gift cards bought again, another style):
+            # the id includes the time and a hash of the content; an exact copy keeps its id.
+            content = stable_id(obj.get("summary"), obj.get("reviewText"), json.dumps(obj.get("style"), sort_keys=True))[:8]
+            review_id = f"{self.name}:{user}:{item}:{stamp}:{content}"
             rating, title, text = obj.get("overall"), obj.get("summary"), obj.get("reviewText")
             helpful = obj.get("helpful")
             votes = _votes(obj["vote"]) if "vote" in obj else (helpful[0] if isinstance(helpful, list) and helpful else None)
@@ -124,14 +127,18 @@ class AmazonConnector(Connector):
             }
         price, price_text = _price(obj.get("price"))
         description = obj.get("description")
-        if isinstance(description, list):
+        if isinstance(description, list):  # 2018/2023: paragraphs, each stripped of its HTML
             description = "\n".join(t for t in (strip_html(str(d)) for d in description) if t)
+        elif isinstance(description, str):
+            description = strip_html(description)
+        else:
+            description = None
         return without_nulls(
             {
                 "item_id": item,
                 "title": strip_html(obj.get("title")),  # type: ignore[arg-type]
-                "description": strip_html(description) if isinstance(description, str) else None,
-                "categories": category_paths([p for p in paths if isinstance(p, list)]),  # type: ignore[union-attr]
+                "description": description,
+                "categories": category_paths([p for p in paths if isinstance(p, list)] if isinstance(paths, list) else []),
                 "brand": strip_html(brand) if isinstance(brand, str) else None,
                 "price": price,
                 "attributes": without_nulls({**extra, "price_text": price_text}),
@@ -176,7 +183,3 @@ def _price(value: object) -> tuple[float | None, str | None]:
         return float(match.group(0)), str(value) if "-" in str(value) else None
     return None, str(value)[:200]
 
-
-def is_meta(path: Path) -> bool:
-    """True for a metadata file (its name starts with ``meta``)."""
-    return path.name.startswith("meta")

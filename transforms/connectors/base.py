@@ -22,9 +22,9 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from transforms.ingest import SPECS, FieldKind, TableSpec
 from warehouse import contracts
@@ -117,7 +117,7 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
                 yield number, text
 
 
-def dumps(obj: dict[str, object]) -> str:
+def dumps(obj: Mapping[str, Any]) -> str:
     """Compact, key-order-preserving JSON: the same record always gives the same line."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -178,6 +178,6 @@ def category_paths(paths: list[list[str]]) -> list[str]:
     return out
 
 
-def without_nulls(obj: dict[str, object]) -> dict[str, object]:
+def without_nulls(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Drop absent values (None, empty strings and lists): staging reads a missing key as NULL."""
     return {k: v for k, v in obj.items() if v is not None and v != "" and v != [] and v != {}}

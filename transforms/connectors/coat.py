@@ -1,6 +1,6 @@
 """Coat (Schnabel et al., ICML 2016): biased training ratings and randomly-exposed test ratings.
 
-``train.ascii`` and ``test.ascii`` are dense 290 × 300 matrices (one line per user, one column per
+``train.ascii`` and ``test.ascii`` are dense 290 x 300 matrices (one line per user, one column per
 item, 0 = unobserved); ``propensities.ascii`` the same shape of learned exposure propensities;
 ``user_item_features/`` one-hot user and item features with ``*_map.txt`` naming each column.
 

@@ -16,7 +16,15 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
-from transforms.connectors.base import Connector, ConnectorError, Record, dumps, iso_ts, iter_lines, without_nulls
+from transforms.connectors.base import (
+    Connector,
+    ConnectorError,
+    Record,
+    dumps,
+    iso_ts,
+    iter_lines,
+    without_nulls,
+)
 
 VIEW_COLUMNS = ("sessionid", "userid", "itemid", "timeframe", "eventdate")
 PURCHASE_COLUMNS = ("sessionid", "userid", "timeframe", "eventdate", "ordernumber", "itemid")

@@ -13,7 +13,7 @@ Each non-padding step → one slate (``surface`` = the interaction type), one im
 (position = slot), and, when something was clicked, a ``click`` event on the clicked item at its slot.
 ``itemattr.npz`` (``category[item]``) → items with that category. FINN has no timestamps: step t of
 every user gets the synthetic time :data:`FINN_EPOCH` + t seconds, which keeps each user's order.
-There are no source lines: ``line_no`` is the flattened step number u × steps + t + 1.
+There are no source lines: ``line_no`` is the flattened step number u * steps + t + 1.
 
 Arrays are streamed out of the zip a block of users at a time, so memory stays bounded.
 """

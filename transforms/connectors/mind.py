@@ -6,7 +6,7 @@
   (the test split has no labels: impressions only).
 - history → earlier ``click`` events, once per user (the first line of that user): history clicks
   happened before the logs but MIND gives no times, so click k of n gets the user's first impression
-  time minus (n − k) seconds, which keeps their order and puts them before every logged impression;
+  time minus (n - k) seconds, which keeps their order and puts them before every logged impression;
   they carry ``session_id = "history"`` so they can be told apart.
 - ``news.tsv``: ``news_id, category, subcategory, title, abstract, url, title_entities,
   abstract_entities`` → items (title, description = abstract, categories ``[category,
@@ -19,7 +19,16 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
-from transforms.connectors.base import Connector, ConnectorError, Record, category_paths, dumps, iso_ts, iter_lines, without_nulls
+from transforms.connectors.base import (
+    Connector,
+    ConnectorError,
+    Record,
+    category_paths,
+    dumps,
+    iso_ts,
+    iter_lines,
+    without_nulls,
+)
 
 MIND_TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from transforms.connectors.base import (
     Connector,
@@ -75,18 +76,18 @@ class MovieLensConnector(Connector):
             "reviews", src, no, dumps({"review_id": key, "user_id": user, "item_id": item, "ts": ts, "rating": rating})
         )
 
-    def _split_rows(self, path: Path, sep: str, width: int, encoding: str, table: str) -> Iterator[tuple[str, int, list[str] | None, str]]:
+    def _split_rows(self, path: Path, sep: str, width: int, encoding: str) -> Iterator[tuple[str, int, list[str] | None, str]]:
         src = self.source_name(path)
         for no, text in iter_lines(path, encoding):
             fields = text.split(sep)
             yield src, no, (fields if len(fields) == width else None), text
 
     def _ratings_100k(self, path: Path) -> Iterator[Record]:
-        for src, no, fields, text in self._split_rows(path, "\t", 4, LEGACY_ENCODING, "events"):
+        for src, no, fields, text in self._split_rows(path, "\t", 4, LEGACY_ENCODING):
             yield from self._rating(src, no, fields) if fields else [Record("events", src, no, text)]
 
     def _ratings_dat(self, path: Path) -> Iterator[Record]:
-        for src, no, fields, text in self._split_rows(path, "::", 4, LEGACY_ENCODING, "events"):
+        for src, no, fields, text in self._split_rows(path, "::", 4, LEGACY_ENCODING):
             yield from self._rating(src, no, fields) if fields else [Record("events", src, no, text)]
 
     def _ratings_csv(self, path: Path) -> Iterator[Record]:
@@ -102,7 +103,7 @@ class MovieLensConnector(Connector):
         return Record("reviews", src, no, dumps({"review_id": review_id, "user_id": user, "item_id": item, "ts": ts, "text": tag}))
 
     def _tags_dat(self, path: Path) -> Iterator[Record]:
-        for src, no, fields, text in self._split_rows(path, "::", 4, LEGACY_ENCODING, "reviews"):
+        for src, no, fields, text in self._split_rows(path, "::", 4, LEGACY_ENCODING):
             yield self._tag(src, no, fields) if fields else Record("reviews", src, no, text)
 
     def _tags_csv(self, path: Path) -> Iterator[Record]:
@@ -111,14 +112,14 @@ class MovieLensConnector(Connector):
 
     # --- movies ------------------------------------------------------------------------------------
 
-    def _movie(self, src: str, no: int, item: str, title: str, genres: list[str], extra: dict[str, object]) -> Record:
+    def _movie(self, src: str, no: int, item: str, title: str, genres: list[str], extra: Mapping[str, Any]) -> Record:
         match = _YEAR.search(title)
         attributes = without_nulls({"year": int(match.group(1)) if match else None, **extra})
         row = without_nulls({"item_id": item, "title": title.strip(), "categories": genres, "attributes": attributes})
         return Record("items", src, no, dumps(row))
 
     def _items_100k(self, path: Path) -> Iterator[Record]:
-        for src, no, fields, text in self._split_rows(path, "|", 5 + len(ML100K_GENRES), LEGACY_ENCODING, "items"):
+        for src, no, fields, text in self._split_rows(path, "|", 5 + len(ML100K_GENRES), LEGACY_ENCODING):
             if fields is None or any(flag not in ("0", "1") for flag in fields[5:]):
                 yield Record("items", src, no, text)
                 continue
@@ -127,7 +128,7 @@ class MovieLensConnector(Connector):
             yield self._movie(src, no, fields[0], fields[1], genres, extra)
 
     def _movies_dat(self, path: Path) -> Iterator[Record]:
-        for src, no, fields, text in self._split_rows(path, "::", 3, LEGACY_ENCODING, "items"):
+        for src, no, fields, text in self._split_rows(path, "::", 3, LEGACY_ENCODING):
             if fields is None:
                 yield Record("items", src, no, text)
                 continue
@@ -140,7 +141,7 @@ class MovieLensConnector(Connector):
     # --- users -------------------------------------------------------------------------------------
 
     def _users_100k(self, path: Path) -> Iterator[Record]:
-        for src, no, fields, text in self._split_rows(path, "|", 5, LEGACY_ENCODING, "users"):
+        for src, no, fields, text in self._split_rows(path, "|", 5, LEGACY_ENCODING):
             if fields is None:
                 yield Record("users", src, no, text)
                 continue
@@ -150,7 +151,7 @@ class MovieLensConnector(Connector):
 
     def _users_dat(self, path: Path) -> Iterator[Record]:
         # ml-1m: UserID::Gender::Age::Occupation::Zip-code; age and occupation are codes (see its README).
-        for src, no, fields, text in self._split_rows(path, "::", 5, LEGACY_ENCODING, "users"):
+        for src, no, fields, text in self._split_rows(path, "::", 5, LEGACY_ENCODING):
             if fields is None:
                 yield Record("users", src, no, text)
                 continue

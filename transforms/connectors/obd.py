@@ -38,8 +38,7 @@ class OpenBanditConnector(Connector):
         if not logs:
             raise ConnectorError(f"obd: no <policy>/<campaign>/<campaign>.csv files under {self.path}")
         seen_users: set[str] = set()
-        for path in contexts:
-            yield from self._items(path)
+        yield from self._items(contexts)
         for path in logs:
             yield from self._log(path, seen_users)
 
@@ -50,16 +49,26 @@ class OpenBanditConnector(Connector):
             raise ConnectorError(f"obd: {path} is not under a policy folder {POLICIES} (expected <policy>/<campaign>/<campaign>.csv)")
         return policy, campaign
 
-    def _items(self, path: Path) -> Iterator[Record]:
-        campaign = path.parent.name
-        src = self.source_name(path)
-        for no, row, text in _csv_dicts(path):
-            if row is None or not row.get("item_id"):
-                yield Record("items", src, no, text)
-                continue
-            attributes = {k: _number_or_text(v) for k, v in row.items() if k.startswith("item_feature")}
-            line = {"item_id": f"{campaign}:{row['item_id']}", "attributes": attributes}
-            yield Record("items", src, no, dumps(line))
+    def _items(self, paths: list[Path]) -> Iterator[Record]:
+        # The same campaign's items appear under both policies; the numeric feature agrees, but the
+        # hashed categorical features were hashed per policy. One item row per campaign item keeps
+        # the hashes of each policy apart: {"item_feature_0": -0.67, "bts": {...}, "random": {...}}.
+        merged: dict[str, tuple[str, int, dict[str, object]]] = {}
+        for path in paths:
+            campaign, policy = path.parent.name, path.parent.parent.name
+            src = self.source_name(path)
+            for no, row, text in _csv_dicts(path):
+                if row is None or not row.get("item_id"):
+                    yield Record("items", src, no, text)
+                    continue
+                item = f"{campaign}:{row['item_id']}"
+                _, _, attributes = merged.setdefault(item, (src, no, {}))
+                features = {k: _number_or_text(v) for k, v in row.items() if k.startswith("item_feature")}
+                numeric = {k: v for k, v in features.items() if isinstance(v, float)}
+                attributes.update(numeric)
+                attributes[policy] = {k: v for k, v in features.items() if k not in numeric}
+        for item, (src, no, attributes) in merged.items():
+            yield Record("items", src, no, dumps({"item_id": item, "attributes": attributes}))
 
     def _log(self, path: Path, seen_users: set[str]) -> Iterator[Record]:
         policy, campaign = self._policy_campaign(path)
@@ -90,7 +99,7 @@ class OpenBanditConnector(Connector):
         if user not in seen_users:
             seen_users.add(user)
             yield Record("users", src, first_no, dumps({"user_id": user, "attributes": dict(zip(USER_FEATURES, features, strict=True))}))
-        ordered = sorted(rows, key=lambda r: _int_or(r[1]["position"], 0))
+        ordered = sorted(rows, key=lambda r: _int_or(r[1]["position"], 0) or 0)
         yield Record(
             "slates",
             src,

@@ -198,7 +198,6 @@ class TabularConnector(Connector):
                 raise TabularMappingError(f"tabular: no mapping given and no {default}; pass --mapping FILE.yaml")
             mapping = default
         self.mapping = mapping if isinstance(mapping, TabularMapping) else load_mapping(Path(mapping))
-        self.tables = (self.mapping.table,)
         self._headers: dict[str, list[str]] = {}
 
     def files(self) -> list[Path]:
@@ -368,7 +367,10 @@ class TabularConnector(Connector):
                 return f"{where} is empty or absent, but {field} is required"
             return f"{field} is required: map it to a column or give a constant"
         if kind == "bad_value":
-            expected = m.timestamps.expectation() if m.field_kinds().get(field) is FieldKind.TS else _expected(m.field_kinds().get(field))
+            is_ts = m.field_kinds().get(field) is FieldKind.TS
+            expected = m.timestamps.expectation() if is_ts else _expected(m.field_kinds().get(field))
+            if is_ts and isinstance(value, str):
+                value = value.removesuffix(f" (expected {expected})")
             return f"{where}: expected {expected}, got {value!r}"
         if kind == "out_of_range":
             return f"{where}: value {value!r} is out of range"

@@ -16,7 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from transforms.connectors.base import RANDOM_EXPOSURE_TABLE, Connector, ConnectorError, Record, dumps, iso_ts, iter_lines
+from transforms.connectors.base import (
+    RANDOM_EXPOSURE_TABLE,
+    Connector,
+    ConnectorError,
+    Record,
+    dumps,
+    iso_ts,
+    iter_lines,
+)
 
 YAHOO_R3_EPOCH = dt.datetime(2009, 1, 1, tzinfo=dt.UTC)
 

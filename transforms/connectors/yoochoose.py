@@ -1,7 +1,7 @@
 """YooChoose (RecSys Challenge 2015): ``yoochoose-clicks.dat`` and ``yoochoose-buys.dat``, no header.
 
 - clicks: ``SessionID,Timestamp,ItemID,Category`` → ``click`` events;
-- buys: ``SessionID,Timestamp,ItemID,Price,Quantity`` → ``purchase`` events, value = price × quantity;
+- buys: ``SessionID,Timestamp,ItemID,Price,Quantity`` → ``purchase`` events, value = price * quantity;
 - items: every item seen in the clicks, with the distinct categories it was clicked under (``0``,
   the dataset's "missing", is left out); emitted after the clicks, located at the item's first click.
 

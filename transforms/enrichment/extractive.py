@@ -27,6 +27,10 @@ EXTRACTIVE_MODEL = "extractive@1"
 LABEL = "(extractive)"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1].rsplit(" ", 1)[0] + "…"
 
@@ -58,14 +62,14 @@ def describe_item(p: Mapping[str, Any]) -> dict[str, Any]:
 
 def profile_user(p: Mapping[str, Any]) -> dict[str, Any]:
     """A user profile from their payload (see :func:`transforms.enrichment.inputs.build_user_tasks`)."""
-    parts = [f"{LABEL} History up to {p['cutoff'][:10]}: {p['interactions']} interactions, {p['purchases']} purchases."]
+    parts = [f"{LABEL} Before the cut-off: {_n(p['interactions'], 'interaction')}, {_n(p['purchases'], 'purchase')}."]
     if p.get("top_categories"):
         parts.append("Mostly engages with " + ", ".join(c["name"] for c in p["top_categories"]) + ".")
     if p.get("top_brands"):
         parts.append("Favourite brands: " + ", ".join(b["name"] for b in p["top_brands"]) + ".")
     if p.get("price_band"):
         parts.append(f"Shops in the {p['price_band']} price band (median {p['median_price']:.2f}).")
-    parts.append(f"Last active {p['last_active']}, {p['days_inactive']} days before the cut-off.")
+    parts.append(f"Last active {p['last_active']}.")
     if p.get("review_count"):
         parts.append(
             f"Reviews lean {p['review_sentiment']} (mean rating {p['mean_review_rating']:.1f} over {p['review_count']})."

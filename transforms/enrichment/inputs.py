@@ -9,8 +9,8 @@ Payload layouts (JSON-serialisable dicts; lists are in a deterministic order)::
 
     item: item_id, title, brand, categories, price, attributes{}, catalog_description,
           review_count, mean_rating, key_phrases[], reviews[{rating, title, text, helpful_votes}]
-    user: user_id, cutoff, interactions, purchases, top_categories[{name, weight}],
-          top_brands[{name, weight}], price_band, median_price, last_active, days_inactive,
+    user: user_id, interactions, purchases, top_categories[{name, weight}],
+          top_brands[{name, weight}], price_band, median_price, last_active,
           review_count, mean_review_rating, review_sentiment, likes[], dislikes[], intents[],
           reviews[{rating, title, text, item}]
 """
@@ -49,15 +49,23 @@ LIKED_RATING = 4.0
 DISLIKED_RATING = 2.0
 
 _STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is it its itself just me more most
-    my myself no nor not now of off on once only or other our ours out over own same she should so some
-    such than that the their theirs them then there these they this those through to too under until up
-    very was we were what when where which while who whom why will with would you your yours really
-    bit got get one thing things item product much even still though well""".split()
+    " ".join(
+        [
+            "a about above after again all also am an and any are as at",
+            "be because been before being below between both but by can could did do",
+            "does doing down during each few for from further had has have having he",
+            "her here hers herself him himself his how i if in into is it",
+            "its itself just me more most my myself no nor not now of off",
+            "on once only or other our ours out over own same she should so",
+            "some such than that the their theirs them then there these they this those",
+            "through to too under until up very was we were what when where which",
+            "while who whom why will with would you your yours really bit got get",
+            "one thing things item product much even still though well",
+        ]
+    ).split()
 )
 _WORD = re.compile(r"[a-z][a-z'\-]+")
+_CLAUSE = re.compile(r"[.,;:!?()\[\]\n]+")
 
 
 @dataclass(frozen=True)
@@ -97,13 +105,14 @@ def key_phrases(documents: Mapping[str, Iterable[str]], k: int) -> dict[str, lis
     for doc_id, texts in documents.items():
         c: Counter[str] = Counter()
         for text in texts:
-            tokens = _WORD.findall(text.lower())
-            for i, tok in enumerate(tokens):
-                if tok in _STOPWORDS:
-                    continue
-                c[tok] += 1
-                if i + 1 < len(tokens) and tokens[i + 1] not in _STOPWORDS:
-                    c[f"{tok} {tokens[i + 1]}"] += 1
+            for clause in _CLAUSE.split(text.lower()):  # a phrase never spans punctuation
+                tokens = _WORD.findall(clause)
+                for i, tok in enumerate(tokens):
+                    if tok in _STOPWORDS:
+                        continue
+                    c[tok] += 1
+                    if i + 1 < len(tokens) and tokens[i + 1] not in _STOPWORDS:
+                        c[f"{tok} {tokens[i + 1]}"] += 1
         counts[doc_id] = c
         df.update(c.keys())
     n = len(documents)
@@ -235,7 +244,9 @@ def build_user_tasks(
     engaged with (against the tertiles of catalog prices of items available before the cut-off),
     recency, the sentiment of their reviews, likes (purchases and reviews rated >= 4), dislikes
     (reviews rated <= 2) and current intents (carted but not bought, and the categories of their most
-    recent interactions). Nothing at or after the cut-off is read.
+    recent interactions). Nothing at or after the cut-off is read, and the cut-off itself is not in
+    the payload (recency is the date last active), so moving the cut-off regenerates only the users
+    whose history before it changed.
     """
     events = cutoff_filter(events, cutoff)
     reviews = cutoff_filter(reviews, cutoff)
@@ -292,7 +303,6 @@ def build_user_tasks(
         recent = [e["item_id"] for e in reversed(evs) if EVENT_WEIGHTS.get(e["event_type"], 1.0) > 0][: limits.recent_window]
         payload = {
             "user_id": user_id,
-            "cutoff": cutoff.astimezone(dt.UTC).isoformat(),
             "interactions": len(evs),
             "purchases": len(purchased),
             "top_categories": _top(cat_w, limits.max_top),
@@ -300,7 +310,6 @@ def build_user_tasks(
             "price_band": _price_band(median_price, low, high),
             "median_price": _round(median_price),
             "last_active": last.astimezone(dt.UTC).date().isoformat(),
-            "days_inactive": (cutoff - last).days,
             "review_count": len(rvs),
             "mean_review_rating": _round(mean_rating),
             "review_sentiment": _sentiment(mean_rating),
@@ -321,5 +330,5 @@ def build_user_tasks(
                 for r in list(reversed(rvs))[: limits.max_reviews]
             ],
         }
-        tasks.append(GenerationTask(EntityKind.USER, user_id, payload, content_hash(payload)))
+        tasks.append(GenerationTask(EntityKind.USER, user_id, payload, content_hash(payload), cutoff))
     return tasks

@@ -73,7 +73,8 @@ class LocalTransformersGenerator:
         self.tokenizer.truncation_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.lm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).to(config.device)
+        lm: Any = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+        self.lm = lm.to(config.device)
         self.lm.eval()
 
     def _prompt(self, task: GenerationTask) -> str:
@@ -106,7 +107,7 @@ class LocalTransformersGenerator:
         for row, task in enumerate(tasks):
             new = out[row, width:]
             new = new[new != self.tokenizer.pad_token_id]
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            text = str(self.tokenizer.decode(new, skip_special_tokens=True))
             usage: dict[str, Any] = {
                 "prompt_tokens": int(enc["attention_mask"][row].sum()),
                 "completion_tokens": int(new.numel()),

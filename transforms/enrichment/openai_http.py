@@ -46,6 +46,7 @@ class OpenAIChatConfig:
         max_retries: Retries after the first attempt for transient failures.
         max_invalid_retries: Re-asks after an off-schema answer or a refusal.
         backoff_initial_s: First backoff; doubles per retry, with jitter, capped at ``backoff_max_s``.
+        retry_after_cap_s: A server's ``Retry-After`` is honoured up to this many seconds.
         timeout_s: Per-request timeout (connect, read and write).
         max_tokens: Completion limit sent with the request.
         temperature: Sampling temperature (0 for reproducible answers where the server allows it).
@@ -64,6 +65,7 @@ class OpenAIChatConfig:
     max_invalid_retries: int = 1
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    retry_after_cap_s: float = 120.0
     timeout_s: float = 60.0
     max_tokens: int = 600
     temperature: float = 0.0
@@ -166,7 +168,7 @@ class OpenAIChatGenerator:
         base = min(cfg.backoff_max_s, cfg.backoff_initial_s * (2**retry))
         delay = base / 2 + self._rng.uniform(0, base / 2)  # "equal jitter": never zero, never synchronized
         if retry_after is not None:
-            delay = max(delay, min(retry_after, cfg.backoff_max_s))
+            delay = max(delay, min(retry_after, cfg.retry_after_cap_s))
         return delay
 
     async def _one(

@@ -33,6 +33,8 @@ _INSTRUCTION_PATTERNS = [
     re.compile(r"\b(you are now|act as|pretend (to be|you are)|from now on|new instructions?|system prompt|jailbreak)\b", re.I),
     re.compile(r"\b(respond|answer|reply|output|write|say|print)\b.{0,40}?\b(only|exactly|instead)\b.{0,40}?\b(json|following|words?|text|this)\b", re.I | re.S),
     re.compile(r"\b(as an ai|language model)\b", re.I),
+    re.compile(r"\b(system|assistant|developer)\s*:", re.I),
+    re.compile(r"\byou (must|should|will) (now )?(say|write|praise|rate|answer|respond|output)\b", re.I),
 ]
 _ROLE_LABEL = re.compile(r"(?im)^\s*(system|assistant|user|developer|human|ai)\s*:\s*")
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|\[/?(INST|SYS)\]|<</?SYS>>|<s>|</s>", re.I)
@@ -58,7 +60,7 @@ def sanitize_untrusted(text: str | None, max_chars: int = MAX_REVIEW_CHARS) -> s
     text = _ROLE_LABEL.sub("", text)
     kept = [s for s in _SENTENCE_SPLIT.split(text) if s.strip() and not any(p.search(s) for p in _INSTRUCTION_PATTERNS)]
     text = _SPACES.sub(" ", " ".join(kept)).strip()
-    text = text.replace("<", "‹").replace(">", "›")  # no tag of any kind survives inside a delimiter
+    text = text.replace("<", "‹")  # no tag of any kind can open inside a delimiter
     if len(text) > max_chars:
         cut = text[: max_chars - 1].rsplit(" ", 1)[0] or text[: max_chars - 1]
         text = cut + "…"

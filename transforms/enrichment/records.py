@@ -65,7 +65,9 @@ def output_row(task: GenerationTask, outcome: GenerationOutcome, prov: Provenanc
         raise ValueError(f"{task.entity_id}: a failed outcome has no output row")
     row: dict[str, object] = {id_column(task.entity): task.entity_id, **outcome.output}
     if task.entity is EntityKind.USER:
-        row["cutoff"] = dt.datetime.fromisoformat(str(task.payload["cutoff"]))
+        if task.cutoff is None:
+            raise ValueError(f"{task.entity_id}: a user task carries its run's cut-off")
+        row["cutoff"] = task.cutoff
     row.update(
         generator_kind=prov.generator_kind.value,
         model=prov.model,

@@ -8,6 +8,7 @@ field's length, so a runaway answer is a failure, not a row.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
@@ -86,12 +87,16 @@ class GenerationTask:
         entity_id: External id (``i0000137`` / ``u0000042``).
         payload: The grounded input (see :mod:`transforms.enrichment.inputs`), JSON-serialisable.
         input_hash: Content hash of ``payload`` (:func:`content_hash`).
+        cutoff: The run's training cut-off (user profiles), stored on the row but deliberately not
+            part of the payload: a user with no activity between two cut-offs keeps the same input
+            and is not regenerated just because the cut-off moved.
     """
 
     entity: EntityKind
     entity_id: str
     payload: Mapping[str, Any]
     input_hash: str
+    cutoff: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

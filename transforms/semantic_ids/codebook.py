@@ -191,8 +191,7 @@ def _residual_kmeans(
         fit = fit_level(
             residual, config.codes_per_level, rng, max_iter=config.max_iter, tol=config.tol, balanced=config.balanced
         )
-        codes, _ = nearest(residual, fit.centroids, fit.bias if config.balanced else None, config.chunk_rows)
-        residual -= fit.centroids[codes]
+        residual -= fit.centroids[fit.codes]
         centroids.append(fit.centroids)
         biases.append(fit.bias)
     return tuple(centroids), tuple(biases)

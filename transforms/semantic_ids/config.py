@@ -7,8 +7,10 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from warehouse.contracts import SEMANTIC_ID_LETTERS
+
 # Token letters by position: <a_12><b_7><c_201><d_0>.
-LEVEL_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+LEVEL_LETTERS = SEMANTIC_ID_LETTERS
 
 
 class QuantizerKind(StrEnum):

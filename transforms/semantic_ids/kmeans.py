@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SINKHORN_ITERATIONS = 50
+SINKHORN_ITERATIONS = 30
+BALANCED_REFINEMENTS = 5  # balanced Lloyd steps after the plain ones converge
+INIT_SAMPLE_PER_CODE = 16  # k-means++ seeds from at most this many rows per code (it is sequential)
+TINY, HUGE = np.float32(1e-30), np.float32(1e30)
 # Temperature of the balanced assignment, as a share of the mean gap between an item's nearest and its
 # average centroid distance: small enough that items stay near their centroid, large enough to move
 # items at the margin of a crowded code to a neighbour.
@@ -27,12 +30,14 @@ class LevelFit:
         centroids: ``(K, dim)`` float32.
         bias: ``(K,)`` float32 per-code offset subtracted from the squared distance when assigning
             (zero unless trained balanced).
-        counts: Training rows per code after the last iteration.
+        codes: ``(n,)`` int32 code of every training row under the final centroids (and offsets).
+        counts: Training rows per code.
         iterations: Lloyd iterations run.
     """
 
     centroids: np.ndarray
     bias: np.ndarray
+    codes: np.ndarray
     counts: np.ndarray
     iterations: int
 
@@ -103,22 +108,25 @@ def balanced_assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, n
         ``codes`` int32 and ``bias`` float32 ``(K,)`` (``eps log v``, centred on zero).
     """
     n, k = x.shape[0], centroids.shape[0]
-    dist = (x @ centroids.T) * -2.0
+    dist = x @ centroids.T
+    dist *= -2.0
     dist += np.einsum("ij,ij->i", centroids, centroids)
     dist += np.einsum("ij,ij->i", x, x)[:, None]
     row_min = dist.min(axis=1, keepdims=True)
     gap = float(np.mean(dist.mean(axis=1) - row_min[:, 0]))
-    eps = max(gap * SINKHORN_TEMPERATURE, 1e-12)
-    kernel = np.exp(-(dist - row_min) / eps).astype(np.float64)
-    target = n / k
-    v = np.ones(k)
+    eps = np.float32(max(gap * SINKHORN_TEMPERATURE, 1e-12))
+    kernel = dist - row_min
+    kernel /= -eps
+    np.exp(kernel, out=kernel)
+    target = np.float32(n / k)
+    v = np.ones(k, dtype=np.float32)
     for _ in range(SINKHORN_ITERATIONS):
-        u = 1.0 / np.maximum(kernel @ v, 1e-300)
-        v = target / np.maximum(kernel.T @ u, 1e-300)
-    log_v = np.log(np.maximum(v, 1e-300))
-    bias = (eps * (log_v - log_v.mean())).astype(np.float32)
-    codes = (dist - bias).argmin(axis=1).astype(np.int32)
-    return codes, bias
+        u = np.float32(1.0) / np.maximum(kernel @ v, TINY)
+        v = np.minimum(target / np.maximum(kernel.T @ u, TINY), HUGE)
+    log_v = np.log(np.maximum(v, TINY)).astype(np.float64)
+    bias = (float(eps) * (log_v - log_v.mean())).astype(np.float32)
+    dist -= bias
+    return dist.argmin(axis=1).astype(np.int32), bias
 
 
 def fit_level(
@@ -126,45 +134,64 @@ def fit_level(
 ) -> LevelFit:
     """Train one level's ``k`` centroids on ``x`` (float32 rows).
 
-    Lloyd iterations with k-means++ seeding; a code left empty is reseeded on the row that is
-    farthest from its centroid (one distinct row per dead code), so codes do not die during training.
+    k-means++ seeding on a subsample, then Lloyd iterations; a code left empty is reseeded on the row
+    farthest from its centroid (one distinct row per dead code), so codes do not die in training.
+    With ``balanced``, a few more Lloyd steps use the Sinkhorn assignment, and its per-code offsets
+    are kept for encoding.
     """
     n = x.shape[0]
-    centroids = kmeans_pp(x, k, rng)
-    bias = np.zeros(k, dtype=np.float32)
+    seed_rows = x if n <= INIT_SAMPLE_PER_CODE * k else x[np.sort(rng.choice(n, INIT_SAMPLE_PER_CODE * k, replace=False))]
+    centroids = kmeans_pp(seed_rows, k, rng)
     spread = float(np.var(x, axis=0, dtype=np.float64).sum()) if n > 1 else 0.0
-    counts = np.zeros(k, dtype=np.int64)
+    limit = tol * max(spread, 1e-30)
     iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-        if balanced:
-            codes, bias = balanced_assign(x, centroids)
-            sq = np.einsum("ij,ij->i", x - centroids[codes], x - centroids[codes])
-        else:
-            codes, sq = nearest(x, centroids)
-        counts = np.bincount(codes, minlength=k)
-        updated = _means(x, codes, counts, centroids)
-        dead = np.flatnonzero(counts == 0)
-        if len(dead):
-            # Farthest rows first; a row already a centroid would stay dead, so only rows with error > 0.
-            far = np.argsort(-sq, kind="stable")
-            far = far[sq[far] > 0][: len(dead)]
-            updated[dead[: len(far)]] = x[far]
-        shift = float(np.sum((updated - centroids) ** 2)) / k
-        centroids = updated
-        if shift <= tol * max(spread, 1e-30) and not len(dead):
+    for _ in range(max_iter):
+        iterations += 1
+        centroids, shift = _lloyd_step(x, centroids, balanced=False)
+        if shift <= limit:
             break
+    for _ in range(BALANCED_REFINEMENTS if balanced else 0):
+        iterations += 1
+        centroids, _ = _lloyd_step(x, centroids, balanced=True)
+    bias = np.zeros(k, dtype=np.float32)
     if balanced:
         codes, bias = balanced_assign(x, centroids)
-        counts = np.bincount(codes, minlength=k)
-    return LevelFit(centroids=centroids.astype(np.float32), bias=bias, counts=counts, iterations=iterations)
+    else:
+        codes, _ = nearest(x, centroids)
+    counts = np.bincount(codes, minlength=k)
+    return LevelFit(centroids=centroids, bias=bias, codes=codes, counts=counts, iterations=iterations)
+
+
+def _lloyd_step(x: np.ndarray, centroids: np.ndarray, *, balanced: bool) -> tuple[np.ndarray, float]:
+    """One assignment + update step; returns the new centroids and their mean squared move.
+
+    A code left empty is reseeded on the row farthest from its centroid (one distinct row per dead
+    code; rows already sitting on a centroid do not qualify), and the move is then reported as
+    infinite so that training does not stop on a step that revived codes.
+    """
+    k = centroids.shape[0]
+    if balanced:
+        codes, _ = balanced_assign(x, centroids)
+        diff = x - centroids[codes]
+        sq = np.einsum("ij,ij->i", diff, diff)
+    else:
+        codes, sq = nearest(x, centroids)
+    counts = np.bincount(codes, minlength=k)
+    updated = _means(x, codes, counts, centroids)
+    dead = np.flatnonzero(counts == 0)
+    far = np.argsort(-sq, kind="stable")[: len(dead)] if len(dead) else dead
+    far = far[sq[far] > 0]
+    updated[dead[: len(far)]] = x[far]
+    shift = float(np.sum((updated - centroids) ** 2)) / k
+    return updated, (np.inf if len(far) else shift)
 
 
 def _means(x: np.ndarray, codes: np.ndarray, counts: np.ndarray, previous: np.ndarray) -> np.ndarray:
-    """Per-code mean of the rows (float64 sums); codes without rows keep their previous centroid."""
+    """Per-code mean of the rows; codes without rows keep their previous centroid."""
     order = np.argsort(codes, kind="stable")
     present = np.flatnonzero(counts)
     starts = np.concatenate(([0], np.cumsum(counts[present])[:-1]))
-    sums = np.add.reduceat(x[order], starts, axis=0, dtype=np.float64)
+    sums = np.add.reduceat(x[order], starts, axis=0)
     out = previous.astype(np.float32, copy=True)
     out[present] = (sums / counts[present, None]).astype(np.float32)
     return out

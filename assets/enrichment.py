@@ -1,0 +1,319 @@
+"""Enrichment layer: item descriptions, user profiles (LLM or extractive) and their text embeddings.
+
+Each asset reads the raw tables, builds grounded inputs (everything strictly before the training
+cut-off), and launches the Beam pipeline, which generates or embeds only what the stored table does
+not already answer (same input hash, prompt version and model). Failed generations go to
+``enrichment/<entity>_failures``; the run fails only when their share passes the configured limit,
+after everything that succeeded was written.
+"""
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.beam_enrichment import (
+    EmbeddingRun,
+    GenerationResult,
+    GenerationRun,
+    RunStats,
+    run_embedding,
+    run_generation,
+)
+from pipelines.resources import WarehouseResource
+from pipelines.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
+from transforms.enrichment.inputs import build_item_tasks, build_user_tasks
+from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
+from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
+from warehouse.contracts import (
+    RAW_EVENTS,
+    RAW_ITEMS,
+    RAW_REVIEWS,
+    TableContract,
+    embedding_contract,
+)
+from warehouse.store import Warehouse
+
+ITEM_DESCRIPTIONS_KEY = dg.AssetKey(["enrichment", "item_descriptions"])
+ITEM_DESCRIPTION_FAILURES_KEY = dg.AssetKey(["enrichment", "item_description_failures"])
+USER_PROFILES_KEY = dg.AssetKey(["enrichment", "user_profiles"])
+USER_PROFILE_FAILURES_KEY = dg.AssetKey(["enrichment", "user_profile_failures"])
+ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
+USER_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "user_embeddings"])
+
+WORK_DIR = (".work", "enrichment")  # checkpoints of an unfinished run, hidden from the catalog
+NORM_TOLERANCE = 1e-3
+PREVIEW_ROWS = 3
+
+
+class EnrichmentConfig(dg.Config):
+    """Run configuration of the description and profile assets."""
+
+    train_end: str | None = None  # ISO-8601 UTC; default: midnight starting the day before the last event day
+
+
+def _parse_ts(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def training_cutoff(config: EnrichmentConfig, store: Warehouse) -> dt.datetime:
+    """The cut-off (train_end): configured, or the same default as the training-data assets."""
+    if config.train_end:
+        return _parse_ts(config.train_end)
+    days = store.partitions(RAW_EVENTS)
+    if not days:
+        raise ValueError("raw_events is empty: set train_end or materialize raw/events first")
+    return dt.datetime.combine(days[-1], dt.time(), tzinfo=dt.UTC) - dt.timedelta(days=1)
+
+
+def _read_until(store: Warehouse, contract: TableContract, cutoff: dt.datetime) -> pa.Table:
+    """Daily partitions up to the cut-off's day (rows at or after the cut-off are dropped later)."""
+    return store.read(contract, [d for d in store.partitions(contract) if d <= cutoff.date()])
+
+
+def _now() -> dt.datetime:
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _work_dir(root: Path, name: str) -> Path:
+    return root.joinpath(*WORK_DIR, name)
+
+
+def _preview(table: pa.Table, columns: list[str]) -> dg.MetadataValue:
+    rows = table.select(columns).slice(0, PREVIEW_ROWS).to_pylist()
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c])[:160].replace("|", "/") for c in columns) + " |" for r in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _generation_results(
+    entity: EntityKind,
+    result: GenerationResult,
+    tasks: list[GenerationTask],
+    keys: tuple[dg.AssetKey, dg.AssetKey],
+    cutoff: dt.datetime,
+    generator: GeneratorResource,
+) -> list[dg.MaterializeResult]:
+    key, failures_key = keys
+    outputs, stats = result.outputs, result.stats
+    id_col = f"{entity.value}_id"
+    provenance_ok = all(
+        all(v for v in outputs[c].to_pylist()) for c in ("generator_kind", "model", "prompt_version", "input_hash", "cache_key")
+    )
+    checks = [
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name="provenance_complete",
+            passed=provenance_ok,
+            metadata={"rows": outputs.num_rows},
+        ),
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name="failure_share_within_limit",
+            passed=stats.failure_share <= generator.max_failure_share,
+            metadata={"failure_share": stats.failure_share, "limit": generator.max_failure_share},
+        ),
+    ]
+    if entity is EntityKind.USER:
+        # A kept row may come from an earlier cut-off, but only if the user's history before this
+        # cut-off is exactly what it was built from (same input hash) and that cut-off is not later.
+        expected = {t.entity_id: t.input_hash for t in tasks}
+        rows = outputs.select([id_col, "input_hash", "cutoff"]).to_pylist()
+        stale = [r[id_col] for r in rows if expected.get(r[id_col]) != r["input_hash"]]
+        later = [r[id_col] for r in rows if r["cutoff"] > cutoff]
+        checks.append(
+            dg.AssetCheckResult(
+                asset_key=key,
+                check_name="profiles_use_training_window",
+                passed=not stale and not later,
+                metadata={"cutoff": cutoff.isoformat(), "input_mismatch": stale[:10], "later_cutoff": later[:10]},
+            )
+        )
+    meta: dict[str, Any] = {
+        **stats.as_metadata(),
+        "cutoff": cutoff.isoformat(),
+        "generator_kind": generator.config().kind.value,
+        "model": generator.config().stored_model,
+        "preview": _preview(outputs, [id_col, TEXT_FIELD[entity], "model", "generated_at"]),
+        "dagster/row_count": outputs.num_rows,
+    }
+    failures = result.failures
+    overlap = sorted(set(failures[id_col].to_pylist()) & set(outputs[id_col].to_pylist()))
+    unexplained = sum(1 for e in failures["error"].to_pylist() if not e)
+    failure_check = dg.AssetCheckResult(
+        asset_key=failures_key,
+        check_name="failures_explained",
+        passed=not overlap and unexplained == 0,
+        metadata={"also_in_outputs": overlap[:10], "without_error": unexplained},
+    )
+    return [
+        dg.MaterializeResult(asset_key=key, metadata=meta, check_results=checks),
+        dg.MaterializeResult(
+            asset_key=failures_key,
+            metadata={
+                "dagster/row_count": failures.num_rows,
+                "by_kind": {k: failures["failure_kind"].to_pylist().count(k) for k in sorted(set(failures["failure_kind"].to_pylist()))},
+                "examples": _preview(failures, [id_col, "failure_kind", "error"]),
+            },
+            check_results=[failure_check],
+        ),
+    ]
+
+
+def _generate(
+    entity: EntityKind,
+    tasks: list[GenerationTask],
+    warehouse: WarehouseResource,
+    generator: GeneratorResource,
+    context: dg.AssetExecutionContext,
+) -> GenerationResult:
+    store = warehouse.store()
+    out_contract, fail_contract = OUTPUT_CONTRACTS[entity], FAILURE_CONTRACTS[entity]
+
+    def sink(outputs: pa.Table, failures: pa.Table) -> None:
+        store.write(out_contract, outputs)
+        store.write(fail_contract, failures)
+        warehouse.refresh_catalog()
+
+    run = GenerationRun(
+        entity=entity,
+        generator=generator.config(),
+        work_dir=_work_dir(warehouse.root, out_contract.name),
+        generated_at=_now(),
+        max_failure_share=generator.max_failure_share,
+        beam=generator.beam(),
+    )
+    result = run_generation(tasks, store.read(out_contract), run, sink)
+    context.log.info(f"{out_contract.view_name}: {result.stats.as_metadata()}")
+    return result
+
+
+def _spec(key: dg.AssetKey, contract: TableContract, deps: list[dg.AssetKey]) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key,
+        deps=deps,
+        group_name="enrichment",
+        description=contract.description,
+        kinds={"beam", "parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+
+
+def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec("failures_explained", asset=failures_key, description="Every failure carries its error, and no failed entity also has an output row."),
+        dg.AssetCheckSpec("provenance_complete", asset=key, blocking=True, description="Every row names its generator, model, prompt version and input hash."),
+        dg.AssetCheckSpec("failure_share_within_limit", asset=key, description="Failed / attempted is within the generator's max_failure_share."),
+    ]
+    if user:
+        specs.append(
+            dg.AssetCheckSpec("profiles_use_training_window", asset=key, blocking=True, description="Every profile was built from exactly the user's history before this run's cut-off.")
+        )
+    return specs
+
+
+@dg.multi_asset(
+    specs=[
+        _spec(ITEM_DESCRIPTIONS_KEY, OUTPUT_CONTRACTS[EntityKind.ITEM], [dg.AssetKey(["raw", "items"]), dg.AssetKey(["raw", "reviews"])]),
+        _spec(ITEM_DESCRIPTION_FAILURES_KEY, FAILURE_CONTRACTS[EntityKind.ITEM], [dg.AssetKey(["raw", "items"]), dg.AssetKey(["raw", "reviews"])]),
+    ],
+    check_specs=_generation_checks(ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY, user=False),
+    name="enrichment_item_descriptions",
+)
+def item_descriptions(
+    context: dg.AssetExecutionContext, config: EnrichmentConfig, warehouse: WarehouseResource, enrichment_generator: GeneratorResource
+) -> Any:
+    """Describe every catalog item from its catalog fields and its reviews before the cut-off."""
+    store = warehouse.store()
+    cutoff = training_cutoff(config, store)
+    tasks = build_item_tasks(store.read(RAW_ITEMS), _read_until(store, RAW_REVIEWS, cutoff), cutoff)
+    result = _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, context)
+    keys = (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY)
+    yield from _generation_results(EntityKind.ITEM, result, tasks, keys, cutoff, enrichment_generator)
+
+
+@dg.multi_asset(
+    specs=[
+        _spec(USER_PROFILES_KEY, OUTPUT_CONTRACTS[EntityKind.USER], [dg.AssetKey(["raw", t]) for t in ("events", "reviews", "items")]),
+        _spec(USER_PROFILE_FAILURES_KEY, FAILURE_CONTRACTS[EntityKind.USER], [dg.AssetKey(["raw", t]) for t in ("events", "reviews", "items")]),
+    ],
+    check_specs=_generation_checks(USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY, user=True),
+    name="enrichment_user_profiles",
+)
+def user_profiles(
+    context: dg.AssetExecutionContext, config: EnrichmentConfig, warehouse: WarehouseResource, enrichment_generator: GeneratorResource
+) -> Any:
+    """Profile every user from their interactions and reviews strictly before the cut-off."""
+    store = warehouse.store()
+    cutoff = training_cutoff(config, store)
+    tasks = build_user_tasks(
+        _read_until(store, RAW_EVENTS, cutoff), _read_until(store, RAW_REVIEWS, cutoff), store.read(RAW_ITEMS), cutoff
+    )
+    result = _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, context)
+    keys = (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY)
+    yield from _generation_results(EntityKind.USER, result, tasks, keys, cutoff, enrichment_generator)
+
+
+def _embedding_asset(entity: EntityKind, key: dg.AssetKey, source_key: dg.AssetKey) -> dg.AssetsDefinition:
+    source = OUTPUT_CONTRACTS[entity]
+
+    @dg.asset(
+        key=key,
+        deps=[source_key],
+        group_name="enrichment",
+        description=embedding_contract(entity.value).description,
+        kinds={"beam", "parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+        check_specs=[
+            dg.AssetCheckSpec("vectors_normalized", asset=key, blocking=True, description="Every vector has unit L2 norm."),
+            dg.AssetCheckSpec("covers_every_text", asset=key, blocking=True, description="One vector per generated row, with that row's text hash."),
+        ],
+    )
+    def _embeddings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, enrichment_embedder: EmbedderResource) -> dg.MaterializeResult:
+        store = warehouse.store()
+        wanted = texts_to_embed(entity, store.read(source), TEXT_FIELD[entity])
+        embedder = enrichment_embedder.config()
+        # The stored table's dim may differ from a newly configured model's: read it without a fixed dim.
+        contract = embedding_contract(entity.value)
+        stored_files = store.files(contract)
+        stored = pa.concat_tables([pq.read_table(f) for f in stored_files]) if stored_files else contract.schema.empty_table()
+        def sink(table: pa.Table) -> None:
+            store.write(embedding_contract(entity.value, table.schema.field("embedding").type.list_size), table)
+            warehouse.refresh_catalog()
+
+        run = EmbeddingRun(entity, embedder, _work_dir(warehouse.root, contract.name), enrichment_embedder.beam())
+        result = run_embedding(wanted, stored, run, sink)
+        table = result.embeddings
+        dim = table.schema.field("embedding").type.list_size
+        vectors = np.asarray(table["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)).reshape(-1, dim) if table.num_rows else np.zeros((0, dim))
+        norms = np.linalg.norm(vectors, axis=1)
+        bad_norm = int(np.sum(np.abs(norms - 1.0) > NORM_TOLERANCE))
+        covered = table[f"{entity.value}_id"].to_pylist() == wanted[f"{entity.value}_id"].to_pylist() and table[
+            "text_hash"
+        ].to_pylist() == wanted["text_hash"].to_pylist()
+        stats: RunStats = result.stats
+        context.log.info(f"{contract.view_name}: {stats.as_metadata()}")
+        return dg.MaterializeResult(
+            metadata={**stats.as_metadata(), "model": embedder.name, "dim": dim, "dagster/row_count": table.num_rows},
+            check_results=[
+                dg.AssetCheckResult(check_name="vectors_normalized", passed=bad_norm == 0, metadata={"off_unit_norm": bad_norm}),
+                dg.AssetCheckResult(check_name="covers_every_text", passed=covered, metadata={"rows": table.num_rows, "texts": wanted.num_rows}),
+            ],
+        )
+
+    return _embeddings
+
+
+item_embeddings = _embedding_asset(EntityKind.ITEM, ITEM_EMBEDDINGS_KEY, ITEM_DESCRIPTIONS_KEY)
+user_embeddings = _embedding_asset(EntityKind.USER, USER_EMBEDDINGS_KEY, USER_PROFILES_KEY)
+
+enrichment_job = dg.define_asset_job("enrichment_job", selection=dg.AssetSelection.groups("enrichment"))
+
+JOBS = [enrichment_job]
+RESOURCES = {"enrichment_generator": ExtractiveGeneratorResource(), "enrichment_embedder": EmbedderResource()}

@@ -1,0 +1,306 @@
+"""Semantic-ID layer: versioned codebooks and each item's collision-free, invertible, stable ID.
+
+``semantic_ids/codebooks`` trains a codebook version only when none exists or when a run asks for a
+full rebuild (``rebuild: true``); otherwise it keeps the stored version untouched, so nightly runs
+never retrain. ``semantic_ids/item_semantic_ids`` then encodes the items that have no ID yet with
+the latest version, keeps every existing ID, and after a rebuild re-encodes everything under the new
+version and appends the old -> new mapping to ``semantic_ids_id_mapping``. It also writes the
+inverse lookup table ``semantic_ids_id_lookup``.
+
+Blocking checks stop a bad table before anything downstream (sequence shards, generative models)
+reads it; a table that fails them is not written, so the previous IDs stay in place.
+"""
+
+from dataclasses import dataclass
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines.resources import WarehouseResource
+from transforms.semantic_ids import (
+    Codebook,
+    Disambiguation,
+    QuantizerKind,
+    SemanticIdConfig,
+    append_codebook,
+    assign_semantic_ids,
+    codes_matrix,
+    contract_for_codebook,
+    id_lookup,
+    id_mapping,
+    latest_version,
+    load_codebook,
+    quantize,
+    semantic_id_report,
+    train_codebook,
+)
+from transforms.semantic_ids.assign import SemanticIdAssignment
+from warehouse.contracts import (
+    ENRICHMENT_ITEM_EMBEDDINGS,
+    RAW_ITEMS,
+    SEMANTIC_IDS_CODEBOOKS,
+    SEMANTIC_IDS_ID_LOOKUP,
+    SEMANTIC_IDS_ID_MAPPING,
+    SEMANTIC_IDS_ITEM_SEMANTIC_IDS,
+)
+from warehouse.store import Warehouse
+
+CODEBOOKS_KEY = dg.AssetKey(["semantic_ids", "codebooks"])
+ITEM_SEMANTIC_IDS_KEY = dg.AssetKey(["semantic_ids", "item_semantic_ids"])
+ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
+RAW_ITEMS_KEY = dg.AssetKey(["raw", "items"])
+MIN_UTILIZATION = 0.9  # below this share of live codes at any level, the codebook has collapsed
+EXAMPLES = 10
+
+
+class CodebookConfig(dg.Config):
+    """Run configuration of ``semantic_ids/codebooks``.
+
+    ``rebuild`` is the one explicit way to retrain: it writes a new version, and the next
+    ``item_semantic_ids`` run re-encodes every item and records the old -> new mapping. The other
+    fields are used when a version is trained (the first run or a rebuild) and ignored otherwise.
+    """
+
+    rebuild: bool = False
+    levels: int = 3
+    codes_per_level: int = 256
+    quantizer: QuantizerKind = QuantizerKind.RESIDUAL_KMEANS
+    balanced: bool = False
+    disambiguation: Disambiguation = Disambiguation.EXTRA_LEVEL
+    seed: int = 0
+    train_sample_size: int = 65_536
+
+    def semantic_id_config(self) -> SemanticIdConfig:
+        return SemanticIdConfig(
+            levels=self.levels,
+            codes_per_level=self.codes_per_level,
+            quantizer=self.quantizer,
+            balanced=self.balanced,
+            disambiguation=self.disambiguation,
+            seed=self.seed,
+            train_sample_size=self.train_sample_size,
+        )
+
+
+def _item_embeddings(store: Warehouse) -> tuple[pa.Array, np.ndarray, pa.Array, str | None]:
+    """Item ids, the ``(n, dim)`` float32 matrix, text hashes and the embedding model."""
+    files = store.files(ENRICHMENT_ITEM_EMBEDDINGS)
+    if not files:
+        raise dg.Failure("enrichment_item_embeddings is empty: materialize enrichment/item_embeddings first")
+    # Read without the contract's fixed dim: a configured model may embed in another dimension.
+    table = pa.concat_tables(pq.read_table(f) for f in files)
+    dim = table.schema.field("embedding").type.list_size
+    vectors = table["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    models = pc.unique(table["model"]).to_pylist()
+    if len(models) > 1:
+        raise dg.Failure(f"item embeddings mix models {models}: one codebook cannot encode several spaces")
+    return table["item_id"], vectors, table["text_hash"], models[0] if models else None
+
+
+def _categories(store: Warehouse, item_ids: list[str]) -> list[str | None] | None:
+    """Each item's top category (first of ``categories``) for purity metadata, when the catalog is staged."""
+    if not store.exists(RAW_ITEMS):
+        return None
+    items = store.read(RAW_ITEMS).select(["item_id", "categories"]).to_pylist()
+    top = {r["item_id"]: (r["categories"] or [None])[0] for r in items}
+    return [top.get(i) for i in item_ids]
+
+
+@dg.asset(
+    key=CODEBOOKS_KEY,
+    deps=[ITEM_EMBEDDINGS_KEY],
+    group_name="semantic_ids",
+    description=SEMANTIC_IDS_CODEBOOKS.description,
+    kinds={"numpy", "parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec("versions_immutable", asset=CODEBOOKS_KEY, blocking=True, description="Every stored version is byte-for-byte what it was."),
+        dg.AssetCheckSpec("codes_alive", asset=CODEBOOKS_KEY, description=f"At every level at least {MIN_UTILIZATION:.0%} of the codes encode some item."),
+    ],
+)
+def codebooks(context: dg.AssetExecutionContext, config: CodebookConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Train a codebook version on the first run or on an explicit rebuild; otherwise keep the stored one."""
+    store = warehouse.store()
+    stored = store.read(SEMANTIC_IDS_CODEBOOKS)
+    current = latest_version(stored)
+    if current is not None and not config.rebuild:
+        codebook = load_codebook(stored)
+        if codebook.config != config.semantic_id_config():
+            context.log.warning(
+                f"run config differs from stored codebook v{current}'s; it is kept (set rebuild: true to retrain)"
+            )
+        return dg.MaterializeResult(
+            metadata={"action": "kept", "version": current, "versions": stored.num_rows},
+            check_results=[
+                dg.AssetCheckResult(check_name="versions_immutable", passed=True, metadata={"rewritten": False}),
+                dg.AssetCheckResult(check_name="codes_alive", passed=True, metadata={"trained": False}),
+            ],
+        )
+    item_ids, vectors, _, model = _item_embeddings(store)
+    sid_config = config.semantic_id_config()
+    order = pc.sort_indices(item_ids).to_numpy()  # train in item-id order: independent of storage order
+    codebook = train_codebook(
+        vectors[order], sid_config, version=(current or 0) + 1, parent_version=current, embedding_model=model
+    )
+    updated = append_codebook(stored, codebook)
+    unchanged = updated.slice(0, stored.num_rows).equals(stored.cast(SEMANTIC_IDS_CODEBOOKS.schema))
+    if unchanged:
+        store.write(SEMANTIC_IDS_CODEBOOKS, updated)
+        warehouse.refresh_catalog()
+    quantized = quantize(codebook, vectors)
+    report = semantic_id_report(
+        quantized.codes, codebook.levels, codebook.codes_per_level,
+        sq_error=quantized.sq_error, sq_norm=np.einsum("ij,ij->i", vectors, vectors),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "action": "rebuilt" if current is not None else "trained",
+            "version": codebook.version,
+            "parent_version": current,
+            "quantizer": str(sid_config.quantizer),
+            "embedding_model": model,
+            "trained_items": codebook.trained_items,
+            "items": len(vectors),
+            **report.to_metadata(),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="versions_immutable", passed=unchanged, metadata={"earlier_versions": stored.num_rows}),
+            dg.AssetCheckResult(
+                check_name="codes_alive",
+                passed=min(report.utilization) >= MIN_UTILIZATION,
+                metadata={"utilization": list(report.utilization)},
+            ),
+        ],
+    )
+
+
+def _stored_ids(store: Warehouse) -> pa.Table | None:
+    """The stored item_semantic_ids table in its own layout (its ID length may differ from the default)."""
+    files = store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)
+    return pq.read_table(files[0]) if files else None
+
+
+def _changed_ids(before: pa.Table, after: pa.Table) -> tuple[int, list[str]]:
+    """Existing items whose ID is missing from or different in ``after``."""
+    now = dict(zip(after["item_id"].to_pylist(), after["semantic_id"].to_pylist(), strict=True))
+    changed = [i for i, s in zip(before["item_id"].to_pylist(), before["semantic_id"].to_pylist(), strict=True) if now.get(i) != s]
+    return len(changed), changed[:EXAMPLES]
+
+
+def _duplicate_ids(table: pa.Table) -> tuple[int, list[str]]:
+    counts = pc.value_counts(table["semantic_id"])
+    repeated = [c["values"] for c in counts.to_pylist() if c["counts"] > 1]
+    return table.num_rows - len(counts), repeated[:EXAMPLES]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    assignment: SemanticIdAssignment
+    action: str  # full_build | incremental | rebuild
+    mapping: pa.Table | None
+    stale_ids: int  # items that kept an ID although their embedded text changed since
+
+
+def _assign(store: Warehouse, codebook: Codebook, previous: pa.Table | None) -> _Outcome:
+    item_ids, vectors, hashes, model = _item_embeddings(store)
+    if codebook.embedding_model and model and model != codebook.embedding_model:
+        raise dg.Failure(
+            f"item embeddings now come from {model!r} but codebook v{codebook.version} encodes {codebook.embedding_model!r}: "
+            "materialize semantic_ids/codebooks with rebuild: true"
+        )
+    previous_version = None if previous is None or previous.num_rows == 0 else int(pc.max(previous["codebook_version"]).as_py())
+    if previous_version is not None and previous_version > codebook.version:
+        raise dg.Failure(f"stored IDs are from codebook v{previous_version}, newer than the latest stored codebook v{codebook.version}")
+    if previous is not None and previous_version == codebook.version:
+        existing = previous.cast(contract_for_codebook(codebook).schema)
+        assignment = assign_semantic_ids(codebook, item_ids, vectors, existing=existing, text_hashes=hashes)
+        now = dict(zip(item_ids.to_pylist(), hashes.to_pylist(), strict=True))
+        stale = sum(
+            1 for i, h in zip(existing["item_id"].to_pylist(), existing["text_hash"].to_pylist(), strict=True)
+            if h is not None and now.get(i, h) != h
+        )
+        return _Outcome(assignment, "incremental", None, stale)
+    assignment = assign_semantic_ids(codebook, item_ids, vectors, text_hashes=hashes)
+    if previous is None or previous_version is None:
+        return _Outcome(assignment, "full_build", None, 0)
+    return _Outcome(assignment, "rebuild", id_mapping(previous, assignment.table, previous_version, codebook.version), 0)
+
+
+@dg.asset(
+    key=ITEM_SEMANTIC_IDS_KEY,
+    deps=[CODEBOOKS_KEY, ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY],
+    group_name="semantic_ids",
+    description=SEMANTIC_IDS_ITEM_SEMANTIC_IDS.description,
+    kinds={"numpy", "parquet", "duckdb"},
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec("full_ids_unique", asset=ITEM_SEMANTIC_IDS_KEY, blocking=True, description="No two items share a full semantic ID."),
+        dg.AssetCheckSpec(
+            "existing_ids_unchanged", asset=ITEM_SEMANTIC_IDS_KEY, blocking=True,
+            description="Within a codebook version, every item that had an ID keeps exactly that ID.",
+        ),
+    ],
+)
+def item_semantic_ids(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Give new items IDs with the latest codebook; keep existing IDs; remap everything after a rebuild."""
+    store = warehouse.store()
+    codebook = load_codebook(store.read(SEMANTIC_IDS_CODEBOOKS))
+    previous = _stored_ids(store)
+    outcome = _assign(store, codebook, previous)
+    assignment, action, mapping = outcome.assignment, outcome.action, outcome.mapping
+    table = assignment.table
+    duplicates, duplicate_examples = _duplicate_ids(table)
+    if action == "incremental" and previous is not None:
+        changed, changed_examples = _changed_ids(previous, table)
+    else:
+        changed, changed_examples = 0, []
+    passed = duplicates == 0 and changed == 0
+    if passed:
+        store.write(contract_for_codebook(codebook), table)
+        store.write(SEMANTIC_IDS_ID_LOOKUP, id_lookup(table))
+        if mapping is not None:
+            stored_mapping = store.read(SEMANTIC_IDS_ID_MAPPING)
+            store.write(SEMANTIC_IDS_ID_MAPPING, pa.concat_tables([stored_mapping, mapping]))
+        warehouse.refresh_catalog()
+    else:
+        context.log.error("semantic IDs failed a blocking check; the stored IDs were left as they were")
+    codes = codes_matrix(table["codes"], codebook.id_length)
+    report = semantic_id_report(
+        codes, codebook.levels, codebook.codes_per_level, categories=_categories(store, table["item_id"].to_pylist())
+    )
+    new_error = assignment.quantized.sq_error
+    return dg.MaterializeResult(
+        metadata={
+            "action": action,
+            "written": passed,
+            "codebook_version": codebook.version,
+            "new_items": assignment.new_items,
+            "kept_items": assignment.kept_items,
+            "collided_new_items": assignment.collided,
+            "reassigned_new_items": assignment.reassigned,
+            "disambiguated_share": round(assignment.disambiguated_share, 6),
+            "mapping_rows": mapping.num_rows if mapping is not None else 0,
+            "stale_ids": outcome.stale_ids,
+            "new_items_reconstruction_mse": round(float(new_error.mean()), 6) if len(new_error) else 0.0,
+            "dagster/row_count": table.num_rows,
+            **report.to_metadata(),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="full_ids_unique", passed=duplicates == 0,
+                metadata={"duplicate_ids": duplicates, "examples": duplicate_examples},
+            ),
+            dg.AssetCheckResult(
+                check_name="existing_ids_unchanged", passed=changed == 0,
+                metadata={"action": action, "changed_ids": changed, "examples": changed_examples},
+            ),
+        ],
+    )
+
+
+semantic_ids_job = dg.define_asset_job("semantic_ids_job", selection=dg.AssetSelection.groups("semantic_ids"))
+
+JOBS = [semantic_ids_job]

@@ -1,0 +1,428 @@
+"""Interactions and training data: user sequences, sequence shards, two-tower examples, the HGNN graph.
+
+Every asset here reads the same :class:`SequenceDataConfig`, so their splits agree: by default a
+temporal split whose test window is the last day of events and whose validation window is the day
+before (set ``train_end`` / ``valid_end``, or choose leave-one-out). Debiased labels and semantic IDs
+are joined when their tables exist in the warehouse (label weights; semantic-ID tokens).
+"""
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines.resources import EngineResource, WarehouseResource
+from transforms import sequences as seq
+from transforms.shards import ShardConfig, item_counts, verify_shard_set, write_shard_set
+from warehouse import contracts
+from warehouse.contracts import (
+    CORE_ID_MAPS,
+    CORE_INTERACTIONS,
+    RAW_EVENTS,
+    RAW_ITEMS,
+    RAW_SLATES,
+    TRAINING_GRAPH_EDGES,
+    TRAINING_GRAPH_NODES,
+    TRAINING_ITEM_FREQUENCIES,
+    TRAINING_TWO_TOWER_EXAMPLES,
+    TRAINING_USER_SEQUENCES,
+    TableContract,
+)
+from warehouse.store import Warehouse
+
+INTERACTIONS_KEY = dg.AssetKey(["core", "interactions"])
+USER_SEQUENCES_KEY = dg.AssetKey(["training_data", "user_sequences"])
+SEQUENCE_SHARDS_KEY = dg.AssetKey(["training_data", "sequence_shards"])
+TWO_TOWER_KEY = dg.AssetKey(["training_data", "two_tower_examples"])
+GRAPH_KEY = dg.AssetKey(["training_data", "graph"])
+
+SHARDS_DIR = ("training_data", "sequence_shards")
+LABELS_TABLE = ("labels", "debiased_labels")
+SEMANTIC_IDS_TABLE = ("semantic_ids", "item_semantic_ids")
+ITEM_EMBEDDINGS_TABLE = ("enrichment", "item_embeddings")
+MAX_SHARD_IMBALANCE_ROWS = 1  # the writer's promise: shard row counts within a split differ by at most one
+
+
+class SequenceDataConfig(dg.Config):
+    """Run configuration shared by the training-data assets (keep them equal across one run)."""
+
+    split_kind: seq.SplitKind = seq.SplitKind.TEMPORAL
+    train_end: str | None = None  # ISO-8601 UTC; default: midnight starting the day before the last event day
+    valid_end: str | None = None  # default: midnight starting the last event day
+    max_len: int = 200
+    min_len: int = 2
+    k_core: int | None = None
+    session_gap_minutes: int = 30
+    world_size: int = 1
+    shards_per_rank: int = 2
+    row_group_rows: int = 1024
+    shard_seed: int = 0
+    two_tower_history: int = 50
+    max_session_items: int = 50
+
+    def sequence_config(self) -> seq.SequenceConfig:
+        return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core)
+
+    def split_config(self, store: Warehouse) -> seq.SplitConfig:
+        if self.split_kind is seq.SplitKind.LEAVE_ONE_OUT:
+            return seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT)
+        if self.train_end and self.valid_end:
+            return seq.SplitConfig(train_end=_parse_ts(self.train_end), valid_end=_parse_ts(self.valid_end))
+        last_day = _last_event_day(store)
+        valid_end = dt.datetime.combine(last_day, dt.time(), tzinfo=dt.UTC)
+        train_end = _parse_ts(self.train_end) if self.train_end else valid_end - dt.timedelta(days=1)
+        return seq.SplitConfig(train_end=train_end, valid_end=_parse_ts(self.valid_end) if self.valid_end else valid_end)
+
+
+# --- assets ------------------------------------------------------------------------------------------
+
+
+@dg.asset(
+    key=INTERACTIONS_KEY,
+    deps=[dg.AssetKey(["raw", "events"]), dg.AssetKey(["raw", "slates"]), dg.AssetKey(["core", "id_maps"])],
+    group_name="core",
+    description=CORE_INTERACTIONS.description,
+    kinds={"parquet", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec("events_unique", asset=INTERACTIONS_KEY, blocking=True, description="No event id appears twice."),
+    ],
+)
+def interactions(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+    """Deduplicate and sessionize the staged events, with dense ids from the id map."""
+    store = warehouse.store()
+    with engine.open() as eng:
+        events = store.files(RAW_EVENTS)
+        if not events:
+            raise ValueError("raw_events has no partitions yet: materialize raw/events first")
+        table = seq.build_interactions(
+            eng,
+            events,
+            store.read(CORE_ID_MAPS),
+            store.files(RAW_SLATES) or None,
+            seq.SessionConfig(gap=dt.timedelta(minutes=config.session_gap_minutes)),
+        )
+    store.write(CORE_INTERACTIONS, table)
+    warehouse.refresh_catalog()
+    repeated = table.num_rows - pc.count_distinct(table["event_id"]).as_py()
+    sessions = pc.count_distinct(pc.binary_join_element_wise(pc.cast(table["user_idx"], pa.string()), table["session_id"], "|")).as_py()
+    return dg.MaterializeResult(
+        metadata={"rows": table.num_rows, "users": pc.count_distinct(table["user_idx"]).as_py(), "sessions": sessions},
+        check_results=[dg.AssetCheckResult(check_name="events_unique", passed=repeated == 0, metadata={"repeated": repeated})],
+    )
+
+
+@dg.asset(
+    key=USER_SEQUENCES_KEY,
+    deps=[INTERACTIONS_KEY],
+    group_name="training_data",
+    description=TRAINING_USER_SEQUENCES.description,
+    kinds={"parquet", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec("time_ordered", asset=USER_SEQUENCES_KEY, blocking=True, description="Every sequence is in non-decreasing time order."),
+    ],
+)
+def user_sequences(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+    """Per-user time-ordered sequences (most recent ``max_len``), with label weights and semantic IDs when built."""
+    store = warehouse.store()
+    with engine.open() as eng:
+        prep, sources = _prepare(eng, store, config)
+        table = seq.build_user_sequences(eng, prep)
+    store.write(TRAINING_USER_SEQUENCES, table)
+    warehouse.refresh_catalog()
+    unordered = _unordered_rows(table["timestamps"])
+    return dg.MaterializeResult(
+        metadata={
+            "users": table.num_rows,
+            "events": int(pc.sum(table["length"]).as_py() or 0),
+            "k_core_iterations": prep.k_core.iterations if prep.k_core else 0,
+            "with_label_weights": "labels" in sources,
+            "with_semantic_ids": prep.has_semantic_ids,
+        },
+        check_results=[dg.AssetCheckResult(check_name="time_ordered", passed=unordered == 0, metadata={"unordered_rows": unordered})],
+    )
+
+
+@dg.asset(
+    key=SEQUENCE_SHARDS_KEY,
+    deps=[INTERACTIONS_KEY, USER_SEQUENCES_KEY],
+    group_name="training_data",
+    description="Train / valid / test sequence shards (balanced Parquet, a manifest with schema, statistics and hashes), swapped in atomically.",
+    kinds={"parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("no_leakage", asset=SEQUENCE_SHARDS_KEY, blocking=True, description="No history event at or after its split's cut-off."),
+        dg.AssetCheckSpec("shards_balanced", asset=SEQUENCE_SHARDS_KEY, blocking=True, description="Shard row counts within a split differ by at most one."),
+        dg.AssetCheckSpec("content_hashes", asset=SEQUENCE_SHARDS_KEY, blocking=True, description="Every shard matches the content hash in the manifest."),
+    ],
+)
+def sequence_shards(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+    """Split leakage-free and write balanced shards with a manifest; the new version replaces the old atomically."""
+    store = warehouse.store()
+    with engine.open() as eng:
+        prep, sources = _prepare(eng, store, config)
+        rows = seq.build_splits(eng, prep)
+    id_maps = store.read(CORE_ID_MAPS)
+    vocab = _vocab(id_maps, prep, rows)
+    train = rows.filter(pc.equal(rows["split"], "train"))
+    statistics = {
+        "item_frequencies_train": item_counts(train["item_ids"], vocab["items"]),
+        "lengths": _length_summary(rows),
+    }
+    assert prep.split is not None
+    shard_set = write_shard_set(
+        warehouse.root.joinpath(*SHARDS_DIR),
+        rows,
+        ShardConfig(
+            world_size=config.world_size,
+            shards_per_rank=config.shards_per_rank,
+            row_group_rows=config.row_group_rows,
+            seed=config.shard_seed,
+        ),
+        params={"split": prep.split.params(), "sequence": prep.config.params(), "k_core_iterations": prep.k_core.iterations if prep.k_core else 0},
+        sources=sources,
+        vocab=vocab,
+        statistics=statistics,
+    )
+    leaks = _leaks(rows, prep.split)
+    sizes = {name: [s["rows"] for s in split["shards"]] for name, split in shard_set.manifest["splits"].items()}
+    imbalance = max((max(v) - min(v) for v in sizes.values() if v), default=0)
+    problems = verify_shard_set(shard_set.version_dir)
+    return dg.MaterializeResult(
+        metadata={
+            "version": shard_set.version,
+            "path": dg.MetadataValue.path(str(shard_set.version_dir)),
+            "rows": dg.MetadataValue.json(shard_set.manifest["rows"]),
+            "split": dg.MetadataValue.json(prep.split.params()),
+            "item_vocab": vocab["items"],
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="no_leakage", passed=leaks == 0, metadata={"leaking_rows": leaks}),
+            dg.AssetCheckResult(check_name="shards_balanced", passed=imbalance <= MAX_SHARD_IMBALANCE_ROWS, metadata={"rows_per_shard": dg.MetadataValue.json(sizes)}),
+            dg.AssetCheckResult(check_name="content_hashes", passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)}),
+        ],
+    )
+
+
+@dg.asset(
+    key=TWO_TOWER_KEY,
+    deps=[INTERACTIONS_KEY],
+    group_name="training_data",
+    description=TRAINING_TWO_TOWER_EXAMPLES.description + " Also writes training_data/item_frequencies (log-Q).",
+    kinds={"parquet", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec("training_window_only", asset=TWO_TOWER_KEY, blocking=True, description="No example at or after train_end."),
+    ],
+)
+def two_tower_examples(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+    """(history, positive, weight) rows from the training window and item sampling frequencies for log-Q."""
+    store = warehouse.store()
+    with engine.open() as eng:
+        prep, _ = _prepare(eng, store, config)
+        examples, frequencies = seq.build_two_tower_examples(eng, prep, config.two_tower_history)
+    store.write(TRAINING_TWO_TOWER_EXAMPLES, examples)
+    store.write(TRAINING_ITEM_FREQUENCIES, frequencies)
+    warehouse.refresh_catalog()
+    late = 0
+    assert prep.split is not None
+    if prep.split.kind is seq.SplitKind.TEMPORAL and examples.num_rows:
+        cutoff = pa.scalar(prep.split.train_end, type=examples.schema.field("ts").type)
+        late = int(pc.sum(pc.greater_equal(examples["ts"], cutoff)).as_py() or 0)
+    return dg.MaterializeResult(
+        metadata={"examples": examples.num_rows, "items": frequencies.num_rows, "split": dg.MetadataValue.json(prep.split.params())},
+        check_results=[dg.AssetCheckResult(check_name="training_window_only", passed=late == 0, metadata={"late_examples": late})],
+    )
+
+
+@dg.asset(
+    key=GRAPH_KEY,
+    deps=[INTERACTIONS_KEY, dg.AssetKey(["raw", "items"])],
+    group_name="training_data",
+    description="Heterogeneous graph for the HGNN from the training window: training_data/graph_nodes and training_data/graph_edges.",
+    kinds={"parquet", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec("edges_reference_nodes", asset=GRAPH_KEY, blocking=True, description="Every edge endpoint is a node."),
+    ],
+)
+def graph(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+    """Node and edge tables (users, items with text embeddings, categories, brands) from the training window."""
+    store = warehouse.store()
+    id_maps = store.read(CORE_ID_MAPS)
+    embeddings = _optional(store, ITEM_EMBEDDINGS_TABLE)
+    with engine.open() as eng:
+        prep, _ = _prepare(eng, store, config)
+        nodes, edges = seq.build_graph(
+            eng,
+            prep,
+            store.read(RAW_ITEMS),
+            id_maps,
+            seq.item_embeddings_by_idx(embeddings, id_maps) if embeddings is not None else None,
+            seq.GraphConfig(max_session_items=config.max_session_items),
+        )
+    store.write(TRAINING_GRAPH_NODES, nodes)
+    store.write(TRAINING_GRAPH_EDGES, edges)
+    warehouse.refresh_catalog()
+    known = set(zip(nodes["node_type"].to_pylist(), nodes["node_idx"].to_pylist(), strict=True))
+    dangling = sum(
+        (s, si) not in known or (d, di) not in known
+        for s, si, d, di in zip(
+            edges["src_type"].to_pylist(), edges["src_idx"].to_pylist(), edges["dst_type"].to_pylist(), edges["dst_idx"].to_pylist(), strict=True
+        )
+    )
+    counts = pc.value_counts(nodes["node_type"]).to_pylist()
+    edge_counts = pc.value_counts(edges["edge_type"]).to_pylist()
+    return dg.MaterializeResult(
+        metadata={
+            "nodes": dg.MetadataValue.json({c["values"]: c["counts"] for c in counts}),
+            "edges": dg.MetadataValue.json({c["values"]: c["counts"] for c in edge_counts}),
+            "with_item_embeddings": embeddings is not None,
+        },
+        check_results=[dg.AssetCheckResult(check_name="edges_reference_nodes", passed=dangling == 0, metadata={"dangling_edges": dangling})],
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _prepare(eng: Any, store: Warehouse, config: SequenceDataConfig) -> tuple[seq.PreparedInputs, dict[str, str]]:
+    """Register interactions (+ label weights and semantic IDs when present) and run the k-core."""
+    inter = store.files(CORE_INTERACTIONS)
+    if not inter:
+        raise ValueError("core_interactions is missing: materialize core/interactions first")
+    id_maps = store.read(CORE_ID_MAPS)
+    sources = {c.view_name: _snapshot_hash(store, c) for c in (RAW_EVENTS, RAW_SLATES, CORE_ID_MAPS, CORE_INTERACTIONS)}
+    labels = _optional(store, LABELS_TABLE)
+    weights = None
+    if labels is not None:
+        weights = seq.label_weights_from_debiased(eng, inter, labels)
+        sources["labels"] = _snapshot_hash(store, contracts.contract_for(*LABELS_TABLE))
+    semantic = _optional(store, SEMANTIC_IDS_TABLE)
+    codes = None
+    if semantic is not None:
+        codes = seq.item_codes_from_semantic_ids(semantic, id_maps)
+        sources["semantic_ids"] = _snapshot_hash(store, contracts.contract_for(*SEMANTIC_IDS_TABLE))
+    prep = seq.prepare(eng, inter, config.sequence_config(), config.split_config(store), weights, codes)
+    return prep, sources
+
+
+def _optional(store: Warehouse, table: tuple[str, str]) -> pa.Table | None:
+    """A table written by another layer, or None while that layer has no contract or no data yet."""
+    try:
+        contract = contracts.contract_for(*table)
+    except KeyError:
+        return None
+    return store.read(contract) if store.exists(contract) else None
+
+
+def _snapshot_hash(store: Warehouse, contract: TableContract) -> str:
+    """One hash of a table's snapshot: its partitions' row counts and content hashes."""
+    return hashlib.sha256(json.dumps(store.manifest(contract), sort_keys=True).encode()).hexdigest()
+
+
+def _last_event_day(store: Warehouse) -> dt.date:
+    latest = None
+    for path in store.files(CORE_INTERACTIONS):
+        ts = pq.read_table(path, columns=["ts"])["ts"]
+        if len(ts):
+            value = pc.max(ts).as_py()
+            latest = value if latest is None else max(latest, value)
+    if latest is None:
+        raise ValueError("core_interactions is empty: no events to split (materialize core/interactions first)")
+    return latest.astimezone(dt.UTC).date()
+
+
+def _vocab(id_maps: pa.Table, prep: seq.PreparedInputs, rows: pa.Table) -> dict[str, Any]:
+    def size(entity: str) -> int:
+        idx = id_maps.filter(pc.equal(id_maps["entity"], entity))["idx"]
+        return int(pc.max(idx).as_py()) + 1 if len(idx) else 0
+
+    vocab: dict[str, Any] = {
+        "items": size("item"),
+        "users": size("user"),
+        "event_types": seq.EVENT_TYPE_CODES,
+        "pad": seq.PAD,
+        "loader_item_shift": 1,
+        "semantic_id_levels": 0,
+        "semantic_id_codebook_sizes": [],
+    }
+    if prep.has_semantic_ids and rows.num_rows:
+        inner = pc.list_flatten(rows["semantic_ids"])
+        lengths = pc.list_value_length(inner)
+        levels = int(pc.max(lengths).as_py() or 0)
+        if levels and pc.min(lengths).as_py() != levels:
+            raise ValueError("semantic IDs of different lengths; the shards need one length per item")
+        codes = np.asarray(pc.list_flatten(inner).to_numpy(zero_copy_only=False)).reshape(-1, max(levels, 1))
+        vocab["semantic_id_levels"] = levels
+        vocab["semantic_id_codebook_sizes"] = (codes.max(axis=0) + 1).tolist() if codes.size else []
+    return vocab
+
+
+def _length_summary(rows: pa.Table) -> dict[str, dict[str, float]]:
+    out = {}
+    for name in ("train", "valid", "test"):
+        lengths = pc.list_value_length(rows.filter(pc.equal(rows["split"], name))["item_ids"]).to_numpy(zero_copy_only=False)
+        if len(lengths):
+            out[name] = {"mean": round(float(lengths.mean()), 3), "p50": float(np.percentile(lengths, 50)), "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max())}
+    return out
+
+
+def _leaks(rows: pa.Table, split: seq.SplitConfig) -> int:
+    """Rows whose history reaches its cut-off (temporal), or whose training prefix holds a target (LOO)."""
+    if rows.num_rows == 0:
+        return 0
+    last = _last_elements(rows["timestamps"])
+    if split.kind is seq.SplitKind.TEMPORAL:
+        limit = np.where(np.asarray(rows["split"].to_pylist()) == "test", split.valid_end_ms, split.train_end_ms)
+        return int((last >= limit).sum())
+    targets_first = _first_elements(rows["target_timestamps"])
+    has_target = pc.list_value_length(rows["target_timestamps"]).to_numpy(zero_copy_only=False) > 0
+    return int(((last > targets_first) & has_target).sum())
+
+
+def _last_elements(column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    offsets = np.asarray(array.offsets)
+    values = array.values.to_numpy(zero_copy_only=False)
+    ends = offsets[1:]
+    out = np.full(len(array), np.iinfo(np.int64).min, np.int64)
+    nonempty = ends > offsets[:-1]
+    out[nonempty] = values[ends[nonempty] - 1]
+    return out
+
+
+def _first_elements(column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    offsets = np.asarray(array.offsets)
+    values = array.values.to_numpy(zero_copy_only=False)
+    out = np.full(len(array), np.iinfo(np.int64).max, np.int64)
+    nonempty = offsets[1:] > offsets[:-1]
+    out[nonempty] = values[offsets[:-1][nonempty]]
+    return out
+
+
+def _unordered_rows(column: pa.ChunkedArray) -> int:
+    array = column.combine_chunks()
+    offsets = np.asarray(array.offsets)
+    values = array.values.to_numpy(zero_copy_only=False)
+    if len(values) < 2:
+        return 0
+    drops = np.flatnonzero(np.diff(values) < 0) + 1  # positions where the next value is smaller
+    starts = set(offsets[1:-1].tolist())
+    bad = [p for p in drops.tolist() if p not in starts]  # a drop across a row boundary is fine
+    return len({int(np.searchsorted(offsets, p, side="right")) - 1 for p in bad})
+
+
+def _parse_ts(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def shard_root(root: Path) -> Path:
+    """Where the sequence shards of a data root live (``current`` and ``versions/`` inside)."""
+    return Path(root).joinpath(*SHARDS_DIR)
+

@@ -1,0 +1,96 @@
+"""Sample-world generation and raw ingestion throughput, DuckDB vs Spark local[2] on the same data.
+
+    python benchmarks/ingest.py            # ~10M events (a few minutes)
+    python benchmarks/ingest.py --quick    # ~0.3M events (under a minute)
+
+Prints a table and writes benchmarks/results/ingest.json. Throughputs are lines per second (all raw
+logs: slates, impressions, events, reviews); the engine ratio is DuckDB time / Spark time inverted so
+larger is better for recforge's default: ``spark_seconds / duckdb_seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import textwrap
+from pathlib import Path
+
+from _harness import print_table, run_phase, write_results
+
+FULL = {"users": 200_000, "items": 50_000, "days": 20}
+QUICK = {"users": 8_000, "items": 4_000, "days": 14}
+
+GENERATE = """
+import json, time
+from pathlib import Path
+from transforms.world import WorldConfig, generate_world
+t = time.perf_counter()
+s = generate_world(WorldConfig(users={users}, items={items}, days={days}, seed=11), Path({out!r}))
+print(json.dumps({{"seconds": time.perf_counter() - t, "events": s.events, "impressions": s.impressions,
+                   "slates": s.slates, "reviews": s.reviews, "bad_lines": s.bad_lines}}))
+"""
+
+INGEST = """
+import datetime as dt, json, time
+from pathlib import Path
+from pipelines.ingestion import LOG_TABLES, CATALOG_TABLES, ingest_table
+from transforms.engine import EngineConfig, EngineKind, open_engine
+from warehouse.store import Warehouse
+landing, home = Path({landing!r}), Path({home!r})
+world = json.loads((landing / "world.json").read_text())
+start = dt.date.fromisoformat(world["config"]["start_date"])
+days = [start + dt.timedelta(days=d) for d in range(world["config"]["days"])]
+t = time.perf_counter()
+rows = 0
+with open_engine(EngineConfig(kind=EngineKind({engine!r}), memory_limit="4GB", spark_driver_memory="4g")) as engine:
+    store = Warehouse(home)
+    for table in CATALOG_TABLES:
+        rows += ingest_table(store, engine, table, landing).read
+    for table in LOG_TABLES:
+        for day in days:
+            rows += ingest_table(store, engine, table, landing, day).read
+print(json.dumps({{"seconds": time.perf_counter() - t, "rows": rows}}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small world, under a minute")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    work = Path(tempfile.mkdtemp(prefix="recforge-bench-ingest-"))
+    try:
+        landing = work / "landing"
+        gen = run_phase(textwrap.dedent(GENERATE.format(out=str(landing), **size)))
+        lines = gen["events"] + gen["impressions"] + gen["slates"] + gen["reviews"]
+        duck = run_phase(textwrap.dedent(INGEST.format(landing=str(landing), home=str(work / "duck"), engine="duckdb")))
+        spark = run_phase(textwrap.dedent(INGEST.format(landing=str(landing), home=str(work / "spark"), engine="spark")))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    figures = {
+        "quick": args.quick,
+        **{f"world_{k}": v for k, v in size.items()},
+        "events": gen["events"],
+        "log_lines": lines,
+        "generator_events_per_s": round(gen["events"] / gen["seconds"]),
+        "generator_lines_per_s": round(lines / gen["seconds"]),
+        "generator_seconds": round(gen["seconds"], 2),
+        "generator_peak_rss_mb": gen["peak_rss_mb"],
+        "ingest_duckdb_rows_per_s": round(duck["rows"] / duck["seconds"]),
+        "ingest_duckdb_events_per_s": round(gen["events"] / duck["seconds"]),
+        "ingest_duckdb_seconds": round(duck["seconds"], 2),
+        "ingest_duckdb_peak_rss_mb": duck["peak_rss_mb"],
+        "ingest_spark_rows_per_s": round(spark["rows"] / spark["seconds"]),
+        "ingest_spark_seconds": round(spark["seconds"], 2),
+        "ingest_spark_peak_rss_mb": spark["peak_rss_mb"],
+        "duckdb_speedup_over_spark": round(spark["seconds"] / duck["seconds"], 2),
+    }
+    print_table("recforge ingest benchmark", list(figures.items()))
+    print(f"\nwrote {write_results('ingest', figures)}")
+    json.dumps(figures)
+
+
+if __name__ == "__main__":
+    main()

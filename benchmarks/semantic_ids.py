@@ -1,0 +1,173 @@
+"""Benchmark: semantic IDs for 1M items x 384-d embeddings on 2 cores, against scikit-learn.
+
+The baseline is what a user would write: scikit-learn's ``MiniBatchKMeans`` (defaults, 256 clusters)
+fitted level by level on the residuals, codes read from ``labels_``, no disambiguation. recforge runs
+``build_semantic_ids`` end to end: training, encoding every item, disambiguation and the output table
+with token strings. Each side runs in its own process (2 BLAS threads) on the same synthetic
+embeddings, so time and peak memory (max RSS, input included) are measured alike.
+
+Synthetic embeddings are unit vectors around a two-level hierarchy of topics (64 topics x 16
+subtopics x 8 leaves), like sentence embeddings of a catalog: clustered at several scales, with noise.
+
+Ratios are larger-is-better for recforge: ``ratio_to_minibatch_kmeans`` = baseline seconds / recforge
+seconds, ``memory_ratio_to_minibatch_kmeans`` = baseline peak RSS / recforge peak RSS.
+
+Usage: ``python benchmarks/semantic_ids.py [--items N] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "semantic_ids.json"
+DIM = 384
+LEVELS = 3
+CODES = 256
+SEED = 0
+THREADS = "2"
+
+
+def synthetic_embeddings(n: int, dim: int = DIM, seed: int = SEED) -> np.ndarray:
+    """Unit vectors around a topic hierarchy (64 topics > 16 subtopics > 8 leaves), float32, in blocks."""
+    rng = np.random.default_rng(seed)
+    topics = rng.standard_normal((64, dim), dtype=np.float32)
+    subtopics = np.repeat(topics, 16, axis=0) + 0.5 * rng.standard_normal((64 * 16, dim), dtype=np.float32)
+    leaves = np.repeat(subtopics, 8, axis=0) + 0.3 * rng.standard_normal((64 * 16 * 8, dim), dtype=np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        block = leaves[rng.integers(0, len(leaves), stop - start)]
+        block += 0.15 * rng.standard_normal((stop - start, dim), dtype=np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[start:stop] = block
+    return out
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_recforge(path: str) -> dict[str, object]:
+    import pyarrow as pa
+
+    from transforms.semantic_ids import SemanticIdConfig, build_semantic_ids, codes_matrix, semantic_id_report
+
+    x = np.load(path)
+    ids = pa.array([f"item_{i:07d}" for i in range(len(x))], pa.string())
+    config = SemanticIdConfig(levels=LEVELS, codes_per_level=CODES, seed=SEED)
+    started = time.perf_counter()
+    codebook, assignment = build_semantic_ids(ids, x, config)
+    seconds = time.perf_counter() - started
+    codes = codes_matrix(assignment.table["codes"], codebook.id_length)
+    report = semantic_id_report(
+        codes, LEVELS, CODES, sq_error=assignment.quantized.sq_error, sq_norm=np.einsum("ij,ij->i", x, x)
+    )
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "full_id_collisions": report.full_id_collisions,
+        "disambiguated_share": assignment.disambiguated_share,
+        "max_extra_code": report.max_extra_code,
+        "unique_prefix_share": 1.0 - report.prefix_collision_rate[LEVELS - 1],
+        "reconstruction_mse": report.reconstruction_mse,
+        **{f"utilization_level_{i + 1}": u for i, u in enumerate(report.utilization)},
+        **{f"perplexity_level_{i + 1}": p for i, p in enumerate(report.perplexity)},
+    }
+
+
+def run_minibatch_kmeans(path: str) -> dict[str, object]:
+    from sklearn.cluster import MiniBatchKMeans
+
+    from transforms.semantic_ids import semantic_id_report
+
+    x = np.load(path)
+    started = time.perf_counter()
+    residual = x
+    codes = np.empty((len(x), LEVELS), dtype=np.int32)
+    for level in range(LEVELS):
+        km = MiniBatchKMeans(n_clusters=CODES, random_state=SEED, n_init="auto").fit(residual)
+        codes[:, level] = km.labels_
+        residual = residual - km.cluster_centers_[km.labels_]
+    seconds = time.perf_counter() - started
+    report = semantic_id_report(codes, LEVELS, CODES, sq_error=np.einsum("ij,ij->i", residual, residual))
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "full_id_collisions": report.full_id_collisions,
+        "reconstruction_mse": report.reconstruction_mse,
+        **{f"utilization_level_{i + 1}": u for i, u in enumerate(report.utilization)},
+        **{f"perplexity_level_{i + 1}": p for i, p in enumerate(report.perplexity)},
+    }
+
+
+def _child(kind: str, path: str) -> dict[str, object]:
+    env = {**os.environ, "OMP_NUM_THREADS": THREADS, "OPENBLAS_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--input", path], env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="20k items (under a minute on an idle machine)")
+    parser.add_argument("--child", choices=["recforge", "minibatch_kmeans"], help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        runner = run_recforge if args.child == "recforge" else run_minibatch_kmeans
+        print(json.dumps(runner(args.input)))
+        return
+    items = 20_000 if args.quick else args.items
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "embeddings.npy")
+        np.save(path, synthetic_embeddings(items))
+        ours = _child("recforge", path)
+        base = _child("minibatch_kmeans", path)
+    result = {
+        "items": items,
+        "dim": DIM,
+        "levels": LEVELS,
+        "codes_per_level": CODES,
+        "threads": int(THREADS),
+        "seconds": round(float(ours["seconds"]), 3),  # type: ignore[arg-type]
+        "peak_rss_mb": round(float(ours["peak_rss_mb"]), 1),  # type: ignore[arg-type]
+        "minibatch_kmeans_seconds": round(float(base["seconds"]), 3),  # type: ignore[arg-type]
+        "minibatch_kmeans_peak_rss_mb": round(float(base["peak_rss_mb"]), 1),  # type: ignore[arg-type]
+        "ratio_to_minibatch_kmeans": round(float(base["seconds"]) / float(ours["seconds"]), 3),  # type: ignore[arg-type]
+        "memory_ratio_to_minibatch_kmeans": round(float(base["peak_rss_mb"]) / float(ours["peak_rss_mb"]), 3),  # type: ignore[arg-type]
+        "full_id_collisions": ours["full_id_collisions"],
+        "minibatch_kmeans_full_id_collisions": base["full_id_collisions"],
+        "disambiguated_share": round(float(ours["disambiguated_share"]), 6),  # type: ignore[arg-type]
+        "max_extra_code": ours["max_extra_code"],
+        "reconstruction_mse": round(float(ours["reconstruction_mse"]), 6),  # type: ignore[arg-type]
+        "minibatch_kmeans_reconstruction_mse": round(float(base["reconstruction_mse"]), 6),  # type: ignore[arg-type]
+    }
+    for level in range(1, LEVELS + 1):
+        for name in ("utilization", "perplexity"):
+            result[f"{name}_level_{level}"] = round(float(ours[f"{name}_level_{level}"]), 4)  # type: ignore[arg-type]
+            result[f"minibatch_kmeans_{name}_level_{level}"] = round(float(base[f"{name}_level_{level}"]), 4)  # type: ignore[arg-type]
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    if result["full_id_collisions"] != 0:
+        raise SystemExit("semantic IDs collided: full_id_collisions must be 0")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Benchmark: sequence build + shard write, and the streaming dataloader.
+
+* **Build**: events -> deduplicated, sessionized interactions (written, as the asset does) -> temporal
+  split (train / valid / test histories, most recent 200 events) -> balanced shards with a manifest.
+  recforge (``transforms.sequences`` on DuckDB, ``transforms.shards``) against a straightforward pandas
+  implementation written here, and against the same recforge SQL on Spark ``local[2]``.
+  Ratios are baseline seconds / recforge seconds (larger is better for recforge).
+* **Loader**: rows per second of ``training.data.ShardedSequenceDataset`` (shuffled, padded tensors) over
+  the train shards, as a ratio to raw pyarrow reading of the same shards and columns (row groups
+  decoded and their list values handed to numpy), both single-process.
+* **Memory**: peak resident memory of each run's process tree (the JVM included for Spark), sampled.
+
+Each measurement runs in a fresh subprocess. The events are a synthetic table built here with numpy
+(Zipf-distributed items, lognormal user activity, 30 days, 0.1% duplicate actions, no logged sessions
+so that gap sessionization does the work): generating a 10M-event world with ``transforms.world`` and
+staging its JSONL takes far longer than the benchmark itself on a two-core machine.
+
+    python benchmarks/sequences.py            # 10M events (minutes)
+    python benchmarks/sequences.py --quick    # 200k events, no Spark (under a minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+DAYS = 30
+TRAIN_END = START + dt.timedelta(days=28)
+VALID_END = START + dt.timedelta(days=29)
+MAX_LEN = 200
+GAP = dt.timedelta(minutes=30)
+WORLD_SIZE, SHARDS_PER_RANK, ROW_GROUP_ROWS = 2, 4, 1024
+BATCH = 256
+EVENT_MIX = {"view": 0.5, "click": 0.35, "add_to_cart": 0.1, "purchase": 0.05}
+SPARK_TIMEOUT_S = 45 * 60
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def make_events(events: int, out: Path, seed: int = 0) -> dict[str, object]:
+    """Synthetic raw events, one Parquet file per day (like warehouse partitions), and an id map."""
+    rng = np.random.default_rng(seed)
+    users, items = max(events // 50, 10), max(events // 200, 10)
+    activity = rng.lognormal(0, 1.0, users)
+    user = rng.choice(users, size=events, p=activity / activity.sum())
+    item = np.minimum(rng.zipf(1.15, size=events) - 1, items - 1)
+    item = (item * 7919 + 13) % items  # spread popular ids around
+    ms = START.timestamp() * 1000 + rng.integers(0, DAYS * 86_400_000, size=events)
+    types = rng.choice(list(EVENT_MIX), size=events, p=list(EVENT_MIX.values()))
+    dup = rng.random(events) < 0.001  # the same action logged twice: copy the previous row's action
+    dup[0] = False
+    idx = np.arange(events)
+    src = np.where(dup, idx - 1, idx)
+    user, item, ms, types = user[src], item[src], ms[src].astype(np.int64), types[src]
+    user_names = pc.binary_join_element_wise("u", pc.cast(pa.array(np.arange(users)), pa.string()), "")
+    item_names = pc.binary_join_element_wise("i", pc.cast(pa.array(np.arange(items)), pa.string()), "")
+    table = pa.table(
+        {
+            "event_id": pc.binary_join_element_wise("e", pc.cast(pa.array(idx), pa.string()), ""),
+            "user_id": user_names.take(pa.array(user)),
+            "ts": pa.array(ms, pa.timestamp("ms", tz="UTC")),
+            "event_type": pa.array(types, pa.string()),
+            "item_id": item_names.take(pa.array(item)),
+            "request_id": pa.nulls(events, pa.string()),
+            "value": pa.nulls(events, pa.float64()),
+            "session_id": pa.nulls(events, pa.string()),
+        }
+    )
+    day = (ms - int(START.timestamp() * 1000)) // 86_400_000
+    (out / "events").mkdir(parents=True)
+    for d in range(DAYS):
+        pq.write_table(table.filter(pa.array(day == d)), out / "events" / f"{d:02d}.parquet")
+    id_maps = pa.table(
+        {
+            "entity": ["user"] * users + ["item"] * items,
+            "external_id": pa.concat_arrays([user_names, item_names]),
+            "idx": pa.array(np.concatenate([np.arange(users), np.arange(items)]), pa.int64()),
+            "first_seen": pa.nulls(users + items, pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    pq.write_table(id_maps, out / "id_maps.parquet")
+    return {"events": events, "users": users, "items": items}
+
+
+def event_files(data: Path) -> list[Path]:
+    return sorted((data / "events").glob("*.parquet"))
+
+
+# --- the three builds --------------------------------------------------------------------------------
+
+
+def build_recforge(data: Path, out: Path, spark: bool = False) -> dict[str, object]:
+    from transforms import sequences as seq
+    from transforms.engine import EngineConfig, EngineKind, open_engine
+    from transforms.shards import ShardConfig, write_shard_set
+
+    config = EngineConfig(kind=EngineKind.SPARK, spark_master="local[2]", spark_driver_memory="6g", spark_shuffle_partitions=8) if spark else EngineConfig(memory_limit="6GB", threads=2, spill_dir=str(out / "spill"))
+    started = time.perf_counter()
+    with open_engine(config) as engine:
+        inter = seq.build_interactions(engine, event_files(data), [data / "id_maps.parquet"])
+        inter_path = out / "interactions.parquet"
+        pq.write_table(inter, inter_path, row_group_size=128 * 1024, compression="zstd")
+        del inter
+        split = seq.SplitConfig(train_end=TRAIN_END, valid_end=VALID_END)
+        prep = seq.prepare(engine, [inter_path], seq.SequenceConfig(max_len=MAX_LEN, min_len=2), split)
+        rows = seq.build_splits(engine, prep)
+    result = write_shard_set(out / "shards", rows, ShardConfig(world_size=WORLD_SIZE, shards_per_rank=SHARDS_PER_RANK, row_group_rows=ROW_GROUP_ROWS), params={"split": split.params()})
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": result.manifest["rows"]}
+
+
+def build_pandas(data: Path, out: Path) -> dict[str, object]:
+    """The same build as a data scientist would write it in pandas."""
+    import pandas as pd
+
+    from transforms.sequences import EVENT_TYPE_CODES
+
+    started = time.perf_counter()
+    ev = pd.concat([pd.read_parquet(f) for f in event_files(data)], ignore_index=True)
+    ids = pd.read_parquet(data / "id_maps.parquet")
+    users = ids[ids.entity == "user"][["external_id", "idx"]].rename(columns={"external_id": "user_id", "idx": "user_idx"})
+    items = ids[ids.entity == "item"][["external_id", "idx"]].rename(columns={"external_id": "item_id", "idx": "item_idx"})
+    ev = ev[ev.item_id.notna()].merge(users, on="user_id").merge(items, on="item_id")
+    ev = ev.sort_values(["user_idx", "ts", "event_id"]).drop_duplicates(["user_idx", "item_idx", "ts", "event_type"])
+    new_session = ev.groupby("user_idx")["ts"].diff().isna() | (ev.groupby("user_idx")["ts"].diff() > GAP)
+    ev["session_no"] = new_session.astype(int).groupby(ev["user_idx"]).cumsum()
+    ev["session_id"] = "gap:" + ev["user_id"] + ":" + ev["session_no"].astype(str)
+    stats = ev.groupby(["user_idx", "session_no"])["ts"].agg(["count", "min", "max"]).reset_index()
+    stats["session_length"] = stats["count"]
+    stats["session_duration_ms"] = (stats["max"] - stats["min"]).dt.total_seconds() * 1000
+    stats["session_index"] = stats.groupby("user_idx").cumcount()
+    ev = ev.merge(stats[["user_idx", "session_no", "session_length", "session_duration_ms", "session_index"]], on=["user_idx", "session_no"])
+    ev.drop(columns=["session_no"]).to_parquet(out / "interactions.parquet")
+    ev["ms"] = ev["ts"].dt.as_unit("ms").astype("int64")
+    ev["code"] = ev["event_type"].map(EVENT_TYPE_CODES)
+    ev["weight"] = 1.0
+    ev = ev.sort_values(["user_idx", "ms", "event_id"])
+    t, v = int(TRAIN_END.timestamp() * 1000), int(VALID_END.timestamp() * 1000)
+
+    def histories(frame: pd.DataFrame) -> pd.DataFrame:
+        recent = frame.groupby("user_idx").tail(MAX_LEN)
+        return recent.groupby("user_idx").agg(item_ids=("item_idx", list), event_types=("code", list), timestamps=("ms", list), weights=("weight", list))
+
+    def targets(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.groupby("user_idx").agg(target_item_ids=("item_idx", list), target_timestamps=("ms", list), target_weights=("weight", list))
+
+    train = histories(ev[ev.ms < t])
+    train = train[train.item_ids.map(len) >= 2].assign(split="train")
+    valid = histories(ev[ev.ms < t]).join(targets(ev[(ev.ms >= t) & (ev.ms < v)]), how="inner").assign(split="valid")
+    test = histories(ev[ev.ms < v]).join(targets(ev[ev.ms >= v]), how="inner").assign(split="test")
+    shards = out / "shards"
+    rows = {}
+    for name, frame in (("train", train), ("valid", valid), ("test", test)):
+        frame = frame.reset_index()
+        if name == "train":
+            frame["target_item_ids"] = [[] for _ in range(len(frame))]
+            frame["target_timestamps"] = [[] for _ in range(len(frame))]
+            frame["target_weights"] = [[] for _ in range(len(frame))]
+        frame = frame.sample(frac=1.0, random_state=0)
+        (shards / name).mkdir(parents=True)
+        for i, part in enumerate(np.array_split(frame, WORLD_SIZE * SHARDS_PER_RANK)):
+            pq.write_table(pa.Table.from_pandas(part.drop(columns=["split"]), preserve_index=False), shards / name / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP_ROWS)
+        rows[name] = len(frame)
+    return {"seconds": time.perf_counter() - started, "rows": rows}
+
+
+# --- the loader and its baseline ----------------------------------------------------------------------
+
+LOADER_COLUMNS = ["user_idx", "item_ids", "event_types", "timestamps", "weights", "target_item_ids"]
+
+
+def load_recforge(shards: Path) -> dict[str, object]:
+    from training.data import LoaderConfig, ShardedSequenceDataset
+
+    best = 0.0
+    rows = 0
+    for epoch in range(2):
+        ds = ShardedSequenceDataset(shards, "train", LoaderConfig(batch_size=BATCH, max_len=MAX_LEN), rank=0, world_size=1)
+        ds.set_epoch(epoch)
+        started = time.perf_counter()
+        rows = sum(int(b["user_idx"].shape[0]) for b in ds)
+        best = max(best, rows / (time.perf_counter() - started))
+    return {"rows": rows, "rows_per_s": best}
+
+
+def load_pyarrow(shards: Path) -> dict[str, object]:
+    from transforms.shards import current_version_dir, read_manifest
+
+    version = current_version_dir(shards)
+    manifest = read_manifest(version)
+    best = 0.0
+    rows = 0
+    for _ in range(2):
+        started = time.perf_counter()
+        rows = 0
+        for shard in manifest["splits"]["train"]["shards"]:
+            for batch in pq.ParquetFile(version / shard["path"]).iter_batches(batch_size=BATCH, columns=LOADER_COLUMNS):
+                arrays = [batch.column(0).to_numpy()]
+                arrays += [batch.column(i).values.to_numpy(zero_copy_only=False) for i in range(1, len(LOADER_COLUMNS))]
+                rows += batch.num_rows
+        best = max(best, rows / (time.perf_counter() - started))
+    return {"rows": rows, "rows_per_s": best}
+
+
+# --- harness -----------------------------------------------------------------------------------------
+
+
+def _tree_rss(proc: object) -> int:
+    import psutil
+
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:  # type: ignore[attr-defined]
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def worker(task: str, data: Path, out: Path) -> None:
+    """Run one measurement in this process and print its JSON (with the sampled peak tree RSS)."""
+    import psutil
+
+    me = psutil.Process()
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(me))
+            done.wait(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out.mkdir(parents=True, exist_ok=True)
+    if task == "recforge":
+        result = build_recforge(data, out)
+    elif task == "spark":
+        result = build_recforge(data, out, spark=True)
+    elif task == "pandas":
+        result = build_pandas(data, out)
+    elif task == "loader":
+        result = load_recforge(data)
+    elif task == "pyarrow":
+        result = load_pyarrow(data)
+    else:
+        raise ValueError(task)
+    peak[0] = max(peak[0], _tree_rss(me))
+    done.set()
+    result["peak_rss_mb"] = round(peak[0] / 2**20, 1)
+    print("RESULT " + json.dumps(result))
+
+
+def run(task: str, data: Path, out: Path, timeout: float | None = None) -> dict[str, object] | None:
+    cmd = [sys.executable, __file__, "--worker", task, "--data", str(data), "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        print(f"  {task}: timed out after {timeout:.0f}s", flush=True)
+        return None
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"{task} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    result = json.loads(line.removeprefix("RESULT "))
+    print(f"  {task:<9} {json.dumps(result)}", flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200k events, no Spark")
+    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.data, args.out)
+        return 0
+
+    events = args.events or (200_000 if args.quick else 10_000_000)
+    with tempfile.TemporaryDirectory(prefix="recforge-bench-seq-") as tmp:
+        data = Path(tmp) / "data"
+        started = time.perf_counter()
+        info = make_events(events, data)
+        print(f"synthetic events: {info} in {time.perf_counter() - started:.1f}s", flush=True)
+        rec = run("recforge", data, Path(tmp) / "recforge")
+        pandas = run("pandas", data, Path(tmp) / "pandas")
+        spark = None if args.quick else run("spark", data, Path(tmp) / "spark", timeout=SPARK_TIMEOUT_S)
+        shards = Path(tmp) / "recforge" / "shards"
+        pyarrow_read = run("pyarrow", shards, Path(tmp) / "load-pyarrow")
+        loader = run("loader", shards, Path(tmp) / "load-recforge")
+    assert rec and pandas and loader and pyarrow_read
+    figures: dict[str, object] = {
+        "events": events,
+        "users": info["users"],
+        "items": info["items"],
+        "quick": bool(args.quick),
+        "data": "synthetic numpy events (see the module docstring)",
+        "recforge_build_s": round(float(rec["seconds"]), 2),
+        "pandas_build_s": round(float(pandas["seconds"]), 2),
+        "spark_build_s": round(float(spark["seconds"]), 2) if spark else None,
+        "build_ratio_to_pandas": round(float(pandas["seconds"]) / float(rec["seconds"]), 3),
+        "build_ratio_to_spark": round(float(spark["seconds"]) / float(rec["seconds"]), 3) if spark else None,
+        "rows_match_pandas": rec["rows"] == pandas["rows"],
+        "rows_match_spark": (rec["rows"] == spark["rows"]) if spark else None,
+        "train_rows": rec["rows"]["train"],  # type: ignore[index]
+        "loader_rows_per_s": round(float(loader["rows_per_s"]), 1),
+        "pyarrow_rows_per_s": round(float(pyarrow_read["rows_per_s"]), 1),
+        "loader_ratio_to_pyarrow": round(float(loader["rows_per_s"]) / float(pyarrow_read["rows_per_s"]), 3),
+        "peak_rss_mb": rec["peak_rss_mb"],
+        "peak_rss_mb_pandas": pandas["peak_rss_mb"],
+        "peak_rss_mb_spark": spark["peak_rss_mb"] if spark else None,
+        "peak_rss_mb_loader": loader["peak_rss_mb"],
+        "peak_rss_mb_pyarrow": pyarrow_read["peak_rss_mb"],
+        "memory_ratio_to_pandas": round(float(pandas["peak_rss_mb"]) / float(rec["peak_rss_mb"]), 3),
+    }
+    width = max(len(k) for k in figures)
+    print()
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    results = REPO / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    name = "sequences_quick.json" if args.quick else "sequences.json"
+    (results / name).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""The semantic-ID assets across nights: first build, incremental runs, an explicit rebuild, and the
+blocking checks that keep a broken table from being written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from assets.semantic_ids import CODEBOOKS_KEY, codebooks, item_semantic_ids
+from pipelines.resources import WarehouseResource
+from transforms.semantic_ids import SemanticIdIndex
+from warehouse.contracts import (
+    SEMANTIC_IDS_CODEBOOKS,
+    SEMANTIC_IDS_ID_LOOKUP,
+    SEMANTIC_IDS_ID_MAPPING,
+    SEMANTIC_IDS_ITEM_SEMANTIC_IDS,
+    embedding_contract,
+)
+from warehouse.store import Warehouse
+
+DIM = 8
+OP = "__".join(CODEBOOKS_KEY.path)
+SMALL = {"levels": 2, "codes_per_level": 4}
+
+
+def _embeddings(n: int, seed: int = 0) -> np.ndarray:
+    """Four clusters in 8-d, unit rows."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((4, DIM))
+    x = centres[np.arange(n) % 4] + 0.2 * rng.standard_normal((n, DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _write_embeddings(store: Warehouse, ids: list[str], x: np.ndarray, model: str = "mini") -> None:
+    table = pa.table(
+        {
+            "item_id": ids,
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM),
+            "text_hash": [f"h-{i}" for i in ids],
+            "model": [model] * len(ids),
+        }
+    )
+    store.write(embedding_contract("item", DIM), table)
+
+
+def _run(home: Path, raise_on_error: bool = True, **config: object) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [codebooks, item_semantic_ids],
+        resources={"warehouse": WarehouseResource(home=str(home))},
+        run_config={"ops": {OP: {"config": {**SMALL, **config}}}},
+        raise_on_error=raise_on_error,
+    )
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def _ids(store: Warehouse) -> dict[str, str]:
+    table = pq.read_table(store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)[0])
+    return dict(zip(table["item_id"].to_pylist(), table["semantic_id"].to_pylist(), strict=True))
+
+
+def test_nightly_runs_keep_ids_and_only_an_explicit_rebuild_changes_them(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    x = _embeddings(60)
+    names = [f"item{i:03d}" for i in range(60)]
+
+    # Night 1: 40 items, first build (version 1).
+    _write_embeddings(store, names[:40], x[:40])
+    first = _run(home)
+    assert all(_checks(first).values())
+    night1 = _ids(store)
+    assert len(night1) == 40 and len(set(night1.values())) == 40
+    codebook_hash = store.manifest(SEMANTIC_IDS_CODEBOOKS)["all"]["content_hash"]
+
+    # Night 2: 20 new items, 5 of them exact copies of existing embeddings (forced collisions).
+    x2 = x.copy()
+    x2[40:45] = x[:5]
+    _write_embeddings(store, names, x2)
+    second = _run(home)
+    assert all(_checks(second).values())
+    night2 = _ids(store)
+    assert {k: night2[k] for k in night1} == night1  # nobody's ID moved
+    assert len(night2) == 60 and len(set(night2.values())) == 60
+    assert store.manifest(SEMANTIC_IDS_CODEBOOKS)["all"]["content_hash"] == codebook_hash  # no retraining
+    meta = second.asset_materializations_for_node("semantic_ids__item_semantic_ids")[0].metadata
+    assert meta["action"].value == "incremental" and meta["new_items"].value == 20
+    assert meta["collided_new_items"].value >= 5
+
+    # Night 3: an explicit rebuild with another seed: version 2, every item remapped, mapping stored.
+    rebuilt = _run(home, rebuild=True, seed=7)
+    assert all(_checks(rebuilt).values())
+    stored = store.read(SEMANTIC_IDS_CODEBOOKS)
+    assert stored["version"].to_pylist() == [1, 2] and stored["parent_version"].to_pylist() == [None, 1]
+    night3 = _ids(store)
+    mapping = store.read(SEMANTIC_IDS_ID_MAPPING).to_pylist()
+    assert len(mapping) == 60
+    assert all((m["from_version"], m["to_version"]) == (1, 2) for m in mapping)
+    assert {m["item_id"]: (m["old_semantic_id"], m["new_semantic_id"]) for m in mapping} == {
+        i: (night2[i], night3[i]) for i in names
+    }
+    # The inverse lookup names every item by its current ID.
+    index = SemanticIdIndex(store.read(SEMANTIC_IDS_ID_LOOKUP))
+    assert all(index.item_for(sid) == item for item, sid in night3.items())
+    assert set(store.read(SEMANTIC_IDS_ID_LOOKUP)["codebook_version"].to_pylist()) == {2}
+
+
+def test_a_table_that_would_change_existing_ids_is_not_written_and_the_check_blocks(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    x = _embeddings(30)
+    names = [f"item{i:03d}" for i in range(30)]
+    _write_embeddings(store, names, x)
+    _run(home)
+    # Someone hand-edits the stored IDs so that two items share one: the next run must refuse it.
+    path = store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)[0]
+    table = pq.read_table(path)
+    broken = table.set_column(1, "semantic_id", pc.if_else(pc.equal(table["item_id"], "item001"), table["semantic_id"][0], table["semantic_id"]))
+    pq.write_table(broken, path)
+    result = _run(home, raise_on_error=False)
+    assert not result.success  # a blocking check failed: the step fails, nothing downstream runs
+    assert _checks(result) == {
+        "full_ids_unique": False, "existing_ids_unchanged": True, "versions_immutable": True, "codes_alive": True
+    }
+    assert pq.read_table(path).equals(broken)  # left as it was, not overwritten
+    meta = result.asset_materializations_for_node("semantic_ids__item_semantic_ids")[0].metadata
+    assert meta["written"].value is False
+
+
+def test_embeddings_from_another_model_require_a_rebuild(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    names = [f"item{i:03d}" for i in range(20)]
+    _write_embeddings(store, names, _embeddings(20), model="mini")
+    _run(home)
+    _write_embeddings(store, names, _embeddings(20, seed=1), model="bigger")
+    with pytest.raises(dg.Failure, match="rebuild: true"):
+        _run(home)
+    _run(home, rebuild=True)  # the explicit rebuild accepts the new space
+    assert set(pq.read_table(store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)[0])["codebook_version"].to_pylist()) == {2}

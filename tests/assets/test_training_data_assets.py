@@ -1,0 +1,133 @@
+"""The training-data assets run end to end through Dagster on a tiny warehouse, and the export CLI reads them."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from assets import training_data as td
+from pipelines.cli import main as cli
+from pipelines.resources import EngineResource, WarehouseResource
+from training.data import LoaderConfig, ShardedSequenceDataset
+from transforms.sequences import SplitKind
+from transforms.shards import read_manifest
+from warehouse.catalog import connect_catalog
+from warehouse.contracts import (
+    CORE_ID_MAPS,
+    RAW_EVENTS,
+    RAW_ITEMS,
+    RAW_SLATES,
+    TRAINING_GRAPH_EDGES,
+    TRAINING_TWO_TOWER_EXAMPLES,
+)
+from warehouse.store import Warehouse
+
+START = dt.date(2026, 1, 1)
+DAYS = 4
+ASSETS = [td.interactions, td.user_sequences, td.sequence_shards, td.two_tower_examples, td.graph]
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A warehouse with four days of events for 12 users over 10 items, written as the raw layer would."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("RECFORGE_HOME", str(root))
+    (tmp_path / "dagster").mkdir()
+    store = Warehouse(root)
+    rng = random.Random(11)
+    for day in range(DAYS):
+        date = START + dt.timedelta(days=day)
+        rows = []
+        for n in range(60):
+            ts = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC) + dt.timedelta(minutes=rng.randrange(24 * 60))
+            rows.append({"event_id": f"e{day}-{n:03d}", "user_id": f"u{rng.randrange(12)}", "ts": ts,
+                         "event_type": rng.choice(["click", "view", "purchase"]), "item_id": f"i{rng.randrange(10)}",
+                         "request_id": f"r{day}-{n % 7}", "value": None, "session_id": None})
+        store.write(RAW_EVENTS, pa.Table.from_pylist(rows, schema=RAW_EVENTS.schema), date)
+        slates = [{"request_id": f"r{day}-{k}", "user_id": "u0", "ts": dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC),
+                   "surface": "home" if k % 2 else "related", "item_ids": ["i0"], "policy": "popularity", "propensities": None} for k in range(7)]
+        store.write(RAW_SLATES, pa.Table.from_pylist(slates, schema=RAW_SLATES.schema), date)
+    items = [{"item_id": f"i{k}", "title": f"Item {k}", "description": None, "categories": [f"C{k % 3}"], "brand": f"B{k % 2}",
+              "price": 1.0, "attributes": None, "available_from": None} for k in range(10)]
+    store.write(RAW_ITEMS, pa.Table.from_pylist(items, schema=RAW_ITEMS.schema))
+    ids = [{"entity": "user", "external_id": f"u{k}", "idx": k, "first_seen": None} for k in range(12)]
+    ids += [{"entity": "item", "external_id": f"i{k}", "idx": k, "first_seen": None} for k in range(10)]
+    store.write(CORE_ID_MAPS, pa.Table.from_pylist(ids, schema=CORE_ID_MAPS.schema))
+    return root
+
+
+def materialize(home: Path, selection: list | None = None, config: td.SequenceDataConfig | None = None) -> dg.ExecuteInProcessResult:
+    resources = {"warehouse": WarehouseResource(home=str(home)), "engine": EngineResource(memory_limit="1GB")}
+    run_config = None
+    if config is not None:
+        ops = {"__".join(key.path): config for a in (selection or ASSETS) for key in a.keys}
+        run_config = dg.RunConfig(ops=ops)
+    return dg.materialize(selection or ASSETS, resources=resources, run_config=run_config, raise_on_error=True)
+
+
+def test_training_data_assets_end_to_end(home: Path) -> None:
+    result = materialize(home)
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 7 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+
+    manifest = read_manifest(td.shard_root(home))
+    # Default split: test = the last event day, valid = the day before.
+    assert manifest["params"]["split"] == {"kind": "temporal", "train_end": "2026-01-03T00:00:00Z", "valid_end": "2026-01-04T00:00:00Z"}
+    assert manifest["vocab"]["items"] == 10 and manifest["vocab"]["users"] == 12
+    assert len(manifest["statistics"]["item_frequencies_train"]) == 10
+    assert set(manifest["sources"]) >= {"raw_events", "core_id_maps", "core_interactions"}
+    assert manifest["shards"]["num_shards"] == 2 and set(manifest["splits"]) == {"train", "valid", "test"}
+
+    train_end = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+    batches = list(ShardedSequenceDataset(td.shard_root(home), "train", LoaderConfig(batch_size=4, max_len=50)))
+    assert sum(len(b["user_idx"]) for b in batches) == manifest["rows"]["train"] > 0
+    assert all(int(b["timestamps"].max()) < train_end.timestamp() * 1000 for b in batches)
+
+    store = Warehouse(home)
+    assert store.read(TRAINING_TWO_TOWER_EXAMPLES).num_rows > 0
+    assert {"item_category", "item_brand", "user_item:click"} <= set(store.read(TRAINING_GRAPH_EDGES)["edge_type"].to_pylist())
+    con = connect_catalog(home)
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    con.close()
+    assert {"core_interactions", "training_data_user_sequences", "training_data_two_tower_examples", "training_data_item_frequencies",
+            "training_data_graph_nodes", "training_data_graph_edges"} <= views
+
+
+def test_leave_one_out_shards_and_exports(home: Path, tmp_path: Path) -> None:
+    config = td.SequenceDataConfig(split_kind=SplitKind.LEAVE_ONE_OUT, max_len=500, world_size=2, shards_per_rank=1)
+    materialize(home, [td.interactions, td.sequence_shards], config)
+    manifest = read_manifest(td.shard_root(home))
+    assert manifest["params"]["split"]["kind"] == "leave_one_out" and manifest["shards"]["num_shards"] == 2
+
+    out = tmp_path / "hstu.csv"
+    assert cli(["export", "hstu", "--out", str(out)]) == 0
+    with open(out) as handle:
+        lines = list(csv.DictReader(handle))
+    store = Warehouse(home)
+    events = store.read(RAW_EVENTS).to_pylist()
+    per_user: dict[str, list] = {}
+    for e in events:
+        per_user.setdefault(e["user_id"], []).append((e["ts"], e["event_id"], int(e["item_id"][1:]) + 1))
+    expected = {int(u[1:]) + 1: [i for _, _, i in sorted(v)] for u, v in per_user.items() if len(v) >= 3}
+    assert {int(line["user_id"]): [int(x) for x in line["sequence_item_ids"].split(",")] for line in lines} == expected
+
+    recbole = tmp_path / "recbole"
+    assert cli(["export", "recbole", "--out", str(recbole), "--name", "demo"]) == 0
+    with open(recbole / "demo.test.inter") as handle:
+        test_lines = handle.read().splitlines()
+    assert test_lines[0] == "user_id:token\titem_id:token\ttimestamp:float\tweight:float"
+    assert len(test_lines) - 1 == len(expected)  # one held-out event per user
+    assert (recbole / "demo.item").read_text().splitlines()[0].startswith("item_id:token")
+
+
+def test_hstu_export_refuses_a_temporal_split(home: Path, tmp_path: Path) -> None:
+    materialize(home, [td.interactions, td.sequence_shards])
+    with pytest.raises(SystemExit, match="leave_one_out"):
+        cli(["export", "hstu", "--out", str(tmp_path / "x.csv")])

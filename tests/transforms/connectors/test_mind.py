@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.transforms.connectors.conftest import by_table, objects, passed_through
+from transforms.connectors import connector_for
+
+
+def test_behaviors_become_slates_impressions_and_clicks(fixtures: Path) -> None:
+    tables = by_table(connector_for("mind", fixtures / "mind"))
+    slate = objects(tables["slates"])[0]
+    assert slate == {"request_id": "mind:1", "user_id": "U13740", "ts": "2019-11-11T09:05:58.000Z", "surface": "news", "item_ids": ["N55689", "N35729"]}
+    impressions = [i for i in objects(tables["impressions"]) if i["request_id"] == "mind:2"]
+    assert [(i["item_id"], i["position"]) for i in impressions] == [("N20678", 0), ("N39317", 1), ("N58114", 2)]
+    clicks = [e for e in objects(tables["events"]) if e.get("request_id")]
+    assert [(c["item_id"], c["request_id"]) for c in clicks] == [("N55689", "mind:1"), ("N58114", "mind:2")]
+    assert [p[:2] for p in passed_through(tables["slates"])] == [("behaviors.tsv", 5)]
+
+
+def test_history_becomes_earlier_clicks_once_per_user(fixtures: Path) -> None:
+    history = [e for e in objects(by_table(connector_for("mind", fixtures / "mind"))["events"]) if e.get("session_id") == "history"]
+    # U13740 appears twice with the same history: emitted once, one second apart, before 09:05:58.
+    assert [(e["user_id"], e["item_id"], e["ts"]) for e in history] == [
+        ("U13740", "N55189", "2019-11-11T09:05:56.000Z"),
+        ("U13740", "N42782", "2019-11-11T09:05:57.000Z"),
+        ("U91836", "N31739", "2019-11-12T18:11:29.000Z"),
+    ]
+
+
+def test_news_become_items(fixtures: Path) -> None:
+    items = objects(by_table(connector_for("mind", fixtures / "mind"))["items"])
+    assert items[0]["title"] == "The Brands Queen Elizabeth Loves" and items[0]["description"] == "Shop the notebooks."
+    assert items[0]["categories"] == ["lifestyle", "lifestyle > lifestyleroyals"]

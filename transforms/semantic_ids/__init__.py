@@ -1,0 +1,68 @@
+"""Semantic IDs: residual-quantized item IDs that never collide, map back to their item, and stay
+stable across nightly runs (see ``docs/semantic_ids.md``).
+
+Public API::
+
+    SemanticIdConfig, QuantizerKind, Disambiguation, RqVaeConfig     configuration
+    build_semantic_ids(item_ids, embeddings, config)                 train version 1 + assign IDs
+    assign_semantic_ids(codebook, item_ids, embeddings, existing=)   incremental: no retraining
+    rebuild_semantic_ids(previous, version, item_ids, embeddings, config)  new version + old->new mapping
+    id_lookup(ids), SemanticIdIndex(table)                           inverse lookup ID -> item
+    format_semantic_id, parse_semantic_id                            "<a_12><b_7><c_201><d_0>"
+    codebook_row, append_codebook, load_codebook, latest_version     versioned storage rows
+    semantic_id_report(...)                                          utilization, perplexity, collisions, purity
+"""
+
+from transforms.semantic_ids.assign import (
+    SemanticIdAssignment,
+    SemanticIdCapacityError,
+    StaleSemanticIdsError,
+    assign_semantic_ids,
+    build_semantic_ids,
+    contract_for_codebook,
+    id_lookup,
+    id_mapping,
+    rebuild_semantic_ids,
+)
+from transforms.semantic_ids.codebook import Codebook, Quantized, quantize, train_codebook
+from transforms.semantic_ids.config import Disambiguation, QuantizerKind, RqVaeConfig, SemanticIdConfig
+from transforms.semantic_ids.metrics import SemanticIdReport, semantic_id_report
+from transforms.semantic_ids.storage import append_codebook, codebook_row, latest_version, load_codebook
+from transforms.semantic_ids.tokens import (
+    SemanticIdIndex,
+    codes_matrix,
+    format_semantic_id,
+    parse_semantic_id,
+    semantic_id_strings,
+)
+
+__all__ = [
+    "Codebook",
+    "Disambiguation",
+    "Quantized",
+    "QuantizerKind",
+    "RqVaeConfig",
+    "SemanticIdAssignment",
+    "SemanticIdCapacityError",
+    "SemanticIdConfig",
+    "SemanticIdIndex",
+    "SemanticIdReport",
+    "StaleSemanticIdsError",
+    "append_codebook",
+    "assign_semantic_ids",
+    "build_semantic_ids",
+    "codebook_row",
+    "codes_matrix",
+    "contract_for_codebook",
+    "format_semantic_id",
+    "id_lookup",
+    "id_mapping",
+    "latest_version",
+    "load_codebook",
+    "parse_semantic_id",
+    "quantize",
+    "rebuild_semantic_ids",
+    "semantic_id_report",
+    "semantic_id_strings",
+    "train_codebook",
+]
