@@ -34,6 +34,7 @@ test-all: $(STAMP)
 
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines.definitions
 
 lint: $(STAMP)

@@ -45,7 +45,7 @@ def dataset_ingest(
     connector = connector_for(config.format, Path(config.path), config.name, Path(config.mapping) if config.mapping else None)
     rules = ConnectRules(chunk_lines=config.chunk_lines, max_bad_share=config.max_bad_share)
     with engine.open() as eng:
-        report = ingest_dataset(connector, warehouse.store(), eng, rules)
+        report = ingest_dataset(connector, warehouse.store(), eng, rules, work_dir=warehouse.root)
     warehouse.refresh_catalog()
     for table, counts in report.tables.items():
         key = dg.AssetKey(["raw", table]) if table != "random_exposure_ratings" else dg.AssetKey(["eval", table])

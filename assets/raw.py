@@ -3,6 +3,7 @@
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -123,15 +124,15 @@ def build_catalog_asset(table: str) -> dg.AssetsDefinition:
     return _catalog_asset
 
 
-def _metadata(reports: Sequence[ingestion.IngestReport]) -> dict[str, object]:
+def _metadata(reports: Sequence[ingestion.IngestReport]) -> dict[str, Any]:
     summary = ingestion.summarize(list(reports))
     return {
-        "rows_read": dg.MetadataValue.int(int(summary["rows_read"])),  # type: ignore[call-overload]
-        "rows_staged": dg.MetadataValue.int(int(summary["rows_staged"])),  # type: ignore[call-overload]
-        "rows_quarantined": dg.MetadataValue.int(int(summary["rows_quarantined"])),  # type: ignore[call-overload]
-        "bad_share": dg.MetadataValue.float(float(summary["bad_share"])),  # type: ignore[arg-type]
-        "partitions_written": len(reports),
-        "quarantine_reasons": dg.MetadataValue.json(summary["quarantine_reasons"]),
+        "rows_read": summary.rows_read,
+        "rows_staged": summary.rows_staged,
+        "rows_quarantined": summary.rows_quarantined,
+        "bad_share": summary.bad_share,
+        "partitions_written": summary.partitions,
+        "quarantine_reasons": dg.MetadataValue.json(summary.quarantine_reasons),
     }
 
 

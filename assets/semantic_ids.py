@@ -145,11 +145,11 @@ def codebooks(context: dg.AssetExecutionContext, config: CodebookConfig, warehou
     codebook = train_codebook(
         vectors[order], sid_config, version=(current or 0) + 1, parent_version=current, embedding_model=model
     )
-    updated = append_codebook(stored, codebook)
-    unchanged = updated.slice(0, stored.num_rows).equals(stored.cast(SEMANTIC_IDS_CODEBOOKS.schema))
-    if unchanged:
-        store.write(SEMANTIC_IDS_CODEBOOKS, updated)
-        warehouse.refresh_catalog()
+    store.write(SEMANTIC_IDS_CODEBOOKS, append_codebook(stored, codebook))
+    warehouse.refresh_catalog()
+    # Read back: the earlier versions must have survived the rewrite exactly, and the new one must load.
+    reread = store.read(SEMANTIC_IDS_CODEBOOKS)
+    unchanged = reread.slice(0, stored.num_rows).equals(stored) and load_codebook(reread).version == codebook.version
     quantized = quantize(codebook, vectors)
     report = semantic_id_report(
         quantized.codes, codebook.levels, codebook.codes_per_level,

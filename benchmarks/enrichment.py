@@ -63,9 +63,9 @@ def main() -> int:
     from warehouse.contracts import RAW_EVENTS, RAW_ITEMS, RAW_REVIEWS, embedding_contract
     from warehouse.store import Warehouse
 
-    world = WorldConfig(users=120, items=150, days=3, seed=11) if args.quick else WorldConfig(users=1500, items=2000, days=10, seed=11)
-    http_tasks = 32 if args.quick else 160
-    repeats = 1 if args.quick else 3
+    world = WorldConfig(users=120, items=150, days=3, seed=11) if args.quick else WorldConfig(users=600, items=1000, days=7, seed=11)
+    http_tasks = 32 if args.quick else 96
+    repeats = 1 if args.quick else 2
     tmp = Path(tempfile.mkdtemp(prefix="recforge-bench-enrichment-"))
     try:
         landing, store = tmp / "landing", Warehouse(tmp / "home")

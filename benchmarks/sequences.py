@@ -49,7 +49,7 @@ GAP = dt.timedelta(minutes=30)
 WORLD_SIZE, SHARDS_PER_RANK, ROW_GROUP_ROWS = 2, 4, 1024
 BATCH = 256
 EVENT_MIX = {"view": 0.5, "click": 0.35, "add_to_cart": 0.1, "purchase": 0.05}
-SPARK_TIMEOUT_S = 45 * 60
+SPARK_TIMEOUT_S = 25 * 60
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -187,13 +187,14 @@ def build_pandas(data: Path, out: Path) -> dict[str, object]:
 LOADER_COLUMNS = ["user_idx", "item_ids", "event_types", "timestamps", "weights", "target_item_ids"]
 
 
-def load_recforge(shards: Path) -> dict[str, object]:
-    from training.data import LoaderConfig, ShardedSequenceDataset
+def load_recforge(shards: Path, jagged: bool = False) -> dict[str, object]:
+    from training.data import BatchLayout, LoaderConfig, ShardedSequenceDataset
 
+    layout = BatchLayout.JAGGED if jagged else BatchLayout.PADDED
     best = 0.0
     rows = 0
     for epoch in range(2):
-        ds = ShardedSequenceDataset(shards, "train", LoaderConfig(batch_size=BATCH, max_len=MAX_LEN), rank=0, world_size=1)
+        ds = ShardedSequenceDataset(shards, "train", LoaderConfig(batch_size=BATCH, max_len=MAX_LEN, layout=layout), rank=0, world_size=1)
         ds.set_epoch(epoch)
         started = time.perf_counter()
         rows = sum(int(b["user_idx"].shape[0]) for b in ds)
@@ -259,6 +260,8 @@ def worker(task: str, data: Path, out: Path) -> None:
         result = build_pandas(data, out)
     elif task == "loader":
         result = load_recforge(data)
+    elif task == "loader-jagged":
+        result = load_recforge(data, jagged=True)
     elif task == "pyarrow":
         result = load_pyarrow(data)
     else:
@@ -309,7 +312,8 @@ def main() -> int:
         shards = Path(tmp) / "recforge" / "shards"
         pyarrow_read = run("pyarrow", shards, Path(tmp) / "load-pyarrow")
         loader = run("loader", shards, Path(tmp) / "load-recforge")
-    assert rec and pandas and loader and pyarrow_read
+        jagged = run("loader-jagged", shards, Path(tmp) / "load-recforge-jagged")
+    assert jagged and rec and pandas and loader and pyarrow_read
     figures: dict[str, object] = {
         "events": events,
         "users": info["users"],
@@ -327,6 +331,8 @@ def main() -> int:
         "loader_rows_per_s": round(float(loader["rows_per_s"]), 1),
         "pyarrow_rows_per_s": round(float(pyarrow_read["rows_per_s"]), 1),
         "loader_ratio_to_pyarrow": round(float(loader["rows_per_s"]) / float(pyarrow_read["rows_per_s"]), 3),
+        "loader_jagged_rows_per_s": round(float(jagged["rows_per_s"]), 1),
+        "loader_ratio_to_pyarrow_jagged": round(float(jagged["rows_per_s"]) / float(pyarrow_read["rows_per_s"]), 3),
         "peak_rss_mb": rec["peak_rss_mb"],
         "peak_rss_mb_pandas": pandas["peak_rss_mb"],
         "peak_rss_mb_spark": spark["peak_rss_mb"] if spark else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.func(args) or 0)
 
 
-def _extensions() -> list:  # type: ignore[type-arg]
+def _extensions() -> list:
     """Sub-commands contributed by other modules (connectors, exports, training)."""
     from pipelines import cli_extensions
 
@@ -60,7 +61,7 @@ def _world_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog-format", choices=("jsonl", "csv"), default="jsonl")
 
 
-def _world_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _world_config(args: argparse.Namespace):
     from transforms.world import CatalogFormat, WorldConfig
 
     return WorldConfig(
@@ -125,7 +126,7 @@ def _print_summary(root: Path, seconds: float) -> None:
     print(f"\nMaterialized in {seconds:.1f}s. Tables in {root / 'catalog.duckdb'}:")
     width = max((len(v) for v in views), default=10)
     for view in views:
-        count = con.execute(f'SELECT count(*) FROM "{view}"').fetchone()[0]  # type: ignore[index]
+        (count,) = con.execute(f'SELECT count(*) FROM "{view}"').fetchone() or (0,)
         print(f"  {view:<{width}}  {count:>12,} rows")
     con.close()
     print('\nQuery it:  recforge sql "select event_type, count(*) from raw_events group by 1"')
@@ -133,9 +134,9 @@ def _print_summary(root: Path, seconds: float) -> None:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    from warehouse.catalog import connect_catalog
-
     import duckdb
+
+    from warehouse.catalog import connect_catalog
 
     con = connect_catalog(data_root())
     try:
@@ -151,7 +152,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         con.close()
 
 
-def _run_query(con, query: str, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def _run_query(con, query: str, fmt: str) -> None:
     relation = con.sql(query)
     if relation is None:
         return
@@ -163,13 +164,11 @@ def _run_query(con, query: str, fmt: str) -> None:  # type: ignore[no-untyped-de
         relation.show(max_width=200, max_rows=100)
 
 
-def _shell(con, fmt: str) -> int:  # type: ignore[no-untyped-def]
+def _shell(con, fmt: str) -> int:
     import duckdb
 
-    try:
+    with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
-    except ImportError:
-        pass
     print("recforge sql: DuckDB on the warehouse catalog. End statements with ';'. '.tables' lists views, '.quit' exits.")
     buffer: list[str] = []
     while True:

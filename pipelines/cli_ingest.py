@@ -63,7 +63,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     failure: BadRowShareExceeded | None = None
     with open_engine(EngineConfig(kind=EngineKind(args.engine), spill_dir=str(root / ".spill"))) as engine:
         try:
-            report = ingest_dataset(connector, Warehouse(root), engine, rules, work_dir=None)
+            report = ingest_dataset(connector, Warehouse(root), engine, rules, work_dir=root)
         except ConnectorError as exc:
             raise SystemExit(f"recforge ingest: {exc}") from exc
         except BadRowShareExceeded as exc:

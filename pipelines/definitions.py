@@ -22,7 +22,7 @@ def _asset_modules() -> list[ModuleType]:
     ]
 
 
-def _collected(name: str) -> list:  # type: ignore[type-arg]
+def _collected(name: str) -> list:
     return [item for module in _asset_modules() for item in getattr(module, name, [])]
 
 

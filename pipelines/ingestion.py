@@ -120,22 +120,34 @@ def ingest_table(
     )
 
 
-def summarize(reports: list[IngestReport]) -> dict[str, object]:
+@dataclass(frozen=True)
+class IngestSummary:
     """Totals over several partitions, for metadata and the command line."""
+
+    partitions: int
+    rows_read: int
+    rows_staged: int
+    rows_quarantined: int
+    bad_share: float
+    quarantine_reasons: dict[str, int]
+
+
+def summarize(reports: list[IngestReport]) -> IngestSummary:
+    """Add up several partitions' reports."""
     reasons: dict[str, int] = {}
     for report in reports:
         for reason, n in report.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + n
     read = sum(r.read for r in reports)
     bad = sum(r.bad for r in reports)
-    return {
-        "partitions": len(reports),
-        "rows_read": read,
-        "rows_staged": sum(r.staged for r in reports),
-        "rows_quarantined": sum(r.quarantined for r in reports),
-        "bad_share": round(bad / read, 6) if read else 0.0,
-        "quarantine_reasons": dict(sorted(reasons.items())),
-    }
+    return IngestSummary(
+        partitions=len(reports),
+        rows_read=read,
+        rows_staged=sum(r.staged for r in reports),
+        rows_quarantined=sum(r.quarantined for r in reports),
+        bad_share=round(bad / read, 6) if read else 0.0,
+        quarantine_reasons=dict(sorted(reasons.items())),
+    )
 
 
 def enforce_bad_share(reports: list[IngestReport], max_bad_share: float) -> None:

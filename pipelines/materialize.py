@@ -20,6 +20,10 @@ def dagster_instance(root: Path) -> dg.DagsterInstance:
     """The persistent instance for this data root."""
     home = Path(os.environ.get(DAGSTER_HOME_ENV) or root / ".dagster")
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        # Machines running recforge may have no internet; telemetry would only try and fail.
+        settings.write_text("telemetry:\n  enabled: false\n")
     os.environ[DAGSTER_HOME_ENV] = str(home)
     return dg.DagsterInstance.get()
 
@@ -77,7 +81,7 @@ def materialize_everything(
     return results
 
 
-def _topological(graph: dg.AssetGraph) -> Sequence[dg.AssetKey]:  # type: ignore[name-defined]
+def _topological(graph: dg.AssetGraph) -> Sequence[dg.AssetKey]:
     return [key for level in graph.toposorted_asset_keys_by_level for key in level]
 
 

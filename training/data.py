@@ -11,9 +11,9 @@ Work is split in two levels, both from the manifest alone (no file is opened to 
   of one rank, so an epoch yields every row exactly once.
 
 Shuffling is deterministic per ``(seed, epoch, rank, worker)`` and bounded: a worker keeps at most
-``buffer_row_groups`` row groups open and draws each batch at random across them (a multivariate
-hypergeometric draw of how many rows each open group gives, then a random permutation of the batch).
-Memory is one batch plus ``buffer_row_groups`` row groups, whatever the size of the shard set.
+``buffer_row_groups`` row groups open, each in its own random row order, and draws each batch at
+random across them (a multivariate hypergeometric draw of how many rows each open group gives).
+Memory is one batch plus ``buffer_row_groups`` padded row groups, whatever the size of the shard set.
 
 Batch layout (``BatchLayout.PADDED``; item ids shifted by +1 so that 0 is padding; histories keep the
 most recent ``max_len`` events and are left-padded so the newest event is always in the last column)::
@@ -55,6 +55,7 @@ from transforms.shards import current_version_dir, read_manifest
 
 SEQUENCE_COLUMNS = ("item_ids", "event_types", "timestamps", "weights")
 ITEM_SHIFT = 1  # item id i is i + 1 in tensors; 0 is padding
+OUTPUT_DTYPES = {"weights": np.float32}  # every other tensor is int64
 
 
 class BatchLayout(StrEnum):
@@ -198,7 +199,8 @@ class ShardedSequenceDataset(IterableDataset):  # type: ignore[type-arg]
                 handle = files.get(unit.path)
                 if handle is None:
                     handle = files[unit.path] = pq.ParquetFile(self.version_dir / unit.path)
-                table = handle.read_row_group(unit.row_group, columns=self._columns)
+                # One decode thread: DataLoader workers are the parallelism, and threads fight them for cores.
+                table = handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False)
                 order = rng.permutation(table.num_rows) if cfg.shuffle else np.arange(table.num_rows)
                 groups.append(_Group(table, order, cfg, self._sid_levels() if self._has_sid else 0))
                 # Only the few files of this worker's current units stay open.
@@ -223,62 +225,82 @@ class ShardedSequenceDataset(IterableDataset):  # type: ignore[type-arg]
             yield self._collate(picks, take)
 
     def _collate(self, picks: list[tuple[_Group, np.ndarray]], batch: int) -> dict[str, torch.Tensor]:
-        # Each open row group is padded once when it is read (few large vectorized operations); a
-        # batch is then whole-row gathers from those arrays into the batch's shuffled positions.
+        # Groups hold their rows' kept events as flat arrays; per group, a batch gathers its rows'
+        # events (one ragged gather per column) straight into their place in the output.
+        cfg = self.config
+        lengths = np.concatenate([g.lengths[rows] for g, rows in picks])
+        padded = cfg.layout is BatchLayout.PADDED
+        width = cfg.max_len
         first = picks[0][0]
-        out = {name: np.empty((batch, *array.shape[1:]), array.dtype) for name, array in first.arrays.items()}
-        start = 0
+        if padded:
+            out = {name: np.zeros((batch * width, *v.shape[1:]), OUTPUT_DTYPES.get(name, np.int64)) for name, v in first.values.items()}
+        else:
+            total = int(lengths.sum())
+            out = {name: np.empty((total, *v.shape[1:]), OUTPUT_DTYPES.get(name, np.int64)) for name, v in first.values.items()}
+        offsets = np.zeros(batch + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        row0 = 0
         for group, rows in picks:
-            stop = start + len(rows)
-            for name, array in group.arrays.items():
-                np.take(array, rows, axis=0, out=out[name][start:stop])
-            start = stop
-        if self.config.layout is BatchLayout.JAGGED:
-            mask = out.pop("mask")
-            for name in (*SEQUENCE_COLUMNS, *(("semantic_ids",) if self._has_sid else ())):
-                out[name] = out[name][mask]
-            offsets = np.zeros(batch + 1, np.int64)
-            np.cumsum(out["lengths"], out=offsets[1:])
-            out["offsets"] = offsets
-        return {name: torch.from_numpy(array) for name, array in out.items()}
+            part = group.lengths[rows]
+            within = _ragged_arange(part)
+            src = np.repeat(group.starts[rows], part) + within
+            if padded:
+                pos = np.repeat(np.arange(row0, row0 + len(rows), dtype=np.int64) * width + width - part, part) + within
+                for name, values in group.values.items():
+                    out[name][pos] = values[src]
+            else:
+                span = slice(int(offsets[row0]), int(offsets[row0 + len(rows)]))
+                for name, values in group.values.items():
+                    out[name][span] = values[src]
+            row0 += len(rows)
+        result = {name: array.reshape(batch, width, *array.shape[1:]) if padded else array for name, array in out.items()}
+        if padded:
+            result["mask"] = result["item_ids"] != 0
+        else:
+            result["offsets"] = offsets
+        result["user_idx"] = np.concatenate([g.user_idx[rows] for g, rows in picks])
+        result["lengths"] = lengths
+        result["targets"] = np.concatenate([g.targets[rows] for g, rows in picks])
+        result["target_lengths"] = np.concatenate([g.target_lengths[rows] for g, rows in picks])
+        return {name: torch.from_numpy(array) for name, array in result.items()}
 
     def _sid_levels(self) -> int:
         return int(self.manifest["vocab"]["semantic_id_levels"])
 
 
 class _Group:
-    """One open row group, padded once into ``[rows, L]`` arrays (layout of the module docstring)."""
+    """One open row group: per column, the kept (most recent ``max_len``) events of every row, flat."""
 
     def __init__(self, table: pa.Table, order: np.ndarray, config: LoaderConfig, sid_levels: int) -> None:
         self.order = order
         self.cursor = 0
-        rows, width = table.num_rows, config.max_len
+        rows = table.num_rows
         items = _list_column(table["item_ids"])
         offsets = np.asarray(items.offsets, dtype=np.int64)
-        keep = np.minimum(np.diff(offsets), width)
-        within = _ragged_arange(keep)
-        src = np.repeat(offsets[1:] - keep, keep) + within  # the last `keep` events of each row
-        flat = np.repeat(np.arange(rows, dtype=np.int64) * width + width - keep, keep) + within  # left-padded
-        arrays: dict[str, np.ndarray] = {"user_idx": table["user_idx"].to_numpy()}
-        dtypes = {"item_ids": np.int64, "event_types": np.int64, "timestamps": np.int64, "weights": np.float32}
-        for name, dtype in dtypes.items():
+        keep = np.minimum(np.diff(offsets), config.max_len)
+        # Shards are usually written with histories no longer than max_len: then nothing is cut and
+        # the decoded values are used in place.
+        whole = bool((keep == np.diff(offsets)).all())
+        src = None if whole else np.repeat(offsets[1:] - keep, keep) + _ragged_arange(keep)
+        self.lengths = keep
+        self.starts = np.zeros(rows, np.int64)
+        np.cumsum(keep[:-1], out=self.starts[1:])
+        self.user_idx = table["user_idx"].to_numpy()
+        self.values: dict[str, np.ndarray] = {}
+        for name in SEQUENCE_COLUMNS:
             column = items if name == "item_ids" else _list_column(table[name])
             if name != "item_ids" and not np.array_equal(np.asarray(column.offsets, dtype=np.int64), offsets):
                 raise ValueError(f"{name} is not aligned with item_ids in the shard rows")
             values = column.values.to_numpy(zero_copy_only=False)
-            padded = np.zeros(rows * width, dtype)
-            padded[flat] = values[src] + ITEM_SHIFT if name == "item_ids" else values[src]
-            arrays[name] = padded.reshape(rows, width)
-        arrays["mask"] = arrays["item_ids"] != 0
-        arrays["lengths"] = keep
+            values = values[offsets[0] : offsets[-1]] if src is None else values[src]
+            self.values[name] = values + ITEM_SHIFT if name == "item_ids" else values
         if sid_levels:
             sid = _list_column(table["semantic_ids"])
             codes = sid.values.values.to_numpy(zero_copy_only=False).astype(np.int64) + 1
             if codes.size != offsets[-1] * sid_levels:
                 raise ValueError(f"semantic IDs are not {sid_levels} codes per event in the shard rows")
-            padded_sid = np.zeros((rows * width, sid_levels), np.int64)
-            padded_sid[flat] = codes.reshape(-1, sid_levels)[src]
-            arrays["semantic_ids"] = padded_sid.reshape(rows, width, sid_levels)
+            codes = codes.reshape(-1, sid_levels)
+            self.values["semantic_ids"] = codes[offsets[0] : offsets[-1]] if src is None else codes[src]
         targets = _list_column(table["target_item_ids"])
         t_offsets = np.asarray(targets.offsets, dtype=np.int64)
         t_keep = np.minimum(np.diff(t_offsets), config.max_targets)
@@ -288,9 +310,8 @@ class _Group:
         padded_targets[np.repeat(np.arange(rows, dtype=np.int64) * config.max_targets, t_keep) + t_within] = (
             t_values[np.repeat(t_offsets[:-1], t_keep) + t_within] + ITEM_SHIFT
         )
-        arrays["targets"] = padded_targets.reshape(rows, config.max_targets)
-        arrays["target_lengths"] = t_keep
-        self.arrays = arrays
+        self.targets = padded_targets.reshape(rows, config.max_targets)
+        self.target_lengths = t_keep
 
     @property
     def left(self) -> int:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from transforms.engine import Dialect, Engine
 from transforms.sources import (
     LINES_SCHEMA,

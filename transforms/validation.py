@@ -9,6 +9,7 @@ cannot prove, is always counted exactly with pyarrow on the whole table.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,7 @@ def _exact_key_uniqueness(table: pa.Table, contract: TableContract) -> CheckOutc
 def _run_suite(sample: pa.Table, contract: TableContract, ranges: tuple[RangeRule, ...]) -> list[CheckOutcome]:
     # Imported here: great-expectations takes seconds to import and must not slow module import.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     import great_expectations.expectations as gxe
 

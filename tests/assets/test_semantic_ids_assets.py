@@ -95,8 +95,8 @@ def test_nightly_runs_keep_ids_and_only_an_explicit_rebuild_changes_them(tmp_pat
     assert meta["action"].value == "incremental" and meta["new_items"].value == 20
     assert meta["collided_new_items"].value >= 5
 
-    # Night 3: an explicit rebuild with another seed: version 2, every item remapped, mapping stored.
-    rebuilt = _run(home, rebuild=True, seed=7)
+    # Night 3: an explicit rebuild with other settings: version 2, every item remapped, mapping stored.
+    rebuilt = _run(home, rebuild=True, seed=7, balanced=True, disambiguation="REASSIGN_LAST", codes_per_level=16)
     assert all(_checks(rebuilt).values())
     stored = store.read(SEMANTIC_IDS_CODEBOOKS)
     assert stored["version"].to_pylist() == [1, 2] and stored["parent_version"].to_pylist() == [None, 1]
@@ -111,6 +111,7 @@ def test_nightly_runs_keep_ids_and_only_an_explicit_rebuild_changes_them(tmp_pat
     index = SemanticIdIndex(store.read(SEMANTIC_IDS_ID_LOOKUP))
     assert all(index.item_for(sid) == item for item, sid in night3.items())
     assert set(store.read(SEMANTIC_IDS_ID_LOOKUP)["codebook_version"].to_pylist()) == {2}
+    assert all(sid.count("<") == 2 for sid in night3.values())  # reassign_last: no extra level
 
 
 def test_a_table_that_would_change_existing_ids_is_not_written_and_the_check_blocks(tmp_path: Path) -> None:

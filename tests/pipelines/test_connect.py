@@ -368,7 +368,8 @@ def test_diginetica_item_views_sample(shared_datasets: Path, tmp_path: Path, eng
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("folder", ["obd", pytest.param("movielens/ml-100k", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a Spark query costs seconds on 2 shared cores; a connector run is a few dozen of them
+@pytest.mark.parametrize("folder", ["obd", "movielens/ml-100k"])
 def test_spark_stages_the_same_tables_as_duckdb(folder: str, tmp_path: Path, engine: DuckDBEngine, spark_engine) -> None:  # type: ignore[no-untyped-def]
     fmt = folder.split("/")[0]
     on_duckdb, on_spark = Warehouse(tmp_path / "duckdb"), Warehouse(tmp_path / "spark")

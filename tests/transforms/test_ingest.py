@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from transforms.engine import Engine
 from transforms.ingest import day_window, stage
-from transforms.sources import SourceFile, SourceFormat, lines_from_text, read_csv_as_lines, read_lines, read_parquet_rows
+from transforms.sources import (
+    SourceFile,
+    SourceFormat,
+    lines_from_text,
+    read_csv_as_lines,
+    read_lines,
+    read_parquet_rows,
+)
 
 DAY = dt.date(2026, 1, 1)
 WINDOW = day_window(DAY)

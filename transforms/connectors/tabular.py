@@ -350,6 +350,8 @@ class TabularConnector(Connector):
     def explain(self, table: str, reason: str, line: str) -> str | None:
         m = self.mapping
         kind, _, field = reason.partition(":")
+        if kind == "unknown_event_type":
+            field = "event_type"
         column = m.columns.get(field)
         where = f"column {column!r} (mapped to {field})" if column else f"field {field!r}"
         try:
@@ -376,7 +378,7 @@ class TabularConnector(Connector):
             return f"{where}: value {value!r} is out of range"
         if kind == "unknown_event_type":
             hint = " (add a value_maps.event_type entry)" if "event_type" in m.columns else ""
-            return f"{where if column else 'event_type'}: {row.get('event_type') if isinstance(row, dict) else None!r} is not a known event type{hint}"
+            return f"{where}: {value!r} is not a known event type{hint}"
         return None
 
 

@@ -60,7 +60,7 @@ _STOPWORDS = frozenset(
             "some such than that the their theirs them then there these they this those",
             "through to too under until up very was we were what when where which",
             "while who whom why will with would you your yours really bit got get",
-            "one thing things item product much even still though well",
+            "one thing things item product much even still though well says said",
         ]
     ).split()
 )

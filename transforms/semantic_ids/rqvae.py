@@ -96,7 +96,7 @@ def _train(torch: Any, sample: np.ndarray, config: SemanticIdConfig, device: Any
     codebooks = torch.nn.Parameter(torch.from_numpy(np.stack(init)).to(device))
 
     params = [*encoder.parameters(), *decoder.parameters(), codebooks]
-    optimiser = torch.optim.Adam(params, lr=rq.learning_rate)
+    optimiser = _Adam(torch, params, rq.learning_rate)
     batch = min(rq.batch_size, n)
     loss_value = float("nan")
     for _epoch in range(rq.epochs):
@@ -120,7 +120,7 @@ def _train(torch: Any, sample: np.ndarray, config: SemanticIdConfig, device: Any
                 residual_t = residual_t - q.detach()
             z_q = z + (quantized - z).detach()
             loss = ((decoder(z_q) - x) ** 2).mean() + vq_loss
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             loss_value = float(loss.detach())
@@ -132,6 +132,33 @@ def _train(torch: Any, sample: np.ndarray, config: SemanticIdConfig, device: Any
         final_loss=loss_value,
         device=str(device),
     )
+
+
+class _Adam:
+    """Plain Adam (Kingma & Ba). torch.optim's first use imports torch._dynamo, which costs tens of
+    seconds on a busy machine; this loop is all an MLP of this size needs."""
+
+    def __init__(self, torch: Any, params: list[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.torch, self.params, self.lr, self.betas, self.eps = torch, params, lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        scale = self.lr * (1 - b2**self.t) ** 0.5 / (1 - b1**self.t)
+        with self.torch.no_grad():
+            for p, m, v in zip(self.params, self.m, self.v, strict=True):
+                if p.grad is None:
+                    continue
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.addcdiv_(m, v.sqrt().add_(self.eps), value=-scale)
 
 
 def _reset_dead_codes(torch: Any, encoder: Any, codebooks: Any, x_all: Any, used: Any, rng: np.random.Generator) -> None:
