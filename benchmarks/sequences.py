@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +56,7 @@ SPARK_TIMEOUT_S = 25 * 60
 # --- data --------------------------------------------------------------------------------------------
 
 
-def make_events(events: int, out: Path, seed: int = 0) -> dict[str, object]:
+def make_events(events: int, out: Path, seed: int = 0) -> dict[str, Any]:
     """Synthetic raw events, one Parquet file per day (like warehouse partitions), and an id map."""
     rng = np.random.default_rng(seed)
     users, items = max(events // 50, 10), max(events // 200, 10)
@@ -176,7 +177,7 @@ def build_pandas(data: Path, out: Path) -> dict[str, object]:
             frame["target_weights"] = [[] for _ in range(len(frame))]
         frame = frame.sample(frac=1.0, random_state=0)
         (shards / name).mkdir(parents=True)
-        for i, part in enumerate(np.array_split(frame, WORLD_SIZE * SHARDS_PER_RANK)):
+        for i, part in enumerate(np.array_split(frame, WORLD_SIZE * SHARDS_PER_RANK)):  # type: ignore[arg-type]
             pq.write_table(pa.Table.from_pandas(part.drop(columns=["split"]), preserve_index=False), shards / name / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP_ROWS)
         rows[name] = len(frame)
     return {"seconds": time.perf_counter() - started, "rows": rows}
@@ -272,7 +273,7 @@ def worker(task: str, data: Path, out: Path) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run(task: str, data: Path, out: Path, timeout: float | None = None) -> dict[str, object] | None:
+def run(task: str, data: Path, out: Path, timeout: float | None = None) -> dict[str, Any] | None:
     cmd = [sys.executable, __file__, "--worker", task, "--data", str(data), "--out", str(out)]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     try:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from warehouse.settings import data_root
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export", help="export the current sequence shards for HSTU / SASRec / RecBole trainers")
     formats = export.add_subparsers(dest="format", required=True)
 
@@ -56,7 +56,7 @@ def _batches(version_dir: Path, split: str) -> Iterator[pa.RecordBatch]:
         yield from pq.ParquetFile(version_dir / shard["path"]).iter_batches()
 
 
-def _loo_sequences(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _loo_sequences(args: argparse.Namespace):
     from transforms.exports import full_sequences_from_leave_one_out
     from transforms.sequences import SplitKind
     from transforms.shards import read_manifest

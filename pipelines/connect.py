@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from pipelines.ingestion import NOT_BAD_REASONS, BadRowShareExceeded, observed_ids
 from transforms.connectors.base import CONNECTOR_SPECS, Connector, Record
-from transforms.engine import Engine, EngineKind
+from transforms.engine import Engine
 from transforms.id_maps import extend_id_map
 from transforms.ingest import LINES_SCHEMA, SourceKind, StagingRules, TableSpec, staging_sql
 from warehouse import contracts
@@ -156,6 +156,8 @@ def ingest_dataset(
     """
     rules = rules or ConnectRules()
     ts_max = rules.ts_max or dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="recforge-connect-", dir=work_dir) as tmp:
         runs: dict[str, _TableRun] = {}
         for table, chunk in _chunks(connector.records(), rules.chunk_lines):
@@ -238,10 +240,6 @@ class _TableRun:
         sql = staging_sql(
             engine.dialect, self.spec, SourceKind.LINES, relation, window, dataclasses.replace(staging, late_tolerance=dt.timedelta(0))
         )
-        if engine.dialect.kind is EngineKind.DUCKDB:
-            # transforms.ingest spells the double-list cast in Spark's syntax only (its landing path
-            # reads slates from Parquet columns, never from JSON lines); DuckDB needs DOUBLE[].
-            sql = sql.replace("AS ARRAY<DOUBLE>)", "AS DOUBLE[])")
         if self.dated:
             sql = f"SELECT *, {engine.dialect.date_of(self.spec.ts_field or 'ts')} AS day FROM ({sql}) staged"
         else:

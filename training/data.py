@@ -103,7 +103,7 @@ class _Unit:
     rows: int
 
 
-class ShardedSequenceDataset(IterableDataset):  # type: ignore[type-arg]
+class ShardedSequenceDataset(IterableDataset):
     """Yields ready batches (dicts of tensors) from one split of a shard set; use ``batch_size=None``
     in the DataLoader (:func:`make_dataloader` does).
 
@@ -332,7 +332,7 @@ def make_dataloader(
     rank: int | None = None,
     world_size: int | None = None,
     epoch: int = 0,
-) -> DataLoader:  # type: ignore[type-arg]
+) -> DataLoader:
     """A DataLoader over :class:`ShardedSequenceDataset` (batches are formed in the workers)."""
     dataset = ShardedSequenceDataset(shards, split, config, rank=rank, world_size=world_size)
     dataset.set_epoch(epoch)

@@ -71,6 +71,10 @@ class Dialect(abc.ABC):
         """A stable 64-bit hash of a text expression. Values differ between engines: bucket with it, never compare across engines."""
 
     @abc.abstractmethod
+    def double_list(self, expr: str) -> str:
+        """Cast a list expression to a list of doubles."""
+
+    @abc.abstractmethod
     def list_len(self, expr: str) -> str:
         """Number of elements of a list."""
 
@@ -117,6 +121,9 @@ class DuckDBDialect(Dialect):
     def hash64(self, expr: str) -> str:
         return f"CAST(hash({expr}) AS BIGINT)"
 
+    def double_list(self, expr: str) -> str:
+        return f"CAST({expr} AS DOUBLE[])"
+
     def list_len(self, expr: str) -> str:
         return f"len({expr})"
 
@@ -159,6 +166,9 @@ class SparkDialect(Dialect):
 
     def hash64(self, expr: str) -> str:
         return f"xxhash64({expr})"
+
+    def double_list(self, expr: str) -> str:
+        return f"CAST({expr} AS ARRAY<DOUBLE>)"
 
     def list_len(self, expr: str) -> str:
         return f"size({expr})"

@@ -222,7 +222,7 @@ def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind) -> tupl
         return d.json_str_list("line", name), raw
     if kind is FieldKind.DOUBLE_LIST:
         raw = d.json_raw("line", name)
-        return f"CAST({d.json_str_list('line', name)} AS ARRAY<DOUBLE>)", raw
+        return d.double_list(d.json_str_list("line", name)), raw
     raw = d.json_raw("line", name)
     return raw, raw
 

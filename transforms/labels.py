@@ -26,8 +26,9 @@ within ``attribution_window`` (dwell of a view, add to cart, purchase, a review'
 
 Leakage. Each split (train before ``train_end``, valid before ``valid_end``, test after) has its own
 fit: the click model and the popularity counts used for a split's rows see only impressions, clicks
-and ratings from before that split's end (test: everything). Training rows therefore never depend on
-anything at or after ``train_end``.
+and ratings from before that split's end (test: everything). A row's outcome (``Y`` and its grade)
+likewise counts only events before its split's end. Training rows therefore never depend on anything
+at or after ``train_end``.
 
 Scale. Every relational step (joins of impressions with slates and clicks, per-cell counts, popularity,
 label assembly, clipping, SNIPS sums) is SQL run by the engine over Parquet files, written once with
@@ -251,6 +252,14 @@ def _split_expr(col: str, cutoffs: Cutoffs) -> str:
     return (
         f"CASE WHEN {col} < {_ts_literal(cutoffs.train_end)} THEN '{Split.TRAIN}' "
         f"WHEN {col} < {_ts_literal(cutoffs.valid_end)} THEN '{Split.VALID}' ELSE '{Split.TEST}' END"
+    )
+
+
+def _within_split(col: str, split_col: str, cutoffs: Cutoffs) -> str:
+    """True when ``col`` lies before the end of the split named by ``split_col`` (test: always)."""
+    return (
+        f"({split_col} = '{Split.TEST}' OR ({split_col} = '{Split.TRAIN}' AND {col} < {_ts_literal(cutoffs.train_end)})"
+        f" OR ({split_col} = '{Split.VALID}' AND {col} < {_ts_literal(cutoffs.valid_end)}))"
     )
 
 
@@ -488,6 +497,9 @@ def _core_sql(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date 
                    CAST(NULL AS STRING) AS surface, CAST(NULL AS DOUBLE) AS policy_propensity,
                    ts AS click_ts, 1 AS observed
             FROM ({_ratings_sql()}) x WHERE rating >= {float(config.positive_rating)!r} {window}"""
+    # A row's outcome, like its propensity, only uses what happened before its split's end: a click
+    # one second after train_end on a training impression is not seen by training.
+    within = _within_split("r.click_ts", "r.split", config.cutoffs)
     source = (
         f"CASE WHEN r.policy_propensity IS NOT NULL THEN '{PropensitySource.LOGGED}' "
         f"WHEN b.examination IS NOT NULL THEN '{PropensitySource.CLICK_MODEL}' "
@@ -498,7 +510,9 @@ def _core_sql(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date 
         f"WHEN b.examination IS NOT NULL THEN b.examination ELSE p.propensity END"
     )
     return f"""
-        SELECT r.request_id, r.user_id, r.item_id, r.position, r.ts, r.surface, r.split, r.observed, r.click_ts,
+        SELECT r.request_id, r.user_id, r.item_id, r.position, r.ts, r.surface, r.split,
+               CASE WHEN r.observed = 1 AND {within} THEN 1 ELSE 0 END AS observed,
+               CASE WHEN r.observed = 1 AND {within} THEN r.click_ts END AS click_ts,
                r.policy_propensity, b.examination, {propensity} AS propensity, {source} AS propensity_source
         FROM (SELECT q.*, {split} AS split FROM ({base}) q) r
         LEFT JOIN {_BIAS_RELATION} b ON b.split = r.split AND b.surface = r.surface AND b.position = r.position
@@ -578,20 +592,21 @@ def _labels_of_day(engine: Engine, config: LabelConfig, exposure: bool, day: dt.
     table = engine.query(f"""
         WITH core AS ({core}),
         graded AS (
-            SELECT x.user_id, x.item_id, x.click_ts, MAX(s.grade) AS grade
-            FROM (SELECT DISTINCT user_id, item_id, click_ts FROM core WHERE click_ts IS NOT NULL) x
+            SELECT x.user_id, x.item_id, x.click_ts, x.split, MAX(s.grade) AS grade
+            FROM (SELECT DISTINCT user_id, item_id, click_ts, split FROM core WHERE click_ts IS NOT NULL) x
             JOIN ({_signals_sql(config.grades)}) s
               ON s.user_id = x.user_id AND s.item_id = x.item_id
              AND {d.epoch_ms('s.ts')} >= {d.epoch_ms('x.click_ts')}
              AND {d.epoch_ms('s.ts')} <= {d.epoch_ms('x.click_ts')} + {window_ms}
-            GROUP BY x.user_id, x.item_id, x.click_ts
+             AND {_within_split('s.ts', 'x.split', config.cutoffs)}
+            GROUP BY x.user_id, x.item_id, x.click_ts, x.split
         ),
         weighted AS (
             SELECT c.*, COALESCE(g.grade, 0) AS relevance_grade,
                    GREATEST(c.propensity, {m!r}) AS propensity_clipped,
                    COALESCE(n.scale, 1.0) / GREATEST(c.propensity, {m!r}) AS ips_weight
             FROM core c
-            LEFT JOIN graded g ON g.user_id = c.user_id AND g.item_id = c.item_id AND g.click_ts = c.click_ts
+            LEFT JOIN graded g ON g.user_id = c.user_id AND g.item_id = c.item_id AND g.click_ts = c.click_ts AND g.split = c.split
             LEFT JOIN {_SNIPS_RELATION} n ON n.split = c.split AND n.propensity_source = c.propensity_source
         )
         SELECT request_id, user_id, item_id, ts, surface, CAST(position AS INT) AS position, split,

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,7 +48,7 @@ EVENT_TYPE_CODES: dict[str, int] = {e.value: i + 1 for i, e in enumerate(EventTy
 
 TS = pa.timestamp("ms", tz="UTC")
 
-Source = pa.Table | Sequence[Path]
+Source: TypeAlias = pa.Table | Sequence[Path]
 """An input relation: an Arrow table, or the Parquet files of a warehouse table (``Warehouse.files``)."""
 
 INTERACTIONS_SCHEMA = contracts.CORE_INTERACTIONS.schema

@@ -228,3 +228,12 @@ def test_engines_read_files_themselves_with_the_same_line_numbers(
     in_memory = stage(duckdb_engine, "events", lines_from_text(text, "e.jsonl"), WINDOW)
     from_file = stage(duckdb_engine, "events", cases[0][1], WINDOW)
     assert from_file.quarantined.equals(in_memory.quarantined)
+
+
+def test_slates_from_json_lines_parse_propensity_lists(duckdb_engine: Engine) -> None:
+    slate = {"request_id": "r1", "user_id": "u1", "ts": "2026-01-01T09:00:00.000Z", "surface": "home",
+             "item_ids": ["a", "b"], "policy": "random", "propensities": [0.5, 0.5]}
+    result = stage(duckdb_engine, "slates", lines_from_text(json.dumps(slate)), WINDOW)
+
+    assert result.quarantined.num_rows == 0
+    assert result.staged.to_pylist()[0]["propensities"] == [0.5, 0.5]

@@ -233,7 +233,8 @@ def _random_log(seed: int, days: int = 4, requests: int = 600, items: int = 30) 
 
 def _train_rows(labels: pa.Table) -> list[dict[str, object]]:
     train = labels.filter(pc.equal(labels["split"], "train"))
-    cols = ["request_id", "item_id", "position", "propensity", "examination", "ips_weight", "propensity_source"]
+    cols = ["request_id", "item_id", "position", "propensity", "examination", "ips_weight", "propensity_source",
+            "observed", "relevance_grade", "weight_positive", "weight_negative"]
     return sorted(train.select(cols).to_pylist(), key=lambda r: (r["request_id"], r["item_id"]))
 
 
@@ -243,7 +244,8 @@ def test_training_propensities_ignore_everything_after_the_cutoff(duckdb_engine:
     config = L.LabelConfig(cutoffs=CUTOFFS, click_model=ClickModelConfig(min_position_impressions=50))
     bias, popularity, labels = _build(duckdb_engine, config)
 
-    # After the cut-off: every impression clicked, positions reversed, and extra exposures of i0.
+    # After the cut-off: every impression clicked, positions reversed, extra exposures of i0, and a
+    # click (then a purchase) one second after the cut-off on every training impression.
     imp = log["impressions"]
     after = pc.greater_equal(imp["ts"], pa.scalar(CUTOFFS.train_end, C.TS))
     flipped = pc.if_else(after, pc.subtract(pa.scalar(3, pa.int32()), imp["position"]), imp["position"])
@@ -255,6 +257,11 @@ def test_training_propensities_ignore_everything_after_the_cutoff(duckdb_engine:
     imp2 = pa.concat_tables([imp2, extra.cast(imp2.schema)])
     clicks = [{"event_id": f"late{n}", "user_id": r["user_id"], "ts": r["ts"] + dt.timedelta(seconds=1), "event_type": "click",
                "item_id": r["item_id"], "request_id": r["request_id"]} for n, r in enumerate(imp2.filter(pc.greater_equal(imp2["ts"], pa.scalar(CUTOFFS.train_end, C.TS))).to_pylist())]
+    after_cut = CUTOFFS.train_end + dt.timedelta(seconds=1)
+    for n, r in enumerate(imp.filter(pc.invert(after)).to_pylist()):
+        clicks.append({"event_id": f"cut{n}", "user_id": r["user_id"], "ts": after_cut, "event_type": "click",
+                       "item_id": r["item_id"], "request_id": r["request_id"]})
+        clicks.append({"event_id": f"buy{n}", "user_id": r["user_id"], "ts": after_cut, "event_type": "purchase", "item_id": r["item_id"]})
     events2 = pa.concat_tables([log["events"], _table(C.RAW_EVENTS, clicks)])
     with DuckDBEngine(EngineConfig(memory_limit="1GB")) as other:
         _register(other, slates=log["slates"], impressions=imp2, events=events2)
