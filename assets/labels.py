@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -113,7 +114,7 @@ def position_bias(
     bad = [r for r in rows if not (0 < r["examination"] <= 1) or (r["position"] == 0 and r["examination"] != 1.0)]
     unconverged = [f"{f.split}/{f.surface}" for f in fits if not f.fit.converged]
     truth = _truth_curves(warehouse.landing / TRUTH_FILE)
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "train_end": config.cutoffs.train_end.isoformat(),
         "valid_end": config.cutoffs.valid_end.isoformat(),
         "fits": dg.MetadataValue.json([
@@ -151,7 +152,7 @@ def _truth_curves(path: Path) -> dict[str, list[float]]:
 
 
 def examination_plot_markdown(
-    rows: list[dict[str, object]], truth: dict[str, list[float]], randomized: list[dict[str, object]]
+    rows: list[dict[str, Any]], truth: dict[str, list[float]], randomized: list[dict[str, Any]]
 ) -> str:
     """Estimated (full-data fit) vs true and randomized examination curves as an inline PNG in Markdown."""
     import matplotlib
@@ -162,12 +163,12 @@ def examination_plot_markdown(
     estimated: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
         if r["split"] == L.Split.TEST:
-            estimated.setdefault(str(r["surface"]), []).append((int(r["position"]), float(r["examination"])))  # type: ignore[call-overload]
+            estimated.setdefault(str(r["surface"]), []).append((int(r["position"]), float(r["examination"])))
     if not estimated:
         return ""
     random_by_surface: dict[str, dict[int, float]] = {}
     for r in randomized:
-        random_by_surface.setdefault(str(r["surface"]), {})[int(r["position"])] = float(r["click_rate"])  # type: ignore[call-overload]
+        random_by_surface.setdefault(str(r["surface"]), {})[int(r["position"])] = float(r["click_rate"])
     fig, axes = plt.subplots(1, len(estimated), figsize=(4.5 * len(estimated), 3.5), squeeze=False)
     for ax, (surface, points) in zip(axes[0], sorted(estimated.items()), strict=True):
         points.sort()

@@ -35,15 +35,15 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import print_table, run_phase, write_results  # noqa: E402
+from _harness import print_table, run_phase, write_results
 
-from pipelines.ingestion import LOG_TABLES, ingest_table  # noqa: E402
-from transforms import labels as L  # noqa: E402
-from transforms.click_model import ClickModelConfig  # noqa: E402
-from transforms.engine import DuckDBEngine, EngineConfig  # noqa: E402
-from transforms.world import WorldConfig, generate_world  # noqa: E402
-from warehouse import contracts as C  # noqa: E402
-from warehouse.store import Warehouse  # noqa: E402
+from pipelines.ingestion import LOG_TABLES, ingest_table
+from transforms import labels as L
+from transforms.click_model import ClickModelConfig
+from transforms.engine import DuckDBEngine, EngineConfig
+from transforms.world import WorldConfig, generate_world
+from warehouse import contracts as C
+from warehouse.store import Warehouse
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 UTC = dt.UTC
@@ -132,6 +132,9 @@ def world_section(tmp: Path, quick: bool) -> dict[str, object]:
         "em_iterations_max": max(f.fit.iterations for f in fits),
     }
     for surface, curve in curves.items():
+        errors = [abs(v - t) for v, t in zip(curve, truth[surface]["curve"], strict=False)]
+        figures[f"examination_max_abs_error_{surface}"] = round(max(errors), 4)
+        figures[f"examination_positions_within_005_{surface}"] = f"{sum(e <= 0.05 for e in errors)}/{len(errors)}"
         figures[f"world_{surface}_estimated_curve"] = json.dumps(curve)
         figures[f"world_{surface}_true_curve"] = json.dumps([round(v, 4) for v in truth[surface]["curve"]])
     return figures

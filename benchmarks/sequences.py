@@ -22,6 +22,7 @@ staging its JSONL takes far longer than the benchmark itself on a two-core machi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -177,8 +178,10 @@ def build_pandas(data: Path, out: Path) -> dict[str, object]:
             frame["target_weights"] = [[] for _ in range(len(frame))]
         frame = frame.sample(frac=1.0, random_state=0)
         (shards / name).mkdir(parents=True)
-        for i, part in enumerate(np.array_split(frame, WORLD_SIZE * SHARDS_PER_RANK)):  # type: ignore[arg-type]
-            pq.write_table(pa.Table.from_pandas(part.drop(columns=["split"]), preserve_index=False), shards / name / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP_ROWS)
+        parts: list[Any] = np.array_split(frame.drop(columns=["split"]), WORLD_SIZE * SHARDS_PER_RANK)
+        for i, part in enumerate(parts):
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            pq.write_table(table, shards / name / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP_ROWS)
         rows[name] = len(frame)
     return {"seconds": time.perf_counter() - started, "rows": rows}
 
@@ -230,10 +233,8 @@ def _tree_rss(proc: object) -> int:
 
     total = 0
     for p in [proc, *proc.children(recursive=True)]:  # type: ignore[attr-defined]
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
     return total
 
 
@@ -328,7 +329,7 @@ def main() -> int:
         "build_ratio_to_spark": round(float(spark["seconds"]) / float(rec["seconds"]), 3) if spark else None,
         "rows_match_pandas": rec["rows"] == pandas["rows"],
         "rows_match_spark": (rec["rows"] == spark["rows"]) if spark else None,
-        "train_rows": rec["rows"]["train"],  # type: ignore[index]
+        "train_rows": rec["rows"]["train"],
         "loader_rows_per_s": round(float(loader["rows_per_s"]), 1),
         "pyarrow_rows_per_s": round(float(pyarrow_read["rows_per_s"]), 1),
         "loader_ratio_to_pyarrow": round(float(loader["rows_per_s"]) / float(pyarrow_read["rows_per_s"]), 3),

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
+LOG_LEVEL = "INFO"  # Dagster's default console level is DEBUG: one line per event, unreadable in a terminal
 
 
 def dagster_instance(root: Path) -> dg.DagsterInstance:
@@ -58,6 +59,7 @@ def materialize_everything(
     partitioned = _unique([a for a in every if a.partitions_def is not None])
     unpartitioned = _unique([a for a in every if a.partitions_def is None])
     resources = {**(defs.resources or {}), **(resources or {})}
+    logging = {"loggers": {"console": {"config": {"log_level": LOG_LEVEL}}}}
     instance = dagster_instance(root)
     results = []
     if partitioned:
@@ -67,7 +69,7 @@ def materialize_everything(
         }
         results.append(
             dg.materialize(
-                partitioned, instance=instance, resources=resources, tags=tags, run_config=run_config,
+                partitioned, instance=instance, resources=resources, tags=tags, run_config={**logging, **(run_config or {})},
                 selection=[k for k in _keys(partitioned) if k in keys],
             )
         )
@@ -75,7 +77,11 @@ def materialize_everything(
         # Unpartitioned assets read partitioned ones as whole tables from the warehouse, not as inputs.
         results.append(
             dg.materialize(
-                unpartitioned, instance=instance, resources=resources, selection=[k for k in _keys(unpartitioned) if k in keys]
+                unpartitioned,
+                instance=instance,
+                resources=resources,
+                selection=[k for k in _keys(unpartitioned) if k in keys],
+                run_config=logging,
             )
         )
     return results

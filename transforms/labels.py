@@ -506,8 +506,8 @@ def _core_sql(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date 
         f"ELSE '{PropensitySource.POPULARITY}' END"
     )
     propensity = (
-        f"CASE WHEN r.policy_propensity IS NOT NULL THEN r.policy_propensity * COALESCE(b.examination, 1.0) "
-        f"WHEN b.examination IS NOT NULL THEN b.examination ELSE p.propensity END"
+        "CASE WHEN r.policy_propensity IS NOT NULL THEN r.policy_propensity * COALESCE(b.examination, 1.0) "
+        "WHEN b.examination IS NOT NULL THEN b.examination ELSE p.propensity END"
     )
     return f"""
         SELECT r.request_id, r.user_id, r.item_id, r.position, r.ts, r.surface, r.split,

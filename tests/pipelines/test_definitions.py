@@ -12,12 +12,28 @@ REPO = Path(__file__).resolve().parents[2]
 # Renaming or adding an asset is a visible decision: update this list in the same change.
 EXPECTED_ASSET_KEYS = [
     "core/id_maps",
+    "core/interactions",
+    "enrichment/item_description_failures",
+    "enrichment/item_descriptions",
+    "enrichment/item_embeddings",
+    "enrichment/user_embeddings",
+    "enrichment/user_profile_failures",
+    "enrichment/user_profiles",
+    "labels/debiased_labels",
+    "labels/exposure_propensities",
+    "labels/position_bias",
     "raw/events",
     "raw/impressions",
     "raw/items",
     "raw/reviews",
     "raw/slates",
     "raw/users",
+    "semantic_ids/codebooks",
+    "semantic_ids/item_semantic_ids",
+    "training_data/graph",
+    "training_data/sequence_shards",
+    "training_data/two_tower_examples",
+    "training_data/user_sequences",
 ]
 
 

@@ -184,7 +184,7 @@ def test_ratings_only_data_uses_the_popularity_heuristic(duckdb_engine: Engine) 
     assert set(popularity.column("basis").to_pylist()) == {"ratings"}
     assert labels.num_rows == 5
     assert set(labels.column("propensity_source").to_pylist()) == {"popularity"}
-    y = [r for r in labels.to_pylist() if r["item_id"] == "y"][0]
+    y = next(r for r in labels.to_pylist() if r["item_id"] == "y")
     # n_x = 5 ratings (the 2-star one counts as exposure), n_y = 1: theta_y = (1/5) ** 0.5.
     assert y["propensity"] == pytest.approx((1 / 5) ** 0.5)
     assert y["weight_positive"] == pytest.approx(1 / (1 / 5) ** 0.5)
@@ -308,18 +308,9 @@ def _assert_tables_close(a: pa.Table, b: pa.Table, rel: float) -> None:
 # --- validation against the sample world's truth -----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def world_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pa.Table, pa.Table]:
-    """A 5500-user, 300-item, 8-day world (about 380k impressions), ingested and labelled.
-
-    The smallest world whose deep positions hold enough clicks: the related surface renders 3.5 slots
-    on average, so its positions 6-9 see under 2% of its impressions.
-    """
-    root = tmp_path_factory.mktemp("world")
-    config = WorldConfig(users=5500, items=300, days=8, seed=3, bad_share=0.0, dup_share=0.0)
+def _world_labels(root: Path, config: WorldConfig, cutoffs: L.Cutoffs) -> tuple[Path, pa.Table, pa.Table]:
     generate_world(config, root / "landing")
     store = Warehouse(root / "home")
-    cutoffs = L.Cutoffs(dt.datetime(2026, 1, 6, tzinfo=UTC), dt.datetime(2026, 1, 7, tzinfo=UTC))
     with DuckDBEngine(EngineConfig(memory_limit="1GB", spill_dir=str(root / "spill"))) as engine:
         for day in (config.start_date + dt.timedelta(days=d) for d in range(config.days)):
             for table in LOG_TABLES:
@@ -330,6 +321,45 @@ def world_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pa.Tab
     return root / "landing", bias, labels
 
 
+def _relevance_errors(landing: Path, labels: pa.Table) -> tuple[float, float]:
+    """(naive click-rate error, IPS error) of the mean true relevance of click-model rows."""
+    served = pq.read_table(landing / "truth" / "served", columns=["request_id", "item_id", "position", "impressed", "relevance_prob"])
+    served = served.filter(served["impressed"]).drop(["impressed"])
+    rows = labels.filter(pc.equal(labels["propensity_source"], "click_model"))
+    joined = rows.select(["request_id", "item_id", "position", "observed", "weight_positive"]).join(
+        served, ["request_id", "item_id", "position"], join_type="inner")
+    assert joined.num_rows == rows.num_rows
+    truth = pc.mean(joined["relevance_prob"]).as_py()
+    return abs(pc.mean(joined["observed"]).as_py() - truth), abs(pc.mean(joined["weight_positive"]).as_py() - truth)
+
+
+def test_a_small_world_already_separates_ips_from_the_click_rate(tmp_path: Path) -> None:
+    # 3 days of 800 users (about 30k impressions): too few clicks for the deep positions, plenty for
+    # the top of the home feed and for the mean relevance.
+    config = WorldConfig(users=800, items=150, days=3, seed=4, bad_share=0.0, dup_share=0.0, surfaces=("home",))
+    cutoffs = L.Cutoffs(dt.datetime(2026, 1, 3, tzinfo=UTC), dt.datetime(2026, 1, 3, tzinfo=UTC))
+    landing, bias, labels = _world_labels(tmp_path, config, cutoffs)
+    naive_error, ips_error = _relevance_errors(landing, labels)
+    assert naive_error > 3 * ips_error
+    truth = (1.0 + np.arange(4)) ** -1.0
+    top = [r["examination"] for r in bias.filter(pc.equal(bias["split"], "test")).to_pylist()][:4]
+    assert np.max(np.abs(np.array(top) - truth)) <= 0.05
+
+
+@pytest.fixture(scope="module")
+def world_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pa.Table, pa.Table]:
+    """A 5500-user, 300-item, 8-day world (about 380k impressions), ingested and labelled.
+
+    The smallest world whose deep positions hold enough clicks: the related surface renders 3.5 slots
+    on average, so its positions 6-9 see under 2% of its impressions.
+    """
+    root = tmp_path_factory.mktemp("world")
+    config = WorldConfig(users=5500, items=300, days=8, seed=3, bad_share=0.0, dup_share=0.0)
+    cutoffs = L.Cutoffs(dt.datetime(2026, 1, 6, tzinfo=UTC), dt.datetime(2026, 1, 7, tzinfo=UTC))
+    return _world_labels(root, config, cutoffs)
+
+
+@pytest.mark.slow  # about 45 s: the world must be large enough for the deep positions to hold clicks
 def test_examination_curve_is_within_005_of_the_truth_at_every_position(world_labels: tuple[Path, pa.Table, pa.Table]) -> None:
     landing, bias, _ = world_labels
     truth = json.loads((landing / "truth" / "examination.json").read_text())["surfaces"]
@@ -342,16 +372,9 @@ def test_examination_curve_is_within_005_of_the_truth_at_every_position(world_la
             assert abs(r["examination"] - expected) <= 0.05, (split, r["surface"], r["position"], r["examination"], expected)
 
 
+@pytest.mark.slow
 def test_ips_mean_relevance_is_much_closer_to_the_truth_than_the_click_rate(world_labels: tuple[Path, pa.Table, pa.Table]) -> None:
     landing, _, labels = world_labels
-    served = pq.read_table(landing / "truth" / "served", columns=["request_id", "item_id", "position", "impressed", "relevance_prob"])
-    served = served.filter(served["impressed"]).drop(["impressed"])
-    rows = labels.filter(pc.equal(labels["propensity_source"], "click_model"))
-    joined = rows.select(["request_id", "item_id", "position", "observed", "weight_positive"]).join(
-        served, ["request_id", "item_id", "position"], join_type="inner")
-    assert joined.num_rows == rows.num_rows
-    truth = pc.mean(joined["relevance_prob"]).as_py()
-    naive_error = abs(pc.mean(joined["observed"]).as_py() - truth)
-    ips_error = abs(pc.mean(joined["weight_positive"]).as_py() - truth)
+    naive_error, ips_error = _relevance_errors(landing, labels)
     assert ips_error < 0.02
     assert naive_error > 5 * ips_error
