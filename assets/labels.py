@@ -46,8 +46,8 @@ class LabelSettings(dg.ConfigurableResource):
     use_logged_propensities: bool = True
     popularity_eta: float = 0.5
     positive_rating: float = 4.0
-    relevance_by: L.RelevanceGrouping = L.RelevanceGrouping.ITEM_SLATE_CONTEXT
-    min_position_impressions: int = 1000
+    relevance_by: L.RelevanceGrouping = L.RelevanceGrouping.ITEM_CONTEXT
+    min_position_clicks: int = 200
     max_clipped_share: float = 0.5  # above it the clipped-share check warns: the weights are mostly 1/M
 
     def label_config(self, engine: Engine) -> L.LabelConfig:
@@ -65,7 +65,7 @@ class LabelSettings(dg.ConfigurableResource):
             popularity_eta=self.popularity_eta,
             positive_rating=self.positive_rating,
             relevance_by=self.relevance_by,
-            click_model=ClickModelConfig(min_position_impressions=self.min_position_impressions),
+            click_model=ClickModelConfig(min_position_clicks=self.min_position_clicks),
         )
 
 

@@ -185,9 +185,9 @@ def obd_section(tmp: Path) -> dict[str, object]:
     if not (DATASETS / "open-bandit-dataset-small").is_dir():
         return {"obd_present": False}
     far = dt.datetime(2100, 1, 1, tzinfo=UTC)
-    # Horizontal slots (left, centre, right): no monotone constraint; 3 positions, all well observed.
+    # Horizontal slots (left, centre, right): no monotone constraint, and no pooling of the 3 positions.
     config = L.LabelConfig(cutoffs=L.Cutoffs(far, far), relevance_by=L.RelevanceGrouping.ITEM,
-                           click_model=ClickModelConfig(min_position_impressions=100, monotone=False))
+                           click_model=ClickModelConfig(min_position_clicks=1, monotone=False))
     figures: dict[str, object] = {"obd_present": True}
     with _engine(tmp) as engine:
         for name, contract in L.SOURCE_RELATIONS.items():

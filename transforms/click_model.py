@@ -26,8 +26,9 @@ Parquet files (see :mod:`transforms.labels`); this module only sees the small ag
 
 Identifiability: ``theta * gamma`` is invariant under ``theta -> c theta, gamma -> gamma / c``, so the
 curve is reported relative to position 0 (``theta_0 = 1``: the top slot is always examined when it is
-rendered). Positions with fewer than ``min_position_impressions`` impressions are pooled with every
-position below them into one tail parameter, because a parameter fitted to a handful of impressions
+rendered). Positions with fewer than ``min_position_clicks`` clicks are pooled with every
+position below them (and, while that tail is still short of the minimum, the positions above it) into
+one tail parameter, because a parameter fitted to a handful of impressions
 is noise (a 30-impression position has a click-rate standard error larger than the whole curve's
 spread).
 """
@@ -49,14 +50,16 @@ class ClickModelConfig:
     Attributes:
         max_iterations: Upper bound on EM iterations.
         tolerance: Stop when no examination value moves by more than this in one iteration.
-        min_position_impressions: Positions with fewer impressions share one tail parameter.
+        min_position_clicks: Positions with fewer clicks share one tail parameter. Clicks, not
+            impressions, measure what a position's estimate rests on (its relative standard error is
+            about ``1 / sqrt(clicks)``: 7% at the default 200), whatever the surface's click rate.
         monotone: Constrain examination to be non-increasing in position (the M-step becomes a
             weighted isotonic regression, which is the constrained maximum for Bernoulli counts).
     """
 
     max_iterations: int = 5000
     tolerance: float = 1e-6
-    min_position_impressions: int = 1000
+    min_position_clicks: int = 200
     monotone: bool = True
 
     def __post_init__(self) -> None:
@@ -64,8 +67,8 @@ class ClickModelConfig:
             raise ValueError(f"max_iterations must be at least 1, got {self.max_iterations}")
         if self.tolerance <= 0:
             raise ValueError(f"tolerance must be positive, got {self.tolerance}")
-        if self.min_position_impressions < 1:
-            raise ValueError(f"min_position_impressions must be at least 1, got {self.min_position_impressions}")
+        if self.min_position_clicks < 1:
+            raise ValueError(f"min_position_clicks must be at least 1, got {self.min_position_clicks}")
 
 
 @dataclass(frozen=True)
@@ -93,16 +96,22 @@ class ExaminationFit:
     log_likelihood: float
 
 
-def position_groups(impressions_per_position: np.ndarray, min_impressions: int) -> tuple[np.ndarray, int]:
+def position_groups(support_per_position: np.ndarray, min_support: float) -> tuple[np.ndarray, int]:
     """Map each position to its parameter: itself, or the pooled tail from the first sparse position on.
+
+    The tail starts at the first position with less than ``min_support`` (clicks) and is extended
+    upwards until the pooled tail itself holds ``min_support``: every parameter, own or pooled, rests
+    on at least that much data.
 
     Returns:
         ``(group of each position, first pooled position)``; the first pooled position is K when every
         position has enough impressions.
     """
-    n = len(impressions_per_position)
-    sparse = np.flatnonzero(impressions_per_position < min_impressions)
+    n = len(support_per_position)
+    sparse = np.flatnonzero(support_per_position < min_support)
     tail = int(sparse[0]) if len(sparse) else n
+    while 1 < tail < n and support_per_position[tail:].sum() < min_support:
+        tail -= 1
     # Position 0 anchors the scale; it keeps its own parameter even when sparse.
     tail = max(tail, 1) if n > 1 else n
     groups = np.minimum(np.arange(n), tail)
@@ -120,6 +129,34 @@ def non_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
             total = w1 + w2
             blocks[-1] = [(v1 * w1 + v2 * w2) / total if total > 0 else (v1 + v2) / 2, total, n1 + n2]
     return np.array([b[0] for b in blocks for _ in range(int(b[2]))], dtype=np.float64)
+
+
+def _shape_tail(curve: np.ndarray, impressions: np.ndarray, tail: int) -> np.ndarray:
+    """Give the pooled tail the power-law shape of the well-observed positions, keeping its level.
+
+    The pooled parameter is the tail's impression-weighted mean examination; spreading it as a
+    constant over several positions is biased at both ends of the tail. Examination that decays as
+    ``(1 + k) ** -beta`` is the usual model of position bias (Joachims et al., WSDM 2017), so ``beta``
+    is fitted (weighted least squares in log-log) to the own positions 1..tail-1 and the tail follows
+    that shape, scaled so that its impression-weighted mean stays the pooled estimate. With fewer than
+    two own positions past 0, or a curve that does not decay, the constant stays.
+    """
+    n = len(curve)
+    own = np.arange(1, tail)
+    if tail >= n or len(own) < 2 or np.any(curve[own] <= 0):
+        return curve
+    weights = impressions[own]
+    x, y = np.log1p(own), np.log(curve[own])
+    xm, ym = np.average(x, weights=weights), np.average(y, weights=weights)
+    beta = -np.sum(weights * (x - xm) * (y - ym)) / np.sum(weights * (x - xm) ** 2)
+    positions = np.arange(tail, n)
+    if not beta > 0 or impressions[positions].sum() <= 0:
+        return curve
+    shape = (1.0 + positions) ** -beta
+    level = curve[tail] / np.average(shape, weights=impressions[positions])
+    shaped = curve.copy()
+    shaped[tail:] = np.minimum(level * shape, curve[tail - 1])
+    return shaped
 
 
 def fit_examination(
@@ -159,7 +196,7 @@ def fit_examination(
     n_items = int(items.max()) + 1
     per_pos_n = np.bincount(positions, n, n_pos)
     per_pos_c = np.bincount(positions, c, n_pos)
-    groups, pooled_from = position_groups(per_pos_n, config.min_position_impressions)
+    groups, pooled_from = position_groups(per_pos_c, config.min_position_clicks)
     g = groups[positions]
     n_groups = int(groups.max()) + 1
     group_n = np.bincount(g, n, n_groups)
@@ -190,7 +227,7 @@ def fit_examination(
         previous = current
 
     scale = theta[0]
-    examination = np.minimum(theta[groups] / scale, 1.0)
+    examination = _shape_tail(np.minimum(theta[groups] / scale, 1.0), per_pos_n, pooled_from)
     relevance = np.minimum(gamma * scale, 1.0)
     p = np.clip(examination[positions] * relevance[items], _EPS, 1 - _EPS)
     log_likelihood = float(np.sum(c * np.log(p) + nonclick * np.log1p(-p)))

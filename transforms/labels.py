@@ -92,17 +92,19 @@ class Engagement(StrEnum):
 class RelevanceGrouping(StrEnum):
     """What the click model's relevance parameters are per.
 
-    ``item``: one per item. ``item_slate_context``: one per item and whether the item's top-level
-    category is the most common one among the items rendered with it (the slate's context). A
-    personalized or contextual logging policy ranks the items of the user's (or the anchor's)
+    ``item``: one per item. ``item_context``: one per item and two context flags: whether the item's
+    top-level category is the most common one among the items rendered with it (the slate's context),
+    and whether it is the category the user was shown most (the user's taste, as the policy sees it).
+    A personalized or contextual logging policy ranks the items of the user's (or the anchor's)
     category first, so even for one item relevance falls with position; with one parameter per item
-    that drop leaks into the examination curve (on the sample world's ``related`` surface the deep
-    positions came out 0.03 to 0.07 too low, noise-free). The context flag absorbs it. It is defined
-    by what was rendered, never by clicks, so it does not depend on the outcome the model explains.
+    that drop leaks into the examination curve (on the sample world's ``related`` surface, noise-free,
+    the deepest positions came out up to 0.07 too low; with both flags, 0.03). The flags are defined
+    by what was rendered, never by clicks, so they do not depend on the outcome the model explains,
+    and only by impressions before the scope's cut-off.
     """
 
     ITEM = "item"
-    ITEM_SLATE_CONTEXT = "item_slate_context"
+    ITEM_CONTEXT = "item_context"
 
 
 class ExposureBasis(StrEnum):
@@ -182,7 +184,7 @@ class LabelConfig:
     positive_rating: float = 4.0
     grades: tuple[GradeRule, ...] = DEFAULT_GRADES
     attribution_window: dt.timedelta = dt.timedelta(hours=24)
-    relevance_by: RelevanceGrouping = RelevanceGrouping.ITEM_SLATE_CONTEXT
+    relevance_by: RelevanceGrouping = RelevanceGrouping.ITEM_CONTEXT
     click_model: ClickModelConfig = field(default_factory=ClickModelConfig)
 
     def __post_init__(self) -> None:
@@ -337,36 +339,46 @@ def _signals_sql(grades: Sequence[GradeRule]) -> str:
 # --- click model -------------------------------------------------------------------------------------
 
 
-def click_model_cells(engine: Engine, config: LabelConfig, end: dt.datetime | None) -> pa.Table:
+def click_model_cells(
+    engine: Engine, config: LabelConfig, end: dt.datetime | None, engagement: Engagement | None = None
+) -> pa.Table:
     """Impressions and clicks per ``(surface, position, item, segment)`` from data before ``end`` (None: all).
 
-    A click counts only when it, too, happened before ``end``. The segment is the slate-context flag
-    of :class:`RelevanceGrouping` (or empty).
+    A click counts only when it, too, happened before ``end``. The segment holds the context flags of
+    :class:`RelevanceGrouping` (or is empty).
     """
     d = engine.dialect
-    if config.relevance_by is RelevanceGrouping.ITEM_SLATE_CONTEXT:
+    if config.relevance_by is RelevanceGrouping.ITEM_CONTEXT:
         category = _list_element(d, "it.categories", "0")
-        segments = f"""
-        LEFT JOIN (SELECT item_id, {category} AS category FROM items it) ic ON ic.item_id = e.item_id
-        LEFT JOIN (
-            SELECT request_id, category AS modal FROM (
-                SELECT request_id, category, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY n DESC, category) AS rk
+
+        def modal(key: str) -> str:
+            # The most common top-level category per ``key`` among impressions before ``end``.
+            return f"""
+            SELECT {key}, category AS modal FROM (
+                SELECT {key}, category, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY n DESC, category) AS rk
                 FROM (
-                    SELECT im.request_id, {category} AS category, COUNT(*) AS n
+                    SELECT im.{key}, {category} AS category, COUNT(*) AS n
                     FROM impressions im JOIN items it ON it.item_id = im.item_id
                     WHERE {_before('im.ts', end)}
-                    GROUP BY im.request_id, {category}
+                    GROUP BY im.{key}, {category}
                 ) counts WHERE category IS NOT NULL
-            ) ranked WHERE rk = 1
-        ) m ON m.request_id = e.request_id"""
-        segment = "CASE WHEN ic.category IS NOT NULL AND ic.category = m.modal THEN 'in_context' ELSE 'other' END"
+            ) ranked WHERE rk = 1"""
+
+        segments = f"""
+        LEFT JOIN (SELECT item_id, {category} AS category FROM items it) ic ON ic.item_id = e.item_id
+        LEFT JOIN ({modal('request_id')}) m ON m.request_id = e.request_id
+        LEFT JOIN ({modal('user_id')}) u ON u.user_id = e.user_id"""
+        segment = (
+            "CONCAT(CASE WHEN ic.category IS NOT NULL AND ic.category = m.modal THEN 'slate' ELSE '-' END, "
+            "CASE WHEN ic.category IS NOT NULL AND ic.category = u.modal THEN 'user' ELSE '-' END)"
+        )
     else:
         segments, segment = "", "''"
     return engine.query(f"""
         SELECT e.surface, CAST(e.position AS INT) AS position, e.item_id, {segment} AS segment,
                COUNT(*) AS impressions,
                CAST(SUM(CASE WHEN e.click_ts IS NOT NULL AND {_before('e.click_ts', end)} THEN 1 ELSE 0 END) AS BIGINT) AS clicks
-        FROM ({_exposures_sql(d, config, engagement_of(engine))}) e{segments}
+        FROM ({_exposures_sql(d, config, engagement or engagement_of(engine))}) e{segments}
         WHERE {_before('e.ts', end)}
         GROUP BY e.surface, e.position, e.item_id, {segment}""")
 
@@ -379,9 +391,10 @@ def fit_position_bias(engine: Engine, config: LabelConfig) -> tuple[pa.Table, li
     """
     rows: dict[str, list[object]] = {f.name: [] for f in contracts.LABELS_POSITION_BIAS.schema}
     fits: list[SurfaceFit] = []
+    engagement = engagement_of(engine)
     for split in Split:
         end = config.cutoffs.end_of(split)
-        cells = click_model_cells(engine, config, end)
+        cells = click_model_cells(engine, config, end, engagement)
         if cells.num_rows == 0:
             continue
         columns = {n: np.asarray(cells.column(n).to_pylist(), dtype=object) for n in ("surface", "item_id", "segment")}
@@ -477,7 +490,7 @@ def exposure_propensities(engine: Engine, config: LabelConfig) -> pa.Table:
 # --- labels ------------------------------------------------------------------------------------------
 
 
-def _core_sql(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date | None) -> str:
+def _core_sql(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date | None, engagement: Engagement) -> str:
     """Label rows before grading and weighting: key columns, split, Y, and each propensity candidate."""
     d = engine.dialect
     window = ""
@@ -490,7 +503,7 @@ def _core_sql(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date 
             SELECT request_id, user_id, item_id, position, ts, surface,
                    {"policy_propensity" if config.use_logged_propensities else "CAST(NULL AS DOUBLE) AS policy_propensity"}, click_ts,
                    CASE WHEN click_ts IS NULL THEN 0 ELSE 1 END AS observed
-            FROM ({_exposures_sql(d, config, engagement_of(engine))}) e WHERE TRUE {window}"""
+            FROM ({_exposures_sql(d, config, engagement)}) e WHERE TRUE {window}"""
     else:
         base = f"""
             SELECT CAST(NULL AS STRING) AS request_id, user_id, item_id, CAST(NULL AS INT) AS position, ts,
@@ -525,7 +538,7 @@ def snips_scales(engine: Engine, config: LabelConfig, exposure: bool) -> pa.Tabl
     return engine.query(f"""
         SELECT split, propensity_source, COUNT(*) AS n, SUM(1.0 / GREATEST(propensity, {m!r})) AS inverse_sum,
                COUNT(*) / SUM(1.0 / GREATEST(propensity, {m!r})) AS scale
-        FROM ({_core_sql(engine, config, exposure, None)}) c
+        FROM ({_core_sql(engine, config, exposure, None, engagement_of(engine))}) c
         WHERE propensity IS NOT NULL
         GROUP BY split, propensity_source""")
 
@@ -565,6 +578,7 @@ def iter_debiased_labels(
     """
     prepare_label_inputs(engine, position_bias, item_propensities)
     exposure = has_exposure_logs(engine)
+    engagement = engagement_of(engine)
     scale_by_group: dict[tuple[str, str], float] = {}
     if config.snips:
         for row in snips_scales(engine, config, exposure).to_pylist():
@@ -581,14 +595,14 @@ def iter_debiased_labels(
         ),
     )
     for day in days if days is not None else label_days(engine, exposure):
-        yield day, _labels_of_day(engine, config, exposure, day)
+        yield day, _labels_of_day(engine, config, exposure, day, engagement)
 
 
-def _labels_of_day(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date) -> pa.Table:
+def _labels_of_day(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date, engagement: Engagement) -> pa.Table:
     d = engine.dialect
     m = float(config.clip_min)
     window_ms = int(config.attribution_window.total_seconds() * 1000)
-    core = _core_sql(engine, config, exposure, day)
+    core = _core_sql(engine, config, exposure, day, engagement)
     table = engine.query(f"""
         WITH core AS ({core}),
         graded AS (

@@ -1,8 +1,9 @@
 """Interactions, user sequences, leakage-free splits, two-tower examples and the HGNN graph.
 
 Every relational step is one SQL definition rendered for DuckDB or Spark through
-:class:`transforms.engine.Dialect` (plus the few per-dialect helpers at the bottom of this module);
-parity tests run each on both engines and compare the outputs exactly.
+:class:`transforms.engine.Dialect` plus the few per-dialect helpers at the bottom of this module
+(ordered struct lists, windowed lists, explode, typed empty lists); parity tests run each on both
+engines and compare the outputs exactly.
 
 Correctness does not depend on input order or partitioning (the NVTabular trap): every list is
 built with an explicit order key, ``pos``, a per-user ``ROW_NUMBER`` over ``(ts, event_id)``, so ties
@@ -437,12 +438,22 @@ base AS (
 )"""
 
 
-def _lists(d: Dialect, has_sid: bool) -> str:
-    sid = d.ordered_list("codes", "pos") if has_sid else _null_list(d, "INT", 2)
+EVENT_FIELDS = {"item": "item_idx", "code": "event_code", "ts": "ts_ms", "w": "weight"}
+
+
+def _events_list(d: Dialect, has_sid: bool) -> str:
+    """One ordered aggregate per group: the events as structs, sorted once by ``pos`` (one sort per
+    group instead of one per output list)."""
+    fields = dict(EVENT_FIELDS, **({"sid": "codes"} if has_sid else {}))
+    return _ordered_structs(d, fields, "pos")
+
+
+def _lists(d: Dialect, source: str, has_sid: bool) -> str:
+    """``item_ids, event_types, timestamps, weights, semantic_ids`` from an events list column."""
+    sid = _list_field(d, source, "sid") if has_sid else _null_list(d, "INT", 2)
     return (
-        f"{d.ordered_list('item_idx', 'pos')} AS item_ids, {d.ordered_list('event_code', 'pos')} AS event_types, "
-        f"{d.ordered_list('ts_ms', 'pos')} AS timestamps, {d.ordered_list('weight', 'pos')} AS weights, "
-        f"{sid} AS semantic_ids"
+        f"{_list_field(d, source, 'item')} AS item_ids, {_list_field(d, source, 'code')} AS event_types, "
+        f"{_list_field(d, source, 'ts')} AS timestamps, {_list_field(d, source, 'w')} AS weights, {sid} AS semantic_ids"
     )
 
 
@@ -459,11 +470,14 @@ def build_user_sequences(engine: Engine, prep: PreparedInputs) -> pa.Table:
     d = engine.dialect
     keep = "TRUE" if prep.config.max_len is None else f"pos > n - {prep.config.max_len}"
     sql = f"""
-WITH {_base_cte(d, prep)}
-SELECT user_idx, {_lists(d, prep.has_semantic_ids)}, CAST(COUNT(*) AS INT) AS length, MAX(n) AS total_events
-FROM base WHERE {keep}
-GROUP BY user_idx
-HAVING MAX(n) >= {prep.config.min_len}
+WITH {_base_cte(d, prep)},
+grouped AS (
+    SELECT user_idx, {_events_list(d, prep.has_semantic_ids)} AS evs, CAST(COUNT(*) AS INT) AS length, MAX(n) AS total_events
+    FROM base WHERE {keep}
+    GROUP BY user_idx
+    HAVING MAX(n) >= {prep.config.min_len}
+)
+SELECT user_idx, {_lists(d, "evs", prep.has_semantic_ids)}, length, total_events FROM grouped
 ORDER BY user_idx
 """
     return _conform(engine.query(sql), USER_SEQUENCES_SCHEMA)
@@ -499,7 +513,6 @@ def build_splits(engine: Engine, prep: PreparedInputs) -> pa.Table:
         recent = "TRUE" if max_len is None else f"pos > h_{source} - {max_len}"
         return f"SELECT '{split_name}' AS split, c.* FROM counted c WHERE {hist[source]} AND {recent}"
 
-    sid_list = d.ordered_list("codes", "pos") if prep.has_semantic_ids else _null_list(d, "INT", 2)
     sql = f"""
 WITH {_base_cte(d, prep)},
 counted AS (SELECT b.*, {hist_counts} FROM base b),
@@ -513,20 +526,17 @@ target_rows AS (
     UNION ALL SELECT 'test' AS split, b.* FROM base b WHERE {target["test"]}
 ),
 histories AS (
-    SELECT split, user_idx, {d.ordered_list("item_idx", "pos")} AS item_ids, {d.ordered_list("event_code", "pos")} AS event_types,
-           {d.ordered_list("ts_ms", "pos")} AS timestamps, {d.ordered_list("weight", "pos")} AS weights,
-           {sid_list} AS semantic_ids, COUNT(*) AS hist_len
+    SELECT split, user_idx, {_events_list(d, prep.has_semantic_ids)} AS evs, COUNT(*) AS hist_len
     FROM hist_rows GROUP BY split, user_idx
 ),
 targets AS (
-    SELECT split, user_idx, {d.ordered_list("item_idx", "pos")} AS target_item_ids,
-           {d.ordered_list("ts_ms", "pos")} AS target_timestamps, {d.ordered_list("weight", "pos")} AS target_weights
+    SELECT split, user_idx, {_ordered_structs(d, EVENT_FIELDS, "pos")} AS evs
     FROM target_rows GROUP BY split, user_idx
 )
-SELECT h.split, h.user_idx, h.item_ids, h.event_types, h.timestamps, h.weights, h.semantic_ids,
-       COALESCE(t.target_item_ids, {_empty_list(d, "BIGINT")}) AS target_item_ids,
-       COALESCE(t.target_timestamps, {_empty_list(d, "BIGINT")}) AS target_timestamps,
-       COALESCE(t.target_weights, {_empty_list(d, "DOUBLE")}) AS target_weights
+SELECT h.split, h.user_idx, {_lists(d, "h.evs", prep.has_semantic_ids)},
+       COALESCE({_list_field(d, "t.evs", "item")}, {_empty_list(d, "BIGINT")}) AS target_item_ids,
+       COALESCE({_list_field(d, "t.evs", "ts")}, {_empty_list(d, "BIGINT")}) AS target_timestamps,
+       COALESCE({_list_field(d, "t.evs", "w")}, {_empty_list(d, "DOUBLE")}) AS target_weights
 FROM histories h LEFT JOIN targets t ON t.split = h.split AND t.user_idx = h.user_idx
 WHERE (h.split = 'train' AND h.hist_len >= {prep.config.min_len})
    OR (h.split <> 'train' AND t.user_idx IS NOT NULL)
@@ -775,6 +785,23 @@ def _empty_list(d: Dialect, element: str) -> str:
     if d.kind is EngineKind.SPARK:
         return f"CAST(array() AS ARRAY<{element}>)"
     return f"CAST([] AS {element}[])"
+
+
+def _ordered_structs(d: Dialect, fields: dict[str, str], order: str) -> str:
+    """Aggregate rows into a list of structs ``{k: order, <name>: <expr>...}`` sorted by ``order``
+    (unique within the group, so the sort is total and equal on both engines)."""
+    if d.kind is EngineKind.SPARK:
+        pairs = ", ".join(f"'{name}', {expr}" for name, expr in fields.items())
+        return f"array_sort(collect_list(named_struct('k', {order}, {pairs})))"
+    pairs = ", ".join(f"'{name}': {expr}" for name, expr in fields.items())
+    return f"list({{'k': {order}, {pairs}}} ORDER BY {order})"
+
+
+def _list_field(d: Dialect, expr: str, field: str) -> str:
+    """One field of every struct of a list column."""
+    if d.kind is EngineKind.SPARK:
+        return f"transform({expr}, x -> x.{field})"
+    return f"list_transform({expr}, lambda x: x.{field})"
 
 
 def _null_list(d: Dialect, element: str, depth: int) -> str:

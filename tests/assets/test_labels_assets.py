@@ -50,7 +50,7 @@ def _materialize(home: Path, settings: LabelSettings) -> dg.ExecuteInProcessResu
 
 def test_label_assets_write_tables_pass_checks_and_plot(staged: Path) -> None:
     result = _materialize(staged, LabelSettings(train_end="2026-01-03T00:00:00Z", valid_end="2026-01-04T00:00:00Z",
-                                                min_position_impressions=200))
+                                                min_position_clicks=20))
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     for name in ("examination_in_unit_interval", "weights_finite_positive", "propensities_in_unit_interval"):

