@@ -40,7 +40,7 @@ from _harness import print_table, run_phase, write_results
 from pipelines.ingestion import LOG_TABLES, ingest_table
 from transforms import labels as L
 from transforms.click_model import ClickModelConfig
-from transforms.engine import DuckDBEngine, EngineConfig
+from transforms.engine import DuckDBEngine, Engine, EngineConfig
 from transforms.world import WorldConfig, generate_world
 from warehouse import contracts as C
 from warehouse.store import Warehouse
@@ -53,7 +53,7 @@ def _engine(tmp: Path, memory: str = "2GB") -> DuckDBEngine:
     return DuckDBEngine(EngineConfig(memory_limit=memory, spill_dir=str(tmp / "spill")))
 
 
-def _labels(engine: DuckDBEngine, config: L.LabelConfig) -> tuple[pa.Table, list[L.SurfaceFit], pa.Table]:
+def _labels(engine: Engine, config: L.LabelConfig) -> tuple[pa.Table, list[L.SurfaceFit], pa.Table]:
     bias, fits = L.fit_position_bias(engine, config)
     popularity = L.exposure_propensities(engine, config)
     parts = [t for _, t in L.iter_debiased_labels(engine, config, bias, popularity)]
@@ -335,7 +335,7 @@ from pathlib import Path
 import numpy as np, pyarrow as pa
 sys.path.insert(0, ".")
 from transforms import labels as L
-from transforms.engine import DuckDBEngine, EngineConfig
+from transforms.engine import DuckDBEngine, Engine, EngineConfig
 from warehouse import contracts as C
 from warehouse.store import Warehouse
 root, n = Path(sys.argv[1] if len(sys.argv) > 1 else "{root}"), {n}
@@ -420,8 +420,9 @@ def main() -> None:
             part = run()
             figures.update(part)
             figures[f"{section}_section_seconds"] = round(time.perf_counter() - started, 1)
-            print_table(f"debiasing: {section}", sorted(part.items()))
-            print()
+            if part:
+                print_table(f"debiasing: {section}", sorted(part.items()))
+                print()
     path = write_results("debiasing", figures)
     print(f"wrote {path}")
 
