@@ -43,6 +43,11 @@ SEQUENCE_SHARDS_KEY = dg.AssetKey(["training_data", "sequence_shards"])
 TWO_TOWER_KEY = dg.AssetKey(["training_data", "two_tower_examples"])
 GRAPH_KEY = dg.AssetKey(["training_data", "graph"])
 
+# Optional upstreams: read when their tables exist (label weights, semantic-ID tokens, item embeddings).
+DEBIASED_LABELS_KEY = dg.AssetKey(["labels", "debiased_labels"])
+ITEM_SEMANTIC_IDS_KEY = dg.AssetKey(["semantic_ids", "item_semantic_ids"])
+ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
+
 SHARDS_DIR = ("training_data", "sequence_shards")
 LABELS_TABLE = ("labels", "debiased_labels")
 SEMANTIC_IDS_TABLE = ("semantic_ids", "item_semantic_ids")
@@ -120,7 +125,7 @@ def interactions(config: SequenceDataConfig, warehouse: WarehouseResource, engin
 
 @dg.asset(
     key=USER_SEQUENCES_KEY,
-    deps=[INTERACTIONS_KEY],
+    deps=[INTERACTIONS_KEY, DEBIASED_LABELS_KEY, ITEM_SEMANTIC_IDS_KEY],
     group_name="training_data",
     description=TRAINING_USER_SEQUENCES.description,
     kinds={"parquet", "duckdb"},
@@ -151,7 +156,7 @@ def user_sequences(config: SequenceDataConfig, warehouse: WarehouseResource, eng
 
 @dg.asset(
     key=SEQUENCE_SHARDS_KEY,
-    deps=[INTERACTIONS_KEY, USER_SEQUENCES_KEY],
+    deps=[INTERACTIONS_KEY, USER_SEQUENCES_KEY, DEBIASED_LABELS_KEY, ITEM_SEMANTIC_IDS_KEY],
     group_name="training_data",
     description="Train / valid / test sequence shards (balanced Parquet, a manifest with schema, statistics and hashes), swapped in atomically.",
     kinds={"parquet"},
@@ -211,7 +216,7 @@ def sequence_shards(config: SequenceDataConfig, warehouse: WarehouseResource, en
 
 @dg.asset(
     key=TWO_TOWER_KEY,
-    deps=[INTERACTIONS_KEY],
+    deps=[INTERACTIONS_KEY, DEBIASED_LABELS_KEY],
     group_name="training_data",
     description=TRAINING_TWO_TOWER_EXAMPLES.description + " Also writes training_data/item_frequencies (log-Q).",
     kinds={"parquet", "duckdb"},
@@ -241,7 +246,7 @@ def two_tower_examples(config: SequenceDataConfig, warehouse: WarehouseResource,
 
 @dg.asset(
     key=GRAPH_KEY,
-    deps=[INTERACTIONS_KEY, dg.AssetKey(["raw", "items"])],
+    deps=[INTERACTIONS_KEY, dg.AssetKey(["raw", "items"]), ITEM_EMBEDDINGS_KEY],
     group_name="training_data",
     description="Heterogeneous graph for the HGNN from the training window: training_data/graph_nodes and training_data/graph_edges.",
     kinds={"parquet", "duckdb"},
@@ -253,7 +258,7 @@ def graph(config: SequenceDataConfig, warehouse: WarehouseResource, engine: Engi
     """Node and edge tables (users, items with text embeddings, categories, brands) from the training window."""
     store = warehouse.store()
     id_maps = store.read(CORE_ID_MAPS)
-    embeddings = _optional(store, ITEM_EMBEDDINGS_TABLE)
+    embeddings = _optional(store, ITEM_EMBEDDINGS_TABLE, ["item_id", "embedding"])
     with engine.open() as eng:
         prep, _ = _prepare(eng, store, config)
         nodes, edges = seq.build_graph(
@@ -296,12 +301,12 @@ def _prepare(eng: Any, store: Warehouse, config: SequenceDataConfig) -> tuple[se
         raise ValueError("core_interactions is missing: materialize core/interactions first")
     id_maps = store.read(CORE_ID_MAPS)
     sources = {c.view_name: _snapshot_hash(store, c) for c in (RAW_EVENTS, RAW_SLATES, CORE_ID_MAPS, CORE_INTERACTIONS)}
-    labels = _optional(store, LABELS_TABLE)
+    labels = _optional(store, LABELS_TABLE, ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight"])
     weights = None
     if labels is not None:
         weights = seq.label_weights_from_debiased(eng, inter, labels)
         sources["labels"] = _snapshot_hash(store, contracts.contract_for(*LABELS_TABLE))
-    semantic = _optional(store, SEMANTIC_IDS_TABLE)
+    semantic = _optional(store, SEMANTIC_IDS_TABLE, ["item_id", "codes"])
     codes = None
     if semantic is not None:
         codes = seq.item_codes_from_semantic_ids(semantic, id_maps)
@@ -310,13 +315,20 @@ def _prepare(eng: Any, store: Warehouse, config: SequenceDataConfig) -> tuple[se
     return prep, sources
 
 
-def _optional(store: Warehouse, table: tuple[str, str]) -> pa.Table | None:
-    """A table written by another layer, or None while that layer has no contract or no data yet."""
+def _optional(store: Warehouse, table: tuple[str, str], columns: list[str] | None = None) -> pa.Table | None:
+    """A table written by another layer, or None while that layer has no contract or no data yet.
+
+    Files are read as written (only ``columns``), not cast to the registered contract: the semantic-ID
+    table's width depends on the ID length its run chose.
+    """
     try:
         contract = contracts.contract_for(*table)
     except KeyError:
         return None
-    return store.read(contract) if store.exists(contract) else None
+    files = store.files(contract)
+    if not files:
+        return None
+    return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
 
 
 def _snapshot_hash(store: Warehouse, contract: TableContract) -> str:

@@ -376,7 +376,8 @@ def main() -> int:
     figures["spark_at_10m_events"] = (
         "not measured here: at 10M events Spark local[2] (6g driver) failed after about 15 minutes with a job "
         "failure while collecting the interactions to Arrow (collectAsArrowToPython); the Spark ratio is "
-        "measured at spark_events, recforge re-run at the same size"
+        "measured at spark_events, recforge re-run at the same size (that attempt ran the SQL before the "
+        "one-sort-per-group list aggregation)"
     ) if not args.quick else None
     _write(figures, args.quick)
     width = max(len(k) for k in figures)

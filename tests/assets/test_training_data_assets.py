@@ -131,3 +131,35 @@ def test_hstu_export_refuses_a_temporal_split(home: Path, tmp_path: Path) -> Non
     materialize(home, [td.interactions, td.sequence_shards])
     with pytest.raises(SystemExit, match="leave_one_out"):
         cli(["export", "hstu", "--out", str(tmp_path / "x.csv")])
+
+
+def test_label_weights_and_semantic_ids_flow_into_sequences_and_shards(home: Path) -> None:
+    from warehouse.contracts import (
+        LABELS_DEBIASED_LABELS,
+        SEMANTIC_IDS_ITEM_SEMANTIC_IDS,
+        TRAINING_USER_SEQUENCES,
+    )
+
+    store = Warehouse(home)
+    first = store.read(RAW_EVENTS, [START]).sort_by([("ts", "ascending"), ("event_id", "ascending")]).to_pylist()[0]
+    # One observed positive for the first event of day one (its slate, user and item), weight 7.5.
+    label = {"request_id": first["request_id"], "user_id": first["user_id"], "item_id": first["item_id"], "ts": first["ts"],
+             "surface": None, "position": 0, "split": "train", "observed": 1, "relevance_grade": 1, "policy_propensity": None,
+             "examination": None, "propensity": 0.1, "propensity_source": "popularity", "clipped": False, "ips_weight": 7.5,
+             "weight_positive": 10.0, "weight_negative": -9.0}
+    store.write(LABELS_DEBIASED_LABELS, pa.Table.from_pylist([label], schema=LABELS_DEBIASED_LABELS.schema), START)
+    sids = [{"item_id": f"i{k}", "semantic_id": f"<a_{k % 3}><b_{k}><c_0><d_0>", "codes": [k % 3, k, 0, 0],
+             "code_a": k % 3, "code_b": k, "code_c": 0, "code_d": 0, "codebook_version": 1, "text_hash": None} for k in range(10)]
+    store.write(SEMANTIC_IDS_ITEM_SEMANTIC_IDS, pa.Table.from_pylist(sids, schema=SEMANTIC_IDS_ITEM_SEMANTIC_IDS.schema))
+
+    result = materialize(home, [td.interactions, td.user_sequences, td.sequence_shards])
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    sequences = store.read(TRAINING_USER_SEQUENCES).to_pylist()
+    weights = [w for r in sequences for w in r["weights"]]
+    assert weights.count(7.5) == 1 and set(weights) == {1.0, 7.5}
+    assert all(codes == [i % 3, i, 0, 0] for r in sequences for i, codes in zip(r["item_ids"], r["semantic_ids"], strict=True))
+    manifest = read_manifest(td.shard_root(home))
+    assert manifest["vocab"]["semantic_id_levels"] == 4 and manifest["vocab"]["semantic_id_codebook_sizes"] == [3, 10, 1, 1]
+    assert {"labels", "semantic_ids"} <= set(manifest["sources"])
+    batch = next(iter(ShardedSequenceDataset(td.shard_root(home), "train", LoaderConfig(batch_size=4, max_len=8))))
+    assert batch["semantic_ids"].shape[-1] == 4
