@@ -11,7 +11,6 @@ larger is better for recforge's default: ``spark_seconds / duckdb_seconds``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import textwrap
@@ -88,8 +87,8 @@ def main() -> None:
         "duckdb_speedup_over_spark": round(spark["seconds"] / duck["seconds"], 2),
     }
     print_table("recforge ingest benchmark", list(figures.items()))
-    print(f"\nwrote {write_results('ingest', figures)}")
-    json.dumps(figures)
+    name = "ingest_quick" if args.quick else "ingest"  # a quick run never overwrites the full figures
+    print(f"\nwrote {write_results(name, figures)}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.ingestion import NOT_BAD_REASONS, BadRowShareExceeded, observed_ids
+from pipelines.ingestion import BadRowShareExceeded, RejectedShare, observed_ids
 from transforms.connectors.base import CONNECTOR_SPECS, Connector, Record
 from transforms.engine import Engine
 from transforms.id_maps import extend_id_map
@@ -86,7 +86,7 @@ class QuarantinedExample:
 
 
 @dataclass(frozen=True)
-class TableCounts:
+class TableCounts(RejectedShare):
     """What one connector run did to one table."""
 
     table: str
@@ -96,14 +96,6 @@ class TableCounts:
     reasons: dict[str, int]
     partitions: tuple[dt.date, ...] = ()
     examples: tuple[QuarantinedExample, ...] = ()
-
-    @property
-    def bad(self) -> int:
-        return self.quarantined - sum(n for r, n in self.reasons.items() if r in NOT_BAD_REASONS)
-
-    @property
-    def bad_share(self) -> float:
-        return self.bad / self.read if self.read else 0.0
 
 
 @dataclass(frozen=True)

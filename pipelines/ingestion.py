@@ -32,8 +32,25 @@ class BadRowShareExceeded(RuntimeError):
     """Too large a share of input rows was rejected: the run fails rather than stage a broken day."""
 
 
+class RejectedShare:
+    """Bad-row arithmetic for any report with ``read``, ``quarantined`` and ``reasons``."""
+
+    read: int
+    quarantined: int
+    reasons: dict[str, int]
+
+    @property
+    def bad(self) -> int:
+        """Quarantined rows that count against the limit (exact copies do not)."""
+        return self.quarantined - sum(n for r, n in self.reasons.items() if r in NOT_BAD_REASONS)
+
+    @property
+    def bad_share(self) -> float:
+        return self.bad / self.read if self.read else 0.0
+
+
 @dataclass(frozen=True)
-class IngestReport:
+class IngestReport(RejectedShare):
     """What one ingestion of one table partition did."""
 
     table: str
@@ -43,14 +60,6 @@ class IngestReport:
     staged: int
     quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bad(self) -> int:
-        return self.quarantined - sum(n for r, n in self.reasons.items() if r in NOT_BAD_REASONS)
-
-    @property
-    def bad_share(self) -> float:
-        return self.bad / self.read if self.read else 0.0
 
 
 def landing_files(landing: Path, table: str, day: dt.date | None = None) -> list[Path]:

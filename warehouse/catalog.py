@@ -22,6 +22,7 @@ from warehouse.contracts import Layer
 from warehouse.store import PART_FILE
 
 CATALOG_FILE = "catalog.duckdb"
+CURRENT_LINK = "current"
 
 
 def catalog_path(root: Path) -> Path:
@@ -44,6 +45,14 @@ def discover_tables(root: Path) -> dict[str, str]:
                 views[name] = f"read_parquet('{table_dir}/date=*/{PART_FILE}', hive_partitioning = true, hive_types = {{'date': DATE}})"
             elif (table_dir / PART_FILE).exists():
                 views[name] = f"read_parquet('{table_dir / PART_FILE}')"
+            elif (table_dir / CURRENT_LINK).is_dir():
+                # A versioned file set (sequence shards): one view per split folder, read through the
+                # `current` link so that the atomic swap of a new version is followed.
+                for split_dir in sorted(p for p in (table_dir / CURRENT_LINK).iterdir() if p.is_dir()):
+                    if any(split_dir.glob("*.parquet")):
+                        views[f"{name}_{split_dir.name}"] = (
+                            f"read_parquet('{table_dir / CURRENT_LINK / split_dir.name}/*.parquet')"
+                        )
             elif any(table_dir.glob("*.parquet")):
                 # Multi-file tables (e.g. sequence shards) are read as one dataset.
                 views[name] = f"read_parquet('{table_dir}/*.parquet')"

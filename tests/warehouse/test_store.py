@@ -152,3 +152,28 @@ def test_writer_killed_midway_leaves_previous_partition_and_catalog_readable(war
 def test_every_contract_has_a_unique_view_name() -> None:
     names = [c.view_name for c in all_contracts()]
     assert len(names) == len(set(names))
+
+
+def test_catalog_reads_versioned_file_sets_through_the_current_link(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "home"
+    shards = root / "training_data" / "sequence_shards"
+    for version, rows in (("v1", 2), ("v2", 3)):
+        for split in ("train", "test"):
+            (shards / "versions" / version / split).mkdir(parents=True)
+            pq.write_table(pa.table({"user": list(range(rows))}), shards / "versions" / version / split / "shard-00000.parquet")
+    (shards / "current").symlink_to("versions/v1")
+    refresh_catalog(root)
+    os.replace(_symlink(shards, "versions/v2"), shards / "current")  # what a new shard set does
+
+    con = connect_catalog(root)
+    assert con.execute("SELECT count(*) FROM training_data_sequence_shards_train").fetchone() == (3,)
+    assert con.execute("SELECT count(*) FROM training_data_sequence_shards_test").fetchone() == (3,)
+    con.close()
+
+
+def _symlink(folder: Path, target: str) -> Path:
+    link = folder / ".current.tmp"
+    link.symlink_to(target)
+    return link
