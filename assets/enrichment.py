@@ -1,7 +1,8 @@
 """Enrichment layer: item descriptions, user profiles (LLM or extractive) and their text embeddings.
 
 Each asset reads the raw tables, builds grounded inputs (everything strictly before the training
-cut-off), and launches the Beam pipeline, which generates or embeds only what the stored table does
+cut-off ``train_end`` of the shared ``cutoffs`` resource, :class:`pipelines.resources.CutoffsResource`,
+the same one the labels, semantic-ID and training-data layers use), and launches the Beam pipeline, which generates or embeds only what the stored table does
 not already answer (same input hash, prompt version and model). Failed generations go to
 ``enrichment/<entity>_failures``; the run fails only when their share passes the configured limit,
 after everything that succeeded was written.
@@ -24,8 +25,9 @@ from pipelines.beam_enrichment import (
     run_embedding,
     run_generation,
 )
-from pipelines.resources import WarehouseResource
+from pipelines.resources import CutoffsResource, WarehouseResource
 from pipelines.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
+from transforms.cutoffs import Cutoffs
 from transforms.enrichment.inputs import build_item_tasks, build_user_tasks
 from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
 from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
@@ -48,27 +50,6 @@ USER_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "user_embeddings"])
 WORK_DIR = (".work", "enrichment")  # checkpoints of an unfinished run, hidden from the catalog
 NORM_TOLERANCE = 1e-3
 PREVIEW_ROWS = 3
-
-
-class EnrichmentConfig(dg.Config):
-    """Run configuration of the description and profile assets."""
-
-    train_end: str | None = None  # ISO-8601 UTC; default: midnight starting the day before the last event day
-
-
-def _parse_ts(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def training_cutoff(config: EnrichmentConfig, store: Warehouse) -> dt.datetime:
-    """The cut-off (train_end): configured, or the same default as the training-data assets."""
-    if config.train_end:
-        return _parse_ts(config.train_end)
-    days = store.partitions(RAW_EVENTS)
-    if not days:
-        raise ValueError("raw_events is empty: set train_end or materialize raw/events first")
-    return dt.datetime.combine(days[-1], dt.time(), tzinfo=dt.UTC) - dt.timedelta(days=1)
 
 
 def _read_until(store: Warehouse, contract: TableContract, cutoff: dt.datetime) -> pa.Table:
@@ -97,10 +78,11 @@ def _generation_results(
     result: GenerationResult,
     tasks: list[GenerationTask],
     keys: tuple[dg.AssetKey, dg.AssetKey],
-    cutoff: dt.datetime,
+    cutoffs: Cutoffs,
     generator: GeneratorResource,
 ) -> list[dg.MaterializeResult]:
     key, failures_key = keys
+    cutoff = cutoffs.train_end
     outputs, stats = result.outputs, result.stats
     id_col = f"{entity.value}_id"
     provenance_ok = all(
@@ -138,6 +120,7 @@ def _generation_results(
     meta: dict[str, Any] = {
         **stats.as_metadata(),
         "cutoff": cutoff.isoformat(),
+        **cutoffs.as_metadata(),
         "generator_kind": generator.config().kind.value,
         "model": generator.config().stored_model,
         "preview": _preview(outputs, [id_col, TEXT_FIELD[entity], "model", "generated_at"]),
@@ -227,15 +210,16 @@ def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) 
     name="enrichment_item_descriptions",
 )
 def item_descriptions(
-    context: dg.AssetExecutionContext, config: EnrichmentConfig, warehouse: WarehouseResource, enrichment_generator: GeneratorResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, cutoffs: CutoffsResource, enrichment_generator: GeneratorResource
 ) -> Any:
     """Describe every catalog item from its catalog fields and its reviews before the cut-off."""
     store = warehouse.store()
-    cutoff = training_cutoff(config, store)
+    resolved = cutoffs.resolve(store)
+    cutoff = resolved.train_end
     tasks = build_item_tasks(store.read(RAW_ITEMS), _read_until(store, RAW_REVIEWS, cutoff), cutoff)
     result = _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, context)
     keys = (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY)
-    yield from _generation_results(EntityKind.ITEM, result, tasks, keys, cutoff, enrichment_generator)
+    yield from _generation_results(EntityKind.ITEM, result, tasks, keys, resolved, enrichment_generator)
 
 
 @dg.multi_asset(
@@ -247,17 +231,18 @@ def item_descriptions(
     name="enrichment_user_profiles",
 )
 def user_profiles(
-    context: dg.AssetExecutionContext, config: EnrichmentConfig, warehouse: WarehouseResource, enrichment_generator: GeneratorResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, cutoffs: CutoffsResource, enrichment_generator: GeneratorResource
 ) -> Any:
     """Profile every user from their interactions and reviews strictly before the cut-off."""
     store = warehouse.store()
-    cutoff = training_cutoff(config, store)
+    resolved = cutoffs.resolve(store)
+    cutoff = resolved.train_end
     tasks = build_user_tasks(
         _read_until(store, RAW_EVENTS, cutoff), _read_until(store, RAW_REVIEWS, cutoff), store.read(RAW_ITEMS), cutoff
     )
     result = _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, context)
     keys = (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY)
-    yield from _generation_results(EntityKind.USER, result, tasks, keys, cutoff, enrichment_generator)
+    yield from _generation_results(EntityKind.USER, result, tasks, keys, resolved, enrichment_generator)
 
 
 def _embedding_asset(entity: EntityKind, key: dg.AssetKey, source_key: dg.AssetKey) -> dg.AssetsDefinition:

@@ -9,7 +9,6 @@ knobs are the same for all three:
 """
 
 import base64
-import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.resources import EngineResource, WarehouseResource
+from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import labels as L
 from transforms.click_model import ClickModelConfig
+from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
 from warehouse.contracts import LABELS_DEBIASED_LABELS, LABELS_EXPOSURE_PROPENSITIES, LABELS_POSITION_BIAS
 from warehouse.store import Warehouse
@@ -33,14 +33,9 @@ TRUTH_FILE = Path("truth") / "examination.json"
 
 
 class LabelSettings(dg.ConfigurableResource):
-    """Settings of the label assets (one source of truth for all three).
+    """Settings of the label assets (one source of truth for all three); the cut-offs are not here but
+    in the shared ``cutoffs`` resource."""
 
-    Cut-offs are ISO-8601 UTC timestamps; when unset they fall on day boundaries at 70% and 85% of
-    the days with data.
-    """
-
-    train_end: str | None = None
-    valid_end: str | None = None
     clip_min: float = 0.01
     snips: bool = False
     use_logged_propensities: bool = True
@@ -50,13 +45,7 @@ class LabelSettings(dg.ConfigurableResource):
     min_position_clicks: int = 200
     max_clipped_share: float = 0.5  # above it the clipped-share check warns: the weights are mostly 1/M
 
-    def label_config(self, engine: Engine) -> L.LabelConfig:
-        if (self.train_end is None) != (self.valid_end is None):
-            raise ValueError("set both train_end and valid_end, or neither (derived from the data)")
-        if self.train_end is not None and self.valid_end is not None:
-            cutoffs = L.Cutoffs(_utc(self.train_end), _utc(self.valid_end))
-        else:
-            cutoffs = L.default_cutoffs(engine)
+    def label_config(self, cutoffs: Cutoffs) -> L.LabelConfig:
         return L.LabelConfig(
             cutoffs=cutoffs,
             clip_min=self.clip_min,
@@ -70,11 +59,6 @@ class LabelSettings(dg.ConfigurableResource):
 
 
 RESOURCES = {"label_settings": LabelSettings()}
-
-
-def _utc(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _open_sources(store: Warehouse, engine: Engine) -> None:
@@ -98,13 +82,14 @@ def _open_sources(store: Warehouse, engine: Engine) -> None:
     ],
 )
 def position_bias(
-    warehouse: WarehouseResource, engine: EngineResource, label_settings: LabelSettings
+    warehouse: WarehouseResource, engine: EngineResource, label_settings: LabelSettings,
+    cutoffs: CutoffsResource,
 ) -> dg.MaterializeResult:
     """Examination curve per surface from a position-based click model (EM), one fit per split scope."""
     store = warehouse.store()
     with engine.open() as eng:
         _open_sources(store, eng)
-        config = label_settings.label_config(eng)
+        config = label_settings.label_config(cutoffs.resolve(store))
         table, fits = L.fit_position_bias(eng, config)
         randomized = L.click_rates_under_policy(eng, config, RANDOMIZED_POLICY).to_pylist()
     store.write(LABELS_POSITION_BIAS, table)
@@ -115,8 +100,7 @@ def position_bias(
     unconverged = [f"{f.split}/{f.surface}" for f in fits if not f.fit.converged]
     truth = _truth_curves(warehouse.landing / TRUTH_FILE)
     metadata: dict[str, Any] = {
-        "train_end": config.cutoffs.train_end.isoformat(),
-        "valid_end": config.cutoffs.valid_end.isoformat(),
+        **config.cutoffs.as_metadata(),
         "fits": dg.MetadataValue.json([
             {"split": str(f.split), "surface": f.surface, "iterations": f.fit.iterations, "converged": f.fit.converged,
              "log_likelihood": round(f.fit.log_likelihood, 3), "pooled_from": f.fit.pooled_from,
@@ -207,19 +191,22 @@ def examination_plot_markdown(
     ],
 )
 def exposure_propensities(
-    warehouse: WarehouseResource, engine: EngineResource, label_settings: LabelSettings
+    warehouse: WarehouseResource, engine: EngineResource, label_settings: LabelSettings,
+    cutoffs: CutoffsResource,
 ) -> dg.MaterializeResult:
     """Item exposure counts and the popularity heuristic (n_i / max n) ** eta, one set per split scope."""
     store = warehouse.store()
     with engine.open() as eng:
         _open_sources(store, eng)
-        table = L.exposure_propensities(eng, label_settings.label_config(eng))
+        config = label_settings.label_config(cutoffs.resolve(store))
+        table = L.exposure_propensities(eng, config)
     store.write(LABELS_EXPOSURE_PROPENSITIES, table)
     warehouse.refresh_catalog()
     values = table.column("propensity").to_pylist()
     bad = [v for v in values if not (v is not None and 0 < v <= 1)]
     return dg.MaterializeResult(
         metadata={
+            **config.cutoffs.as_metadata(),
             "rows": table.num_rows,
             "basis": ", ".join(sorted(set(table.column("basis").to_pylist()))) or "none",
             "min_propensity": dg.MetadataValue.float(float(min(values))) if values else None,
@@ -250,7 +237,8 @@ def exposure_propensities(
     ],
 )
 def debiased_labels(
-    warehouse: WarehouseResource, engine: EngineResource, label_settings: LabelSettings
+    warehouse: WarehouseResource, engine: EngineResource, label_settings: LabelSettings,
+    cutoffs: CutoffsResource,
 ) -> dg.MaterializeResult:
     """One row per exposure (or observed positive) with Y, graded relevance, propensity, source, IPS weights, split."""
     store = warehouse.store()
@@ -258,7 +246,7 @@ def debiased_labels(
     popularity = store.read(LABELS_EXPOSURE_PROPENSITIES)
     with engine.open() as eng:
         _open_sources(store, eng)
-        config = label_settings.label_config(eng)
+        config = label_settings.label_config(cutoffs.resolve(store))
         written = []
         for day, table in L.iter_debiased_labels(eng, config, bias, popularity):
             store.write(LABELS_DEBIASED_LABELS, table, day)
@@ -275,6 +263,7 @@ def debiased_labels(
     warehouse.refresh_catalog()
     return dg.MaterializeResult(
         metadata={
+            **config.cutoffs.as_metadata(),
             "rows": stats.rows,
             "positives": stats.positives,
             "partitions_written": len(written),

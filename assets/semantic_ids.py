@@ -7,10 +7,18 @@ the latest version, keeps every existing ID, and after a rebuild re-encodes ever
 version and appends the old -> new mapping to ``semantic_ids_id_mapping``. It also writes the
 inverse lookup table ``semantic_ids_id_lookup``.
 
+A codebook trains only on items available before the training cut-off (``train_end``, DESIGN.md
+section 3 rule 1: nothing a model trains on is shaped by later data): items whose ``available_from``
+in ``raw_items`` is null or earlier. Later (cold-start) items, and embedded items the catalogue does
+not list, are still encoded with it. The cut-off is ``train_end`` of the shared ``cutoffs`` resource
+(:class:`pipelines.resources.CutoffsResource`), the one the labels, enrichment and training-data
+layers use, and is recorded in the version's ``config``.
+
 Blocking checks stop a bad table before anything downstream (sequence shards, generative models)
 reads it; a table that fails them is not written, so the previous IDs stay in place.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import dagster as dg
@@ -19,14 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.resources import WarehouseResource
+from pipelines.resources import CutoffsResource, WarehouseResource
 from transforms.semantic_ids import (
     Codebook,
     Disambiguation,
+    InsufficientTrainingItemsError,
     QuantizerKind,
     SemanticIdConfig,
     append_codebook,
     assign_semantic_ids,
+    available_before,
     codes_matrix,
     contract_for_codebook,
     id_lookup,
@@ -52,6 +62,7 @@ CODEBOOKS_KEY = dg.AssetKey(["semantic_ids", "codebooks"])
 ITEM_SEMANTIC_IDS_KEY = dg.AssetKey(["semantic_ids", "item_semantic_ids"])
 ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 RAW_ITEMS_KEY = dg.AssetKey(["raw", "items"])
+RAW_EVENTS_KEY = dg.AssetKey(["raw", "events"])
 MIN_UTILIZATION = 0.9  # below this share of live codes at any level, the codebook has collapsed
 EXAMPLES = 10
 
@@ -62,6 +73,7 @@ class CodebookConfig(dg.Config):
     ``rebuild`` is the one explicit way to retrain: it writes a new version, and the next
     ``item_semantic_ids`` run re-encodes every item and records the old -> new mapping. The other
     fields are used when a version is trained (the first run or a rebuild) and ignored otherwise.
+    The training cut-off is not here: it is ``train_end`` of the shared ``cutoffs`` resource.
     """
 
     rebuild: bool = False
@@ -73,7 +85,8 @@ class CodebookConfig(dg.Config):
     seed: int = 0
     train_sample_size: int = 65_536
 
-    def semantic_id_config(self) -> SemanticIdConfig:
+    def semantic_id_config(self, train_end: str | None = None) -> SemanticIdConfig:
+        """The transform config; ``train_end`` is the resolved cut-off (None: no cut-off)."""
         return SemanticIdConfig(
             levels=self.levels,
             codes_per_level=self.codes_per_level,
@@ -82,6 +95,7 @@ class CodebookConfig(dg.Config):
             disambiguation=self.disambiguation,
             seed=self.seed,
             train_sample_size=self.train_sample_size,
+            train_end=train_end,
         )
 
 
@@ -100,6 +114,43 @@ def _item_embeddings(store: Warehouse) -> tuple[pa.Array, np.ndarray, pa.Array, 
     return table["item_id"], vectors, table["text_hash"], models[0] if models else None
 
 
+@dataclass(frozen=True)
+class _TrainingRows:
+    """Which embedded items a codebook may train on (rows in item-id order)."""
+
+    train_end: str
+    known: np.ndarray  # bool: the catalogue lists the item
+    available_from: pa.Array  # per known row; null = available from the start
+    unknown_items: int  # embedded items absent from raw_items (not trained on)
+    eligible: int  # items available before the cut-off: what the codebook may train on
+
+
+def _training_rows(store: Warehouse, cutoffs: CutoffsResource, item_ids: pa.Array) -> _TrainingRows:
+    """Resolve the cut-off and each item's availability from ``raw_items``."""
+    try:
+        cutoff = cutoffs.resolve(store).train_end
+    except ValueError as err:
+        raise dg.Failure(f"semantic_ids/codebooks needs a training cut-off: {err}") from err
+    if not store.exists(RAW_ITEMS):
+        raise dg.Failure(
+            "raw_items is not staged: the codebook trains only on items available before the cut-off, "
+            "which needs their available_from; materialize raw/items first"
+        )
+    items = store.read(RAW_ITEMS).select(["item_id", "available_from"]).combine_chunks()
+    if isinstance(item_ids, pa.ChunkedArray):
+        item_ids = item_ids.combine_chunks()
+    position = pc.index_in(item_ids, value_set=items["item_id"])
+    known = pc.is_valid(position).to_numpy(zero_copy_only=False)
+    available = items["available_from"].take(position.filter(pc.is_valid(position)))
+    return _TrainingRows(
+        train_end=cutoff.isoformat(),
+        known=known,
+        available_from=available,
+        unknown_items=int((~known).sum()),
+        eligible=int(available_before(available, cutoff).sum()),
+    )
+
+
 def _categories(store: Warehouse, item_ids: list[str]) -> list[str | None] | None:
     """Each item's top category (first of ``categories``) for purity metadata, when the catalog is staged."""
     if not store.exists(RAW_ITEMS):
@@ -111,7 +162,7 @@ def _categories(store: Warehouse, item_ids: list[str]) -> list[str | None] | Non
 
 @dg.asset(
     key=CODEBOOKS_KEY,
-    deps=[ITEM_EMBEDDINGS_KEY],
+    deps=[ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY, RAW_EVENTS_KEY],
     group_name="semantic_ids",
     description=SEMANTIC_IDS_CODEBOOKS.description,
     kinds={"numpy", "parquet"},
@@ -121,14 +172,22 @@ def _categories(store: Warehouse, item_ids: list[str]) -> list[str | None] | Non
         dg.AssetCheckSpec("codes_alive", asset=CODEBOOKS_KEY, description=f"At every level at least {MIN_UTILIZATION:.0%} of the codes encode some item."),
     ],
 )
-def codebooks(context: dg.AssetExecutionContext, config: CodebookConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Train a codebook version on the first run or on an explicit rebuild; otherwise keep the stored one."""
+def codebooks(
+    context: dg.AssetExecutionContext, config: CodebookConfig, warehouse: WarehouseResource, cutoffs: CutoffsResource
+) -> dg.MaterializeResult:
+    """Train a codebook version on the first run or on an explicit rebuild; otherwise keep the stored one.
+
+    Training uses only the items available before the cut-off; all items are encoded later.
+    """
     store = warehouse.store()
     stored = store.read(SEMANTIC_IDS_CODEBOOKS)
     current = latest_version(stored)
     if current is not None and not config.rebuild:
         codebook = load_codebook(stored)
-        if codebook.config != config.semantic_id_config():
+        # The default cut-off moves with the data; only an explicitly configured one is compared.
+        wanted = config.semantic_id_config(cutoffs.resolve(store).train_end.isoformat() if cutoffs.explicit else None)
+        stored_config = codebook.config if cutoffs.explicit else dataclasses.replace(codebook.config, train_end=None)
+        if stored_config != wanted:
             context.log.warning(
                 f"run config differs from stored codebook v{current}'s; it is kept (set rebuild: true to retrain)"
             )
@@ -140,11 +199,16 @@ def codebooks(context: dg.AssetExecutionContext, config: CodebookConfig, warehou
             ],
         )
     item_ids, vectors, _, model = _item_embeddings(store)
-    sid_config = config.semantic_id_config()
     order = pc.sort_indices(item_ids).to_numpy()  # train in item-id order: independent of storage order
-    codebook = train_codebook(
-        vectors[order], sid_config, version=(current or 0) + 1, parent_version=current, embedding_model=model
-    )
+    rows = _training_rows(store, cutoffs, item_ids.take(pa.array(order)))
+    sid_config = config.semantic_id_config(rows.train_end)
+    try:
+        codebook = train_codebook(
+            vectors[order][rows.known], sid_config, version=(current or 0) + 1, parent_version=current,
+            embedding_model=model, available_from=rows.available_from,
+        )
+    except InsufficientTrainingItemsError as err:
+        raise dg.Failure(str(err)) from err
     store.write(SEMANTIC_IDS_CODEBOOKS, append_codebook(stored, codebook))
     warehouse.refresh_catalog()
     # Read back: the earlier versions must have survived the rewrite exactly, and the new one must load.
@@ -162,7 +226,11 @@ def codebooks(context: dg.AssetExecutionContext, config: CodebookConfig, warehou
             "parent_version": current,
             "quantizer": str(sid_config.quantizer),
             "embedding_model": model,
-            "trained_items": codebook.trained_items,
+            "train_end": sid_config.train_end,
+            "training_items": rows.eligible,  # available before the cut-off
+            "trained_items": codebook.trained_items,  # of those, the training sample
+            "items_after_cutoff": len(vectors) - rows.unknown_items - rows.eligible,
+            "items_not_in_catalogue": rows.unknown_items,
             "items": len(vectors),
             **report.to_metadata(),
         },

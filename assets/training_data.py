@@ -1,9 +1,16 @@
 """Interactions and training data: user sequences, sequence shards, two-tower examples, the HGNN graph.
 
 Every asset here reads the same :class:`SequenceDataConfig`, so their splits agree: by default a
-temporal split whose test window is the last day of events and whose validation window is the day
-before (set ``train_end`` / ``valid_end``, or choose leave-one-out). Debiased labels and semantic IDs
-are joined when their tables exist in the warehouse (label weights; semantic-ID tokens).
+temporal split at ``train_end`` / ``valid_end`` of the shared ``cutoffs`` resource
+(:class:`pipelines.resources.CutoffsResource`, the one the labels, enrichment and semantic-ID layers
+use), or leave-one-out. Debiased labels and semantic IDs are joined when their tables exist in the
+warehouse (label weights; semantic-ID tokens).
+
+Label weights under a temporal split never come from data after an event's split: an event before
+``train_end`` (everything a training row holds) takes its weight only from label rows of the labels'
+``train`` split, whose propensities were fitted on data before ``train_end``; an event before
+``valid_end`` only from ``train`` or ``valid`` rows. A labels table whose split column disagrees with
+the run's cut-offs (built with other cut-offs) is refused.
 """
 
 import datetime as dt
@@ -18,8 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.resources import EngineResource, WarehouseResource
+from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import sequences as seq
+from transforms.cutoffs import Cutoffs, Split
 from transforms.shards import ShardConfig, item_counts, verify_shard_set, write_shard_set
 from warehouse import contracts
 from warehouse.contracts import (
@@ -58,9 +66,7 @@ MAX_SHARD_IMBALANCE_ROWS = 1  # the writer's promise: shard row counts within a 
 class SequenceDataConfig(dg.Config):
     """Run configuration shared by the training-data assets (keep them equal across one run)."""
 
-    split_kind: seq.SplitKind = seq.SplitKind.TEMPORAL
-    train_end: str | None = None  # ISO-8601 UTC; default: midnight starting the day before the last event day
-    valid_end: str | None = None  # default: midnight starting the last event day
+    split_kind: seq.SplitKind = seq.SplitKind.TEMPORAL  # temporal cut-offs: the ``cutoffs`` resource
     max_len: int = 200
     min_len: int = 2
     k_core: int | None = None
@@ -75,15 +81,13 @@ class SequenceDataConfig(dg.Config):
     def sequence_config(self) -> seq.SequenceConfig:
         return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core)
 
-    def split_config(self, store: Warehouse) -> seq.SplitConfig:
+    def split_config(self, cutoffs: Cutoffs | None) -> seq.SplitConfig:
+        """Leave-one-out, or the temporal split at ``cutoffs`` (required then)."""
         if self.split_kind is seq.SplitKind.LEAVE_ONE_OUT:
             return seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT)
-        if self.train_end and self.valid_end:
-            return seq.SplitConfig(train_end=_parse_ts(self.train_end), valid_end=_parse_ts(self.valid_end))
-        last_day = _last_event_day(store)
-        valid_end = dt.datetime.combine(last_day, dt.time(), tzinfo=dt.UTC)
-        train_end = _parse_ts(self.train_end) if self.train_end else valid_end - dt.timedelta(days=1)
-        return seq.SplitConfig(train_end=train_end, valid_end=_parse_ts(self.valid_end) if self.valid_end else valid_end)
+        if cutoffs is None:
+            raise ValueError("a temporal split needs the run's cut-offs")
+        return seq.SplitConfig(train_end=cutoffs.train_end, valid_end=cutoffs.valid_end)
 
 
 # --- assets ------------------------------------------------------------------------------------------
@@ -133,11 +137,13 @@ def interactions(config: SequenceDataConfig, warehouse: WarehouseResource, engin
         dg.AssetCheckSpec("time_ordered", asset=USER_SEQUENCES_KEY, blocking=True, description="Every sequence is in non-decreasing time order."),
     ],
 )
-def user_sequences(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+def user_sequences(
+    config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource, cutoffs: CutoffsResource
+) -> dg.MaterializeResult:
     """Per-user time-ordered sequences (most recent ``max_len``), with label weights and semantic IDs when built."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, sources = _prepare(eng, store, config)
+        prep, sources = _prepare(eng, store, config, cutoffs)
         table = seq.build_user_sequences(eng, prep)
     store.write(TRAINING_USER_SEQUENCES, table)
     warehouse.refresh_catalog()
@@ -149,6 +155,7 @@ def user_sequences(config: SequenceDataConfig, warehouse: WarehouseResource, eng
             "k_core_iterations": prep.k_core.iterations if prep.k_core else 0,
             "with_label_weights": "labels" in sources,
             "with_semantic_ids": prep.has_semantic_ids,
+            "split": dg.MetadataValue.json(prep.split.params() if prep.split else {}),
         },
         check_results=[dg.AssetCheckResult(check_name="time_ordered", passed=unordered == 0, metadata={"unordered_rows": unordered})],
     )
@@ -166,11 +173,13 @@ def user_sequences(config: SequenceDataConfig, warehouse: WarehouseResource, eng
         dg.AssetCheckSpec("content_hashes", asset=SEQUENCE_SHARDS_KEY, blocking=True, description="Every shard matches the content hash in the manifest."),
     ],
 )
-def sequence_shards(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+def sequence_shards(
+    config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource, cutoffs: CutoffsResource
+) -> dg.MaterializeResult:
     """Split leakage-free and write balanced shards with a manifest; the new version replaces the old atomically."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, sources = _prepare(eng, store, config)
+        prep, sources = _prepare(eng, store, config, cutoffs)
         rows = seq.build_splits(eng, prep)
     id_maps = store.read(CORE_ID_MAPS)
     vocab = _vocab(id_maps, prep, rows)
@@ -224,11 +233,13 @@ def sequence_shards(config: SequenceDataConfig, warehouse: WarehouseResource, en
         dg.AssetCheckSpec("training_window_only", asset=TWO_TOWER_KEY, blocking=True, description="No example at or after train_end."),
     ],
 )
-def two_tower_examples(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+def two_tower_examples(
+    config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource, cutoffs: CutoffsResource
+) -> dg.MaterializeResult:
     """(history, positive, weight) rows from the training window and item sampling frequencies for log-Q."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, _ = _prepare(eng, store, config)
+        prep, _ = _prepare(eng, store, config, cutoffs)
         examples, frequencies = seq.build_two_tower_examples(eng, prep, config.two_tower_history)
     store.write(TRAINING_TWO_TOWER_EXAMPLES, examples)
     store.write(TRAINING_ITEM_FREQUENCIES, frequencies)
@@ -254,13 +265,15 @@ def two_tower_examples(config: SequenceDataConfig, warehouse: WarehouseResource,
         dg.AssetCheckSpec("edges_reference_nodes", asset=GRAPH_KEY, blocking=True, description="Every edge endpoint is a node."),
     ],
 )
-def graph(config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource) -> dg.MaterializeResult:
+def graph(
+    config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource, cutoffs: CutoffsResource
+) -> dg.MaterializeResult:
     """Node and edge tables (users, items with text embeddings, categories, brands) from the training window."""
     store = warehouse.store()
     id_maps = store.read(CORE_ID_MAPS)
     embeddings = _optional(store, ITEM_EMBEDDINGS_TABLE, ["item_id", "embedding"])
     with engine.open() as eng:
-        prep, _ = _prepare(eng, store, config)
+        prep, _ = _prepare(eng, store, config, cutoffs)
         nodes, edges = seq.build_graph(
             eng,
             prep,
@@ -285,6 +298,7 @@ def graph(config: SequenceDataConfig, warehouse: WarehouseResource, engine: Engi
         metadata={
             "nodes": dg.MetadataValue.json({c["values"]: c["counts"] for c in counts}),
             "edges": dg.MetadataValue.json({c["values"]: c["counts"] for c in edge_counts}),
+            "split": dg.MetadataValue.json(prep.split.params() if prep.split else {}),
             "with_item_embeddings": embeddings is not None,
         },
         check_results=[dg.AssetCheckResult(check_name="edges_reference_nodes", passed=dangling == 0, metadata={"dangling_edges": dangling})],
@@ -294,24 +308,29 @@ def graph(config: SequenceDataConfig, warehouse: WarehouseResource, engine: Engi
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _prepare(eng: Any, store: Warehouse, config: SequenceDataConfig) -> tuple[seq.PreparedInputs, dict[str, str]]:
+def _prepare(
+    eng: Any, store: Warehouse, config: SequenceDataConfig, cutoffs: CutoffsResource
+) -> tuple[seq.PreparedInputs, dict[str, str]]:
     """Register interactions (+ label weights and semantic IDs when present) and run the k-core."""
     inter = store.files(CORE_INTERACTIONS)
     if not inter:
         raise ValueError("core_interactions is missing: materialize core/interactions first")
     id_maps = store.read(CORE_ID_MAPS)
     sources = {c.view_name: _snapshot_hash(store, c) for c in (RAW_EVENTS, RAW_SLATES, CORE_ID_MAPS, CORE_INTERACTIONS)}
-    labels = _optional(store, LABELS_TABLE, ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight"])
+    resolved = cutoffs.resolve(store) if config.split_kind is seq.SplitKind.TEMPORAL else None
+    labels = _optional(store, LABELS_TABLE, ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight", "split"])
     weights = None
     if labels is not None:
-        weights = seq.label_weights_from_debiased(eng, inter, labels)
+        weights = (
+            seq.label_weights_from_debiased(eng, inter, labels) if resolved is None else label_weights_within_splits(eng, inter, labels, resolved)
+        )
         sources["labels"] = _snapshot_hash(store, contracts.contract_for(*LABELS_TABLE))
     semantic = _optional(store, SEMANTIC_IDS_TABLE, ["item_id", "codes"])
     codes = None
     if semantic is not None:
         codes = seq.item_codes_from_semantic_ids(semantic, id_maps)
         sources["semantic_ids"] = _snapshot_hash(store, contracts.contract_for(*SEMANTIC_IDS_TABLE))
-    prep = seq.prepare(eng, inter, config.sequence_config(), config.split_config(store), weights, codes)
+    prep = seq.prepare(eng, inter, config.sequence_config(), config.split_config(resolved), weights, codes)
     return prep, sources
 
 
@@ -336,16 +355,48 @@ def _snapshot_hash(store: Warehouse, contract: TableContract) -> str:
     return hashlib.sha256(json.dumps(store.manifest(contract), sort_keys=True).encode()).hexdigest()
 
 
-def _last_event_day(store: Warehouse) -> dt.date:
-    latest = None
-    for path in store.files(CORE_INTERACTIONS):
-        ts = pq.read_table(path, columns=["ts"])["ts"]
-        if len(ts):
-            value = pc.max(ts).as_py()
-            latest = value if latest is None else max(latest, value)
-    if latest is None:
-        raise ValueError("core_interactions is empty: no events to split (materialize core/interactions first)")
-    return latest.astimezone(dt.UTC).date()
+def label_weights_within_splits(eng: Any, interactions: seq.Source, labels: pa.Table, cutoffs: Cutoffs) -> pa.Table:
+    """Each event's label weight (``event_id, weight``), taken only from label rows of its split or earlier.
+
+    An event before ``train_end`` (all a training row holds, history and targets) takes its weight only
+    from ``train`` label rows, whose propensities saw nothing at or after ``train_end``; one before
+    ``valid_end`` from ``train`` or ``valid`` rows; a later one from any row.
+
+    Raises:
+        ValueError: The labels' ``split`` column disagrees with ``cutoffs`` (the labels were built
+            with other cut-offs): rematerialize ``labels/debiased_labels`` with the same ``cutoffs``.
+    """
+    _check_label_splits(labels, cutoffs)
+    allowed = {Split.TRAIN: [Split.TRAIN], Split.VALID: [Split.TRAIN, Split.VALID], Split.TEST: list(Split)}
+    for split, splits in allowed.items():
+        subset = labels.filter(pc.is_in(labels["split"], value_set=pa.array([str(s) for s in splits])))
+        eng.register_arrow(f"td_weights_{split}", seq.label_weights_from_debiased(eng, interactions, subset))
+    seq.register_source(eng, "td_events", interactions)
+    ms = eng.dialect.epoch_ms("e.ts")
+    train_end, valid_end = (int(c.timestamp() * 1000) for c in (cutoffs.train_end, cutoffs.valid_end))
+    chosen = f"CASE WHEN {ms} < {train_end} THEN tr.weight WHEN {ms} < {valid_end} THEN va.weight ELSE te.weight END"
+    result = eng.query(f"""
+SELECT event_id, weight FROM (
+    SELECT e.event_id, {chosen} AS weight FROM td_events e
+    LEFT JOIN td_weights_{Split.TRAIN} tr ON tr.event_id = e.event_id
+    LEFT JOIN td_weights_{Split.VALID} va ON va.event_id = e.event_id
+    LEFT JOIN td_weights_{Split.TEST} te ON te.event_id = e.event_id
+) w WHERE weight IS NOT NULL ORDER BY event_id""")
+    return result.select(seq.LABEL_WEIGHTS_SCHEMA.names).cast(seq.LABEL_WEIGHTS_SCHEMA)
+
+
+def _check_label_splits(labels: pa.Table, cutoffs: Cutoffs) -> None:
+    """Refuse label rows whose ``split`` is not the one ``cutoffs`` give their ``ts``."""
+    ts = labels["ts"]
+    train_end, valid_end = (pa.scalar(c, type=ts.type) for c in (cutoffs.train_end, cutoffs.valid_end))
+    expected = pc.if_else(pc.less(ts, train_end), str(Split.TRAIN), pc.if_else(pc.less(ts, valid_end), str(Split.VALID), str(Split.TEST)))
+    wrong = int(pc.sum(pc.not_equal(expected, labels["split"])).as_py() or 0)
+    if wrong:
+        raise ValueError(
+            f"labels_debiased_labels has {wrong} rows whose split disagrees with the cut-offs "
+            f"(train_end {cutoffs.train_end.isoformat()}, valid_end {cutoffs.valid_end.isoformat()}): it was built with "
+            "other cut-offs; rematerialize labels/debiased_labels with the same cutoffs resource"
+        )
 
 
 def _vocab(id_maps: pa.Table, prep: seq.PreparedInputs, rows: pa.Table) -> dict[str, Any]:
@@ -427,11 +478,6 @@ def _unordered_rows(column: pa.ChunkedArray) -> int:
     starts = set(offsets[1:-1].tolist())
     bad = [p for p in drops.tolist() if p not in starts]  # a drop across a row boundary is fine
     return len({int(np.searchsorted(offsets, p, side="right")) - 1 for p in bad})
-
-
-def _parse_ts(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def shard_root(root: Path) -> Path:

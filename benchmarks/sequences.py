@@ -17,6 +17,9 @@ staging its JSONL takes far longer than the benchmark itself on a two-core machi
 
     python benchmarks/sequences.py            # 10M events (minutes)
     python benchmarks/sequences.py --quick    # 200k events, no Spark (under a minute)
+    python benchmarks/sequences.py --loader-only [--shards DIR]
+        # only the loader figures, merged into the existing results JSON (build figures untouched);
+        # DIR: a shard set to reuse, or where to build one from the synthetic events when it has none
 """
 
 from __future__ import annotations
@@ -307,6 +310,59 @@ def _write(figures: dict[str, Any], quick: bool) -> None:
     (results / name).write_text(json.dumps(figures, indent=2) + "\n")
 
 
+def loader_figures(shards: Path, tmp: Path) -> dict[str, Any]:
+    """The loader (padded and jagged) against raw pyarrow reading of the same train shards."""
+    pyarrow_read = run("pyarrow", shards, tmp / "load-pyarrow")
+    loader = run("loader", shards, tmp / "load-recforge")
+    jagged = run("loader-jagged", shards, tmp / "load-recforge-jagged")
+    return {
+        "loader_rows_per_s": loader.get("rows_per_s"),
+        "pyarrow_rows_per_s": pyarrow_read.get("rows_per_s"),
+        "loader_ratio_to_pyarrow": _ratio(pyarrow_read, loader, "rows_per_s", invert=True),
+        "loader_jagged_rows_per_s": jagged.get("rows_per_s"),
+        "loader_ratio_to_pyarrow_jagged": _ratio(pyarrow_read, jagged, "rows_per_s", invert=True),
+        "peak_rss_mb_loader": loader.get("peak_rss_mb"),
+        "peak_rss_mb_pyarrow": pyarrow_read.get("peak_rss_mb"),
+    }
+
+
+def loader_only(events: int, quick: bool, shards: Path | None) -> int:
+    """Measure the loader alone and merge its figures into the existing results (build figures untouched).
+
+    The shards are ``shards`` when it already holds a shard set; otherwise they are built (as in the full
+    run) from ``events`` synthetic events, and kept at ``shards`` when given.
+    """
+    name = "sequences_quick.json" if quick else "sequences.json"
+    path = REPO / "benchmarks" / "results" / name
+    figures: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"events": events, "quick": quick}
+    with tempfile.TemporaryDirectory(prefix="recforge-bench-seq-") as tmp:
+        if shards is None or not (shards / "current").exists():
+            if figures.get("events", events) != events:
+                raise SystemExit(f"{name} holds figures for {figures['events']} events; pass --events {figures['events']}")
+            data = Path(tmp) / "data"
+            info = make_events(events, data)
+            print(f"synthetic events: {info}", flush=True)
+            rec = run("recforge", data, Path(tmp) / "recforge")
+            if "error" in rec:
+                raise SystemExit(f"the recforge build failed: {rec['error']}")
+            built = Path(tmp) / "recforge" / "shards"
+            if shards is not None:
+                import shutil
+
+                shards.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copytree(built, shards, symlinks=True)
+            else:
+                shards = built
+        loaded = loader_figures(shards, Path(tmp))
+    figures.update(loaded)
+    _write(figures, quick)
+    width = max(len(k) for k in loaded)
+    print()
+    for key, value in loaded.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200k events, no Spark")
@@ -316,12 +372,18 @@ def main() -> int:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--loader-only", action="store_true",
+                        help="measure only the loader against pyarrow and merge those figures into the existing results")
+    parser.add_argument("--shards", type=Path, default=None,
+                        help="with --loader-only: a shard root to reuse, or where to keep the one built from synthetic events")
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.data, args.out)
         return 0
 
     events = args.events or (200_000 if args.quick else 10_000_000)
+    if args.loader_only:
+        return loader_only(events, args.quick, args.shards)
     spark_events = 0 if args.quick else args.spark_events
     figures: dict[str, Any] = {"events": events, "quick": bool(args.quick), "data": "synthetic numpy events (see the module docstring)"}
     with tempfile.TemporaryDirectory(prefix="recforge-bench-seq-") as tmp:
@@ -334,19 +396,7 @@ def main() -> int:
         if "error" in rec:
             raise SystemExit(f"the recforge build failed: {rec['error']}")
         figures.update(recforge_build_s=round(float(rec["seconds"]), 2), train_rows=rec["rows"]["train"], peak_rss_mb=rec["peak_rss_mb"])
-        shards = Path(tmp) / "recforge" / "shards"
-        pyarrow_read = run("pyarrow", shards, Path(tmp) / "load-pyarrow")
-        loader = run("loader", shards, Path(tmp) / "load-recforge")
-        jagged = run("loader-jagged", shards, Path(tmp) / "load-recforge-jagged")
-        figures.update(
-            loader_rows_per_s=loader.get("rows_per_s"),
-            pyarrow_rows_per_s=pyarrow_read.get("rows_per_s"),
-            loader_ratio_to_pyarrow=_ratio(pyarrow_read, loader, "rows_per_s", invert=True),
-            loader_jagged_rows_per_s=jagged.get("rows_per_s"),
-            loader_ratio_to_pyarrow_jagged=_ratio(pyarrow_read, jagged, "rows_per_s", invert=True),
-            peak_rss_mb_loader=loader.get("peak_rss_mb"),
-            peak_rss_mb_pyarrow=pyarrow_read.get("peak_rss_mb"),
-        )
+        figures.update(loader_figures(Path(tmp) / "recforge" / "shards", Path(tmp)))
         _write(figures, args.quick)
         pandas = run("pandas", data, Path(tmp) / "pandas")
         figures.update(

@@ -12,7 +12,7 @@ from types import ModuleType
 import dagster as dg
 
 import assets
-from pipelines.resources import EngineResource, WarehouseResource
+from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
 
 
 def _asset_modules() -> list[ModuleType]:
@@ -27,7 +27,11 @@ def _collected(name: str) -> list:
 
 
 def _resources() -> dict[str, object]:
-    resources: dict[str, object] = {"warehouse": WarehouseResource(), "engine": EngineResource()}
+    resources: dict[str, object] = {
+        "warehouse": WarehouseResource(),
+        "engine": EngineResource(),
+        "cutoffs": CutoffsResource(),
+    }
     for module in _asset_modules():
         resources.update(getattr(module, "RESOURCES", {}))
     return resources

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from transforms.cutoffs import DEFAULT_TRAIN_SHARE, DEFAULT_VALID_SHARE, Cutoffs, default_cutoffs
 from transforms.engine import Engine, EngineConfig, EngineKind, open_engine
 from warehouse.catalog import refresh_catalog
+from warehouse.contracts import RAW_EVENTS, RAW_IMPRESSIONS
 from warehouse.settings import data_root
 from warehouse.store import Warehouse
 
@@ -56,3 +58,43 @@ class EngineResource(dg.ConfigurableResource):
         )
         with open_engine(config) as engine:
             yield engine
+
+
+class CutoffsResource(dg.ConfigurableResource):
+    """The training cut-offs (``train_end``, ``valid_end``): one source of truth for every layer.
+
+    Labels (propensity fits per split), enrichment (user profiles and item descriptions see only data
+    before ``train_end``), semantic IDs (the codebook trains on items available before ``train_end``)
+    and the temporal split of the training data all resolve their cut-offs here, so one run config
+    moves them together. Set both timestamps (ISO-8601, UTC when no zone is given) or neither; when
+    neither is set they fall on day boundaries at ``train_share`` and ``train_share + valid_share``
+    of the days with raw events or impressions (:func:`transforms.cutoffs.default_cutoffs`).
+    """
+
+    train_end: str | None = None
+    valid_end: str | None = None
+    train_share: float = DEFAULT_TRAIN_SHARE
+    valid_share: float = DEFAULT_VALID_SHARE
+
+    @property
+    def explicit(self) -> bool:
+        """Whether both cut-offs are configured (they then do not move with the data)."""
+        return self.train_end is not None and self.valid_end is not None
+
+    def resolve(self, store: Warehouse) -> Cutoffs:
+        """The run's cut-offs: the configured pair, or the default rule over the days with data.
+
+        Raises:
+            ValueError: Only one of ``train_end`` / ``valid_end`` is set, a value is not a timestamp
+                or they are out of order, or neither is set and no raw events or impressions are staged.
+        """
+        if (self.train_end is None) != (self.valid_end is None):
+            raise ValueError("cutoffs: set both train_end and valid_end, or neither (derived from the data)")
+        if self.train_end is not None and self.valid_end is not None:
+            return Cutoffs.parse(self.train_end, self.valid_end)
+        days = sorted(set(store.partitions(RAW_EVENTS)) | set(store.partitions(RAW_IMPRESSIONS)))
+        if not days:
+            raise ValueError(
+                "cutoffs: no days with raw events or impressions: materialize raw/events first or set train_end and valid_end"
+            )
+        return default_cutoffs(days[0], days[-1], self.train_share, self.valid_share)

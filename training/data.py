@@ -13,33 +13,47 @@ Work is split in two levels, both from the manifest alone (no file is opened to 
 Shuffling is deterministic per ``(seed, epoch, rank, worker)`` and bounded: a worker keeps at most
 ``buffer_row_groups`` row groups open, each in its own random row order, and draws each batch at
 random across them (a multivariate hypergeometric draw of how many rows each open group gives).
-Memory is one batch plus ``buffer_row_groups`` padded row groups, whatever the size of the shard set.
+A background thread decodes the next ``read_ahead`` row groups of the worker's (fixed) reading order
+while batches are assembled; random draws happen only in the iterating thread, so the read-ahead
+changes no batch. Memory is one batch plus ``buffer_row_groups + read_ahead`` decoded row groups,
+whatever the size of the shard set.
+
+Batches are assembled without per-row Python work: an open row group keeps each column's values once,
+converted to the output dtype, behind ``max_len`` zeros; the padded row of a history is then the
+``max_len``-long window of that array ending at the history's last event (one strided gather per
+column and batch), with the part before the history's first kept event zeroed by the mask.
 
 Batch layout (``BatchLayout.PADDED``; item ids shifted by +1 so that 0 is padding; histories keep the
 most recent ``max_len`` events and are left-padded so the newest event is always in the last column)::
 
     user_idx        [B]         int64
-    item_ids        [B, L]      int64   row b:  0 0 0 | i1 i2 i3 ... in     (ids + 1, oldest -> newest)
-    event_types     [B, L]      int64           0 0 0 | e1 e2 e3 ... en     (EVENT_TYPE_CODES, 0 = pad)
+    item_ids        [B, L]      int32   row b:  0 0 0 | i1 i2 i3 ... in     (ids + 1, oldest -> newest)
+    event_types     [B, L]      int32           0 0 0 | e1 e2 e3 ... en     (EVENT_TYPE_CODES, 0 = pad)
     timestamps      [B, L]      int64           0 0 0 | t1 t2 t3 ... tn     (epoch ms)
     weights         [B, L]      float32         0 0 0 | w1 w2 w3 ... wn     (debiased label weights)
     mask            [B, L]      bool            F F F | T  T  T  ... T
     lengths         [B]         int64   n (after truncation to L)
-    semantic_ids    [B, L, C]   int64   codes + 1 per event and level (only when the shards carry them)
+    semantic_ids    [B, L, C]   int32   codes + 1 per event and level (only when the shards carry them)
     targets         [B, T]      int64   first T target ids + 1, right-padded with 0 (valid / test rows)
     target_lengths  [B]         int64
 
+Per-event index tensors (``item_ids``, ``event_types``, ``semantic_ids``) are int32: ``nn.Embedding``
+takes them as they are, and they are half the bytes of int64 (item ids must be below 2**31 - 1).
+``targets`` stay int64, the dtype ``F.cross_entropy`` wants; use ``item_ids.long()`` where the history
+itself is the target (next-item prediction).
+
 ``BatchLayout.JAGGED`` packs the sequences without padding (HSTU-style jagged tensors)::
 
-    item_ids        [N]         int64   i1 i2 i3 | j1 j2 | k1 k2 k3 k4    (N = sum of lengths)
+    item_ids        [N]         int32   i1 i2 i3 | j1 j2 | k1 k2 k3 k4    (N = sum of lengths)
     offsets         [B + 1]     int64   0        3       5             9
     event_types, timestamps, weights: [N], aligned with item_ids; semantic_ids [N, C]
-    user_idx, lengths, targets, target_lengths: as above
+    (dtypes as above); user_idx, lengths, targets, target_lengths: as above
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -55,7 +69,8 @@ from transforms.shards import current_version_dir, read_manifest
 
 SEQUENCE_COLUMNS = ("item_ids", "event_types", "timestamps", "weights")
 ITEM_SHIFT = 1  # item id i is i + 1 in tensors; 0 is padding
-OUTPUT_DTYPES = {"weights": np.float32}  # every other tensor is int64
+# Dtypes of the per-event tensors; per-row tensors (user_idx, lengths, targets, offsets) are int64.
+OUTPUT_DTYPES = {"item_ids": np.int32, "event_types": np.int32, "timestamps": np.int64, "weights": np.float32, "semantic_ids": np.int32}
 
 
 class BatchLayout(StrEnum):
@@ -77,6 +92,8 @@ class LoaderConfig:
         seed: Base seed; the epoch, rank and worker are mixed in.
         drop_last: Drop each worker's last, smaller batch.
         semantic_ids: Emit ``semantic_ids`` when the shards have them.
+        read_ahead: Row groups a background thread decodes ahead of the batches (0: decode inline).
+            Parquet decoding releases the GIL, so it overlaps batch assembly; the batches are the same.
     """
 
     batch_size: int = 256
@@ -88,10 +105,13 @@ class LoaderConfig:
     seed: int = 0
     drop_last: bool = False
     semantic_ids: bool = True
+    read_ahead: int = 1
 
     def __post_init__(self) -> None:
         if min(self.batch_size, self.max_len, self.max_targets, self.buffer_row_groups) < 1:
             raise ValueError("batch_size, max_len, max_targets and buffer_row_groups must be positive")
+        if self.read_ahead < 0:
+            raise ValueError("read_ahead must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -185,78 +205,99 @@ class ShardedSequenceDataset(IterableDataset):
 
     def _batches(self, units: list[_Unit], rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
-        pending = iter(units)
-        exhausted = False
-        groups: list[_Group] = []
+        sid_levels = self._sid_levels() if self._has_sid else 0
         files: dict[str, pq.ParquetFile] = {}
-        while True:
-            # Keep the buffer full: enough open groups to shuffle across and to fill a batch.
-            while not exhausted and (len(groups) < cfg.buffer_row_groups or sum(g.left for g in groups) < cfg.batch_size):
+
+        def decode(unit: _Unit) -> pa.Table:
+            # Runs on the read-ahead thread (or inline): only the Parquet decoding (which releases the
+            # GIL); the conversion to arrays and every random draw stay in the iterating thread, so
+            # the batches do not depend on the thread's timing, and the two threads share the work.
+            handle = files.get(unit.path)
+            if handle is None:
+                handle = files[unit.path] = pq.ParquetFile(self.version_dir / unit.path)
+                # Only the few files of this worker's current units stay open.
+                if len(files) > cfg.buffer_row_groups + cfg.read_ahead:
+                    files.pop(next(iter(files)))
+            # One decode thread: DataLoader workers are the parallelism, and threads fight them for cores.
+            return handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False)
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recforge-read-ahead") if cfg.read_ahead else None
+        ahead: list[Future[pa.Table]] = []
+        pending = iter(units)
+
+        def next_group() -> _Group | None:
+            if pool is None:
+                unit = next(pending, None)
+                return None if unit is None else _Group(decode(unit), cfg, sid_levels)
+            while len(ahead) < cfg.read_ahead + 1:
                 unit = next(pending, None)
                 if unit is None:
-                    exhausted = True
                     break
-                handle = files.get(unit.path)
-                if handle is None:
-                    handle = files[unit.path] = pq.ParquetFile(self.version_dir / unit.path)
-                # One decode thread: DataLoader workers are the parallelism, and threads fight them for cores.
-                table = handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False)
-                order = rng.permutation(table.num_rows) if cfg.shuffle else np.arange(table.num_rows)
-                groups.append(_Group(table, order, cfg, self._sid_levels() if self._has_sid else 0))
-                # Only the few files of this worker's current units stay open.
-                if len(files) > cfg.buffer_row_groups:
-                    files.pop(next(iter(files)))
-            left = np.array([g.left for g in groups], dtype=np.int64)
-            total = int(left.sum())
-            self.peak_buffered_rows = max(self.peak_buffered_rows, total)
-            if total == 0:
-                return
-            take = min(cfg.batch_size, total)
-            if take < cfg.batch_size and cfg.drop_last:
-                return
-            if cfg.shuffle:
-                # How many of the batch's rows each open group gives: a draw without replacement
-                # from all buffered rows; each group gives its next rows in its own random order.
-                counts = rng.multivariate_hypergeometric(left, take) if len(groups) > 1 else np.array([take])
-            else:
-                counts = np.minimum(left, np.maximum(take - np.concatenate(([0], np.cumsum(left)[:-1])), 0))
-            picks = [(group, group.next_rows(int(count))) for group, count in zip(groups, counts, strict=True) if count]
-            groups = [g for g in groups if g.left]
-            yield self._collate(picks, take)
+                ahead.append(pool.submit(decode, unit))
+            return _Group(ahead.pop(0).result(), cfg, sid_levels) if ahead else None
+
+        try:
+            exhausted = False
+            groups: list[_Group] = []
+            while True:
+                # Keep the buffer full: enough open groups to shuffle across and to fill a batch.
+                while not exhausted and (len(groups) < cfg.buffer_row_groups or sum(g.left for g in groups) < cfg.batch_size):
+                    group = next_group()
+                    if group is None:
+                        exhausted = True
+                        break
+                    rows = len(group.lengths)
+                    group.open(rng.permutation(rows) if cfg.shuffle else np.arange(rows))
+                    groups.append(group)
+                left = np.array([g.left for g in groups], dtype=np.int64)
+                total = int(left.sum())
+                self.peak_buffered_rows = max(self.peak_buffered_rows, total)
+                if total == 0:
+                    return
+                take = min(cfg.batch_size, total)
+                if take < cfg.batch_size and cfg.drop_last:
+                    return
+                if cfg.shuffle:
+                    # How many of the batch's rows each open group gives: a draw without replacement
+                    # from all buffered rows; each group gives its next rows in its own random order.
+                    counts = rng.multivariate_hypergeometric(left, take) if len(groups) > 1 else np.array([take])
+                else:
+                    counts = np.minimum(left, np.maximum(take - np.concatenate(([0], np.cumsum(left)[:-1])), 0))
+                picks = [(group, group.next_rows(int(count))) for group, count in zip(groups, counts, strict=True) if count]
+                groups = [g for g in groups if g.left]
+                yield self._collate(picks, take)
+        finally:
+            if pool is not None:
+                for future in ahead:
+                    future.cancel()
+                pool.shutdown(wait=True)
 
     def _collate(self, picks: list[tuple[_Group, np.ndarray]], batch: int) -> dict[str, torch.Tensor]:
-        # Groups hold their rows' kept events as flat arrays; per group, a batch gathers its rows'
-        # events (one ragged gather per column) straight into their place in the output.
         cfg = self.config
         lengths = np.concatenate([g.lengths[rows] for g, rows in picks])
-        padded = cfg.layout is BatchLayout.PADDED
         width = cfg.max_len
-        first = picks[0][0]
-        if padded:
-            out = {name: np.zeros((batch * width, *v.shape[1:]), OUTPUT_DTYPES.get(name, np.int64)) for name, v in first.values.items()}
+        if cfg.layout is BatchLayout.PADDED:
+            # A history's padded row is the window of its group's zero-prefixed values that ends at its
+            # last event: one strided gather per column and group; what precedes the kept events in
+            # that window (zeros or earlier rows' events) is then zeroed with the mask.
+            mask = np.arange(width) >= (width - lengths)[:, None]
+            keep: dict[np.dtype, np.ndarray] = {}  # the mask as 0/1 of each dtype: same-dtype multiplies are fast
+            result: dict[str, np.ndarray] = {}
+            for name in picks[0][0].windows:
+                parts = [g.windows[name][g.ends[rows]] for g, rows in picks]
+                array = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                factor = keep.get(array.dtype)
+                if factor is None:
+                    factor = keep[array.dtype] = mask.astype(array.dtype)
+                np.multiply(array, factor if array.ndim == 2 else factor[:, :, None], out=array)
+                result[name] = np.ascontiguousarray(array)
+            result["mask"] = mask
         else:
-            total = int(lengths.sum())
-            out = {name: np.empty((total, *v.shape[1:]), OUTPUT_DTYPES.get(name, np.int64)) for name, v in first.values.items()}
-        offsets = np.zeros(batch + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        row0 = 0
-        for group, rows in picks:
-            part = group.lengths[rows]
-            within = _ragged_arange(part)
-            src = np.repeat(group.starts[rows], part) + within
-            if padded:
-                pos = np.repeat(np.arange(row0, row0 + len(rows), dtype=np.int64) * width + width - part, part) + within
-                for name, values in group.values.items():
-                    out[name][pos] = values[src]
-            else:
-                span = slice(int(offsets[row0]), int(offsets[row0 + len(rows)]))
-                for name, values in group.values.items():
-                    out[name][span] = values[src]
-            row0 += len(rows)
-        result = {name: array.reshape(batch, width, *array.shape[1:]) if padded else array for name, array in out.items()}
-        if padded:
-            result["mask"] = result["item_ids"] != 0
-        else:
+            offsets = np.zeros(batch + 1, np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            srcs = [np.repeat(g.ends[rows] - g.lengths[rows], g.lengths[rows]) + _ragged_arange(g.lengths[rows]) for g, rows in picks]
+            result = {name: np.concatenate([g.values[name][src] for (g, _), src in zip(picks, srcs, strict=True)])
+                      for name in picks[0][0].values}
             result["offsets"] = offsets
         result["user_idx"] = np.concatenate([g.user_idx[rows] for g, rows in picks])
         result["lengths"] = lengths
@@ -269,38 +310,52 @@ class ShardedSequenceDataset(IterableDataset):
 
 
 class _Group:
-    """One open row group: per column, the kept (most recent ``max_len``) events of every row, flat."""
+    """One decoded row group: per column, every row's events once, converted to the output dtype.
 
-    def __init__(self, table: pa.Table, order: np.ndarray, config: LoaderConfig, sid_levels: int) -> None:
-        self.order = order
+    ``values[name]`` holds the row group's events in row order (stored behind ``max_len`` zeros);
+    ``ends[r]`` is the index just past row ``r``'s last event in it and ``lengths[r]`` how many of its
+    most recent events are kept (at most ``max_len``); ``windows[name][ends[r]]`` is the ``max_len``
+    values ending there, zeros first when the row group's earlier events run out (a view: nothing is
+    copied until a batch gathers its rows).
+    """
+
+    def __init__(self, table: pa.Table, config: LoaderConfig, sid_levels: int) -> None:
+        self.order = np.zeros(0, np.int64)
         self.cursor = 0
         rows = table.num_rows
+        width = config.max_len
         items = _list_column(table["item_ids"])
         offsets = np.asarray(items.offsets, dtype=np.int64)
-        keep = np.minimum(np.diff(offsets), config.max_len)
-        # Shards are usually written with histories no longer than max_len: then nothing is cut and
-        # the decoded values are used in place.
-        whole = bool((keep == np.diff(offsets)).all())
-        src = None if whole else np.repeat(offsets[1:] - keep, keep) + _ragged_arange(keep)
-        self.lengths = keep
-        self.starts = np.zeros(rows, np.int64)
-        np.cumsum(keep[:-1], out=self.starts[1:])
-        self.user_idx = table["user_idx"].to_numpy()
+        first, last = int(offsets[0]), int(offsets[-1])
+        self.lengths = np.minimum(np.diff(offsets), width)
+        self.ends = offsets[1:] - first
+        self.user_idx = table["user_idx"].to_numpy().astype(np.int64, copy=False)
         self.values: dict[str, np.ndarray] = {}
         for name in SEQUENCE_COLUMNS:
             column = items if name == "item_ids" else _list_column(table[name])
             if name != "item_ids" and not np.array_equal(np.asarray(column.offsets, dtype=np.int64), offsets):
                 raise ValueError(f"{name} is not aligned with item_ids in the shard rows")
-            values = column.values.to_numpy(zero_copy_only=False)
-            values = values[offsets[0] : offsets[-1]] if src is None else values[src]
-            self.values[name] = values + ITEM_SHIFT if name == "item_ids" else values
+            source = column.values.to_numpy(zero_copy_only=False)[first:last]
+            values = np.zeros(width + last - first, OUTPUT_DTYPES[name])
+            if name == "item_ids":
+                if source.size and int(source.max()) >= np.iinfo(np.int32).max:
+                    raise ValueError("item ids must be below 2**31 - 1 (item_ids tensors are int32)")
+                np.add(source, ITEM_SHIFT, out=values[width:], casting="unsafe")
+            else:
+                values[width:] = source
+            self.values[name] = values
         if sid_levels:
             sid = _list_column(table["semantic_ids"])
-            codes = sid.values.values.to_numpy(zero_copy_only=False).astype(np.int64) + 1
-            if codes.size != offsets[-1] * sid_levels:
+            codes = sid.values.values.to_numpy(zero_copy_only=False)
+            if codes.size != last * sid_levels:
                 raise ValueError(f"semantic IDs are not {sid_levels} codes per event in the shard rows")
-            codes = codes.reshape(-1, sid_levels)
-            self.values["semantic_ids"] = codes[offsets[0] : offsets[-1]] if src is None else codes[src]
+            values = np.zeros((width + last - first, sid_levels), OUTPUT_DTYPES["semantic_ids"])
+            np.add(codes.reshape(-1, sid_levels)[first:last], 1, out=values[width:], casting="unsafe")
+            self.values["semantic_ids"] = values
+        # windows[name][e] is values[e : e + width]: with the zero prefix, the window ending at the
+        # event index e (exclusive, counted without the prefix).
+        self.windows = {name: _windows(v, width) for name, v in self.values.items()}
+        self.values = {name: v[width:] for name, v in self.values.items()}  # the events alone (jagged layout)
         targets = _list_column(table["target_item_ids"])
         t_offsets = np.asarray(targets.offsets, dtype=np.int64)
         t_keep = np.minimum(np.diff(t_offsets), config.max_targets)
@@ -312,6 +367,11 @@ class _Group:
         )
         self.targets = padded_targets.reshape(rows, config.max_targets)
         self.target_lengths = t_keep
+
+    def open(self, order: np.ndarray) -> None:
+        """Start giving rows, in ``order``."""
+        self.order = order
+        self.cursor = 0
 
     @property
     def left(self) -> int:
@@ -344,6 +404,14 @@ def _list_column(column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
     if array.null_count:
         raise ValueError(f"null lists in a shard column ({array.type})")
     return array
+
+
+def _windows(values: np.ndarray, width: int) -> np.ndarray:
+    """Read-only view ``w`` of ``values`` (events along axis 0) with ``w[i] == values[i : i + width]``."""
+    shape = (values.shape[0] - width + 1, width, *values.shape[1:])
+    view = np.ndarray(shape, values.dtype, buffer=values, strides=(values.strides[0], *values.strides))
+    view.flags.writeable = False
+    return view
 
 
 def _ragged_arange(lengths: np.ndarray) -> np.ndarray:

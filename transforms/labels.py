@@ -28,7 +28,8 @@ Leakage. Each split (train before ``train_end``, valid before ``valid_end``, tes
 fit: the click model and the popularity counts used for a split's rows see only impressions, clicks
 and ratings from before that split's end (test: everything). A row's outcome (``Y`` and its grade)
 likewise counts only events before its split's end. Training rows therefore never depend on anything
-at or after ``train_end``.
+at or after ``train_end``. The cut-offs are :class:`transforms.cutoffs.Cutoffs`, the same pair every
+layer uses (resolved once per run by ``pipelines.resources.CutoffsResource``).
 
 Scale. Every relational step (joins of impressions with slates and clicks, per-cell counts, popularity,
 label assembly, clipping, SNIPS sums) is SQL run by the engine over Parquet files, written once with
@@ -49,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms.click_model import ClickModelConfig, ExaminationFit, fit_examination
+from transforms.cutoffs import Cutoffs, Split
 from transforms.engine import Dialect, Engine, EngineKind
 from warehouse import contracts
 from warehouse.contracts import EventType
@@ -72,14 +74,6 @@ class PropensitySource(StrEnum):
     LOGGED = "logged"
     CLICK_MODEL = "click_model"
     POPULARITY = "popularity"
-
-
-class Split(StrEnum):
-    """The split a row belongs to, by its timestamp and the run's cut-offs."""
-
-    TRAIN = "train"
-    VALID = "valid"
-    TEST = "test"
 
 
 class Engagement(StrEnum):
@@ -136,26 +130,6 @@ DEFAULT_GRADES: tuple[GradeRule, ...] = (
     GradeRule(EventType.PURCHASE, 3),
     GradeRule(EventType.RATING, 4, min_value=4.0),
 )
-
-
-@dataclass(frozen=True)
-class Cutoffs:
-    """Split boundaries (UTC): train is ``ts < train_end``, valid ``< valid_end``, test the rest."""
-
-    train_end: dt.datetime
-    valid_end: dt.datetime
-
-    def __post_init__(self) -> None:
-        for name in ("train_end", "valid_end"):
-            value = getattr(self, name)
-            if value.tzinfo is None:
-                object.__setattr__(self, name, value.replace(tzinfo=dt.UTC))
-        if self.valid_end < self.train_end:
-            raise ValueError(f"valid_end {self.valid_end} is before train_end {self.train_end}")
-
-    def end_of(self, split: Split) -> dt.datetime | None:
-        """The exclusive end of the data a split's propensities may use (None: all data)."""
-        return {Split.TRAIN: self.train_end, Split.VALID: self.valid_end, Split.TEST: None}[split]
 
 
 @dataclass(frozen=True)
@@ -442,18 +416,6 @@ def click_rates_under_policy(engine: Engine, config: LabelConfig, policy: str) -
         FROM ({_exposures_sql(d, config, engagement_of(engine))}) e
         WHERE policy = '{policy.replace("'", "''")}'
         GROUP BY surface, position ORDER BY surface, position""")
-
-
-def default_cutoffs(engine: Engine, train_share: float = 0.7, valid_share: float = 0.15) -> Cutoffs:
-    """Cut-offs at day boundaries: the first ``train_share`` of the days train, the next ``valid_share`` valid."""
-    days = label_days(engine, has_exposure_logs(engine))
-    if not days:
-        raise ValueError("nothing to label: no impressions and no ratings are staged")
-    span = (days[-1] - days[0]).days + 1
-    train_days = max(1, round(span * train_share))
-    valid_days = round(span * valid_share)
-    start = dt.datetime.combine(days[0], dt.time(), dt.UTC)
-    return Cutoffs(start + dt.timedelta(days=train_days), start + dt.timedelta(days=train_days + valid_days))
 
 
 # --- popularity --------------------------------------------------------------------------------------

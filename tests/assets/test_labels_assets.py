@@ -11,7 +11,7 @@ import pytest
 
 from assets.labels import LabelSettings, debiased_labels, exposure_propensities, position_bias
 from pipelines.ingestion import LOG_TABLES, ingest_table
-from pipelines.resources import EngineResource, WarehouseResource
+from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms.engine import DuckDBEngine, EngineConfig
 from transforms.world import WorldConfig, generate_world
 from warehouse.contracts import LABELS_DEBIASED_LABELS, LABELS_EXPOSURE_PROPENSITIES, LABELS_POSITION_BIAS
@@ -40,17 +40,18 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def _materialize(home: Path, settings: LabelSettings) -> dg.ExecuteInProcessResult:
+def _materialize(home: Path, settings: LabelSettings, cutoffs: CutoffsResource) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [position_bias, exposure_propensities, debiased_labels],
-        resources={"warehouse": WarehouseResource(home=str(home)), "engine": EngineResource(), "label_settings": settings},
+        resources={"warehouse": WarehouseResource(home=str(home)), "engine": EngineResource(), "label_settings": settings,
+                   "cutoffs": cutoffs},
         instance=dg.DagsterInstance.ephemeral(),
     )
 
 
 def test_label_assets_write_tables_pass_checks_and_plot(staged: Path) -> None:
-    result = _materialize(staged, LabelSettings(train_end="2026-01-03T00:00:00Z", valid_end="2026-01-04T00:00:00Z",
-                                                min_position_clicks=20))
+    result = _materialize(staged, LabelSettings(min_position_clicks=20),
+                          CutoffsResource(train_end="2026-01-03T00:00:00Z", valid_end="2026-01-04T00:00:00Z"))
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     for name in ("examination_in_unit_interval", "weights_finite_positive", "propensities_in_unit_interval"):
@@ -70,14 +71,15 @@ def test_label_assets_write_tables_pass_checks_and_plot(staged: Path) -> None:
         e.materialization.metadata for e in result.get_asset_materialization_events()
         if e.materialization.asset_key == dg.AssetKey(["labels", "position_bias"])
     )
+    assert bias_meta["train_end"].value == "2026-01-03T00:00:00+00:00" and bias_meta["valid_end"].value == "2026-01-04T00:00:00+00:00"
     assert bias_meta["examination_curve"].value.startswith("![examination curve](data:image/png;base64,")
     assert "max_abs_error_vs_truth" in bias_meta  # the landing zone holds the world's truth
 
 
 def test_a_rebuild_with_later_cutoffs_moves_rows_between_splits(staged: Path) -> None:
-    _materialize(staged, LabelSettings(train_end="2026-01-02T00:00:00Z", valid_end="2026-01-03T00:00:00Z"))
+    _materialize(staged, LabelSettings(), CutoffsResource(train_end="2026-01-02T00:00:00Z", valid_end="2026-01-03T00:00:00Z"))
     before = Warehouse(staged).read(LABELS_DEBIASED_LABELS)
-    _materialize(staged, LabelSettings(train_end="2026-01-04T00:00:00Z", valid_end="2026-01-04T00:00:00Z"))
+    _materialize(staged, LabelSettings(), CutoffsResource(train_end="2026-01-04T00:00:00Z", valid_end="2026-01-04T00:00:00Z"))
     after = Warehouse(staged).read(LABELS_DEBIASED_LABELS)
     assert before.num_rows == after.num_rows
     count = lambda t, s: pc.sum(pc.equal(t["split"], s)).as_py()  # noqa: E731
@@ -88,5 +90,5 @@ def test_a_rebuild_with_later_cutoffs_moves_rows_between_splits(staged: Path) ->
 def test_half_set_cutoffs_are_refused(staged: Path) -> None:
     # Dagster re-raises the step's own error (or wraps it, depending on the version).
     with pytest.raises((ValueError, dg.DagsterExecutionStepExecutionError)) as raised:
-        _materialize(staged, LabelSettings(train_end="2026-01-03T00:00:00Z"))
+        _materialize(staged, LabelSettings(), CutoffsResource(train_end="2026-01-03T00:00:00Z"))
     assert "set both train_end and valid_end" in f"{raised.value} {raised.value.__cause__}"

@@ -3,6 +3,7 @@ blocking checks that keep a broken table from being written."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -13,9 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.semantic_ids import CODEBOOKS_KEY, codebooks, item_semantic_ids
-from pipelines.resources import WarehouseResource
+from pipelines.resources import CutoffsResource, WarehouseResource
 from transforms.semantic_ids import SemanticIdIndex
 from warehouse.contracts import (
+    RAW_EVENTS,
+    RAW_ITEMS,
     SEMANTIC_IDS_CODEBOOKS,
     SEMANTIC_IDS_ID_LOOKUP,
     SEMANTIC_IDS_ID_MAPPING,
@@ -27,6 +30,8 @@ from warehouse.store import Warehouse
 DIM = 8
 OP = "__".join(CODEBOOKS_KEY.path)
 SMALL = {"levels": 2, "codes_per_level": 4}
+TRAIN_END = "2026-03-01T00:00:00+00:00"
+LATER = dt.datetime(2026, 3, 5, tzinfo=dt.UTC)
 
 
 def _embeddings(n: int, seed: int = 0) -> np.ndarray:
@@ -49,13 +54,37 @@ def _write_embeddings(store: Warehouse, ids: list[str], x: np.ndarray, model: st
     store.write(embedding_contract("item", DIM), table)
 
 
-def _run(home: Path, raise_on_error: bool = True, **config: object) -> dg.ExecuteInProcessResult:
+def _write_catalogue(store: Warehouse, available_from: dict[str, dt.datetime | None]) -> None:
+    """raw_items with just ids and availability (the other catalogue fields are null)."""
+    n = len(available_from)
+    columns = {f.name: pa.nulls(n, f.type) for f in RAW_ITEMS.schema}
+    columns["item_id"] = pa.array(list(available_from), pa.string())
+    columns["available_from"] = pa.array(list(available_from.values()), pa.timestamp("ms", tz="UTC"))
+    store.write(RAW_ITEMS, pa.table(columns))
+
+
+def _run(
+    home: Path, raise_on_error: bool = True, catalogue: bool = True, train_end: str | None = TRAIN_END, **config: object
+) -> dg.ExecuteInProcessResult:
+    """Materialize both assets; ``catalogue``: first list every embedded item as available from the start.
+
+    ``train_end`` goes to the shared ``cutoffs`` resource (None: its default rule over the staged days).
+    """
+    store = Warehouse(home)
+    if catalogue:
+        ids = store.read(embedding_contract("item", DIM))["item_id"].to_pylist()
+        _write_catalogue(store, dict.fromkeys(ids))
     return dg.materialize(
         [codebooks, item_semantic_ids],
-        resources={"warehouse": WarehouseResource(home=str(home))},
+        resources={"warehouse": WarehouseResource(home=str(home)), "cutoffs": CutoffsResource(train_end=train_end, valid_end=train_end)},
         run_config={"ops": {OP: {"config": {**SMALL, **config}}}},
         raise_on_error=raise_on_error,
     )
+
+
+def _codebook_meta(result: dg.ExecuteInProcessResult) -> dict[str, object]:
+    meta = result.asset_materializations_for_node(OP)[0].metadata
+    return {k: v.value for k, v in meta.items()}
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -147,3 +176,72 @@ def test_embeddings_from_another_model_require_a_rebuild(tmp_path: Path) -> None
         _run(home)
     _run(home, rebuild=True)  # the explicit rebuild accepts the new space
     assert set(pq.read_table(store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)[0])["codebook_version"].to_pylist()) == {2}
+
+
+def test_codebook_trains_only_on_items_available_before_the_cut_off_and_encodes_every_item(tmp_path: Path) -> None:
+    """Two worlds share the same 40 early items and differ only in their later (cold-start) items: the
+    codebooks must be byte-identical, and every item of each world, later ones included, gets an ID."""
+    x = _embeddings(40)
+    early = [f"item{i:03d}" for i in range(40)]
+    tables = []
+    for world, (late, scale) in enumerate([(12, 1.0), (30, 25.0)]):
+        home = tmp_path / f"world{world}"
+        store = Warehouse(home)
+        late_names = [f"new{world}_{i:02d}" for i in range(late)]
+        late_x = _embeddings(late, seed=10 + world) * scale  # far from the early items in world 1
+        # "ghost" is embedded but not in the catalogue: its availability is unknown, so it is not trained on.
+        _write_embeddings(store, [*early, *late_names, "ghost"], np.concatenate([x, late_x, x[:1] * 50]))
+        _write_catalogue(store, {**{n: None if i % 2 else dt.datetime(2026, 1, 1, tzinfo=dt.UTC) for i, n in enumerate(early)},
+                                 **dict.fromkeys(late_names, LATER)})
+        result = _run(home, catalogue=False)
+        assert all(_checks(result).values())
+        meta = _codebook_meta(result)
+        assert meta["train_end"] == TRAIN_END and meta["training_items"] == 40 and meta["trained_items"] == 40
+        assert meta["items_after_cutoff"] == late and meta["items_not_in_catalogue"] == 1
+        ids = _ids(store)
+        assert set(ids) == {*early, *late_names, "ghost"} and len(set(ids.values())) == len(ids)
+        tables.append(store.read(SEMANTIC_IDS_CODEBOOKS))
+    assert tables[0].equals(tables[1])  # the later items left no trace on the codebook
+    assert tables[0]["trained_items"].to_pylist() == [40]
+    assert '"train_end": "2026-03-01T00:00:00+00:00"' in tables[0]["config"][0].as_py()
+
+
+def test_default_cut_off_is_the_shared_default_rule(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    names = [f"item{i:03d}" for i in range(24)]
+    _write_embeddings(store, names, _embeddings(24))
+    # Events on 1, 2 and 10 March: ten days, the first 70% train, so the cut-off is midnight starting
+    # 8 March (the rule every layer uses: transforms.cutoffs.default_cutoffs).
+    for day in (1, 2, 10):
+        ts = dt.datetime(2026, 3, day, 12, tzinfo=dt.UTC)
+        events = {f.name: pa.nulls(1, f.type) for f in RAW_EVENTS.schema}
+        events.update(event_id=pa.array([f"e{day}"]), user_id=pa.array(["u"]), event_type=pa.array(["view"]),
+                      ts=pa.array([ts], pa.timestamp("ms", tz="UTC")))
+        store.write(RAW_EVENTS, pa.table(events), partition=ts.date())
+    # 20 items are older than the cut-off; 4 arrive on 8 March, exactly at it (not before: not trained on).
+    _write_catalogue(store, {n: dt.datetime(2026, 3, 8 if i >= 20 else 1, tzinfo=dt.UTC) for i, n in enumerate(names)})
+    meta = _codebook_meta(_run(home, catalogue=False, train_end=None))
+    assert meta["train_end"] == "2026-03-08T00:00:00+00:00"
+    assert meta["training_items"] == 20 and meta["items_after_cutoff"] == 4
+
+
+def test_too_few_items_before_the_cut_off_fail_with_a_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    names = [f"item{i:03d}" for i in range(20)]
+    _write_embeddings(store, names, _embeddings(20))
+    _write_catalogue(store, {n: None if i < 3 else LATER for i, n in enumerate(names)})  # 3 early items < 4 codes
+    with pytest.raises(dg.Failure, match="only 3 of 20 items are available before the training cut-off"):
+        _run(home, catalogue=False)
+    assert store.read(SEMANTIC_IDS_CODEBOOKS).num_rows == 0  # nothing trained on the later items instead
+
+
+def test_without_a_catalogue_the_codebook_refuses_to_train(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    _write_embeddings(store, [f"item{i:03d}" for i in range(20)], _embeddings(20))
+    with pytest.raises(dg.Failure, match="materialize raw/items first"):
+        _run(home, catalogue=False)
+    with pytest.raises(dg.Failure, match="materialize raw/events first or set train_end and valid_end"):
+        _run(home, train_end=None)

@@ -301,7 +301,7 @@ def test_assets_materialize_and_rematerialize_without_model_calls(tmp_path: Path
     import dagster as dg
 
     from assets import enrichment as assets
-    from pipelines.resources import WarehouseResource
+    from pipelines.resources import CutoffsResource, WarehouseResource
     from pipelines.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource
 
     store = Warehouse(tmp_path / "home")
@@ -316,9 +316,8 @@ def test_assets_materialize_and_rematerialize_without_model_calls(tmp_path: Path
         "enrichment_embedder": EmbedderResource(),
     }
     def materialize(train_end: dt.datetime = CUTOFF) -> dict[str, dict[str, Any]]:
-        ops = ("enrichment_item_descriptions", "enrichment_user_profiles")
-        config = {"ops": {name: {"config": {"train_end": train_end.isoformat()}} for name in ops}}
-        result = dg.materialize(selection, resources=resources, run_config=config, raise_on_error=True)
+        cutoffs = CutoffsResource(train_end=train_end.isoformat(), valid_end=train_end.isoformat())
+        result = dg.materialize(selection, resources={**resources, "cutoffs": cutoffs}, raise_on_error=True)
         assert result.success
         checks = [e for e in result.get_asset_check_evaluations()]
         assert checks and all(c.passed for c in checks)

@@ -107,7 +107,7 @@ def test_padded_batches_hold_the_rows(shard_root: Path) -> None:
     ds = ShardedSequenceDataset(shard_root, "test", LoaderConfig(batch_size=32, max_len=L, max_targets=3), rank=0, world_size=1)
     count = 0
     for b in ds:
-        assert b["item_ids"].shape[1] == L and b["item_ids"].dtype == torch.int64 and b["weights"].dtype == torch.float32
+        assert b["item_ids"].shape[1] == L and b["item_ids"].dtype == torch.int32 and b["weights"].dtype == torch.float32
         for row in range(len(b["user_idx"])):
             src = source[int(b["user_idx"][row])]
             n = min(len(src["item_ids"]), L)

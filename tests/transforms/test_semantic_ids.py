@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from dataclasses import replace
@@ -19,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 from transforms.semantic_ids import (
     Codebook,
     Disambiguation,
+    InsufficientTrainingItemsError,
     QuantizerKind,
     RqVaeConfig,
     SemanticIdCapacityError,
@@ -27,6 +29,7 @@ from transforms.semantic_ids import (
     StaleSemanticIdsError,
     append_codebook,
     assign_semantic_ids,
+    available_before,
     build_semantic_ids,
     codebook_row,
     codes_matrix,
@@ -421,3 +424,87 @@ def test_world_minilm_embeddings_of_one_category_share_first_level_codes(tmp_pat
     texts = [f"{r['title']}. {r['description']}" for r in catalog]
     x = load_model("cpu").encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
     _assert_codes_follow_categories([str(r["item_id"]) for r in catalog], x, category)
+
+
+# --- training cut-off (DESIGN.md section 3, rule 1) -------------------------------------------------
+
+CUTOFF = "2026-03-01T00:00:00+00:00"
+BEFORE = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+AFTER = dt.datetime(2026, 3, 5, tzinfo=dt.UTC)
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data(), items=embedding_sets())
+def test_items_available_only_after_the_cut_off_do_not_shape_the_codebook_but_get_ids(
+    data: st.DataObject, items: tuple[list[str], np.ndarray]
+) -> None:
+    names, x = items
+    config = replace(small_config(data.draw, Disambiguation.EXTRA_LEVEL), train_end=CUTOFF)
+    # Each old item is available from the start (null) or from before the cut-off; at least K of them.
+    old = [data.draw(st.sampled_from([None, BEFORE])) for _ in names]
+    pool = np.concatenate([x] * (config.codes_per_level // len(x) + 1))[: max(len(x), config.codes_per_level)]
+    names = [*names, *[f"pad{i}" for i in range(len(pool) - len(names))]]
+    old += [None] * (len(names) - len(old))
+    # Two different futures: later items (one exactly at the cut-off) with unrelated embeddings.
+    base_codebook, _ = build_semantic_ids(names, pool, config, available_from=old)
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        late = rng.integers(1, 40) if seed == 1 else 3
+        late_names = [f"late{seed}_{i}" for i in range(late)]
+        late_x = rng.standard_normal((late, pool.shape[1])).astype(np.float32) * 10
+        late_from = [dt.datetime.fromisoformat(CUTOFF)] + [AFTER] * (late - 1)
+        codebook, assignment = build_semantic_ids(
+            [*late_names, *names], np.concatenate([late_x, pool]), config, available_from=[*late_from, *old]
+        )
+        assert codebook_row(codebook).equals(codebook_row(base_codebook)), "a later item changed the codebook"
+        assert codebook.trained_items == len(names)
+        assert sorted(assignment.table["item_id"].to_pylist()) == sorted([*late_names, *names])
+        assert_unique_and_invertible(assignment.table, codebook)
+        # The late items are encoded with that codebook, like any other item.
+        ids = assignment.table["item_id"].to_pylist()
+        got = codes_matrix(assignment.table["codes"], codebook.id_length)[[ids.index(n) for n in late_names]]
+        assert np.array_equal(got[:, : config.levels], quantize(codebook, late_x).codes)
+
+
+def test_without_a_cut_off_every_item_trains_and_with_one_the_cut_off_is_stored() -> None:
+    x = np.array([[0, 0], [0, 1], [5, 5], [5, 6], [50, 50]], np.float32)
+    names = ["a", "b", "c", "d", "late"]
+    available = [None, BEFORE, BEFORE, None, AFTER]
+    everyone, _ = build_semantic_ids(names, x, SemanticIdConfig(levels=1, codes_per_level=2))
+    assert everyone.trained_items == 5 and everyone.config.train_end is None
+    # The cut-off is normalised to UTC text and survives storage in the version's config.
+    config = SemanticIdConfig(levels=1, codes_per_level=2, train_end="2026-03-01T01:00:00+01:00")
+    assert config.train_end == CUTOFF
+    assert SemanticIdConfig(levels=1, codes_per_level=2, train_end="2026-03-01T00:00:00").train_end == CUTOFF  # naive = UTC
+    codebook, _ = build_semantic_ids(names, x, config, available_from=available)
+    assert codebook.trained_items == 4
+    back = load_codebook(append_codebook(SEMANTIC_IDS_CODEBOOKS.schema.empty_table(), codebook))
+    assert back.config.train_end == CUTOFF and back.config == config
+    # The far-away late item would have claimed a code of its own; trained before the cut-off it cannot.
+    assert sorted(np.round(everyone.centroids[0][:, 0]).tolist()) == [2.0, 50.0]
+    assert sorted(np.round(codebook.centroids[0][:, 0], 1).tolist()) == [0.0, 5.0]
+    with pytest.raises(ValueError, match="pass available_from"):
+        build_semantic_ids(names, x, config)
+    with pytest.raises(ValueError, match="ISO-8601"):
+        SemanticIdConfig(train_end="tomorrow")
+
+
+def test_available_before_is_strict_and_reads_null_as_from_the_start() -> None:
+    cutoff = dt.datetime.fromisoformat(CUTOFF)
+    aware = pa.array([None, BEFORE, cutoff, AFTER], pa.timestamp("ms", tz="UTC"))
+    assert available_before(aware, cutoff).tolist() == [True, True, False, False]
+    naive = np.array(["2026-02-28T23:59:59", "2026-03-01T00:00:00", "NaT"], dtype="datetime64[s]")
+    assert available_before(naive, cutoff).tolist() == [True, False, True]
+    assert available_before([None, None], cutoff).tolist() == [True, True]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        available_before(aware, cutoff.replace(tzinfo=None))
+
+
+def test_fewer_items_before_the_cut_off_than_codes_fails_instead_of_training_on_later_ones() -> None:
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    names = [f"i{i}" for i in range(10)]
+    config = SemanticIdConfig(levels=1, codes_per_level=4, train_end=CUTOFF)
+    with pytest.raises(InsufficientTrainingItemsError, match=r"only 3 of 10 items .* 4 codes per level"):
+        build_semantic_ids(names, x, config, available_from=[BEFORE] * 3 + [AFTER] * 7)
+    codebook, assignment = build_semantic_ids(names, x, config, available_from=[BEFORE] * 4 + [AFTER] * 6)
+    assert codebook.trained_items == 4 and assignment.table.num_rows == 10

@@ -4,7 +4,9 @@ stable across nightly runs (see ``docs/semantic_ids.md``).
 Public API::
 
     SemanticIdConfig, QuantizerKind, Disambiguation, RqVaeConfig     configuration
-    build_semantic_ids(item_ids, embeddings, config)                 train version 1 + assign IDs
+    build_semantic_ids(item_ids, embeddings, config, available_from=)  train version 1 + assign IDs
+    SemanticIdConfig(train_end=...), available_before(...)           train only on items available before the
+                                                                     cut-off; encode all (InsufficientTrainingItemsError)
     assign_semantic_ids(codebook, item_ids, embeddings, existing=)   incremental: no retraining
     rebuild_semantic_ids(previous, version, item_ids, embeddings, config)  new version + old->new mapping
     id_lookup(ids), SemanticIdIndex(table)                           inverse lookup ID -> item
@@ -24,7 +26,14 @@ from transforms.semantic_ids.assign import (
     id_mapping,
     rebuild_semantic_ids,
 )
-from transforms.semantic_ids.codebook import Codebook, Quantized, quantize, train_codebook
+from transforms.semantic_ids.codebook import (
+    Codebook,
+    InsufficientTrainingItemsError,
+    Quantized,
+    available_before,
+    quantize,
+    train_codebook,
+)
 from transforms.semantic_ids.config import Disambiguation, QuantizerKind, RqVaeConfig, SemanticIdConfig
 from transforms.semantic_ids.metrics import SemanticIdReport, semantic_id_report
 from transforms.semantic_ids.storage import append_codebook, codebook_row, latest_version, load_codebook
@@ -39,6 +48,7 @@ from transforms.semantic_ids.tokens import (
 __all__ = [
     "Codebook",
     "Disambiguation",
+    "InsufficientTrainingItemsError",
     "Quantized",
     "QuantizerKind",
     "RqVaeConfig",
@@ -50,6 +60,7 @@ __all__ = [
     "StaleSemanticIdsError",
     "append_codebook",
     "assign_semantic_ids",
+    "available_before",
     "build_semantic_ids",
     "codebook_row",
     "codes_matrix",

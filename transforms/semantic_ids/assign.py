@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.semantic_ids.codebook import (
+    AvailableFrom,
     Codebook,
     Quantized,
     as_embedding_matrix,
@@ -100,14 +101,22 @@ def build_semantic_ids(
     parent_version: int | None = None,
     embedding_model: str | None = None,
     text_hashes: Sequence[str | None] | pa.Array | pa.ChunkedArray | None = None,
+    available_from: AvailableFrom | None = None,
 ) -> tuple[Codebook, SemanticIdAssignment]:
-    """Train codebook ``version`` on all items and give every item an ID.
+    """Train codebook ``version`` and give every item an ID.
 
-    Rows are put in ``item_id`` order before training, so the result does not depend on input order.
+    The codebook trains on the items available before ``config.train_end`` (all items when it is
+    None; ``available_from`` row-aligned with ``item_ids``, null meaning "from the start"); every
+    item, later ones included, is encoded with it. Rows are put in ``item_id`` order before
+    training, so the result does not depend on input order.
     """
     ids, x, hashes = _sorted_inputs(item_ids, embeddings, text_hashes)
+    available = None
+    if available_from is not None:
+        available = _aligned_available_from(item_ids, available_from, len(ids))
     codebook = train_codebook(
-        x, config, version=version, parent_version=parent_version, embedding_model=embedding_model
+        x, config, version=version, parent_version=parent_version, embedding_model=embedding_model,
+        available_from=available,
     )
     return codebook, assign_semantic_ids(codebook, ids, x, text_hashes=hashes)
 
@@ -173,6 +182,7 @@ def rebuild_semantic_ids(
     *,
     embedding_model: str | None = None,
     text_hashes: Sequence[str | None] | pa.Array | pa.ChunkedArray | None = None,
+    available_from: AvailableFrom | None = None,
 ) -> tuple[Codebook, SemanticIdAssignment, pa.Table]:
     """The explicit full rebuild: a new codebook version, fresh IDs for every item, and the mapping.
 
@@ -187,6 +197,7 @@ def rebuild_semantic_ids(
         parent_version=previous_version,
         embedding_model=embedding_model,
         text_hashes=text_hashes,
+        available_from=available_from,
     )
     return codebook, assignment, id_mapping(previous, assignment.table, previous_version, codebook.version)
 
@@ -410,6 +421,18 @@ def _sorted_inputs(
     if np.all(order[1:] > order[:-1]):
         return ids, x, hashes
     return ids.take(pa.array(order)), x[order], None if hashes is None else hashes.take(pa.array(order))
+
+
+def _aligned_available_from(
+    item_ids: Sequence[str] | pa.Array | pa.ChunkedArray, available_from: AvailableFrom, n: int
+) -> pa.Array:
+    """``available_from`` (given in input order) put in the item-id order ``_sorted_inputs`` uses."""
+    if isinstance(available_from, pa.ChunkedArray):
+        available_from = available_from.combine_chunks()
+    arr = available_from if isinstance(available_from, pa.Array) else pa.array(available_from)
+    if len(arr) != n:
+        raise ValueError(f"{n} item ids but {len(arr)} available_from values")
+    return arr.take(pc.sort_indices(_string_array(item_ids)))
 
 
 def _string_array(values: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -13,13 +13,22 @@ incremental run encode new items with the existing codebooks and agree with a ba
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.semantic_ids.config import QuantizerKind, SemanticIdConfig
 from transforms.semantic_ids.kmeans import fit_level, nearest
+
+
+class InsufficientTrainingItemsError(ValueError):
+    """Fewer items are available before the training cut-off than a level has codes (K)."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,8 @@ class Codebook:
         centroids: Per level ``(K, code_dim)`` float32.
         biases: Per level ``(K,)`` float32 assignment offsets (zero unless trained balanced).
         embedding_dim: Dimension of the embeddings it encodes.
-        trained_items: Rows it was trained on.
-        input_fingerprint: BLAKE2b of the training rows (provenance).
+        trained_items: Rows it was trained on (the sample of the items available before the cut-off).
+        input_fingerprint: BLAKE2b of the training rows and their count (provenance).
         embedding_model: Model that produced the embeddings, when known; encoding embeddings of
             another model with it is refused.
         parent_version: Version this one replaced in a full rebuild.
@@ -126,6 +135,65 @@ def as_embedding_matrix(embeddings: np.ndarray, dim: int | None = None) -> np.nd
     return x
 
 
+AvailableFrom: TypeAlias = pa.Array | pa.ChunkedArray | np.ndarray | Sequence[dt.datetime | None]
+
+
+def available_before(available_from: AvailableFrom, train_end: dt.datetime) -> np.ndarray:
+    """Which items are available strictly before ``train_end``: a null ``available_from`` counts as
+    available from the start.
+
+    Args:
+        available_from: One instant per item (Arrow timestamps, numpy ``datetime64`` or datetimes;
+            timezone-less values are read as UTC), null/NaT for "always available".
+        train_end: The cut-off, timezone-aware.
+
+    Returns:
+        A boolean mask, one entry per item.
+    """
+    if train_end.tzinfo is None:
+        raise ValueError("train_end must be timezone-aware (UTC)")
+    if isinstance(available_from, pa.ChunkedArray):
+        available_from = available_from.combine_chunks()
+    arr = available_from if isinstance(available_from, pa.Array) else pa.array(available_from)
+    if len(arr) == 0:
+        return np.zeros(0, dtype=bool)
+    if arr.type == pa.null():
+        return np.ones(len(arr), dtype=bool)
+    if not pa.types.is_timestamp(arr.type):
+        raise ValueError(f"available_from must hold timestamps, got {arr.type}")
+    if arr.type.tz is None:
+        arr = pc.assume_timezone(arr, "UTC")
+    ms = arr.cast(pa.timestamp("ms", tz="UTC"))
+    cutoff = pa.scalar(train_end.astimezone(dt.UTC), type=pa.timestamp("ms", tz="UTC"))
+    before = pc.fill_null(pc.less(ms, cutoff), True)
+    return before.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def training_mask(n: int, config: SemanticIdConfig, available_from: AvailableFrom | None) -> np.ndarray:
+    """Rows a codebook trains on: every row without a cut-off, else those available before it.
+
+    Raises:
+        ValueError: ``config.train_end`` is set but ``available_from`` is missing or misaligned.
+        InsufficientTrainingItemsError: With a cut-off, fewer than ``codes_per_level`` rows qualify.
+    """
+    cutoff = config.train_end_time
+    if cutoff is None:
+        return np.ones(n, dtype=bool)
+    if available_from is None:
+        raise ValueError("config.train_end is set: pass available_from (one instant or null per item)")
+    mask = available_before(available_from, cutoff)
+    if len(mask) != n:
+        raise ValueError(f"{n} embeddings but {len(mask)} available_from values")
+    eligible = int(mask.sum())
+    if eligible < config.codes_per_level:
+        raise InsufficientTrainingItemsError(
+            f"only {eligible} of {n} items are available before the training cut-off {config.train_end}, "
+            f"fewer than the {config.codes_per_level} codes per level: use a later train_end or fewer "
+            "codes_per_level (training on later items instead would leak them into the codebook)"
+        )
+    return mask
+
+
 def train_codebook(
     embeddings: np.ndarray,
     config: SemanticIdConfig,
@@ -133,23 +201,36 @@ def train_codebook(
     version: int = 1,
     parent_version: int | None = None,
     embedding_model: str | None = None,
+    available_from: AvailableFrom | None = None,
 ) -> Codebook:
-    """Train a codebook version on (a sample of) the embeddings.
+    """Train a codebook version on (a sample of) the embeddings available before the cut-off.
 
-    Residual k-means trains level by level on the residuals of a ``train_sample_size`` sample; RQ-VAE
-    trains encoder, codebooks and decoder jointly with torch (on CUDA when present). The result
-    depends only on the rows, their order and ``config.seed``; callers sort rows by item id first.
+    With ``config.train_end`` set, only rows whose ``available_from`` is null or before it are
+    trained on (DESIGN.md section 3, rule 1: the codebook's geometry must not be shaped by items
+    that only appear later); the other rows change nothing, not a byte. Residual k-means trains level
+    by level on the residuals of a ``train_sample_size`` sample; RQ-VAE trains encoder, codebooks and
+    decoder jointly with torch (on CUDA when present). The result depends only on the training rows,
+    their order and ``config.seed``; callers sort rows by item id first.
 
     Args:
         embeddings: ``(n, dim)`` rows, n >= 1.
-        config: Levels, codes, quantizer, seed, sample size.
+        config: Levels, codes, quantizer, seed, sample size, cut-off.
         version: Version number to give it.
         parent_version: The version it replaces (full rebuild), if any.
         embedding_model: Model name of the embeddings, recorded for later checks.
+        available_from: Per row, when the item became available (null: from the start); required
+            when ``config.train_end`` is set, ignored otherwise.
+
+    Raises:
+        InsufficientTrainingItemsError: With a cut-off, fewer than ``codes_per_level`` rows are
+            available before it (no silent fallback to training on later items).
     """
     x = as_embedding_matrix(embeddings)
     if x.shape[0] == 0:
         raise ValueError("cannot train a codebook on zero items")
+    mask = training_mask(x.shape[0], config, available_from)
+    if not mask.all():
+        x = x[mask]
     rng = np.random.default_rng(config.seed)
     n = x.shape[0]
     if n > config.train_sample_size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -72,6 +73,10 @@ class SemanticIdConfig:
         tol: Stop a level early when the centroids move less than this (relative to the data's spread).
         chunk_rows: Rows per block when encoding, which bounds memory.
         rqvae: RQ-VAE knobs.
+        train_end: The training cut-off (ISO-8601, normalised to UTC), or None for no cut-off. With a
+            cut-off the codebook is trained only on items available strictly before it (``available_from``
+            null or earlier); every item, later ones included, is still encoded with it. A
+            timezone-less value is read as UTC. Stored with the version as provenance.
     """
 
     levels: int = 3
@@ -85,8 +90,11 @@ class SemanticIdConfig:
     tol: float = 1e-4
     chunk_rows: int = 16_384
     rqvae: RqVaeConfig = field(default_factory=RqVaeConfig)
+    train_end: str | None = None
 
     def __post_init__(self) -> None:
+        if self.train_end is not None:
+            object.__setattr__(self, "train_end", _utc_iso(self.train_end))
         object.__setattr__(self, "quantizer", QuantizerKind(self.quantizer))
         object.__setattr__(self, "disambiguation", Disambiguation(self.disambiguation))
         if isinstance(self.rqvae, dict):
@@ -103,6 +111,11 @@ class SemanticIdConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @property
+    def train_end_time(self) -> dt.datetime | None:
+        """``train_end`` as a timezone-aware datetime."""
+        return None if self.train_end is None else dt.datetime.fromisoformat(self.train_end)
+
+    @property
     def id_length(self) -> int:
         """Codes in a full ID."""
         return self.levels + (1 if self.disambiguation is Disambiguation.EXTRA_LEVEL else 0)
@@ -114,3 +127,17 @@ class SemanticIdConfig:
     @classmethod
     def from_json(cls, text: str) -> SemanticIdConfig:
         return cls(**json.loads(text))
+
+
+def _utc_iso(value: str | dt.datetime) -> str:
+    """An instant as canonical ISO-8601 UTC text (naive values are read as UTC)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as err:
+            raise ValueError(f"train_end must be an ISO-8601 timestamp, got {value!r}") from err
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"train_end must be an ISO-8601 timestamp or a datetime, got {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat()

@@ -59,6 +59,7 @@ def nearest(
     n = x.shape[0]
     codes = np.empty(n, dtype=np.int32)
     sq_dist = np.empty(n, dtype=np.float32)
+    canonical = _lowest_equal_code(centroids)
     c_sq = np.einsum("ij,ij->i", centroids, centroids)
     offset = c_sq if bias is None else c_sq - bias
     for start in range(0, n, chunk_rows):
@@ -67,12 +68,27 @@ def nearest(
         scores *= -2.0
         scores += offset
         best = scores.argmin(axis=1)
+        if canonical is not None:
+            best = canonical[best]
         codes[start : start + len(block)] = best
         picked = scores[np.arange(len(block)), best]
         if bias is not None:
             picked += bias[best]
         sq_dist[start : start + len(block)] = np.maximum(picked + np.einsum("ij,ij->i", block, block), 0.0)
     return codes, sq_dist
+
+
+def _lowest_equal_code(centroids: np.ndarray) -> np.ndarray | None:
+    """Per code, the lowest code with a bitwise-equal centroid; None when all centroids differ.
+
+    Equal centroids (a level trained on fewer distinct rows than codes) tie exactly, but which one a
+    matrix product ranks first, and the Sinkhorn offsets' noise between them, depend on the block's
+    shape: without this an item's code would depend on what it is encoded with.
+    """
+    _, first, inverse = np.unique(centroids, axis=0, return_index=True, return_inverse=True)
+    if len(first) == len(centroids):
+        return None
+    return first[inverse.reshape(-1)].astype(np.int64)
 
 
 def kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,109 @@
+"""The training cut-offs: one split rule for every layer (DESIGN.md section 3 rule 1).
+
+``train_end`` and ``valid_end`` (UTC) split time into train (``ts < train_end``), valid
+(``train_end <= ts < valid_end``) and test (the rest). The labels' propensities, the user profiles,
+the semantic-ID codebook and the temporal split of the training sequences all use the same pair,
+resolved once per run by :class:`pipelines.resources.CutoffsResource`; this module holds the pure
+parts: the value type, timestamp parsing and the one default rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+DEFAULT_TRAIN_SHARE = 0.7
+DEFAULT_VALID_SHARE = 0.15
+
+
+class Split(StrEnum):
+    """The split a row belongs to, by its timestamp and the run's cut-offs."""
+
+    TRAIN = "train"
+    VALID = "valid"
+    TEST = "test"
+
+
+def parse_utc(text: str) -> dt.datetime:
+    """An ISO-8601 timestamp (``Z`` accepted) as a timezone-aware UTC datetime; naive means UTC.
+
+    Raises:
+        ValueError: ``text`` is not an ISO-8601 timestamp.
+    """
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ValueError(f"not an ISO-8601 timestamp: {text!r}") from err
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Split boundaries (UTC): train is ``ts < train_end``, valid ``< valid_end``, test the rest.
+
+    Naive datetimes are taken as UTC. ``valid_end == train_end`` (an empty validation window) is allowed.
+    """
+
+    train_end: dt.datetime
+    valid_end: dt.datetime
+
+    def __post_init__(self) -> None:
+        for name in ("train_end", "valid_end"):
+            value = getattr(self, name)
+            if value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=dt.UTC))
+        if self.valid_end < self.train_end:
+            raise ValueError(f"valid_end {self.valid_end} is before train_end {self.train_end}")
+
+    @classmethod
+    def parse(cls, train_end: str, valid_end: str) -> Cutoffs:
+        """Cut-offs from two ISO-8601 timestamps."""
+        return cls(parse_utc(train_end), parse_utc(valid_end))
+
+    def end_of(self, split: Split | str) -> dt.datetime | None:
+        """The exclusive end of the data a split may use (None for test: all data)."""
+        return {Split.TRAIN: self.train_end, Split.VALID: self.valid_end, Split.TEST: None}[Split(split)]
+
+    def split_of(self, ts: dt.datetime) -> Split:
+        """The split of a timezone-aware timestamp."""
+        if ts.tzinfo is None:
+            raise ValueError("ts must be timezone-aware (UTC)")
+        return Split.TRAIN if ts < self.train_end else Split.VALID if ts < self.valid_end else Split.TEST
+
+    def as_metadata(self) -> dict[str, str]:
+        """``train_end`` and ``valid_end`` as ISO-8601 strings (for asset metadata)."""
+        return {"train_end": self.train_end.isoformat(), "valid_end": self.valid_end.isoformat()}
+
+
+def default_cutoffs(
+    first_day: dt.date | None,
+    last_day: dt.date | None,
+    train_share: float = DEFAULT_TRAIN_SHARE,
+    valid_share: float = DEFAULT_VALID_SHARE,
+) -> Cutoffs:
+    """The default rule: day boundaries at ``train_share`` and ``train_share + valid_share`` of the days.
+
+    The span is the days from ``first_day`` to ``last_day`` inclusive. Train gets
+    ``round(span * train_share)`` days (at least one), valid the next ``round(span * valid_share)``,
+    test the rest; both are capped so that ``train_end`` is after the first day's midnight and
+    ``valid_end`` is at most the midnight ending ``last_day``.
+
+    Raises:
+        ValueError: There are no days (either is None, or ``last_day`` precedes ``first_day``), or
+            the shares are out of range.
+    """
+    if first_day is None or last_day is None:
+        raise ValueError("no days with data: cannot derive default cut-offs")
+    if last_day < first_day:
+        raise ValueError(f"no days with data: last day {last_day} is before first day {first_day}")
+    if not 0 < train_share <= 1 or not 0 <= valid_share <= 1 or train_share + valid_share > 1:
+        raise ValueError(
+            f"need 0 < train_share <= 1, 0 <= valid_share and train_share + valid_share <= 1, "
+            f"got {train_share} and {valid_share}"
+        )
+    span = (last_day - first_day).days + 1
+    train_days = min(span, max(1, round(span * train_share)))
+    valid_days = min(span - train_days, round(span * valid_share))
+    start = dt.datetime.combine(first_day, dt.time(), dt.UTC)
+    return Cutoffs(start + dt.timedelta(days=train_days), start + dt.timedelta(days=train_days + valid_days))
