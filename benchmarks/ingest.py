@@ -1,6 +1,6 @@
 """Sample-world generation and raw ingestion throughput, DuckDB vs Spark local[2] on the same data.
 
-    python benchmarks/ingest.py            # ~10M events (a few minutes)
+    python benchmarks/ingest.py            # ~10.7M log records: slates, impressions, events, reviews (several minutes)
     python benchmarks/ingest.py --quick    # ~0.3M events (under a minute)
 
 Prints a table and writes benchmarks/results/ingest.json. Throughputs are lines per second (all raw
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _harness import print_table, run_phase, write_results
 
-FULL = {"users": 200_000, "items": 50_000, "days": 20}
+FULL = {"users": 100_000, "items": 20_000, "days": 8}  # ~10.7M log records (~2.2M of them session events)
 QUICK = {"users": 8_000, "items": 4_000, "days": 14}
 
 GENERATE = """

@@ -13,7 +13,7 @@ import pytest
 
 from assets import training_data as td
 from pipelines.cli import main as cli
-from pipelines.resources import EngineResource, WarehouseResource
+from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
 from training.data import LoaderConfig, ShardedSequenceDataset
 from transforms.sequences import SplitKind
 from transforms.shards import read_manifest
@@ -31,6 +31,8 @@ from warehouse.store import Warehouse
 START = dt.date(2026, 1, 1)
 DAYS = 4
 ASSETS = [td.interactions, td.user_sequences, td.sequence_shards, td.two_tower_examples, td.graph]
+# Test = the last event day, valid = the day before.
+CUTOFFS = CutoffsResource(train_end="2026-01-03T00:00:00Z", valid_end="2026-01-04T00:00:00Z")
 
 
 @pytest.fixture()
@@ -63,8 +65,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def materialize(home: Path, selection: list | None = None, config: td.SequenceDataConfig | None = None) -> dg.ExecuteInProcessResult:
-    resources = {"warehouse": WarehouseResource(home=str(home)), "engine": EngineResource(memory_limit="1GB")}
+def materialize(
+    home: Path, selection: list | None = None, config: td.SequenceDataConfig | None = None, cutoffs: CutoffsResource = CUTOFFS
+) -> dg.ExecuteInProcessResult:
+    resources = {"warehouse": WarehouseResource(home=str(home)), "engine": EngineResource(memory_limit="1GB"), "cutoffs": cutoffs}
     run_config = None
     if config is not None:
         ops = {"__".join(key.path): config for a in (selection or ASSETS) for key in a.keys}
@@ -78,7 +82,7 @@ def test_training_data_assets_end_to_end(home: Path) -> None:
     assert len(checks) == 7 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
 
     manifest = read_manifest(td.shard_root(home))
-    # Default split: test = the last event day, valid = the day before.
+    # The split is the cutoffs resource's.
     assert manifest["params"]["split"] == {"kind": "temporal", "train_end": "2026-01-03T00:00:00Z", "valid_end": "2026-01-04T00:00:00Z"}
     assert manifest["vocab"]["items"] == 10 and manifest["vocab"]["users"] == 12
     assert len(manifest["statistics"]["item_frequencies_train"]) == 10
