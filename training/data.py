@@ -161,6 +161,7 @@ class ShardedSequenceDataset(IterableDataset):
         self._columns = ["user_idx", *SEQUENCE_COLUMNS, "target_item_ids"] + (["semantic_ids"] if self._has_sid else [])
         self.epoch = 0
         self.peak_buffered_rows = 0  # largest number of rows held at once in the last iteration (this process)
+        self._prefixes: dict[np.dtype, np.ndarray] = {}
 
     # --- planning ----------------------------------------------------------------------------------
 
@@ -208,10 +209,10 @@ class ShardedSequenceDataset(IterableDataset):
         sid_levels = self._sid_levels() if self._has_sid else 0
         files: dict[str, pq.ParquetFile] = {}
 
-        def decode(unit: _Unit) -> pa.Table:
-            # Runs on the read-ahead thread (or inline): only the Parquet decoding (which releases the
-            # GIL); the conversion to arrays and every random draw stay in the iterating thread, so
-            # the batches do not depend on the thread's timing, and the two threads share the work.
+        def decode(unit: _Unit) -> _Group:
+            # Runs on the read-ahead thread (or inline): Parquet decoding and the conversion to arrays
+            # (both release the GIL for their bulk work). Every random draw stays in the iterating
+            # thread, so the batches do not depend on the thread's timing.
             handle = files.get(unit.path)
             if handle is None:
                 handle = files[unit.path] = pq.ParquetFile(self.version_dir / unit.path)
@@ -219,22 +220,22 @@ class ShardedSequenceDataset(IterableDataset):
                 if len(files) > cfg.buffer_row_groups + cfg.read_ahead:
                     files.pop(next(iter(files)))
             # One decode thread: DataLoader workers are the parallelism, and threads fight them for cores.
-            return handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False)
+            return _Group(handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False), cfg, sid_levels)
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recforge-read-ahead") if cfg.read_ahead else None
-        ahead: list[Future[pa.Table]] = []
+        ahead: list[Future[_Group]] = []
         pending = iter(units)
 
         def next_group() -> _Group | None:
             if pool is None:
                 unit = next(pending, None)
-                return None if unit is None else _Group(decode(unit), cfg, sid_levels)
+                return None if unit is None else decode(unit)
             while len(ahead) < cfg.read_ahead + 1:
                 unit = next(pending, None)
                 if unit is None:
                     break
                 ahead.append(pool.submit(decode, unit))
-            return _Group(ahead.pop(0).result(), cfg, sid_levels) if ahead else None
+            return ahead.pop(0).result() if ahead else None
 
         try:
             exhausted = False
@@ -275,20 +276,17 @@ class ShardedSequenceDataset(IterableDataset):
     def _collate(self, picks: list[tuple[_Group, np.ndarray]], batch: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         lengths = np.concatenate([g.lengths[rows] for g, rows in picks])
-        width = cfg.max_len
         if cfg.layout is BatchLayout.PADDED:
             # A history's padded row is the window of its group's zero-prefixed values that ends at its
             # last event: one strided gather per column and group; what precedes the kept events in
             # that window (zeros or earlier rows' events) is then zeroed with the mask.
-            mask = np.arange(width) >= (width - lengths)[:, None]
-            keep: dict[np.dtype, np.ndarray] = {}  # the mask as 0/1 of each dtype: same-dtype multiplies are fast
+            mask = self._prefix(np.bool_)[lengths]
             result: dict[str, np.ndarray] = {}
             for name in picks[0][0].windows:
                 parts = [g.windows[name][g.ends[rows]] for g, rows in picks]
                 array = parts[0] if len(parts) == 1 else np.concatenate(parts)
-                factor = keep.get(array.dtype)
-                if factor is None:
-                    factor = keep[array.dtype] = mask.astype(array.dtype)
+                # Zero what precedes the kept events: a multiply by the mask in the array's own dtype.
+                factor = mask if array.dtype == np.bool_ else self._prefix(array.dtype)[lengths]
                 np.multiply(array, factor if array.ndim == 2 else factor[:, :, None], out=array)
                 result[name] = np.ascontiguousarray(array)
             result["mask"] = mask
@@ -304,6 +302,15 @@ class ShardedSequenceDataset(IterableDataset):
         result["targets"] = np.concatenate([g.targets[rows] for g, rows in picks])
         result["target_lengths"] = np.concatenate([g.target_lengths[rows] for g, rows in picks])
         return {name: torch.from_numpy(array) for name, array in result.items()}
+
+    def _prefix(self, dtype: Any) -> np.ndarray:
+        """``[L + 1, L]``: row ``n`` is ``L - n`` zeros then ``n`` ones (the mask of a length-``n`` history)."""
+        key = np.dtype(dtype)
+        table = self._prefixes.get(key)
+        if table is None:
+            width = self.config.max_len
+            table = self._prefixes[key] = (np.arange(width) >= width - np.arange(width + 1)[:, None]).astype(key)
+        return table
 
     def _sid_levels(self) -> int:
         return int(self.manifest["vocab"]["semantic_id_levels"])

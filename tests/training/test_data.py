@@ -149,3 +149,43 @@ def test_drop_last_and_bad_arguments(shard_root: Path) -> None:
         ShardedSequenceDataset(shard_root, "valid")
     with pytest.raises(ValueError, match="rank"):
         ShardedSequenceDataset(shard_root, "train", rank=2, world_size=2)
+
+
+@pytest.mark.parametrize("layout", [BatchLayout.PADDED, BatchLayout.JAGGED])
+def test_read_ahead_changes_no_batch(shard_root: Path, layout: BatchLayout) -> None:
+    def batches(read_ahead: int) -> list[dict[str, torch.Tensor]]:
+        cfg = LoaderConfig(batch_size=12, max_len=5, buffer_row_groups=3, seed=3, layout=layout, read_ahead=read_ahead)
+        ds = ShardedSequenceDataset(shard_root, "test", cfg, rank=1, world_size=2)
+        ds.set_epoch(2)
+        return list(ds)
+
+    inline = batches(0)
+    for read_ahead in (1, 4):
+        ahead = batches(read_ahead)
+        assert len(ahead) == len(inline)
+        for a, b in zip(ahead, inline, strict=True):
+            assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
+def test_dtypes_and_contiguity(shard_root: Path) -> None:
+    padded = next(iter(ShardedSequenceDataset(shard_root, "test", LoaderConfig(batch_size=8, max_len=6), rank=0, world_size=1)))
+    jagged = next(iter(ShardedSequenceDataset(shard_root, "test", LoaderConfig(batch_size=8, max_len=6, layout=BatchLayout.JAGGED), rank=0, world_size=1)))
+    expected = {"item_ids": torch.int32, "event_types": torch.int32, "semantic_ids": torch.int32, "timestamps": torch.int64,
+                "weights": torch.float32, "user_idx": torch.int64, "lengths": torch.int64, "targets": torch.int64, "target_lengths": torch.int64}
+    for batch in (padded, jagged):
+        assert {k: batch[k].dtype for k in expected} == expected
+        assert all(t.is_contiguous() for t in batch.values())
+    assert padded["mask"].dtype == torch.bool and jagged["offsets"].dtype == torch.int64
+    assert padded["semantic_ids"].shape == (8, 6, 2)
+
+
+def test_an_abandoned_iteration_stops_its_reader(shard_root: Path) -> None:
+    ds = ShardedSequenceDataset(shard_root, "train", LoaderConfig(batch_size=4, read_ahead=2), rank=0, world_size=1)
+    it = iter(ds)
+    next(it)
+    it.close()  # runs the generator's cleanup: the read-ahead thread is shut down
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name.startswith("recforge-read-ahead")]
+    with pytest.raises(ValueError, match="read_ahead"):
+        LoaderConfig(read_ahead=-1)
