@@ -99,9 +99,12 @@ def _exact_key_uniqueness(table: pa.Table, contract: TableContract) -> CheckOutc
 def _run_suite(sample: pa.Table, contract: TableContract, ranges: tuple[RangeRule, ...]) -> list[CheckOutcome]:
     # Imported here: great-expectations takes seconds to import and must not slow module import.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     import great_expectations.expectations as gxe
+
+    # Its ephemeral context logs a line per validation at INFO; it sets its loggers up on import.
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
