@@ -11,32 +11,32 @@ from transforms.connectors import ConnectorError, connector_for
 def test_ml100k_ratings_become_rating_events_and_reviews(fixtures: Path) -> None:
     tables = by_table(connector_for("movielens", fixtures / "movielens/ml-100k"))
     events = objects(tables["events"])
-    # 196 rated 242 with 3 at 881250949 s = 1997-12-04 15:55:49 UTC.
+    # 7 rated 1 with 3 at 881250949 s = 1997-12-04 15:55:49 UTC.
     assert events[0] == {
-        "event_id": "ml-100k:196:242",
-        "user_id": "196",
+        "event_id": "ml-100k:7:1",
+        "user_id": "7",
         "ts": "1997-12-04T15:55:49.000Z",
         "event_type": "rating",
-        "item_id": "242",
+        "item_id": "1",
         "value": "3",
     }
     assert objects(tables["reviews"])[0] == {
-        "review_id": "ml-100k:196:242", "user_id": "196", "item_id": "242", "ts": "1997-12-04T15:55:49.000Z", "rating": "3"
+        "review_id": "ml-100k:7:1", "user_id": "7", "item_id": "1", "ts": "1997-12-04T15:55:49.000Z", "rating": "3"
     }
     # The truncated line is passed on untouched, with its file and line number, to the events table only.
-    assert passed_through(tables["events"]) == [("u.data", 4, "22\t377")]
+    assert passed_through(tables["events"]) == [("u.data", 4, "9\t3")]
     assert [r.line_no for r in tables["reviews"]] == [1, 2, 3, 5, 6]
 
 
 def test_ml100k_items_and_users(fixtures: Path) -> None:
     tables = by_table(connector_for("movielens", fixtures / "movielens/ml-100k"))
-    kolya, confidential = objects(tables["items"])
-    assert kolya["title"] == "Kolya (1996)" and kolya["categories"] == ["Comedy"]
-    assert kolya["attributes"]["year"] == 1996 and kolya["attributes"]["release_date"] == "24-Jan-1997"
-    assert confidential["categories"] == ["Crime", "Film-Noir", "Mystery", "Thriller"]
+    harbor, night_city = objects(tables["items"])
+    assert harbor["title"] == "Quiet Harbor (1996)" and harbor["categories"] == ["Comedy"]
+    assert harbor["attributes"]["year"] == 1996 and harbor["attributes"]["release_date"] == "24-Jan-1997"
+    assert night_city["categories"] == ["Crime", "Film-Noir", "Mystery", "Thriller"]
     assert passed_through(tables["items"])[0][:2] == ("u.item", 3)
     assert objects(tables["users"])[0] == {
-        "user_id": "196", "attributes": {"age": 49, "gender": "M", "occupation": "writer", "zip_code": "55105"}
+        "user_id": "7", "attributes": {"age": 49, "gender": "M", "occupation": "writer", "zip_code": "12345"}
     }
 
 
@@ -46,8 +46,8 @@ def test_ml1m_dat_files_latin1_titles(fixtures: Path) -> None:
     titles = [o["title"] for o in objects(tables["items"])]
     assert "Caf\u00e9 Society (1995)" in titles  # decoded from Latin-1, not mojibake
     assert objects(tables["items"])[1]["categories"] == ["Animation", "Children's", "Musical"]
-    assert objects(tables["users"])[1]["attributes"] == {"gender": "M", "age_group": "56", "occupation_code": "16", "zip_code": "70072"}
-    assert passed_through(tables["events"]) == [("ratings.dat", 4, "1::661")]
+    assert objects(tables["users"])[1]["attributes"] == {"gender": "M", "age_group": "56", "occupation_code": "16", "zip_code": "10002"}
+    assert passed_through(tables["events"]) == [("ratings.dat", 4, "5001::3002")]
 
 
 def test_ml_latest_csv_with_quoted_titles_and_tags(fixtures: Path) -> None:
