@@ -59,6 +59,27 @@ def _check_results(asset_key: dg.AssetKey, report: ValidationReport) -> list[dg.
     ]
 
 
+def _stage_and_report(
+    key: dg.AssetKey,
+    table: str,
+    days: list[dt.date] | list[None],
+    config: RawIngestConfig,
+    warehouse: WarehouseResource,
+    engine: EngineResource,
+) -> dg.MaterializeResult:
+    """Stage each day (or the one catalog snapshot, ``[None]``), enforce the bad-row limit, validate."""
+    contract = SPECS[table].contract
+    store = warehouse.store()
+    rules = StagingRules(late_tolerance=dt.timedelta(hours=config.late_tolerance_hours))
+    with engine.open() as eng:
+        reports = [ingestion.ingest_table(store, eng, table, warehouse.landing, day, rules) for day in days]
+    warehouse.refresh_catalog()
+    ingestion.enforce_bad_share(reports, config.max_bad_share)
+    partitions = [d for d in days if d is not None] if contract.partitioned else None
+    report = validate_table(store.read(contract, partitions), contract, RANGES[table])
+    return dg.MaterializeResult(metadata=_metadata(reports), check_results=_check_results(key, report))
+
+
 def build_log_asset(table: str) -> dg.AssetsDefinition:
     """A daily-partitioned raw log asset. A backfill over many days runs as one run."""
     contract = SPECS[table].contract
@@ -80,17 +101,7 @@ def build_log_asset(table: str) -> dg.AssetsDefinition:
         engine: EngineResource,
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
-        days = list(iter_days(window.start.date(), window.end.date()))
-        store = warehouse.store()
-        rules = StagingRules(late_tolerance=dt.timedelta(hours=config.late_tolerance_hours))
-        with engine.open() as eng:
-            reports = [ingestion.ingest_table(store, eng, table, warehouse.landing, day, rules) for day in days]
-        warehouse.refresh_catalog()
-        ingestion.enforce_bad_share(reports, config.max_bad_share)
-        report = validate_table(store.read(contract, days), contract, RANGES[table])
-        return dg.MaterializeResult(
-            metadata=_metadata(reports), check_results=_check_results(key, report)
-        )
+        return _stage_and_report(key, table, list(iter_days(window.start.date(), window.end.date())), config, warehouse, engine)
 
     return _log_asset
 
@@ -108,18 +119,11 @@ def build_catalog_asset(table: str) -> dg.AssetsDefinition:
         kinds={"parquet", "duckdb"},
     )
     def _catalog_asset(
-        context: dg.AssetExecutionContext,
         config: RawIngestConfig,
         warehouse: WarehouseResource,
         engine: EngineResource,
     ) -> dg.MaterializeResult:
-        store = warehouse.store()
-        with engine.open() as eng:
-            reports = [ingestion.ingest_table(store, eng, table, warehouse.landing)]
-        warehouse.refresh_catalog()
-        ingestion.enforce_bad_share(reports, config.max_bad_share)
-        report = validate_table(store.read(contract), contract, RANGES[table])
-        return dg.MaterializeResult(metadata=_metadata(reports), check_results=_check_results(key, report))
+        return _stage_and_report(key, table, [None], config, warehouse, engine)
 
     return _catalog_asset
 

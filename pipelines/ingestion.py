@@ -12,13 +12,15 @@ Used by the Dagster raw assets and by the CLI; plain Python, no Dagster.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
 from transforms.engine import Engine
-from transforms.ingest import SPECS, StagingRules, day_window, stage
+from transforms.ingest import SPECS, StagingRules, day_window, reason_counts, stage
 from transforms.sources import SourceFile, SourceFormat, read_csv_as_lines
 from warehouse import contracts
 from warehouse.store import Warehouse
@@ -47,6 +49,19 @@ class RejectedShare:
     @property
     def bad_share(self) -> float:
         return self.bad / self.read if self.read else 0.0
+
+    def top_reasons(self, n: int = 3) -> list[tuple[str, int]]:
+        """The ``n`` most common quarantine reasons with their counts, most common first."""
+        return sorted(self.reasons.items(), key=lambda kv: -kv[1])[:n]
+
+
+R = TypeVar("R", bound=RejectedShare)
+
+
+def worst_over_limit(reports: Iterable[R], max_bad_share: float) -> R | None:
+    """The report with the largest bad-row share when that share passes ``max_bad_share``, else None."""
+    worst = max(reports, key=lambda r: r.bad_share, default=None)
+    return worst if worst is not None and worst.bad_share > max_bad_share else None
 
 
 @dataclass(frozen=True)
@@ -115,9 +130,6 @@ def ingest_table(
     quarantined = pa.concat_tables(quarantined_parts) if quarantined_parts else q_contract.schema.empty_table()
     warehouse.write(spec.contract, staged, day)
     warehouse.write(q_contract, quarantined, day)
-    reasons: dict[str, int] = {}
-    for reason in quarantined["reason"].to_pylist():
-        reasons[reason] = reasons.get(reason, 0) + 1
     return IngestReport(
         table=table,
         partition=day,
@@ -125,7 +137,7 @@ def ingest_table(
         read=staged.num_rows + quarantined.num_rows,
         staged=staged.num_rows,
         quarantined=quarantined.num_rows,
-        reasons=dict(sorted(reasons.items())),
+        reasons=reason_counts(quarantined),
     )
 
 
@@ -161,9 +173,9 @@ def summarize(reports: list[IngestReport]) -> IngestSummary:
 
 def enforce_bad_share(reports: list[IngestReport], max_bad_share: float) -> None:
     """Raise :class:`BadRowShareExceeded` naming the worst partition if any passes the limit."""
-    worst = max(reports, key=lambda r: r.bad_share, default=None)
-    if worst is not None and worst.bad_share > max_bad_share:
-        top = sorted(worst.reasons.items(), key=lambda kv: -kv[1])[:3]
+    worst = worst_over_limit(reports, max_bad_share)
+    if worst is not None:
+        top = worst.top_reasons()
         raise BadRowShareExceeded(
             f"raw_{worst.table} {worst.partition or ''}: {worst.bad} of {worst.read} rows "
             f"({worst.bad_share:.1%}) were rejected, above the limit of {max_bad_share:.1%}. "

@@ -34,15 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.engine import Dialect, Engine
-from transforms.sources import (
-    LINES_SCHEMA,
-    SourceFile,
-    SourceFormat,
-    lines_from_text,
-    read_csv_as_lines,
-    read_lines,
-    read_parquet_rows,
-)
+from transforms.sources import LINES_SCHEMA, SourceFile, SourceFormat
 from warehouse import contracts
 from warehouse.contracts import EventType, TableContract
 
@@ -182,11 +174,14 @@ class StageResult:
     def input_rows(self) -> int:
         return self.staged.num_rows + self.quarantined.num_rows
 
-    def reason_counts(self) -> dict[str, int]:
-        if self.quarantined.num_rows == 0:
-            return {}
-        counts = pc.value_counts(self.quarantined["reason"]).to_pylist()
-        return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+
+
+def reason_counts(quarantined: pa.Table) -> dict[str, int]:
+    """Quarantined rows per reason, sorted by reason."""
+    if quarantined.num_rows == 0:
+        return {}
+    counts = pc.value_counts(quarantined["reason"]).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
 
 
 # --- the one SQL definition ---------------------------------------------------------------------------
@@ -241,7 +236,7 @@ def staging_sql(
     for name, kind in spec.fields:
         typed, raw = _extract(d, name, kind, source)
         typed_cols.append(f"{typed} AS {name}")
-        raw_cols.append(f"{raw} AS raw_{name}" if source is SourceKind.LINES else f"{name} AS raw_{name}")
+        raw_cols.append(f"{raw} AS raw_{name}")
     valid = d.json_valid_object("line") if source is SourceKind.LINES else "TRUE"
 
     checks: list[tuple[str, str]] = [("'invalid_json'", "NOT ok_json")]
@@ -404,10 +399,7 @@ __all__ = [
     "TableSpec",
     "day_window",
     "iter_days",
-    "lines_from_text",
-    "read_csv_as_lines",
-    "read_lines",
-    "read_parquet_rows",
+    "reason_counts",
     "stage",
     "staging_sql",
 ]

@@ -107,7 +107,7 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
     """``(line_no, text)`` of a text file (gzip when it ends in ``.gz``), 1-based, newline stripped.
 
     Blank lines are not rows and are skipped, but they still count in the numbering (as in
-    :func:`transforms.ingest.read_lines`). Undecodable bytes become U+FFFD rather than stopping the read.
+    :func:`transforms.sources.read_lines`). Undecodable bytes become U+FFFD rather than stopping the read.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding=encoding, errors="replace", newline="") as handle:
@@ -115,6 +115,17 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
             text = text.rstrip("\r\n")
             if text.strip():
                 yield number, text
+
+
+def split_lines(path: Path, sep: str, width: int, encoding: str = "utf-8") -> Iterator[tuple[int, list[str] | None, str]]:
+    """``(line_no, fields, text)`` of a delimited text file, as :func:`iter_lines` reads it.
+
+    ``fields`` is ``text.split(sep)`` when the line has exactly ``width`` fields, else None (the caller
+    passes such a line through unchanged, to be quarantined).
+    """
+    for number, text in iter_lines(path, encoding):
+        fields = text.split(sep)
+        yield number, (fields if len(fields) == width else None), text
 
 
 def dumps(obj: Mapping[str, Any]) -> str:
