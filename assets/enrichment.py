@@ -15,7 +15,6 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.beam_enrichment import (
     EmbeddingRun,
@@ -188,6 +187,12 @@ def _spec(key: dg.AssetKey, contract: TableContract, deps: list[dg.AssetKey]) ->
     )
 
 
+def _generation_specs(entity: EntityKind, keys: tuple[dg.AssetKey, dg.AssetKey], deps: list[dg.AssetKey]) -> list[dg.AssetSpec]:
+    """The output table and its failures table of one generation multi-asset, both on the same raw tables."""
+    key, failures_key = keys
+    return [_spec(key, OUTPUT_CONTRACTS[entity], deps), _spec(failures_key, FAILURE_CONTRACTS[entity], deps)]
+
+
 def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec("failures_explained", asset=failures_key, description="Every failure carries its error, and no failed entity also has an output row."),
@@ -202,10 +207,9 @@ def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) 
 
 
 @dg.multi_asset(
-    specs=[
-        _spec(ITEM_DESCRIPTIONS_KEY, OUTPUT_CONTRACTS[EntityKind.ITEM], [dg.AssetKey(["raw", "items"]), dg.AssetKey(["raw", "reviews"])]),
-        _spec(ITEM_DESCRIPTION_FAILURES_KEY, FAILURE_CONTRACTS[EntityKind.ITEM], [dg.AssetKey(["raw", "items"]), dg.AssetKey(["raw", "reviews"])]),
-    ],
+    specs=_generation_specs(
+        EntityKind.ITEM, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY), [dg.AssetKey(["raw", t]) for t in ("items", "reviews")]
+    ),
     check_specs=_generation_checks(ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY, user=False),
     name="enrichment_item_descriptions",
 )
@@ -223,10 +227,9 @@ def item_descriptions(
 
 
 @dg.multi_asset(
-    specs=[
-        _spec(USER_PROFILES_KEY, OUTPUT_CONTRACTS[EntityKind.USER], [dg.AssetKey(["raw", t]) for t in ("events", "reviews", "items")]),
-        _spec(USER_PROFILE_FAILURES_KEY, FAILURE_CONTRACTS[EntityKind.USER], [dg.AssetKey(["raw", t]) for t in ("events", "reviews", "items")]),
-    ],
+    specs=_generation_specs(
+        EntityKind.USER, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY), [dg.AssetKey(["raw", t]) for t in ("events", "reviews", "items")]
+    ),
     check_specs=_generation_checks(USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY, user=True),
     name="enrichment_user_profiles",
 )
@@ -266,8 +269,9 @@ def _embedding_asset(entity: EntityKind, key: dg.AssetKey, source_key: dg.AssetK
         embedder = enrichment_embedder.config()
         # The stored table's dim may differ from a newly configured model's: read it without a fixed dim.
         contract = embedding_contract(entity.value)
-        stored_files = store.files(contract)
-        stored = pa.concat_tables([pq.read_table(f) for f in stored_files]) if stored_files else contract.schema.empty_table()
+        stored = store.read_as_stored(contract)
+        if stored is None:
+            stored = contract.schema.empty_table()
         def sink(table: pa.Table) -> None:
             store.write(embedding_contract(entity.value, table.schema.field("embedding").type.list_size), table)
             warehouse.refresh_catalog()

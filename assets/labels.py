@@ -9,8 +9,10 @@ knobs are the same for all three:
 """
 
 import base64
+import contextlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +63,14 @@ class LabelSettings(dg.ConfigurableResource):
 RESOURCES = {"label_settings": LabelSettings()}
 
 
-def _open_sources(store: Warehouse, engine: Engine) -> None:
-    L.register_sources(engine, {name: store.files(c) for name, c in L.SOURCE_RELATIONS.items()})
+@contextlib.contextmanager
+def _label_run(
+    store: Warehouse, engine: EngineResource, label_settings: LabelSettings, cutoffs: CutoffsResource
+) -> Iterator[tuple[Engine, L.LabelConfig]]:
+    """An open engine with the raw sources registered, and the label config at the run's cut-offs."""
+    with engine.open() as eng:
+        L.register_sources(eng, {name: store.files(c) for name, c in L.SOURCE_RELATIONS.items()})
+        yield eng, label_settings.label_config(cutoffs.resolve(store))
 
 
 # --- labels/position_bias -----------------------------------------------------------------------
@@ -87,9 +95,7 @@ def position_bias(
 ) -> dg.MaterializeResult:
     """Examination curve per surface from a position-based click model (EM), one fit per split scope."""
     store = warehouse.store()
-    with engine.open() as eng:
-        _open_sources(store, eng)
-        config = label_settings.label_config(cutoffs.resolve(store))
+    with _label_run(store, engine, label_settings, cutoffs) as (eng, config):
         table, fits = L.fit_position_bias(eng, config)
         randomized = L.click_rates_under_policy(eng, config, RANDOMIZED_POLICY).to_pylist()
     store.write(LABELS_POSITION_BIAS, table)
@@ -196,9 +202,7 @@ def exposure_propensities(
 ) -> dg.MaterializeResult:
     """Item exposure counts and the popularity heuristic (n_i / max n) ** eta, one set per split scope."""
     store = warehouse.store()
-    with engine.open() as eng:
-        _open_sources(store, eng)
-        config = label_settings.label_config(cutoffs.resolve(store))
+    with _label_run(store, engine, label_settings, cutoffs) as (eng, config):
         table = L.exposure_propensities(eng, config)
     store.write(LABELS_EXPOSURE_PROPENSITIES, table)
     warehouse.refresh_catalog()
@@ -244,9 +248,7 @@ def debiased_labels(
     store = warehouse.store()
     bias = store.read(LABELS_POSITION_BIAS)
     popularity = store.read(LABELS_EXPOSURE_PROPENSITIES)
-    with engine.open() as eng:
-        _open_sources(store, eng)
-        config = label_settings.label_config(cutoffs.resolve(store))
+    with _label_run(store, engine, label_settings, cutoffs) as (eng, config):
         written = []
         for day, table in L.iter_debiased_labels(eng, config, bias, popularity):
             store.write(LABELS_DEBIASED_LABELS, table, day)

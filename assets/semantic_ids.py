@@ -101,11 +101,10 @@ class CodebookConfig(dg.Config):
 
 def _item_embeddings(store: Warehouse) -> tuple[pa.Array, np.ndarray, pa.Array, str | None]:
     """Item ids, the ``(n, dim)`` float32 matrix, text hashes and the embedding model."""
-    files = store.files(ENRICHMENT_ITEM_EMBEDDINGS)
-    if not files:
-        raise dg.Failure("enrichment_item_embeddings is empty: materialize enrichment/item_embeddings first")
     # Read without the contract's fixed dim: a configured model may embed in another dimension.
-    table = pa.concat_tables(pq.read_table(f) for f in files)
+    table = store.read_as_stored(ENRICHMENT_ITEM_EMBEDDINGS)
+    if table is None:
+        raise dg.Failure("enrichment_item_embeddings is empty: materialize enrichment/item_embeddings first")
     dim = table.schema.field("embedding").type.list_size
     vectors = table["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
     models = pc.unique(table["model"]).to_pylist()

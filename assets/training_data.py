@@ -23,7 +23,6 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import sequences as seq
@@ -344,10 +343,7 @@ def _optional(store: Warehouse, table: tuple[str, str], columns: list[str] | Non
         contract = contracts.contract_for(*table)
     except KeyError:
         return None
-    files = store.files(contract)
-    if not files:
-        return None
-    return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+    return store.read_as_stored(contract, columns)
 
 
 def _snapshot_hash(store: Warehouse, contract: TableContract) -> str:

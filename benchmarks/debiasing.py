@@ -12,7 +12,8 @@
 4. Scale (full run only): the whole label pipeline on 10M synthetic impressions with DuckDB capped at
    1 GB, peak RSS of the process measured.
 
-Usage: ``python benchmarks/debiasing.py [--quick]``; writes ``benchmarks/results/debiasing.json``.
+Usage: ``python benchmarks/debiasing.py [--quick]``; writes ``benchmarks/results/debiasing.json``
+(``debiasing_quick.json`` with ``--quick``).
 Ratios are stated so that larger is better (``relevance_error_ratio`` = naive error / IPS error).
 """
 
@@ -423,7 +424,7 @@ def main() -> None:
             if part:
                 print_table(f"debiasing: {section}", sorted(part.items()))
                 print()
-    path = write_results("debiasing", figures)
+    path = write_results("debiasing_quick" if args.quick else "debiasing", figures)  # quick never overwrites the full figures
     print(f"wrote {path}")
 
 

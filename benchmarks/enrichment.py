@@ -15,14 +15,14 @@ On a sample world (``transforms.world``) ingested into a throwaway warehouse:
   test server answering each request after a fixed latency: serial time (requests x latency) divided
   by the measured time, with a concurrency limit of 8 (larger is better; at most 8).
 
-Usage: ``python benchmarks/enrichment.py [--quick]``; writes ``benchmarks/results/enrichment.json``.
+Usage: ``python benchmarks/enrichment.py [--quick]``; writes ``benchmarks/results/enrichment.json``
+(``enrichment_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import sys
@@ -32,6 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _harness import print_table, write_results  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -94,7 +98,7 @@ def main() -> int:
             ):
                 out_c, fail_c, emb_c = OUTPUT_CONTRACTS[entity], FAILURE_CONTRACTS[entity], embedding_contract(entity.value)
 
-                def sink(o: pa.Table, f: pa.Table, out_c=out_c, fail_c=fail_c) -> None:  # type: ignore[no-untyped-def]
+                def sink(o: pa.Table, f: pa.Table, out_c=out_c, fail_c=fail_c) -> None:
                     store.write(out_c, o)
                     store.write(fail_c, f)
 
@@ -102,7 +106,7 @@ def main() -> int:
                 run_generation(tasks, store.read(out_c), run, sink)
                 wanted = texts_to_embed(entity, store.read(out_c), TEXT_FIELD[entity])
                 erun = EmbeddingRun(entity, embedder_config, work / emb_c.name, BeamSettings(batch_size=256))
-                run_embedding(wanted, store.read(emb_c), erun, lambda t, emb_c=emb_c: store.write(emb_c, t))  # type: ignore[misc]
+                run_embedding(wanted, store.read(emb_c), erun, lambda t, emb_c=emb_c: store.write(emb_c, t))  # type: ignore[misc, arg-type]
             return time.perf_counter() - started
 
         first_s = enrich(tmp / "work", dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
@@ -163,13 +167,9 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    width = max(len(k) for k in figures)
-    print(f"{'figure':<{width}}  value")
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v}")
-    out = ROOT / "benchmarks" / "results" / "enrichment.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print_table("recforge enrichment benchmark", list(figures.items()))
+    name = "enrichment_quick" if args.quick else "enrichment"  # a quick run never overwrites the full figures
+    print(f"\nwrote {write_results(name, figures, sort_keys=False)}")
     return 0
 
 

@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "semantic_ids.json"
-QUICK_RESULTS = ROOT / "benchmarks" / "results" / "semantic_ids_quick.json"  # never overwrites the 1M figures
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _harness import print_table, write_results  # noqa: E402
+
 DIM = 384
 LEVELS = 3
 CODES = 256
@@ -180,14 +182,10 @@ def main() -> None:
         for name in ("utilization", "perplexity"):
             result[f"{name}_level_{level}"] = round(float(ours[f"{name}_level_{level}"]), 4)  # type: ignore[arg-type]
             result[f"minibatch_kmeans_{name}_level_{level}"] = round(float(base[f"{name}_level_{level}"]), 4)  # type: ignore[arg-type]
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
+    print_table("recforge semantic IDs benchmark", list(result.items()))
     if result["full_id_collisions"] != 0:
         raise SystemExit("semantic IDs collided: full_id_collisions must be 0")
-    out = QUICK_RESULTS if args.quick else RESULTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("semantic_ids_quick" if args.quick else "semantic_ids", result, sort_keys=False)  # quick never overwrites the 1M figures
 
 
 if __name__ == "__main__":

@@ -28,14 +28,12 @@ staging its JSONL takes far longer than the benchmark itself on a two-core machi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,9 @@ import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _harness import RESULTS, print_table, sample_peak_rss, write_results  # noqa: E402
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 DAYS = 30
@@ -236,49 +237,25 @@ def load_pyarrow(shards: Path) -> dict[str, object]:
 # --- harness -----------------------------------------------------------------------------------------
 
 
-def _tree_rss(proc: object) -> int:
-    import psutil
-
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:  # type: ignore[attr-defined]
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += p.memory_info().rss
-    return total
-
-
 def worker(task: str, data: Path, out: Path) -> None:
     """Run one measurement in this process and print its JSON (with the sampled peak tree RSS)."""
-    import psutil
-
-    me = psutil.Process()
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(me))
-            done.wait(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
     out.mkdir(parents=True, exist_ok=True)
-    if task == "recforge":
-        result = build_recforge(data, out)
-    elif task == "spark":
-        result = build_recforge(data, out, spark=True)
-    elif task == "pandas":
-        result = build_pandas(data, out)
-    elif task == "loader":
-        result = load_recforge(data)
-    elif task == "loader-jagged":
-        result = load_recforge(data, jagged=True)
-    elif task == "pyarrow":
-        result = load_pyarrow(data)
-    else:
-        raise ValueError(task)
-    peak[0] = max(peak[0], _tree_rss(me))
-    done.set()
-    result["peak_rss_mb"] = round(peak[0] / 2**20, 1)
+    with sample_peak_rss(interval=0.2) as peak:
+        if task == "recforge":
+            result = build_recforge(data, out)
+        elif task == "spark":
+            result = build_recforge(data, out, spark=True)
+        elif task == "pandas":
+            result = build_pandas(data, out)
+        elif task == "loader":
+            result = load_recforge(data)
+        elif task == "loader-jagged":
+            result = load_recforge(data, jagged=True)
+        elif task == "pyarrow":
+            result = load_pyarrow(data)
+        else:
+            raise ValueError(task)
+    result["peak_rss_mb"] = peak.mb
     print("RESULT " + json.dumps(result))
 
 
@@ -309,10 +286,7 @@ def _ratio(baseline: dict[str, Any], ours: dict[str, Any], key: str, invert: boo
 
 
 def _write(figures: dict[str, Any], quick: bool) -> None:
-    results = REPO / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    name = "sequences_quick.json" if quick else "sequences.json"
-    (results / name).write_text(json.dumps(figures, indent=2) + "\n")
+    write_results("sequences_quick" if quick else "sequences", figures, sort_keys=False)
 
 
 LOADER_ROUNDS = 3
@@ -358,7 +332,7 @@ def loader_only(events: int, quick: bool, shards: Path | None) -> int:
     run) from ``events`` synthetic events, and kept at ``shards`` when given.
     """
     name = "sequences_quick.json" if quick else "sequences.json"
-    path = REPO / "benchmarks" / "results" / name
+    path = RESULTS / name
     figures: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"events": events, "quick": quick}
     with tempfile.TemporaryDirectory(prefix="recforge-bench-seq-") as tmp:
         if shards is None or not (shards / "current").exists():
@@ -381,10 +355,8 @@ def loader_only(events: int, quick: bool, shards: Path | None) -> int:
         loaded = loader_figures(shards, Path(tmp))
     figures.update(loaded)
     _write(figures, quick)
-    width = max(len(k) for k in loaded)
     print()
-    for key, value in loaded.items():
-        print(f"{key:<{width}}  {value}")
+    print_table("recforge sequences benchmark: loader", list(loaded.items()))
     return 0
 
 
@@ -455,10 +427,8 @@ def main() -> int:
         "one-sort-per-group list aggregation)"
     ) if not args.quick else None
     _write(figures, args.quick)
-    width = max(len(k) for k in figures)
     print()
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
+    print_table("recforge sequences benchmark", list(figures.items()))
     return 0
 
 

@@ -41,11 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.ingestion import BadRowShareExceeded, RejectedShare, observed_ids
+from pipelines.ingestion import BadRowShareExceeded, RejectedShare, observed_ids, worst_over_limit
 from transforms.connectors.base import CONNECTOR_SPECS, Connector, Record
 from transforms.engine import Engine
 from transforms.id_maps import extend_id_map
-from transforms.ingest import LINES_SCHEMA, SourceKind, StagingRules, TableSpec, staging_sql
+from transforms.ingest import LINES_SCHEMA, SourceKind, StagingRules, TableSpec, conform_staged, staging_sql
 from warehouse import contracts
 from warehouse.contracts import CORE_ID_MAPS, TableContract
 from warehouse.store import Warehouse, conform
@@ -374,13 +374,8 @@ def _day_filter(days: list[dt.date | None]) -> str:
 
 
 def _conform(table: pa.Table, contract: TableContract) -> pa.Table:
-    columns = []
-    for f in contract.schema:
-        column = table[f.name]
-        if pa.types.is_timestamp(f.type) and pa.types.is_timestamp(column.type) and column.type.tz is None:
-            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
-        columns.append(column.cast(f.type))
-    return conform(pa.Table.from_arrays(columns, schema=contract.schema), contract)
+    # The same casts as staging's own output (naive timestamps taken as UTC), then the store's checks.
+    return conform(conform_staged(table, contract), contract)
 
 
 def _rows_without_keys(existing: pa.Table, new: pa.Table, key: list[str]) -> pa.Table:
@@ -398,9 +393,9 @@ def _sorted(table: pa.Table, by: list[str]) -> pa.Table:
 
 
 def _enforce_bad_share(report: ConnectReport, limit: float) -> None:
-    worst = max(report.tables.values(), key=lambda t: t.bad_share, default=None)
-    if worst is not None and worst.bad_share > limit:
-        top = sorted(worst.reasons.items(), key=lambda kv: -kv[1])[:3]
+    worst = worst_over_limit(report.tables.values(), limit)
+    if worst is not None:
+        top = worst.top_reasons()
         raise BadRowShareExceeded(
             f"{report.format} {report.name}: {worst.bad} of {worst.read} {worst.table} rows ({worst.bad_share:.1%}) "
             f"were rejected, above the limit of {limit:.1%}. Most common reasons: {top}. The rejected rows are in "

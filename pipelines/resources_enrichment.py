@@ -11,6 +11,8 @@ environment until a run asks (the API key is read when the HTTP generator is bui
 from __future__ import annotations
 
 import abc
+import dataclasses
+from typing import Any
 
 import dagster as dg
 
@@ -22,6 +24,15 @@ from transforms.enrichment import (
     LocalTransformersConfig,
     OpenAIChatConfig,
 )
+
+
+def _shared_fields(resource: dg.ConfigurableResource, config_type: type) -> dict[str, Any]:
+    """The resource's values of the fields it shares (by name) with the frozen config ``config_type``.
+
+    A config field the resource does not expose keeps the config's default.
+    """
+    exposed = type(resource).model_fields
+    return {f.name: getattr(resource, f.name) for f in dataclasses.fields(config_type) if f.name in exposed}
 
 
 class GeneratorResource(dg.ConfigurableResource, abc.ABC):
@@ -63,18 +74,7 @@ class OpenAIGeneratorResource(GeneratorResource):
     output_usd_per_mtok: float = 0.0
 
     def config(self) -> GeneratorConfig:
-        return OpenAIChatConfig(
-            base_url=self.base_url,
-            model=self.model,
-            api_key_env=self.api_key_env,
-            max_concurrency=self.max_concurrency,
-            requests_per_second=self.requests_per_second,
-            max_retries=self.max_retries,
-            timeout_s=self.timeout_s,
-            max_tokens=self.max_tokens,
-            input_usd_per_mtok=self.input_usd_per_mtok,
-            output_usd_per_mtok=self.output_usd_per_mtok,
-        )
+        return OpenAIChatConfig(**_shared_fields(self, OpenAIChatConfig))
 
 
 class LocalModelGeneratorResource(GeneratorResource):

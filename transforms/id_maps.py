@@ -7,7 +7,10 @@ external id, so the assignment is deterministic for the same inputs and never re
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.engine import Engine
 from warehouse.contracts import CORE_ID_MAPS
@@ -59,3 +62,33 @@ ORDER BY entity, idx
 """
     )
     return result.cast(CORE_ID_MAPS.schema)
+
+
+@dataclass(frozen=True)
+class IdMapAudit:
+    """What an id-map update did to the ids that existed before it."""
+
+    changed_ids: int  # existing ids whose integer changed, or that disappeared
+    dense: bool  # per entity, the integers are exactly 0..n-1
+    counts: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return self.changed_ids == 0 and self.dense
+
+
+def audit_id_map(existing: pa.Table, updated: pa.Table) -> IdMapAudit:
+    """Check that ``updated`` keeps every id of ``existing`` and stays dense per entity."""
+    keys = ["entity", "external_id"]
+    joined = existing.select([*keys, "idx"]).join(
+        updated.select([*keys, "idx"]), keys, right_suffix="_new", join_type="left outer"
+    )
+    changed = pc.sum(pc.fill_null(pc.not_equal(joined["idx"], joined["idx_new"]), True)).as_py() or 0
+    stats = updated.group_by("entity").aggregate(
+        [("idx", "count"), ("idx", "count_distinct"), ("idx", "min"), ("idx", "max")]
+    ).to_pylist()
+    dense = all(
+        s["idx_min"] == 0 and s["idx_max"] == s["idx_count"] - 1 and s["idx_count_distinct"] == s["idx_count"]
+        for s in stats
+    )
+    return IdMapAudit(changed_ids=int(changed), dense=dense, counts={s["entity"]: s["idx_count"] for s in stats})

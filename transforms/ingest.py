@@ -353,12 +353,13 @@ def stage(
         quarantined = _render_rows_as_lines(quarantined, spec)
     q_contract = contracts.quarantine_contract(spec.contract)
     return StageResult(
-        staged=_conform_staged(staged, spec.contract),
+        staged=conform_staged(staged, spec.contract),
         quarantined=quarantined.select(q_contract.schema.names).cast(q_contract.schema),
     )
 
 
-def _conform_staged(table: pa.Table, contract: TableContract) -> pa.Table:
+def conform_staged(table: pa.Table, contract: TableContract) -> pa.Table:
+    """Cast engine output to the contract; naive timestamps (Spark, DuckDB) are UTC."""
     columns = []
     for f in contract.schema:
         col = table[f.name]
@@ -397,6 +398,7 @@ __all__ = [
     "StageResult",
     "StagingRules",
     "TableSpec",
+    "conform_staged",
     "day_window",
     "iter_days",
     "reason_counts",

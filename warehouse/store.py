@@ -172,6 +172,19 @@ class Warehouse:
             return contract.schema.empty_table()
         return pa.concat_tables(pq.read_table(f, schema=contract.schema) for f in files)
 
+    def read_as_stored(
+        self, contract: TableContract, columns: list[str] | None = None
+    ) -> pa.Table | None:
+        """Read a table's files as written (optionally some columns), without casting to the contract.
+
+        For tables whose width is a parameter of the run that wrote them (embedding dimension, semantic-ID
+        length), where the registered contract describes the default. None when nothing is stored.
+        """
+        files = self.files(contract)
+        if not files:
+            return None
+        return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+
     def iter_batches(
         self, contract: TableContract, partitions: Iterable[dt.date] | None = None, batch_rows: int = ROW_GROUP_ROWS
     ) -> Iterator[pa.RecordBatch]:

@@ -177,3 +177,17 @@ def _symlink(folder: Path, target: str) -> Path:
     link = folder / ".current.tmp"
     link.symlink_to(target)
     return link
+
+
+def test_read_as_stored_keeps_the_written_width(warehouse: Warehouse) -> None:
+    from warehouse.contracts import embedding_contract
+
+    wide = embedding_contract("item", dim=3)  # the registered contract says 384
+    table = pa.table({"item_id": ["i1"], "embedding": pa.array([[0.0, 0.6, 0.8]], pa.list_(pa.float32(), 3)),
+                      "text_hash": ["h"], "model": ["m"]})
+    warehouse.write(wide, table)
+
+    stored = warehouse.read_as_stored(embedding_contract("item"), ["item_id", "embedding"])
+    assert stored is not None and stored.schema.field("embedding").type.list_size == 3
+    assert stored.column_names == ["item_id", "embedding"]
+    assert warehouse.read_as_stored(RAW_EVENTS) is None

@@ -21,6 +21,7 @@ from transforms.connectors.base import (
     dumps,
     iso_from_epoch,
     iter_lines,
+    split_lines,
     stable_id,
     without_nulls,
 )
@@ -78,9 +79,8 @@ class MovieLensConnector(Connector):
 
     def _split_rows(self, path: Path, sep: str, width: int, encoding: str) -> Iterator[tuple[str, int, list[str] | None, str]]:
         src = self.source_name(path)
-        for no, text in iter_lines(path, encoding):
-            fields = text.split(sep)
-            yield src, no, (fields if len(fields) == width else None), text
+        for no, fields, text in split_lines(path, sep, width, encoding):
+            yield src, no, fields, text
 
     def _ratings_100k(self, path: Path) -> Iterator[Record]:
         for src, no, fields, text in self._split_rows(path, "\t", 4, LEGACY_ENCODING):

@@ -23,7 +23,7 @@ from transforms.connectors.base import (
     Record,
     dumps,
     iso_ts,
-    iter_lines,
+    split_lines,
 )
 
 YAHOO_R3_EPOCH = dt.datetime(2009, 1, 1, tzinfo=dt.UTC)
@@ -41,9 +41,8 @@ class YahooR3Connector(Connector):
         ts = iso_ts(YAHOO_R3_EPOCH)
         for path in train:
             src = self.source_name(path)
-            for no, text in iter_lines(path):
-                fields = text.split("\t")
-                if len(fields) != 3:
+            for no, fields, text in split_lines(path, "\t", 3):
+                if fields is None:
                     yield Record("events", src, no, text)
                     continue
                 user, item, rating = (f.strip() for f in fields)
@@ -51,9 +50,8 @@ class YahooR3Connector(Connector):
                 yield Record("events", src, no, dumps(event))
         for path in test:
             src = self.source_name(path)
-            for no, text in iter_lines(path):
-                fields = text.split("\t")
-                if len(fields) != 3:
+            for no, fields, text in split_lines(path, "\t", 3):
+                if fields is None:
                     yield Record(RANDOM_EXPOSURE_TABLE, src, no, text)
                     continue
                 user, item, rating = (f.strip() for f in fields)
