@@ -85,7 +85,8 @@ def default_cutoffs(
     """The default rule: day boundaries at ``train_share`` and ``train_share + valid_share`` of the days.
 
     The span is the days from ``first_day`` to ``last_day`` inclusive. Train gets
-    ``round(span * train_share)`` days (at least one), valid the next ``round(span * valid_share)``,
+    ``round(span * train_share)`` days (at least one), valid the next ``round(span * valid_share)``
+    (at least one when ``valid_share > 0`` and days remain),
     test the rest; both are capped so that ``train_end`` is after the first day's midnight and
     ``valid_end`` is at most the midnight ending ``last_day``.
 
@@ -104,6 +105,8 @@ def default_cutoffs(
         )
     span = (last_day - first_day).days + 1
     train_days = min(span, max(1, round(span * train_share)))
-    valid_days = min(span - train_days, round(span * valid_share))
+    # A validation share that rounds to zero days would leave valid_end == train_end, which a temporal
+    # split cannot use: valid gets at least one day whenever days remain after training.
+    valid_days = min(span - train_days, max(1 if valid_share > 0 else 0, round(span * valid_share)))
     start = dt.datetime.combine(first_day, dt.time(), dt.UTC)
     return Cutoffs(start + dt.timedelta(days=train_days), start + dt.timedelta(days=train_days + valid_days))

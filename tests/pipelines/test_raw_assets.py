@@ -13,6 +13,7 @@ from pipelines.definitions import defs
 from pipelines.ingestion import BadRowShareExceeded
 from pipelines.materialize import materialize_everything
 from pipelines.resources import WarehouseResource
+from tests.pipelines.test_definitions import EXPECTED_ASSET_KEYS
 from transforms.world import WorldConfig, generate_world
 from warehouse.catalog import connect_catalog
 from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS, RAW_IMPRESSIONS, quarantine_contract
@@ -105,3 +106,27 @@ def test_bad_row_share_over_the_limit_fails_the_run_with_a_clear_message(home: P
     # Nothing is lost: the rejected rows are in quarantine even though the run failed.
     store = WarehouseResource(home=str(home)).store()
     assert store.read(quarantine_contract(RAW_EVENTS)).num_rows > 0
+
+
+def test_everything_job_materializes_one_day_and_every_downstream_asset(home: Path) -> None:
+    from pipelines.definitions import everything_job
+
+    # The nightly situation: six days already ingested, the job runs for the seventh.
+    make_world(home, days=7, bad_share=0.0)
+    run(home, days=6)
+    local = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=[everything_job],
+        resources={**(defs.resources or {}), "warehouse": WarehouseResource(home=str(home))},
+    )
+    with dg.instance_for_test() as instance:
+        # A 200-item world cannot fill 256 codes per level from items before the cut-off: use 16.
+        small_codebook = {"ops": {"semantic_ids__codebooks": {"config": {"codes_per_level": 16}}}}
+        result = local.resolve_job_def("everything_job").execute_in_process(
+            instance=instance, partition_key=str(START + dt.timedelta(days=6)), run_config=small_codebook
+        )
+
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == set(EXPECTED_ASSET_KEYS)

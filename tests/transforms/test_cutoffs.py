@@ -36,6 +36,13 @@ def test_default_rule_keeps_train_non_empty_and_valid_end_within_the_data(span: 
         assert cutoffs.train_end.time() == dt.time() and cutoffs.valid_end.time() == dt.time()
 
 
+def test_short_spans_still_get_a_validation_day() -> None:
+    # 3 days: round(2.1) = 2 train; round(0.45) = 0 would leave no validation window, so it gets 1.
+    assert default_cutoffs(DAY0, DAY0 + dt.timedelta(days=2)) == Cutoffs(midnight(3), midnight(4))
+    # 1 day: everything trains; there is no day left to validate on.
+    assert default_cutoffs(DAY0, DAY0) == Cutoffs(midnight(2), midnight(2))
+
+
 def test_default_rule_refuses_no_days_and_bad_shares() -> None:
     with pytest.raises(ValueError, match="no days with data"):
         default_cutoffs(None, None)
