@@ -93,13 +93,17 @@ class _RateLimiter:
         self.next_at = 0.0
         self.lock = asyncio.Lock()
 
+    def reserve(self, now: float) -> float:
+        """Book the next start slot at or after ``now``; returns how long to wait for it."""
+        start = max(now, self.next_at)
+        self.next_at = start + self.interval
+        return start - now
+
     async def wait(self) -> None:
         if self.interval == 0.0:
             return
         async with self.lock:
-            now = time.monotonic()
-            delay = self.next_at - now
-            self.next_at = max(now, self.next_at) + self.interval
+            delay = self.reserve(time.monotonic())
         if delay > 0:
             await asyncio.sleep(delay)
 

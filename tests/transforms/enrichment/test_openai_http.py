@@ -9,7 +9,7 @@ import pytest
 from tests.fakes.openai_server import Behavior, ServerScript, serve
 from tests.transforms.enrichment.data import CUTOFF, items, reviews
 from transforms.enrichment.inputs import build_item_tasks
-from transforms.enrichment.openai_http import MissingApiKeyError, OpenAIChatConfig, retry_after_seconds
+from transforms.enrichment.openai_http import MissingApiKeyError, OpenAIChatConfig, _RateLimiter, retry_after_seconds
 from transforms.enrichment.types import FailureKind, GeneratorKind
 
 KEY_ENV = "RECFORGE_TEST_LLM_KEY"
@@ -68,9 +68,9 @@ def test_5xx_is_retried_with_backoff_then_recorded_as_failure(tasks) -> None:  #
 
 
 def test_slow_answers_time_out_and_are_retried(tasks) -> None:  # type: ignore[no-untyped-def]
-    script = ServerScript(per_entity={"i1": [Behavior.SLOW], "i2": [Behavior.SLOW] * 5}, slow_seconds=1.0)
+    script = ServerScript(per_entity={"i1": [Behavior.SLOW], "i2": [Behavior.SLOW] * 5}, slow_seconds=1.5)
     with serve(script) as server:
-        ok, failed = _config(server.base_url, timeout_s=0.25, max_retries=1).build().generate(tasks[:2])
+        ok, failed = _config(server.base_url, timeout_s=0.5, max_retries=1).build().generate(tasks[:2])
     assert ok.ok and ok.attempts == 2
     assert failed.failure_kind is FailureKind.TIMEOUT and failed.attempts == 2
 
@@ -114,9 +114,21 @@ def test_concurrency_and_rate_limits_hold(tasks) -> None:  # type: ignore[no-unt
         _config(server.base_url, max_concurrency=2).build().generate(many)
     assert server.max_in_flight == 2
     with serve(ServerScript()) as server:
-        _config(server.base_url, max_concurrency=8, requests_per_second=20).build().generate(many)
+        _config(server.base_url, max_concurrency=8, requests_per_second=10).build().generate(many)
     starts = sorted(r.at for r in server.requests)
-    assert starts[-1] - starts[0] >= 11 / 20 - 0.02  # 12 starts, at most 20 per second
+    # Client-side starts are exactly 0.1 s apart (see the schedule test below); arrivals at the server
+    # carry connection set-up and scheduling jitter, so only check the limiter is in the request path:
+    # unthrottled, 12 loopback requests arrive within a few milliseconds.
+    assert starts[-1] - starts[0] >= 0.6
+
+
+def test_rate_limiter_books_one_slot_per_interval() -> None:
+    limiter = _RateLimiter(20.0)
+    delays = [limiter.reserve(now=100.0) for _ in range(12)]  # a burst of 12 at the same instant
+    assert delays == pytest.approx([k / 20 for k in range(12)])
+    assert limiter.reserve(now=100.0 + 11 / 20 + 0.01) == pytest.approx(0.04)  # still behind the burst
+    assert limiter.reserve(now=200.0) == 0.0  # idle: no debt, no banked burst either
+    assert limiter.reserve(now=200.0) == pytest.approx(1 / 20)
 
 
 def test_retry_after_parses_seconds_and_dates() -> None:
