@@ -13,7 +13,7 @@ Work is split in two levels, both from the manifest alone (no file is opened to 
 Shuffling is deterministic per ``(seed, epoch, rank, worker)`` and bounded: a worker keeps at most
 ``buffer_row_groups`` row groups open, each in its own random row order, and draws each batch at
 random across them (a multivariate hypergeometric draw of how many rows each open group gives).
-A background thread decodes the next ``read_ahead`` row groups of the worker's (fixed) reading order
+Background threads decode the next ``read_ahead`` row groups of the worker's (fixed) reading order
 while batches are assembled; random draws happen only in the iterating thread, so the read-ahead
 changes no batch. Memory is one batch plus ``buffer_row_groups + read_ahead`` decoded row groups,
 whatever the size of the shard set.
@@ -52,6 +52,8 @@ itself is the target (next-item prediction).
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,6 +72,7 @@ from transforms.shards import current_version_dir, read_manifest
 SEQUENCE_COLUMNS = ("item_ids", "event_types", "timestamps", "weights")
 ITEM_SHIFT = 1  # item id i is i + 1 in tensors; 0 is padding
 # Dtypes of the per-event tensors; per-row tensors (user_idx, lengths, targets, offsets) are int64.
+DEFAULT_DECODE_THREADS = 2  # decoding two row groups at once keeps one core's batch assembly fed
 OUTPUT_DTYPES = {"item_ids": np.int32, "event_types": np.int32, "timestamps": np.int64, "weights": np.float32, "semantic_ids": np.int32}
 
 
@@ -92,8 +95,10 @@ class LoaderConfig:
         seed: Base seed; the epoch, rank and worker are mixed in.
         drop_last: Drop each worker's last, smaller batch.
         semantic_ids: Emit ``semantic_ids`` when the shards have them.
-        read_ahead: Row groups a background thread decodes ahead of the batches (0: decode inline).
+        read_ahead: Row groups decoded ahead of the batches on background threads (0: decode inline).
             Parquet decoding releases the GIL, so it overlaps batch assembly; the batches are the same.
+        decode_threads: Threads decoding the read-ahead row groups. Default: ``DEFAULT_DECODE_THREADS``
+            in the main process, 1 inside a DataLoader worker (there the workers are the parallelism).
     """
 
     batch_size: int = 256
@@ -105,13 +110,16 @@ class LoaderConfig:
     seed: int = 0
     drop_last: bool = False
     semantic_ids: bool = True
-    read_ahead: int = 1
+    read_ahead: int = 3
+    decode_threads: int | None = None
 
     def __post_init__(self) -> None:
         if min(self.batch_size, self.max_len, self.max_targets, self.buffer_row_groups) < 1:
             raise ValueError("batch_size, max_len, max_targets and buffer_row_groups must be positive")
         if self.read_ahead < 0:
             raise ValueError("read_ahead must be >= 0")
+        if self.decode_threads is not None and self.decode_threads < 1:
+            raise ValueError("decode_threads must be positive (or None for the default)")
 
 
 @dataclass(frozen=True)
@@ -206,72 +214,80 @@ class ShardedSequenceDataset(IterableDataset):
 
     def _batches(self, units: list[_Unit], rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
+        threads = cfg.decode_threads or (1 if get_worker_info() is not None else DEFAULT_DECODE_THREADS)
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recforge-read-ahead") if cfg.read_ahead else None
+        try:
+            draws = self._draws(self._decoded(units, pool), rng)
+            for picks, take in draws:
+                yield self._collate(picks, take)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _decoded(self, units: list[_Unit], pool: ThreadPoolExecutor | None) -> Iterator[_Group]:
+        """The units' row groups, decoded in order: inline, or up to ``read_ahead`` ahead on the pool."""
+        cfg = self.config
         sid_levels = self._sid_levels() if self._has_sid else 0
-        files: dict[str, pq.ParquetFile] = {}
+        local = threading.local()
 
         def decode(unit: _Unit) -> _Group:
-            # Runs on the read-ahead thread (or inline): Parquet decoding and the conversion to arrays
-            # (both release the GIL for their bulk work). Every random draw stays in the iterating
-            # thread, so the batches do not depend on the thread's timing.
+            # Parquet decoding and the conversion to arrays (both release the GIL for their bulk work).
+            files: dict[str, pq.ParquetFile] = local.__dict__.setdefault("files", {})  # handles are per thread
             handle = files.get(unit.path)
             if handle is None:
                 handle = files[unit.path] = pq.ParquetFile(self.version_dir / unit.path)
                 # Only the few files of this worker's current units stay open.
                 if len(files) > cfg.buffer_row_groups + cfg.read_ahead:
                     files.pop(next(iter(files)))
-            # One decode thread: DataLoader workers are the parallelism, and threads fight them for cores.
+            # Each row group is decoded single-threaded: the pool's threads (and DataLoader workers)
+            # are the parallelism.
             return _Group(handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False), cfg, sid_levels)
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recforge-read-ahead") if cfg.read_ahead else None
-        ahead: list[Future[_Group]] = []
+        if pool is None:
+            yield from map(decode, units)
+            return
+        ahead: deque[Future[_Group]] = deque()
         pending = iter(units)
-
-        def next_group() -> _Group | None:
-            if pool is None:
-                unit = next(pending, None)
-                return None if unit is None else decode(unit)
-            while len(ahead) < cfg.read_ahead + 1:
-                unit = next(pending, None)
-                if unit is None:
-                    break
+        while True:
+            while len(ahead) <= cfg.read_ahead and (unit := next(pending, None)) is not None:
                 ahead.append(pool.submit(decode, unit))
-            return ahead.pop(0).result() if ahead else None
+            if not ahead:
+                return
+            yield ahead.popleft().result()
 
-        try:
-            exhausted = False
-            groups: list[_Group] = []
-            while True:
-                # Keep the buffer full: enough open groups to shuffle across and to fill a batch.
-                while not exhausted and (len(groups) < cfg.buffer_row_groups or sum(g.left for g in groups) < cfg.batch_size):
-                    group = next_group()
-                    if group is None:
-                        exhausted = True
-                        break
-                    rows = len(group.lengths)
-                    group.open(rng.permutation(rows) if cfg.shuffle else np.arange(rows))
-                    groups.append(group)
-                left = np.array([g.left for g in groups], dtype=np.int64)
-                total = int(left.sum())
-                self.peak_buffered_rows = max(self.peak_buffered_rows, total)
-                if total == 0:
-                    return
-                take = min(cfg.batch_size, total)
-                if take < cfg.batch_size and cfg.drop_last:
-                    return
-                if cfg.shuffle:
-                    # How many of the batch's rows each open group gives: a draw without replacement
-                    # from all buffered rows; each group gives its next rows in its own random order.
-                    counts = rng.multivariate_hypergeometric(left, take) if len(groups) > 1 else np.array([take])
-                else:
-                    counts = np.minimum(left, np.maximum(take - np.concatenate(([0], np.cumsum(left)[:-1])), 0))
-                picks = [(group, group.next_rows(int(count))) for group, count in zip(groups, counts, strict=True) if count]
-                groups = [g for g in groups if g.left]
-                yield self._collate(picks, take)
-        finally:
-            if pool is not None:
-                for future in ahead:
-                    future.cancel()
-                pool.shutdown(wait=True)
+    def _draws(self, groups_in: Iterator[_Group], rng: np.random.Generator) -> Iterator[tuple[list[tuple[_Group, np.ndarray]], int]]:
+        """Which rows of which open row groups make each batch. Every random draw happens here, in the
+        iterating thread, so the batches do not depend on the pool's timing."""
+        cfg = self.config
+        groups: list[_Group] = []
+        exhausted = False
+        while True:
+            # Keep the buffer full: enough open groups to shuffle across and to fill a batch.
+            while not exhausted and (len(groups) < cfg.buffer_row_groups or sum(g.left for g in groups) < cfg.batch_size):
+                group = next(groups_in, None)
+                if group is None:
+                    exhausted = True
+                    break
+                rows = len(group.lengths)
+                group.open(rng.permutation(rows) if cfg.shuffle else np.arange(rows))
+                groups.append(group)
+            left = np.array([g.left for g in groups], dtype=np.int64)
+            total = int(left.sum())
+            self.peak_buffered_rows = max(self.peak_buffered_rows, total)
+            if total == 0:
+                return
+            take = min(cfg.batch_size, total)
+            if take < cfg.batch_size and cfg.drop_last:
+                return
+            if cfg.shuffle:
+                # How many of the batch's rows each open group gives: a draw without replacement
+                # from all buffered rows; each group gives its next rows in its own random order.
+                counts = rng.multivariate_hypergeometric(left, take) if len(groups) > 1 else np.array([take])
+            else:
+                counts = np.minimum(left, np.maximum(take - np.concatenate(([0], np.cumsum(left)[:-1])), 0))
+            picks = [(group, group.next_rows(int(count))) for group, count in zip(groups, counts, strict=True) if count]
+            groups = [g for g in groups if g.left]
+            yield picks, take
 
     def _collate(self, picks: list[tuple[_Group, np.ndarray]], batch: int) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -407,7 +423,10 @@ def make_dataloader(
 
 
 def _list_column(column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    else:
+        array = column
     if array.null_count:
         raise ValueError(f"null lists in a shard column ({array.type})")
     return array

@@ -153,15 +153,15 @@ def test_drop_last_and_bad_arguments(shard_root: Path) -> None:
 
 @pytest.mark.parametrize("layout", [BatchLayout.PADDED, BatchLayout.JAGGED])
 def test_read_ahead_changes_no_batch(shard_root: Path, layout: BatchLayout) -> None:
-    def batches(read_ahead: int) -> list[dict[str, torch.Tensor]]:
-        cfg = LoaderConfig(batch_size=12, max_len=5, buffer_row_groups=3, seed=3, layout=layout, read_ahead=read_ahead)
+    def batches(read_ahead: int, threads: int | None = None) -> list[dict[str, torch.Tensor]]:
+        cfg = LoaderConfig(batch_size=12, max_len=5, buffer_row_groups=3, seed=3, layout=layout, read_ahead=read_ahead, decode_threads=threads)
         ds = ShardedSequenceDataset(shard_root, "test", cfg, rank=1, world_size=2)
         ds.set_epoch(2)
         return list(ds)
 
     inline = batches(0)
-    for read_ahead in (1, 4):
-        ahead = batches(read_ahead)
+    for read_ahead, threads in ((1, 1), (4, None), (4, 3)):
+        ahead = batches(read_ahead, threads)
         assert len(ahead) == len(inline)
         for a, b in zip(ahead, inline, strict=True):
             assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
@@ -189,3 +189,5 @@ def test_an_abandoned_iteration_stops_its_reader(shard_root: Path) -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("recforge-read-ahead")]
     with pytest.raises(ValueError, match="read_ahead"):
         LoaderConfig(read_ahead=-1)
+    with pytest.raises(ValueError, match="decode_threads"):
+        LoaderConfig(decode_threads=0)
