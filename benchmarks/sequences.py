@@ -8,7 +8,7 @@
 * **Loader**: rows per second of ``training.data.ShardedSequenceDataset`` (shuffled, padded tensors) over
   the train shards, as a ratio to raw pyarrow reading of the same shards and columns (row groups
   decoded and their list values handed to numpy), both in one process with their default threads
-  (pyarrow's ``iter_batches`` its thread pool, the loader its one read-ahead thread); interleaved
+  (pyarrow's ``iter_batches`` its thread pool, the loader its two read-ahead decode threads); interleaved
   rounds, best of each; rows per CPU second too (``loader_cpu_ratio_*``), which load from other
   processes on a shared machine disturbs less than wall time.
 * **Memory**: peak resident memory of each run's process tree (the JVM included for Spark), sampled.

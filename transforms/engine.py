@@ -191,6 +191,9 @@ class EngineConfig:
     spark_master: str = "local[2]"
     spark_shuffle_partitions: int = 4
     spark_driver_memory: str = "2g"
+    # Every query result comes back to the driver as Arrow; Spark's 1g default cap on collected results
+    # aborts the job on large tables (10M-event interactions). "0" lifts the cap: the driver memory is the limit.
+    spark_max_result_size: str = "0"
 
 
 class Engine(abc.ABC):
@@ -281,6 +284,7 @@ class SparkEngine(Engine):
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", str(self.config.spark_shuffle_partitions))
             .config("spark.driver.memory", self.config.spark_driver_memory)
+            .config("spark.driver.maxResultSize", self.config.spark_max_result_size)
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
