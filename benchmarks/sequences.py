@@ -20,6 +20,7 @@ staging its JSONL takes far longer than the benchmark itself on a two-core machi
 
     python benchmarks/sequences.py            # 10M events (minutes)
     python benchmarks/sequences.py --quick    # 200k events, no Spark (under a minute)
+    python benchmarks/sequences.py --spark-only   # only the Spark comparison (DuckDB re-run beside it), merged in
     python benchmarks/sequences.py --loader-only [--shards DIR]
         # only the loader figures, merged into the existing results JSON (build figures untouched);
         # DIR: a shard set to reuse, or where to build one from the synthetic events when it has none
@@ -58,7 +59,7 @@ GAP = dt.timedelta(minutes=30)
 WORLD_SIZE, SHARDS_PER_RANK, ROW_GROUP_ROWS = 2, 4, 1024
 BATCH = 256
 EVENT_MIX = {"view": 0.5, "click": 0.35, "add_to_cart": 0.1, "purchase": 0.05}
-SPARK_TIMEOUT_S = 15 * 60
+SPARK_TIMEOUT_S = 30 * 60
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -325,6 +326,39 @@ def loader_figures(shards: Path, tmp: Path) -> dict[str, Any]:
     }
 
 
+def spark_figures(events: int, tmp: Path, data: Path | None = None) -> dict[str, Any]:
+    """The same recforge build on Spark ``local[2]`` against DuckDB, both on ``events`` synthetic events
+    (``data`` when it already holds them). DuckDB is re-run here so that both are measured in one run."""
+    if data is None:
+        data = tmp / "data-spark"
+        make_events(events, data)
+    ours = run("recforge", data, tmp / "recforge-at-spark-events")
+    spark = run("spark", data, tmp / "spark", timeout=SPARK_TIMEOUT_S)
+    return {
+        "spark_events": events,
+        "recforge_build_s_at_spark_events": ours.get("seconds"),
+        "spark_build_s": spark.get("seconds"),
+        "build_ratio_to_spark": _ratio(spark, ours, "seconds"),
+        "rows_match_spark": (spark.get("rows") == ours.get("rows")) if "error" not in spark else None,
+        "peak_rss_mb_spark": spark.get("peak_rss_mb"),
+        "spark_error": spark.get("error"),
+    }
+
+
+def spark_only(events: int) -> int:
+    """Measure only the Spark comparison and merge its figures into the existing full results."""
+    path = RESULTS / "sequences.json"
+    figures: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"events": events, "quick": False}
+    with tempfile.TemporaryDirectory(prefix="recforge-bench-seq-") as tmp:
+        measured = spark_figures(events, Path(tmp))
+    figures.update(measured)
+    figures.pop("spark_at_10m_events", None)
+    _write(figures, False)
+    print()
+    print_table("recforge sequences benchmark: Spark", list(measured.items()))
+    return 0
+
+
 def loader_only(events: int, quick: bool, shards: Path | None) -> int:
     """Measure the loader alone and merge its figures into the existing results (build figures untouched).
 
@@ -364,8 +398,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200k events, no Spark")
     parser.add_argument("--events", type=int, default=None)
-    parser.add_argument("--spark-events", type=int, default=1_000_000,
-                        help="events of the Spark comparison (recforge is re-run at the same size); 0 skips it")
+    parser.add_argument("--spark-events", type=int, default=None,
+                        help="events of the Spark comparison (default: the same as --events; 0 skips it)")
+    parser.add_argument("--spark-only", action="store_true",
+                        help="measure only the Spark comparison (recforge re-run beside it) and merge it into the existing results")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
@@ -381,7 +417,9 @@ def main() -> int:
     events = args.events or (200_000 if args.quick else 10_000_000)
     if args.loader_only:
         return loader_only(events, args.quick, args.shards)
-    spark_events = 0 if args.quick else args.spark_events
+    spark_events = 0 if args.quick else (events if args.spark_events is None else args.spark_events)
+    if args.spark_only:
+        return spark_only(spark_events)
     figures: dict[str, Any] = {"events": events, "quick": bool(args.quick), "data": "synthetic numpy events (see the module docstring)"}
     with tempfile.TemporaryDirectory(prefix="recforge-bench-seq-") as tmp:
         data = Path(tmp) / "data"
@@ -405,27 +443,9 @@ def main() -> int:
         )
         _write(figures, args.quick)
         if spark_events:
-            small = Path(tmp) / "data-spark"
-            make_events(spark_events, small)
-            rec_small = run("recforge", small, Path(tmp) / "recforge-small")
-            spark = run("spark", small, Path(tmp) / "spark", timeout=SPARK_TIMEOUT_S)
-            figures.update(
-                spark_events=spark_events,
-                recforge_build_s_at_spark_events=rec_small.get("seconds"),
-                spark_build_s=spark.get("seconds"),
-                build_ratio_to_spark=_ratio(spark, rec_small, "seconds"),
-                rows_match_spark=(spark.get("rows") == rec_small.get("rows")) if "error" not in spark else None,
-                peak_rss_mb_spark=spark.get("peak_rss_mb"),
-                spark_error=spark.get("error"),
-            )
+            figures.update(spark_figures(spark_events, Path(tmp), data if spark_events == events else None))
         else:
             figures.update(build_ratio_to_spark=None)
-    figures["spark_at_10m_events"] = (
-        "not measured here: at 10M events Spark local[2] (6g driver) failed after about 15 minutes with a job "
-        "failure while collecting the interactions to Arrow (collectAsArrowToPython); the Spark ratio is "
-        "measured at spark_events, recforge re-run at the same size (that attempt ran the SQL before the "
-        "one-sort-per-group list aggregation)"
-    ) if not args.quick else None
     _write(figures, args.quick)
     print()
     print_table("recforge sequences benchmark", list(figures.items()))
