@@ -290,7 +290,7 @@ def _write(figures: dict[str, Any], quick: bool) -> None:
     write_results("sequences_quick" if quick else "sequences", figures, sort_keys=False)
 
 
-LOADER_ROUNDS = 3
+LOADER_ROUNDS = 5
 
 
 def _best(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -169,7 +169,9 @@ class ShardedSequenceDataset(IterableDataset):
         self._columns = ["user_idx", *SEQUENCE_COLUMNS, "target_item_ids"] + (["semantic_ids"] if self._has_sid else [])
         self.epoch = 0
         self.peak_buffered_rows = 0  # largest number of rows held at once in the last iteration (this process)
-        self._prefixes: dict[np.dtype, np.ndarray] = {}
+        # Row n is the mask of a length-n history: L - n False then n True (``[L + 1, L]``).
+        width = config.max_len
+        self._mask_rows = np.arange(width) >= width - np.arange(width + 1)[:, None]
 
     # --- planning ----------------------------------------------------------------------------------
 
@@ -296,15 +298,17 @@ class ShardedSequenceDataset(IterableDataset):
             # A history's padded row is the window of its group's zero-prefixed values that ends at its
             # last event: one strided gather per column and group; what precedes the kept events in
             # that window (zeros or earlier rows' events) is then zeroed with the mask.
-            mask = self._prefix(np.bool_)[lengths]
+            mask = self._mask_rows[lengths]
             result: dict[str, np.ndarray] = {}
-            for name in picks[0][0].windows:
-                parts = [g.windows[name][g.ends[rows]] for g, rows in picks]
-                array = parts[0] if len(parts) == 1 else np.concatenate(parts)
-                # Zero what precedes the kept events: a multiply by the mask in the array's own dtype.
-                factor = mask if array.dtype == np.bool_ else self._prefix(array.dtype)[lengths]
-                np.multiply(array, factor if array.ndim == 2 else factor[:, :, None], out=array)
-                result[name] = np.ascontiguousarray(array)
+            for name, first in picks[0][0].windows.items():
+                array = np.empty((batch, *first.shape[1:]), first.dtype)
+                start = 0
+                for g, rows in picks:
+                    array[start : start + len(rows)] = g.windows[name][g.ends[rows]]
+                    start += len(rows)
+                # Zero what precedes the kept events: a multiply by the (bool) mask, cast on the fly.
+                np.multiply(array, mask if array.ndim == 2 else mask[:, :, None], out=array)
+                result[name] = array
             result["mask"] = mask
         else:
             offsets = np.zeros(batch + 1, np.int64)
@@ -318,15 +322,6 @@ class ShardedSequenceDataset(IterableDataset):
         result["targets"] = np.concatenate([g.targets[rows] for g, rows in picks])
         result["target_lengths"] = np.concatenate([g.target_lengths[rows] for g, rows in picks])
         return {name: torch.from_numpy(array) for name, array in result.items()}
-
-    def _prefix(self, dtype: Any) -> np.ndarray:
-        """``[L + 1, L]``: row ``n`` is ``L - n`` zeros then ``n`` ones (the mask of a length-``n`` history)."""
-        key = np.dtype(dtype)
-        table = self._prefixes.get(key)
-        if table is None:
-            width = self.config.max_len
-            table = self._prefixes[key] = (np.arange(width) >= width - np.arange(width + 1)[:, None]).astype(key)
-        return table
 
     def _sid_levels(self) -> int:
         return int(self.manifest["vocab"]["semantic_id_levels"])
