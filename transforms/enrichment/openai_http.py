@@ -85,7 +85,7 @@ class OpenAIChatConfig:
         return OpenAIChatGenerator(self)
 
 
-class _RateLimiter:
+class RateLimiter:
     """Spaces request starts at least ``1 / rate`` seconds apart."""
 
     def __init__(self, rate: float) -> None:
@@ -163,7 +163,7 @@ class OpenAIChatGenerator:
         cfg = self.config
         limits = httpx.Limits(max_connections=cfg.max_concurrency, max_keepalive_connections=cfg.max_concurrency)
         semaphore = asyncio.Semaphore(cfg.max_concurrency)
-        limiter = _RateLimiter(cfg.requests_per_second)
+        limiter = RateLimiter(cfg.requests_per_second)
         async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), limits=limits, headers=self.headers) as client:
             return list(await asyncio.gather(*(self._one(client, semaphore, limiter, t) for t in tasks)))
 
@@ -176,7 +176,7 @@ class OpenAIChatGenerator:
         return delay
 
     async def _one(
-        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, limiter: _RateLimiter, task: GenerationTask
+        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, limiter: RateLimiter, task: GenerationTask
     ) -> GenerationOutcome:
         cfg = self.config
         body: dict[str, Any] = {

@@ -9,7 +9,12 @@ import pytest
 from tests.fakes.openai_server import Behavior, ServerScript, serve
 from tests.transforms.enrichment.data import CUTOFF, items, reviews
 from transforms.enrichment.inputs import build_item_tasks
-from transforms.enrichment.openai_http import MissingApiKeyError, OpenAIChatConfig, _RateLimiter, retry_after_seconds
+from transforms.enrichment.openai_http import (
+    MissingApiKeyError,
+    OpenAIChatConfig,
+    RateLimiter,
+    retry_after_seconds,
+)
 from transforms.enrichment.types import FailureKind, GeneratorKind
 
 KEY_ENV = "RECFORGE_TEST_LLM_KEY"
@@ -123,7 +128,7 @@ def test_concurrency_and_rate_limits_hold(tasks) -> None:  # type: ignore[no-unt
 
 
 def test_rate_limiter_books_one_slot_per_interval() -> None:
-    limiter = _RateLimiter(20.0)
+    limiter = RateLimiter(20.0)
     delays = [limiter.reserve(now=100.0) for _ in range(12)]  # a burst of 12 at the same instant
     assert delays == pytest.approx([k / 20 for k in range(12)])
     assert limiter.reserve(now=100.0 + 11 / 20 + 0.01) == pytest.approx(0.04)  # still behind the burst
