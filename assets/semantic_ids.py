@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.resources import CutoffsResource, WarehouseResource
+from pipelines.resources import CutoffsResource, WarehouseResource, shared_fields
 from transforms.semantic_ids import (
     Codebook,
     Disambiguation,
@@ -87,16 +87,7 @@ class CodebookConfig(dg.Config):
 
     def semantic_id_config(self, train_end: str | None = None) -> SemanticIdConfig:
         """The transform config; ``train_end`` is the resolved cut-off (None: no cut-off)."""
-        return SemanticIdConfig(
-            levels=self.levels,
-            codes_per_level=self.codes_per_level,
-            quantizer=self.quantizer,
-            balanced=self.balanced,
-            disambiguation=self.disambiguation,
-            seed=self.seed,
-            train_sample_size=self.train_sample_size,
-            train_end=train_end,
-        )
+        return SemanticIdConfig(**shared_fields(self, SemanticIdConfig), train_end=train_end)
 
 
 def _item_embeddings(store: Warehouse) -> tuple[pa.Array, np.ndarray, pa.Array, str | None]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -14,6 +16,15 @@ from warehouse.catalog import refresh_catalog
 from warehouse.contracts import RAW_EVENTS, RAW_IMPRESSIONS
 from warehouse.settings import data_root
 from warehouse.store import Warehouse
+
+
+def shared_fields(settings: dg.Config | dg.ConfigurableResource, config_type: type) -> dict[str, Any]:
+    """The Dagster settings' values of the fields they share (by name) with the dataclass ``config_type``.
+
+    A dataclass field the settings do not expose keeps the dataclass's default.
+    """
+    exposed = type(settings).model_fields
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(config_type) if f.name in exposed}
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -11,12 +11,11 @@ environment until a run asks (the API key is read when the HTTP generator is bui
 from __future__ import annotations
 
 import abc
-import dataclasses
-from typing import Any
 
 import dagster as dg
 
 from pipelines.beam_enrichment import BeamSettings
+from pipelines.resources import shared_fields
 from transforms.enrichment import (
     EmbedderConfig,
     ExtractiveConfig,
@@ -24,15 +23,6 @@ from transforms.enrichment import (
     LocalTransformersConfig,
     OpenAIChatConfig,
 )
-
-
-def _shared_fields(resource: dg.ConfigurableResource, config_type: type) -> dict[str, Any]:
-    """The resource's values of the fields it shares (by name) with the frozen config ``config_type``.
-
-    A config field the resource does not expose keeps the config's default.
-    """
-    exposed = type(resource).model_fields
-    return {f.name: getattr(resource, f.name) for f in dataclasses.fields(config_type) if f.name in exposed}
 
 
 class GeneratorResource(dg.ConfigurableResource, abc.ABC):
@@ -74,7 +64,7 @@ class OpenAIGeneratorResource(GeneratorResource):
     output_usd_per_mtok: float = 0.0
 
     def config(self) -> GeneratorConfig:
-        return OpenAIChatConfig(**_shared_fields(self, OpenAIChatConfig))
+        return OpenAIChatConfig(**shared_fields(self, OpenAIChatConfig))
 
 
 class LocalModelGeneratorResource(GeneratorResource):
