@@ -18,10 +18,10 @@ while batches are assembled; random draws happen only in the iterating thread, s
 changes no batch. Memory is one batch plus ``buffer_row_groups + read_ahead`` decoded row groups,
 whatever the size of the shard set.
 
-Batches are assembled without per-row Python work: an open row group keeps each column's values once,
-converted to the output dtype, behind ``max_len`` zeros; the padded row of a history is then the
-``max_len``-long window of that array ending at the history's last event (one strided gather per
-column and batch), with the part before the history's first kept event zeroed by the mask.
+Batches are assembled without per-row Python work: an open row group keeps each column's decoded
+values as Arrow gave them, with where each row's kept (most recent ``max_len``) events start, and two
+small compiled kernels (numba, ``nogil``) copy a batch's rows into the output tensors in one pass
+each: the id shift, the dtype cast and the left padding with zeros happen in the copy.
 
 Batch layout (``BatchLayout.PADDED``; item ids shifted by +1 so that 0 is padding; histories keep the
 most recent ``max_len`` events and are left-padded so the newest event is always in the last column)::
@@ -61,6 +61,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,6 +75,8 @@ ITEM_SHIFT = 1  # item id i is i + 1 in tensors; 0 is padding
 # Dtypes of the per-event tensors; per-row tensors (user_idx, lengths, targets, offsets) are int64.
 DEFAULT_DECODE_THREADS = 2  # decoding two row groups at once keeps one core's batch assembly fed
 OUTPUT_DTYPES = {"item_ids": np.int32, "event_types": np.int32, "timestamps": np.int64, "weights": np.float32, "semantic_ids": np.int32}
+# Added to each value on the way into the tensors: ids and codes are shifted so that 0 is padding.
+OUTPUT_SHIFTS = {"item_ids": ITEM_SHIFT, "event_types": 0, "timestamps": 0, "weights": 0, "semantic_ids": 1}
 
 
 class BatchLayout(StrEnum):
@@ -294,28 +297,26 @@ class ShardedSequenceDataset(IterableDataset):
     def _collate(self, picks: list[tuple[_Group, np.ndarray]], batch: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         lengths = np.concatenate([g.lengths[rows] for g, rows in picks])
+        result: dict[str, np.ndarray] = {}
         if cfg.layout is BatchLayout.PADDED:
-            # A history's padded row is the window of its group's zero-prefixed values that ends at its
-            # last event: one strided gather per column and group; what precedes the kept events in
-            # that window (zeros or earlier rows' events) is then zeroed with the mask.
-            mask = self._mask_rows[lengths]
-            result: dict[str, np.ndarray] = {}
-            for name, first in picks[0][0].windows.items():
-                array = np.empty((batch, *first.shape[1:]), first.dtype)
+            for name, width in picks[0][0].widths.items():
+                # [B, L * C] for semantic IDs (C codes per event), viewed as [B, L, C] below.
+                out = np.empty((batch, cfg.max_len * width), OUTPUT_DTYPES[name])
                 start = 0
                 for g, rows in picks:
-                    array[start : start + len(rows)] = g.windows[name][g.ends[rows]]
+                    _pad_rows(g.values[name], *g.spans[name], rows, OUTPUT_SHIFTS[name], out, start)
                     start += len(rows)
-                # Zero what precedes the kept events: a multiply by the (bool) mask, cast on the fly.
-                np.multiply(array, mask if array.ndim == 2 else mask[:, :, None], out=array)
-                result[name] = array
-            result["mask"] = mask
+                result[name] = out if width == 1 else out.reshape(batch, cfg.max_len, width)
+            result["mask"] = self._mask_rows[lengths]
         else:
             offsets = np.zeros(batch + 1, np.int64)
             np.cumsum(lengths, out=offsets[1:])
-            srcs = [np.repeat(g.ends[rows] - g.lengths[rows], g.lengths[rows]) + _ragged_arange(g.lengths[rows]) for g, rows in picks]
-            result = {name: np.concatenate([g.values[name][src] for (g, _), src in zip(picks, srcs, strict=True)])
-                      for name in picks[0][0].values}
+            for name, width in picks[0][0].widths.items():
+                packed = np.empty(int(offsets[-1]) * width, OUTPUT_DTYPES[name])
+                at = 0
+                for g, rows in picks:
+                    at = _pack_rows(g.values[name], *g.spans[name], rows, OUTPUT_SHIFTS[name], packed, at)
+                result[name] = packed if width == 1 else packed.reshape(-1, width)
             result["offsets"] = offsets
         result["user_idx"] = np.concatenate([g.user_idx[rows] for g, rows in picks])
         result["lengths"] = lengths
@@ -328,52 +329,40 @@ class ShardedSequenceDataset(IterableDataset):
 
 
 class _Group:
-    """One decoded row group: per column, every row's events once, converted to the output dtype.
+    """One decoded row group: per column, every row's events as decoded, and where each row's kept events lie.
 
-    ``values[name]`` holds the row group's events in row order (stored behind ``max_len`` zeros);
-    ``ends[r]`` is the index just past row ``r``'s last event in it and ``lengths[r]`` how many of its
-    most recent events are kept (at most ``max_len``); ``windows[name][ends[r]]`` is the ``max_len``
-    values ending there, zeros first when the row group's earlier events run out (a view: nothing is
-    copied until a batch gathers its rows).
+    ``values[name]`` holds the row group's events in row order (semantic IDs flattened: ``widths[name]``
+    codes per event). With ``starts, counts = spans[name]``, row ``r``'s kept events (its most recent
+    ``lengths[r]``, at most ``max_len``) are ``values[name][starts[r] : starts[r] + counts[r]]``.
     """
 
     def __init__(self, table: pa.Table, config: LoaderConfig, sid_levels: int) -> None:
         self.order = np.zeros(0, np.int64)
         self.cursor = 0
         rows = table.num_rows
-        width = config.max_len
         items = _list_column(table["item_ids"])
         offsets = np.asarray(items.offsets, dtype=np.int64)
         first, last = int(offsets[0]), int(offsets[-1])
-        self.lengths = np.minimum(np.diff(offsets), width)
-        self.ends = offsets[1:] - first
+        self.lengths = np.minimum(np.diff(offsets), config.max_len)
+        starts = offsets[1:] - first - self.lengths
         self.user_idx = table["user_idx"].to_numpy().astype(np.int64, copy=False)
         self.values: dict[str, np.ndarray] = {}
         for name in SEQUENCE_COLUMNS:
             column = items if name == "item_ids" else _list_column(table[name])
             if name != "item_ids" and not np.array_equal(np.asarray(column.offsets, dtype=np.int64), offsets):
                 raise ValueError(f"{name} is not aligned with item_ids in the shard rows")
-            source = column.values.to_numpy(zero_copy_only=False)[first:last]
-            values = np.zeros(width + last - first, OUTPUT_DTYPES[name])
-            if name == "item_ids":
-                if source.size and int(source.max()) >= np.iinfo(np.int32).max:
-                    raise ValueError("item ids must be below 2**31 - 1 (item_ids tensors are int32)")
-                np.add(source, ITEM_SHIFT, out=values[width:], casting="unsafe")
-            else:
-                values[width:] = source
-            self.values[name] = values
+            self.values[name] = column.values.to_numpy(zero_copy_only=False)[first:last]
+        if self.values["item_ids"].size and int(self.values["item_ids"].max()) >= np.iinfo(np.int32).max:
+            raise ValueError("item ids must be below 2**31 - 1 (item_ids tensors are int32)")
+        self.widths = dict.fromkeys(SEQUENCE_COLUMNS, 1)
         if sid_levels:
             sid = _list_column(table["semantic_ids"])
             codes = sid.values.values.to_numpy(zero_copy_only=False)
             if codes.size != last * sid_levels:
                 raise ValueError(f"semantic IDs are not {sid_levels} codes per event in the shard rows")
-            values = np.zeros((width + last - first, sid_levels), OUTPUT_DTYPES["semantic_ids"])
-            np.add(codes.reshape(-1, sid_levels)[first:last], 1, out=values[width:], casting="unsafe")
-            self.values["semantic_ids"] = values
-        # windows[name][e] is values[e : e + width]: with the zero prefix, the window ending at the
-        # event index e (exclusive, counted without the prefix).
-        self.windows = {name: _windows(v, width) for name, v in self.values.items()}
-        self.values = {name: v[width:] for name, v in self.values.items()}  # the events alone (jagged layout)
+            self.values["semantic_ids"] = codes[first * sid_levels : last * sid_levels]
+            self.widths["semantic_ids"] = sid_levels
+        self.spans = {name: (starts * width, self.lengths * width) for name, width in self.widths.items()}
         targets = _list_column(table["target_item_ids"])
         t_offsets = np.asarray(targets.offsets, dtype=np.int64)
         t_keep = np.minimum(np.diff(t_offsets), config.max_targets)
@@ -427,12 +416,31 @@ def _list_column(column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
     return array
 
 
-def _windows(values: np.ndarray, width: int) -> np.ndarray:
-    """Read-only view ``w`` of ``values`` (events along axis 0) with ``w[i] == values[i : i + width]``."""
-    shape = (values.shape[0] - width + 1, width, *values.shape[1:])
-    view = np.ndarray(shape, values.dtype, buffer=values, strides=(values.strides[0], *values.strides))
-    view.flags.writeable = False
-    return view
+@numba.njit(nogil=True, cache=True)
+def _pad_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, out: np.ndarray, at: int) -> None:
+    """``out[at + i]`` = row ``rows[i]``'s kept values plus ``shift``, cast to ``out``'s dtype and
+    left-padded with zeros (``out`` is ``[B, width]``)."""
+    width = out.shape[1]
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        start, count = starts[row], counts[row]
+        line = out[at + i]
+        line[: width - count] = 0
+        for j in range(count):
+            line[width - count + j] = values[start + j] + shift
+
+
+@numba.njit(nogil=True, cache=True)
+def _pack_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, out: np.ndarray, at: int) -> int:
+    """Rows ``rows``'s kept values plus ``shift`` back to back into the flat ``out`` from ``at``; returns
+    where they end."""
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        start = starts[row]
+        for j in range(counts[row]):
+            out[at + j] = values[start + j] + shift
+        at += counts[row]
+    return at
 
 
 def _ragged_arange(lengths: np.ndarray) -> np.ndarray:

@@ -117,7 +117,7 @@ def test_padded_batches_hold_the_rows(shard_root: Path) -> None:
             assert b["timestamps"][row].tolist() == [0] * pad + src["timestamps"][-n:]
             assert b["weights"][row].tolist() == [0.0] * pad + src["weights"][-n:]
             assert b["mask"][row].tolist() == [False] * pad + [True] * n and int(b["lengths"][row]) == n
-            assert b["semantic_ids"][row, pad:].tolist() == [[c + 1 for c in codes] for codes in src["semantic_ids"][-n:]]
+            assert b["semantic_ids"][row].tolist() == [[0, 0]] * pad + [[c + 1 for c in codes] for codes in src["semantic_ids"][-n:]]
             assert b["targets"][row].tolist() == [t + 1 for t in src["target_item_ids"]] + [0]
             assert int(b["target_lengths"][row]) == 2
             count += 1
