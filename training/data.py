@@ -75,8 +75,6 @@ ITEM_SHIFT = 1  # item id i is i + 1 in tensors; 0 is padding
 # Dtypes of the per-event tensors; per-row tensors (user_idx, lengths, targets, offsets) are int64.
 DEFAULT_DECODE_THREADS = 2  # decoding two row groups at once keeps one core's batch assembly fed
 OUTPUT_DTYPES = {"item_ids": np.int32, "event_types": np.int32, "timestamps": np.int64, "weights": np.float32, "semantic_ids": np.int32}
-# Added to each value on the way into the tensors: ids and codes are shifted so that 0 is padding.
-OUTPUT_SHIFTS = {"item_ids": ITEM_SHIFT, "event_types": 0, "timestamps": 0, "weights": 0, "semantic_ids": 1}
 
 
 class BatchLayout(StrEnum):
@@ -113,7 +111,7 @@ class LoaderConfig:
     seed: int = 0
     drop_last: bool = False
     semantic_ids: bool = True
-    read_ahead: int = 3
+    read_ahead: int = 8
     decode_threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -297,27 +295,36 @@ class ShardedSequenceDataset(IterableDataset):
     def _collate(self, picks: list[tuple[_Group, np.ndarray]], batch: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         lengths = np.concatenate([g.lengths[rows] for g, rows in picks])
+        levels = picks[0][0].levels
         result: dict[str, np.ndarray] = {}
+        events: list[np.ndarray]
+        codes: np.ndarray
         if cfg.layout is BatchLayout.PADDED:
-            for name, width in picks[0][0].widths.items():
-                # [B, L * C] for semantic IDs (C codes per event), viewed as [B, L, C] below.
-                out = np.empty((batch, cfg.max_len * width), OUTPUT_DTYPES[name])
-                start = 0
-                for g, rows in picks:
-                    _pad_rows(g.values[name], *g.spans[name], rows, OUTPUT_SHIFTS[name], out, start)
-                    start += len(rows)
-                result[name] = out if width == 1 else out.reshape(batch, cfg.max_len, width)
+            events = [np.empty((batch, cfg.max_len), OUTPUT_DTYPES[name]) for name in SEQUENCE_COLUMNS]
+            codes = np.empty((batch, cfg.max_len * levels), OUTPUT_DTYPES["semantic_ids"])  # [B, L * C], viewed as [B, L, C]
+            start = 0
+            for g, rows in picks:
+                _pad_events(rows, start, g.starts, g.lengths, *g.events, *events)
+                if levels:
+                    _pad_rows(g.codes, *g.code_spans, rows, 1, codes, start)
+                start += len(rows)
             result["mask"] = self._mask_rows[lengths]
+            if levels:
+                result["semantic_ids"] = codes.reshape(batch, cfg.max_len, levels)
         else:
             offsets = np.zeros(batch + 1, np.int64)
             np.cumsum(lengths, out=offsets[1:])
-            for name, width in picks[0][0].widths.items():
-                packed = np.empty(int(offsets[-1]) * width, OUTPUT_DTYPES[name])
-                at = 0
-                for g, rows in picks:
-                    at = _pack_rows(g.values[name], *g.spans[name], rows, OUTPUT_SHIFTS[name], packed, at)
-                result[name] = packed if width == 1 else packed.reshape(-1, width)
+            events = [np.empty(int(offsets[-1]), OUTPUT_DTYPES[name]) for name in SEQUENCE_COLUMNS]
+            codes = np.empty(int(offsets[-1]) * levels, OUTPUT_DTYPES["semantic_ids"])  # [N * C], viewed as [N, C]
+            at = 0
+            for g, rows in picks:
+                if levels:
+                    _pack_rows(g.codes, *g.code_spans, rows, 1, codes, at * levels)
+                at = _pack_events(rows, at, g.starts, g.lengths, *g.events, *events)
             result["offsets"] = offsets
+            if levels:
+                result["semantic_ids"] = codes.reshape(-1, levels)
+        result.update(zip(SEQUENCE_COLUMNS, events, strict=True))
         result["user_idx"] = np.concatenate([g.user_idx[rows] for g, rows in picks])
         result["lengths"] = lengths
         result["targets"] = np.concatenate([g.targets[rows] for g, rows in picks])
@@ -329,11 +336,12 @@ class ShardedSequenceDataset(IterableDataset):
 
 
 class _Group:
-    """One decoded row group: per column, every row's events as decoded, and where each row's kept events lie.
+    """One decoded row group: every row's events as decoded, and where each row's kept events lie.
 
-    ``values[name]`` holds the row group's events in row order (semantic IDs flattened: ``widths[name]``
-    codes per event). With ``starts, counts = spans[name]``, row ``r``'s kept events (its most recent
-    ``lengths[r]``, at most ``max_len``) are ``values[name][starts[r] : starts[r] + counts[r]]``.
+    ``events`` holds the row group's ``SEQUENCE_COLUMNS`` in row order, as Arrow decoded them; row ``r``'s
+    kept events (its most recent ``lengths[r]``, at most ``max_len``) are ``[starts[r] : starts[r] + lengths[r]]``
+    of each. ``codes`` holds the semantic IDs flattened (``levels`` codes per event; ``levels`` is 0 without
+    them), and ``code_spans`` the same starts and lengths counted in codes.
     """
 
     def __init__(self, table: pa.Table, config: LoaderConfig, sid_levels: int) -> None:
@@ -344,25 +352,26 @@ class _Group:
         offsets = np.asarray(items.offsets, dtype=np.int64)
         first, last = int(offsets[0]), int(offsets[-1])
         self.lengths = np.minimum(np.diff(offsets), config.max_len)
-        starts = offsets[1:] - first - self.lengths
+        self.starts = offsets[1:] - first - self.lengths
         self.user_idx = table["user_idx"].to_numpy().astype(np.int64, copy=False)
-        self.values: dict[str, np.ndarray] = {}
+        events = []
         for name in SEQUENCE_COLUMNS:
             column = items if name == "item_ids" else _list_column(table[name])
             if name != "item_ids" and not np.array_equal(np.asarray(column.offsets, dtype=np.int64), offsets):
                 raise ValueError(f"{name} is not aligned with item_ids in the shard rows")
-            self.values[name] = column.values.to_numpy(zero_copy_only=False)[first:last]
-        if self.values["item_ids"].size and int(self.values["item_ids"].max()) >= np.iinfo(np.int32).max:
+            events.append(column.values.to_numpy(zero_copy_only=False)[first:last])
+        if events[0].size and int(events[0].max()) >= np.iinfo(np.int32).max:
             raise ValueError("item ids must be below 2**31 - 1 (item_ids tensors are int32)")
-        self.widths = dict.fromkeys(SEQUENCE_COLUMNS, 1)
+        self.events = tuple(events)
+        self.levels = sid_levels
+        self.codes = np.zeros(0, np.int32)
         if sid_levels:
             sid = _list_column(table["semantic_ids"])
             codes = sid.values.values.to_numpy(zero_copy_only=False)
             if codes.size != last * sid_levels:
                 raise ValueError(f"semantic IDs are not {sid_levels} codes per event in the shard rows")
-            self.values["semantic_ids"] = codes[first * sid_levels : last * sid_levels]
-            self.widths["semantic_ids"] = sid_levels
-        self.spans = {name: (starts * width, self.lengths * width) for name, width in self.widths.items()}
+            self.codes = codes[first * sid_levels : last * sid_levels]
+        self.code_spans = (self.starts * sid_levels, self.lengths * sid_levels)
         targets = _list_column(table["target_item_ids"])
         t_offsets = np.asarray(targets.offsets, dtype=np.int64)
         t_keep = np.minimum(np.diff(t_offsets), config.max_targets)
@@ -428,6 +437,33 @@ def _pad_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: 
         line[: width - count] = 0
         for j in range(count):
             line[width - count + j] = values[start + j] + shift
+
+
+@numba.njit(nogil=True, cache=True)
+def _pad_events(
+    rows: np.ndarray, at: int, starts: np.ndarray, lengths: np.ndarray,
+    items: np.ndarray, event_types: np.ndarray, timestamps: np.ndarray, weights: np.ndarray,
+    out_items: np.ndarray, out_event_types: np.ndarray, out_timestamps: np.ndarray, out_weights: np.ndarray,
+) -> None:
+    """The ``SEQUENCE_COLUMNS`` of one row group's rows ``rows`` into padded batch rows ``at, at + 1, ...``
+    (one compiled call per group and batch instead of one per column)."""
+    _pad_rows(items, starts, lengths, rows, ITEM_SHIFT, out_items, at)
+    _pad_rows(event_types, starts, lengths, rows, 0, out_event_types, at)
+    _pad_rows(timestamps, starts, lengths, rows, 0, out_timestamps, at)
+    _pad_rows(weights, starts, lengths, rows, 0, out_weights, at)
+
+
+@numba.njit(nogil=True, cache=True)
+def _pack_events(
+    rows: np.ndarray, at: int, starts: np.ndarray, lengths: np.ndarray,
+    items: np.ndarray, event_types: np.ndarray, timestamps: np.ndarray, weights: np.ndarray,
+    out_items: np.ndarray, out_event_types: np.ndarray, out_timestamps: np.ndarray, out_weights: np.ndarray,
+) -> int:
+    """The jagged counterpart of :func:`_pad_events`: packed from event ``at``; returns where they end."""
+    _pack_rows(items, starts, lengths, rows, ITEM_SHIFT, out_items, at)
+    _pack_rows(event_types, starts, lengths, rows, 0, out_event_types, at)
+    _pack_rows(timestamps, starts, lengths, rows, 0, out_timestamps, at)
+    return _pack_rows(weights, starts, lengths, rows, 0, out_weights, at)
 
 
 @numba.njit(nogil=True, cache=True)
