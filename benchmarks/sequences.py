@@ -9,7 +9,8 @@
   the train shards, as a ratio to raw pyarrow reading of the same shards and columns (row groups
   decoded and their list values handed to numpy), both in one process with their default threads
   (pyarrow's ``iter_batches`` its thread pool, the loader its two read-ahead decode threads); interleaved
-  rounds, best of each; rows per CPU second too (``loader_cpu_ratio_*``), which load from other
+  rounds of three epochs each, best of each (and the median of each round's loader/pyarrow ratio, to show
+  the spread); rows per CPU second too (``loader_cpu_ratio_*``), which load from other
   processes on a shared machine disturbs less than wall time.
 * **Memory**: peak resident memory of each run's process tree (the JVM included for Spark), sampled.
 
@@ -32,6 +33,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -197,6 +199,7 @@ def build_pandas(data: Path, out: Path) -> dict[str, object]:
 # --- the loader and its baseline ----------------------------------------------------------------------
 
 LOADER_COLUMNS = ["user_idx", "item_ids", "event_types", "timestamps", "weights", "target_item_ids"]
+LOADER_EPOCHS = 3  # per process; the best counts (the first includes warm-up: imports, numba's cache, the page cache)
 
 
 def load_recforge(shards: Path, jagged: bool = False) -> dict[str, object]:
@@ -205,7 +208,7 @@ def load_recforge(shards: Path, jagged: bool = False) -> dict[str, object]:
     layout = BatchLayout.JAGGED if jagged else BatchLayout.PADDED
     best = best_cpu = 0.0
     rows = 0
-    for epoch in range(2):
+    for epoch in range(LOADER_EPOCHS):
         ds = ShardedSequenceDataset(shards, "train", LoaderConfig(batch_size=BATCH, max_len=MAX_LEN, layout=layout), rank=0, world_size=1)
         ds.set_epoch(epoch)
         started, cpu = time.perf_counter(), time.process_time()
@@ -222,7 +225,7 @@ def load_pyarrow(shards: Path) -> dict[str, object]:
     manifest = read_manifest(version)
     best = best_cpu = 0.0
     rows = 0
-    for _ in range(2):
+    for _ in range(LOADER_EPOCHS):
         started, cpu = time.perf_counter(), time.process_time()
         rows = 0
         for shard in manifest["splits"]["train"]["shards"]:
@@ -290,7 +293,7 @@ def _write(figures: dict[str, Any], quick: bool) -> None:
     write_results("sequences_quick" if quick else "sequences", figures, sort_keys=False)
 
 
-LOADER_ROUNDS = 5
+LOADER_ROUNDS = 7
 
 
 def _best(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -303,7 +306,7 @@ def _best(results: list[dict[str, Any]]) -> dict[str, Any]:
 def loader_figures(shards: Path, tmp: Path) -> dict[str, Any]:
     """The loader (padded and jagged) against raw pyarrow reading of the same train shards.
 
-    The three measurements are interleaved over ``LOADER_ROUNDS`` rounds (each a fresh process, two
+    The three measurements are interleaved over ``LOADER_ROUNDS`` rounds (each a fresh process, ``LOADER_EPOCHS``
     epochs) and each keeps its best, so that load from other processes on a shared machine falls on
     all of them alike. Rows per CPU second (all threads of the process) are reported beside wall time.
     """
@@ -312,15 +315,20 @@ def loader_figures(shards: Path, tmp: Path) -> dict[str, Any]:
         for task, results in runs.items():
             results.append(run(task, shards, tmp / f"load-{task}"))
     pyarrow_read, loader, jagged = (_best(runs[t]) for t in ("pyarrow", "loader", "loader-jagged"))
+    # Each round's loader against the pyarrow run just before it; the median shows how much the best-of figure owes to luck.
+    paired = [_ratio(a, b, "rows_per_s", invert=True) for a, b in zip(runs["pyarrow"], runs["loader"], strict=True)]
+    paired_ok = [r for r in paired if r is not None]
     return {
         "loader_rows_per_s": loader.get("rows_per_s"),
         "pyarrow_rows_per_s": pyarrow_read.get("rows_per_s"),
         "loader_ratio_to_pyarrow": _ratio(pyarrow_read, loader, "rows_per_s", invert=True),
+        "loader_ratio_to_pyarrow_median_round": round(float(statistics.median(paired_ok)), 3) if paired_ok else None,
         "loader_jagged_rows_per_s": jagged.get("rows_per_s"),
         "loader_ratio_to_pyarrow_jagged": _ratio(pyarrow_read, jagged, "rows_per_s", invert=True),
         "loader_cpu_ratio_to_pyarrow": _ratio(pyarrow_read, loader, "rows_per_cpu_s", invert=True),
         "loader_cpu_ratio_to_pyarrow_jagged": _ratio(pyarrow_read, jagged, "rows_per_cpu_s", invert=True),
         "loader_rounds": LOADER_ROUNDS,
+        "loader_epochs_per_round": LOADER_EPOCHS,
         "peak_rss_mb_loader": loader.get("peak_rss_mb"),
         "peak_rss_mb_pyarrow": pyarrow_read.get("peak_rss_mb"),
     }
