@@ -9,7 +9,7 @@
   the train shards, as a ratio to raw pyarrow reading of the same shards and columns (row groups
   decoded and their list values handed to numpy), both in one process with their default threads
   (pyarrow's ``iter_batches`` its thread pool, the loader its two read-ahead decode threads); interleaved
-  rounds of three epochs each, best of each (and the median of each round's loader/pyarrow ratio, to show
+  rounds of five epochs each, best of each (and the median of each round's loader/pyarrow ratio, to show
   the spread); rows per CPU second too (``loader_cpu_ratio_*``), which load from other
   processes on a shared machine disturbs less than wall time.
 * **Memory**: peak resident memory of each run's process tree (the JVM included for Spark), sampled.
@@ -199,7 +199,7 @@ def build_pandas(data: Path, out: Path) -> dict[str, object]:
 # --- the loader and its baseline ----------------------------------------------------------------------
 
 LOADER_COLUMNS = ["user_idx", "item_ids", "event_types", "timestamps", "weights", "target_item_ids"]
-LOADER_EPOCHS = 3  # per process; the best counts (the first includes warm-up: imports, numba's cache, the page cache)
+LOADER_EPOCHS = 5  # per process, best counts: a trainer runs many epochs in one process, and the first few warm up (imports, numba, allocators)
 
 
 def load_recforge(shards: Path, jagged: bool = False) -> dict[str, object]:
