@@ -11,17 +11,18 @@ Work is split in two levels, both from the manifest alone (no file is opened to 
   of one rank, so an epoch yields every row exactly once.
 
 Shuffling is deterministic per ``(seed, epoch, rank, worker)`` and bounded: a worker keeps at most
-``buffer_row_groups`` row groups open, each in its own random row order, and draws each batch at
-random across them (a multivariate hypergeometric draw of how many rows each open group gives).
+``buffer_row_groups`` row groups open, each in its own random row order (seeded by the row group's
+position, so it is the same whichever thread decodes it), and draws each batch at random across them
+(a multivariate hypergeometric draw, in the iterating thread, of how many rows each open group gives).
 Background threads decode the next ``read_ahead`` row groups of the worker's (fixed) reading order
-while batches are assembled; random draws happen only in the iterating thread, so the read-ahead
-changes no batch. Memory is one batch plus ``buffer_row_groups + read_ahead`` decoded row groups,
-whatever the size of the shard set.
+while batches are assembled; the read-ahead changes no batch. Memory is one batch plus
+``buffer_row_groups + read_ahead`` decoded row groups, whatever the size of the shard set.
 
-Batches are assembled without per-row Python work: an open row group keeps each column's decoded
-values as Arrow gave them, with where each row's kept (most recent ``max_len``) events start, and two
-small compiled kernels (numba, ``nogil``) copy a batch's rows into the output tensors in one pass
-each: the id shift, the dtype cast and the left padding with zeros happen in the copy.
+Batches are assembled without per-row Python work. When a row group is decoded (on a background thread),
+a compiled kernel (numba, ``nogil``) stores its rows in their random order with only their kept (most recent
+``max_len``) events, in the output dtypes with ids shifted; the rows a batch takes from a group are then one
+contiguous block. A jagged batch copies those blocks; a padded one copies each row into its tensor row
+behind zeros, with one more kernel call per row group and batch.
 
 Batch layout (``BatchLayout.PADDED``; item ids shifted by +1 so that 0 is padding; histories keep the
 most recent ``max_len`` events and are left-padded so the newest event is always in the last column)::
@@ -130,6 +131,7 @@ class _Unit:
     path: str
     row_group: int
     rows: int
+    key: int  # position among the rank's row groups (before shuffling): seeds this row group's row order
 
 
 class ShardedSequenceDataset(IterableDataset):
@@ -189,12 +191,12 @@ class ShardedSequenceDataset(IterableDataset):
 
     def units_for_worker(self, worker: int, num_workers: int) -> list[_Unit]:
         """The row groups worker ``worker`` of ``num_workers`` reads this epoch, in reading order."""
-        units = []
+        units: list[_Unit] = []
         for shard in self.shards_for_rank():
             rows_left = int(shard["rows"])
             rg_rows = int(self.manifest["shards"]["row_group_rows"])
             for rg in range(int(shard["row_groups"])):
-                units.append(_Unit(shard["path"], rg, min(rg_rows, rows_left)))
+                units.append(_Unit(shard["path"], rg, min(rg_rows, rows_left), len(units)))
                 rows_left -= rg_rows
         if self.config.shuffle:
             order = np.random.default_rng([self.config.seed, self.epoch, self.rank]).permutation(len(units))
@@ -230,6 +232,7 @@ class ShardedSequenceDataset(IterableDataset):
     def _decoded(self, units: list[_Unit], pool: ThreadPoolExecutor | None) -> Iterator[_Group]:
         """The units' row groups, decoded in order: inline, or up to ``read_ahead`` ahead on the pool."""
         cfg = self.config
+        seed = [cfg.seed, self.epoch, self.rank, 2]
         sid_levels = self._sid_levels() if self._has_sid else 0
         local = threading.local()
 
@@ -244,7 +247,10 @@ class ShardedSequenceDataset(IterableDataset):
                     files.pop(next(iter(files)))
             # Each row group is decoded single-threaded: the pool's threads (and DataLoader workers)
             # are the parallelism.
-            return _Group(handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False), cfg, sid_levels)
+            table = handle.read_row_group(unit.row_group, columns=self._columns, use_threads=False)
+            # The row group's own random row order, from its own seed: the same whichever thread decodes it.
+            order = np.random.default_rng([*seed, unit.key]).permutation(table.num_rows) if cfg.shuffle else None
+            return _Group(table, cfg, sid_levels, order)
 
         if pool is None:
             yield from map(decode, units)
@@ -258,9 +264,9 @@ class ShardedSequenceDataset(IterableDataset):
                 return
             yield ahead.popleft().result()
 
-    def _draws(self, groups_in: Iterator[_Group], rng: np.random.Generator) -> Iterator[tuple[list[tuple[_Group, np.ndarray]], int]]:
-        """Which rows of which open row groups make each batch. Every random draw happens here, in the
-        iterating thread, so the batches do not depend on the pool's timing."""
+    def _draws(self, groups_in: Iterator[_Group], rng: np.random.Generator) -> Iterator[tuple[list[_Pick], int]]:
+        """Which rows of which open row groups make each batch. The random draws happen here, in the
+        iterating thread, or from each row group's own seed, so the batches do not depend on the pool's timing."""
         cfg = self.config
         groups: list[_Group] = []
         exhausted = False
@@ -271,8 +277,6 @@ class ShardedSequenceDataset(IterableDataset):
                 if group is None:
                     exhausted = True
                     break
-                rows = len(group.lengths)
-                group.open(rng.permutation(rows) if cfg.shuffle else np.arange(rows))
                 groups.append(group)
             left = np.array([g.left for g in groups], dtype=np.int64)
             total = int(left.sum())
@@ -288,13 +292,13 @@ class ShardedSequenceDataset(IterableDataset):
                 counts = rng.multivariate_hypergeometric(left, take) if len(groups) > 1 else np.array([take])
             else:
                 counts = np.minimum(left, np.maximum(take - np.concatenate(([0], np.cumsum(left)[:-1])), 0))
-            picks = [(group, group.next_rows(int(count))) for group, count in zip(groups, counts, strict=True) if count]
+            picks = [(group, group.take(int(count)), int(count)) for group, count in zip(groups, counts, strict=True) if count]
             groups = [g for g in groups if g.left]
             yield picks, take
 
-    def _collate(self, picks: list[tuple[_Group, np.ndarray]], batch: int) -> dict[str, torch.Tensor]:
+    def _collate(self, picks: list[_Pick], batch: int) -> dict[str, torch.Tensor]:
         cfg = self.config
-        lengths = np.concatenate([g.lengths[rows] for g, rows in picks])
+        lengths = np.concatenate([g.lengths[first : first + count] for g, first, count in picks])
         levels = picks[0][0].levels
         result: dict[str, np.ndarray] = {}
         events: list[np.ndarray]
@@ -303,32 +307,35 @@ class ShardedSequenceDataset(IterableDataset):
             events = [np.empty((batch, cfg.max_len), OUTPUT_DTYPES[name]) for name in SEQUENCE_COLUMNS]
             codes = np.empty((batch, cfg.max_len * levels), OUTPUT_DTYPES["semantic_ids"])  # [B, L * C], viewed as [B, L, C]
             start = 0
-            for g, rows in picks:
-                _pad_events(rows, start, g.starts, g.lengths, *g.events, *events)
+            for g, first, count in picks:
+                _pad_events(g.bounds, first, count, start, *g.events, *events)
                 if levels:
-                    _pad_rows(g.codes, *g.code_spans, rows, 1, codes, start)
-                start += len(rows)
+                    _pad_rows(g.codes, g.code_bounds, first, count, codes, start)
+                start += count
             result["mask"] = self._mask_rows[lengths]
             if levels:
                 result["semantic_ids"] = codes.reshape(batch, cfg.max_len, levels)
         else:
+            # A pick's events are one contiguous block of its row group's arrays (rows are stored in reading order).
             offsets = np.zeros(batch + 1, np.int64)
             np.cumsum(lengths, out=offsets[1:])
             events = [np.empty(int(offsets[-1]), OUTPUT_DTYPES[name]) for name in SEQUENCE_COLUMNS]
             codes = np.empty(int(offsets[-1]) * levels, OUTPUT_DTYPES["semantic_ids"])  # [N * C], viewed as [N, C]
             at = 0
-            for g, rows in picks:
-                if levels:
-                    _pack_rows(g.codes, *g.code_spans, rows, 1, codes, at * levels)
-                at = _pack_events(rows, at, g.starts, g.lengths, *g.events, *events)
+            for g, first, count in picks:
+                lo, hi = int(g.bounds[first]), int(g.bounds[first + count])
+                for out, values in zip(events, g.events, strict=True):
+                    out[at : at + hi - lo] = values[lo:hi]
+                codes[at * levels : (at + hi - lo) * levels] = g.codes[lo * levels : hi * levels]
+                at += hi - lo
             result["offsets"] = offsets
             if levels:
                 result["semantic_ids"] = codes.reshape(-1, levels)
         result.update(zip(SEQUENCE_COLUMNS, events, strict=True))
-        result["user_idx"] = np.concatenate([g.user_idx[rows] for g, rows in picks])
+        result["user_idx"] = np.concatenate([g.user_idx[first : first + count] for g, first, count in picks])
         result["lengths"] = lengths
-        result["targets"] = np.concatenate([g.targets[rows] for g, rows in picks])
-        result["target_lengths"] = np.concatenate([g.target_lengths[rows] for g, rows in picks])
+        result["targets"] = np.concatenate([g.targets[first : first + count] for g, first, count in picks])
+        result["target_lengths"] = np.concatenate([g.target_lengths[first : first + count] for g, first, count in picks])
         return {name: torch.from_numpy(array) for name, array in result.items()}
 
     def _sid_levels(self) -> int:
@@ -336,42 +343,49 @@ class ShardedSequenceDataset(IterableDataset):
 
 
 class _Group:
-    """One decoded row group: every row's events as decoded, and where each row's kept events lie.
+    """One decoded row group, its rows stored in reading order (the row group's random order when
+    shuffling) with only their kept events, already in the output dtypes and shifted.
 
-    ``events`` holds the row group's ``SEQUENCE_COLUMNS`` in row order, as Arrow decoded them; row ``r``'s
-    kept events (its most recent ``lengths[r]``, at most ``max_len``) are ``[starts[r] : starts[r] + lengths[r]]``
-    of each. ``codes`` holds the semantic IDs flattened (``levels`` codes per event; ``levels`` is 0 without
-    them), and ``code_spans`` the same starts and lengths counted in codes.
+    Row ``r`` (in reading order) has its kept events (its most recent ``lengths[r]``, at most ``max_len``) at
+    ``[bounds[r] : bounds[r + 1]]`` of each of ``events`` (the ``SEQUENCE_COLUMNS``), so the next rows a
+    batch takes from the group are one contiguous block. ``codes`` holds the semantic IDs flattened
+    (``levels`` codes per event; ``levels`` is 0 without them) and ``code_bounds`` is ``bounds`` in codes.
     """
 
-    def __init__(self, table: pa.Table, config: LoaderConfig, sid_levels: int) -> None:
-        self.order = np.zeros(0, np.int64)
-        self.cursor = 0
+    def __init__(self, table: pa.Table, config: LoaderConfig, sid_levels: int, order: np.ndarray | None) -> None:
         rows = table.num_rows
+        order = np.arange(rows) if order is None else order
+        self.cursor = 0
         items = _list_column(table["item_ids"])
         offsets = np.asarray(items.offsets, dtype=np.int64)
         first, last = int(offsets[0]), int(offsets[-1])
-        self.lengths = np.minimum(np.diff(offsets), config.max_len)
-        self.starts = offsets[1:] - first - self.lengths
-        self.user_idx = table["user_idx"].to_numpy().astype(np.int64, copy=False)
+        kept = np.minimum(np.diff(offsets), config.max_len)
+        starts = offsets[1:] - first - kept  # of each row's kept events, in the decoded values
+        self.lengths = kept[order]
+        self.bounds = np.zeros(rows + 1, np.int64)
+        np.cumsum(self.lengths, out=self.bounds[1:])
+        total = int(self.bounds[-1])
         events = []
         for name in SEQUENCE_COLUMNS:
             column = items if name == "item_ids" else _list_column(table[name])
             if name != "item_ids" and not np.array_equal(np.asarray(column.offsets, dtype=np.int64), offsets):
                 raise ValueError(f"{name} is not aligned with item_ids in the shard rows")
-            events.append(column.values.to_numpy(zero_copy_only=False)[first:last])
-        if events[0].size and int(events[0].max()) >= np.iinfo(np.int32).max:
-            raise ValueError("item ids must be below 2**31 - 1 (item_ids tensors are int32)")
+            values = column.values.to_numpy(zero_copy_only=False)[first:last]
+            if name == "item_ids" and values.size and int(values.max()) >= np.iinfo(np.int32).max:
+                raise ValueError("item ids must be below 2**31 - 1 (item_ids tensors are int32)")
+            events.append(_pack_rows(values, starts, kept, order, ITEM_SHIFT if name == "item_ids" else 0, OUTPUT_DTYPES[name], total))
         self.events = tuple(events)
         self.levels = sid_levels
-        self.codes = np.zeros(0, np.int32)
+        self.codes = np.zeros(0, OUTPUT_DTYPES["semantic_ids"])
+        self.code_bounds = self.bounds * sid_levels
         if sid_levels:
             sid = _list_column(table["semantic_ids"])
             codes = sid.values.values.to_numpy(zero_copy_only=False)
             if codes.size != last * sid_levels:
                 raise ValueError(f"semantic IDs are not {sid_levels} codes per event in the shard rows")
-            self.codes = codes[first * sid_levels : last * sid_levels]
-        self.code_spans = (self.starts * sid_levels, self.lengths * sid_levels)
+            self.codes = _pack_rows(codes[first * sid_levels : last * sid_levels], starts * sid_levels, kept * sid_levels,
+                                    order, 1, OUTPUT_DTYPES["semantic_ids"], total * sid_levels)
+        self.user_idx = table["user_idx"].to_numpy().astype(np.int64, copy=False)[order]
         targets = _list_column(table["target_item_ids"])
         t_offsets = np.asarray(targets.offsets, dtype=np.int64)
         t_keep = np.minimum(np.diff(t_offsets), config.max_targets)
@@ -381,22 +395,21 @@ class _Group:
         padded_targets[np.repeat(np.arange(rows, dtype=np.int64) * config.max_targets, t_keep) + t_within] = (
             t_values[np.repeat(t_offsets[:-1], t_keep) + t_within] + ITEM_SHIFT
         )
-        self.targets = padded_targets.reshape(rows, config.max_targets)
-        self.target_lengths = t_keep
-
-    def open(self, order: np.ndarray) -> None:
-        """Start giving rows, in ``order``."""
-        self.order = order
-        self.cursor = 0
+        self.targets = padded_targets.reshape(rows, config.max_targets)[order]
+        self.target_lengths = t_keep[order]
 
     @property
     def left(self) -> int:
-        return len(self.order) - self.cursor
+        return len(self.lengths) - self.cursor
 
-    def next_rows(self, count: int) -> np.ndarray:
-        rows = self.order[self.cursor : self.cursor + count]
+    def take(self, count: int) -> int:
+        """Give the next ``count`` rows (in reading order): returns the first one's index."""
+        first = self.cursor
         self.cursor += count
-        return rows
+        return first
+
+
+_Pick = tuple[_Group, int, int]  # rows [first, first + count) of a row group, for one batch
 
 
 def make_dataloader(
@@ -426,57 +439,47 @@ def _list_column(column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _pad_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, out: np.ndarray, at: int) -> None:
-    """``out[at + i]`` = row ``rows[i]``'s kept values plus ``shift``, cast to ``out``'s dtype and
-    left-padded with zeros (``out`` is ``[B, width]``)."""
+def _pad_rows(values: np.ndarray, bounds: np.ndarray, first: int, count: int, out: np.ndarray, at: int) -> None:
+    """``out[at + i]`` = row ``first + i``'s values (``values[bounds[r] : bounds[r + 1]]``), left-padded with
+    zeros (``out`` is ``[B, width]``)."""
     width = out.shape[1]
-    for i in range(rows.shape[0]):
-        row = rows[i]
-        start, count = starts[row], counts[row]
+    for i in range(count):
+        lo, hi = bounds[first + i], bounds[first + i + 1]
         line = out[at + i]
-        line[: width - count] = 0
-        for j in range(count):
-            line[width - count + j] = values[start + j] + shift
+        line[: width - (hi - lo)] = 0
+        line[width - (hi - lo) :] = values[lo:hi]
 
 
 @numba.njit(nogil=True, cache=True)
 def _pad_events(
-    rows: np.ndarray, at: int, starts: np.ndarray, lengths: np.ndarray,
+    bounds: np.ndarray, first: int, count: int, at: int,
     items: np.ndarray, event_types: np.ndarray, timestamps: np.ndarray, weights: np.ndarray,
     out_items: np.ndarray, out_event_types: np.ndarray, out_timestamps: np.ndarray, out_weights: np.ndarray,
 ) -> None:
-    """The ``SEQUENCE_COLUMNS`` of one row group's rows ``rows`` into padded batch rows ``at, at + 1, ...``
-    (one compiled call per group and batch instead of one per column)."""
-    _pad_rows(items, starts, lengths, rows, ITEM_SHIFT, out_items, at)
-    _pad_rows(event_types, starts, lengths, rows, 0, out_event_types, at)
-    _pad_rows(timestamps, starts, lengths, rows, 0, out_timestamps, at)
-    _pad_rows(weights, starts, lengths, rows, 0, out_weights, at)
+    """The ``SEQUENCE_COLUMNS`` of one row group's rows ``first, ..., first + count - 1`` into padded batch
+    rows ``at, at + 1, ...`` (one compiled call per group and batch instead of one per column)."""
+    _pad_rows(items, bounds, first, count, out_items, at)
+    _pad_rows(event_types, bounds, first, count, out_event_types, at)
+    _pad_rows(timestamps, bounds, first, count, out_timestamps, at)
+    _pad_rows(weights, bounds, first, count, out_weights, at)
+
+
+def _pack_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, dtype: type, total: int) -> np.ndarray:
+    """Rows ``rows``'s values (``values[starts[r] : starts[r] + counts[r]]``) back to back, plus ``shift``, as ``dtype``."""
+    out: np.ndarray = np.empty(total, dtype)
+    _pack_rows_into(values, starts, counts, rows, shift, out)
+    return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _pack_events(
-    rows: np.ndarray, at: int, starts: np.ndarray, lengths: np.ndarray,
-    items: np.ndarray, event_types: np.ndarray, timestamps: np.ndarray, weights: np.ndarray,
-    out_items: np.ndarray, out_event_types: np.ndarray, out_timestamps: np.ndarray, out_weights: np.ndarray,
-) -> int:
-    """The jagged counterpart of :func:`_pad_events`: packed from event ``at``; returns where they end."""
-    _pack_rows(items, starts, lengths, rows, ITEM_SHIFT, out_items, at)
-    _pack_rows(event_types, starts, lengths, rows, 0, out_event_types, at)
-    _pack_rows(timestamps, starts, lengths, rows, 0, out_timestamps, at)
-    return _pack_rows(weights, starts, lengths, rows, 0, out_weights, at)
-
-
-@numba.njit(nogil=True, cache=True)
-def _pack_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, out: np.ndarray, at: int) -> int:
-    """Rows ``rows``'s kept values plus ``shift`` back to back into the flat ``out`` from ``at``; returns
-    where they end."""
+def _pack_rows_into(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, out: np.ndarray) -> None:
+    at = 0
     for i in range(rows.shape[0]):
         row = rows[i]
         start = starts[row]
         for j in range(counts[row]):
             out[at + j] = values[start + j] + shift
         at += counts[row]
-    return at
 
 
 def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
