@@ -445,9 +445,12 @@ def _pad_rows(values: np.ndarray, bounds: np.ndarray, first: int, count: int, ou
     width = out.shape[1]
     for i in range(count):
         lo, hi = bounds[first + i], bounds[first + i + 1]
+        pad = width - (hi - lo)
         line = out[at + i]
-        line[: width - (hi - lo)] = 0
-        line[width - (hi - lo) :] = values[lo:hi]
+        for j in range(pad):  # explicit loops compile to tighter code than numba's slice assignment
+            line[j] = 0
+        for j in range(hi - lo):
+            line[pad + j] = values[lo + j]
 
 
 @numba.njit(nogil=True, cache=True)
