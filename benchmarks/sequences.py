@@ -5,13 +5,13 @@
   recforge (``transforms.sequences`` on DuckDB, ``transforms.shards``) against a straightforward pandas
   implementation written here, and against the same recforge SQL on Spark ``local[2]``.
   Ratios are baseline seconds / recforge seconds (larger is better for recforge).
-* **Loader**: rows per second of ``training.data.ShardedSequenceDataset`` (shuffled, padded tensors) over
-  the train shards, as a ratio to raw pyarrow reading of the same shards and columns (row groups
-  decoded and their list values handed to numpy), both in one process with their default threads
-  (pyarrow's ``iter_batches`` its thread pool, the loader its two read-ahead decode threads); interleaved
-  rounds of five epochs each, best of each (and the median of each round's loader/pyarrow ratio, to show
-  the spread); rows per CPU second too (``loader_cpu_ratio_*``), which load from other
-  processes on a shared machine disturbs less than wall time.
+* **Loader**: rows per second of ``training.data.ShardedSequenceDataset`` (shuffled, padded or jagged
+  tensors) over the train shards, as a ratio to raw pyarrow reading of the same shards and columns (row
+  groups decoded and their list values handed to numpy), each with its default threads (pyarrow's
+  ``iter_batches`` its thread pool, the loader its two read-ahead decode threads). Fresh processes
+  alternate the three epoch by epoch, so each loader epoch has a pyarrow epoch next to it; best against
+  best, with the median of the per-epoch ratios beside it (the spread), and rows per CPU second too
+  (``loader_cpu_ratio_*``).
 * **Memory**: peak resident memory of each run's process tree (the JVM included for Spark), sampled.
 
 Each measurement runs in a fresh subprocess. The events are a synthetic table built here with numpy
@@ -199,43 +199,58 @@ def build_pandas(data: Path, out: Path) -> dict[str, object]:
 # --- the loader and its baseline ----------------------------------------------------------------------
 
 LOADER_COLUMNS = ["user_idx", "item_ids", "event_types", "timestamps", "weights", "target_item_ids"]
-LOADER_EPOCHS = 5  # per process, best counts: a trainer runs many epochs in one process, and the first few warm up (imports, numba, allocators)
+LOADER_EPOCHS = 6  # per process; the first is warm-up (imports, numba's cache, allocators) and does not count
+LOADER_TASKS = ("pyarrow", "loader", "loader-jagged")
 
 
-def load_recforge(shards: Path, jagged: bool = False) -> dict[str, object]:
+def _loader_epoch(shards: Path, epoch: int, jagged: bool) -> int:
     from training.data import BatchLayout, LoaderConfig, ShardedSequenceDataset
 
     layout = BatchLayout.JAGGED if jagged else BatchLayout.PADDED
-    best = best_cpu = 0.0
-    rows = 0
-    for epoch in range(LOADER_EPOCHS):
-        ds = ShardedSequenceDataset(shards, "train", LoaderConfig(batch_size=BATCH, max_len=MAX_LEN, layout=layout), rank=0, world_size=1)
-        ds.set_epoch(epoch)
-        started, cpu = time.perf_counter(), time.process_time()
-        rows = sum(int(b["user_idx"].shape[0]) for b in ds)
-        best = max(best, rows / (time.perf_counter() - started))
-        best_cpu = max(best_cpu, rows / (time.process_time() - cpu))
-    return {"rows": rows, "rows_per_s": best, "rows_per_cpu_s": best_cpu}
+    ds = ShardedSequenceDataset(shards, "train", LoaderConfig(batch_size=BATCH, max_len=MAX_LEN, layout=layout), rank=0, world_size=1)
+    ds.set_epoch(epoch)
+    return sum(int(b["user_idx"].shape[0]) for b in ds)
 
 
-def load_pyarrow(shards: Path) -> dict[str, object]:
+def _pyarrow_epoch(shards: Path, epoch: int) -> int:
     from transforms.shards import current_version_dir, read_manifest
 
     version = current_version_dir(shards)
-    manifest = read_manifest(version)
-    best = best_cpu = 0.0
     rows = 0
-    for _ in range(LOADER_EPOCHS):
-        started, cpu = time.perf_counter(), time.process_time()
-        rows = 0
-        for shard in manifest["splits"]["train"]["shards"]:
-            for batch in pq.ParquetFile(version / shard["path"]).iter_batches(batch_size=BATCH, columns=LOADER_COLUMNS):
-                arrays = [batch.column(0).to_numpy()]
-                arrays += [batch.column(i).values.to_numpy(zero_copy_only=False) for i in range(1, len(LOADER_COLUMNS))]
-                rows += batch.num_rows
-        best = max(best, rows / (time.perf_counter() - started))
-        best_cpu = max(best_cpu, rows / (time.process_time() - cpu))
-    return {"rows": rows, "rows_per_s": best, "rows_per_cpu_s": best_cpu}
+    for shard in read_manifest(version)["splits"]["train"]["shards"]:
+        for batch in pq.ParquetFile(version / shard["path"]).iter_batches(batch_size=BATCH, columns=LOADER_COLUMNS):
+            arrays = [batch.column(0).to_numpy()]
+            arrays += [batch.column(i).values.to_numpy(zero_copy_only=False) for i in range(1, len(LOADER_COLUMNS))]
+            rows += batch.num_rows
+    return rows
+
+
+def _timed_epoch(task: str, shards: Path, epoch: int) -> tuple[int, float, float]:
+    """Rows, rows per second and rows per CPU second (all threads) of one epoch of ``task``."""
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = _pyarrow_epoch(shards, epoch) if task == "pyarrow" else _loader_epoch(shards, epoch, jagged=task == "loader-jagged")
+    return rows, rows / (time.perf_counter() - started), rows / (time.process_time() - cpu)
+
+
+def load_one(task: str, shards: Path) -> dict[str, object]:
+    """``task`` alone for ``LOADER_EPOCHS`` epochs (its peak memory is this process's)."""
+    timed = [_timed_epoch(task, shards, epoch) for epoch in range(LOADER_EPOCHS)][1:]
+    return {"rows": timed[0][0], "rows_per_s": max(t[1] for t in timed), "rows_per_cpu_s": max(t[2] for t in timed)}
+
+
+def load_alternating(shards: Path) -> dict[str, object]:
+    """pyarrow, the padded loader and the jagged one take turns epoch by epoch in one process (the order
+    rotating), so each loader epoch has a pyarrow epoch within about a second of it: load from other
+    processes on the shared machine then falls on both alike. Per task and counted epoch: (rows/s, rows/CPU s)."""
+    samples: dict[str, list[tuple[float, float]]] = {task: [] for task in LOADER_TASKS}
+    rows = 0
+    for epoch in range(LOADER_EPOCHS):
+        turn = LOADER_TASKS[epoch % 3 :] + LOADER_TASKS[: epoch % 3]
+        for task in turn:
+            rows, per_s, per_cpu_s = _timed_epoch(task, shards, epoch)
+            if epoch:
+                samples[task].append((per_s, per_cpu_s))
+    return {"rows": rows, "samples": samples}
 
 
 # --- harness -----------------------------------------------------------------------------------------
@@ -251,12 +266,10 @@ def worker(task: str, data: Path, out: Path) -> None:
             result = build_recforge(data, out, spark=True)
         elif task == "pandas":
             result = build_pandas(data, out)
-        elif task == "loader":
-            result = load_recforge(data)
-        elif task == "loader-jagged":
-            result = load_recforge(data, jagged=True)
-        elif task == "pyarrow":
-            result = load_pyarrow(data)
+        elif task in LOADER_TASKS:
+            result = load_one(task, data)
+        elif task == "loader-alternating":
+            result = load_alternating(data)
         else:
             raise ValueError(task)
     result["peak_rss_mb"] = peak.mb
@@ -282,55 +295,71 @@ def run(task: str, data: Path, out: Path, timeout: float | None = None) -> dict[
     return result
 
 
-def _ratio(baseline: dict[str, Any], ours: dict[str, Any], key: str, invert: bool = False) -> float | None:
+def _ratio(baseline: dict[str, Any], ours: dict[str, Any], key: str) -> float | None:
     if "error" in baseline or "error" in ours:
         return None
     a, b = float(baseline[key]), float(ours[key])
-    return round(b / a if invert else a / b, 3)
+    return round(a / b, 3)
 
 
 def _write(figures: dict[str, Any], quick: bool) -> None:
     write_results("sequences_quick" if quick else "sequences", figures, sort_keys=False)
 
 
-LOADER_ROUNDS = 7
-
-
-def _best(results: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in results if "error" not in r]
-    if not ok:
-        return results[0]
-    return {"rows": ok[0]["rows"], **{k: max(float(r[k]) for r in ok) for k in ("rows_per_s", "rows_per_cpu_s", "peak_rss_mb")}}
+LOADER_ROUNDS = 5
 
 
 def loader_figures(shards: Path, tmp: Path) -> dict[str, Any]:
     """The loader (padded and jagged) against raw pyarrow reading of the same train shards.
 
-    The three measurements are interleaved over ``LOADER_ROUNDS`` rounds (each a fresh process, ``LOADER_EPOCHS``
-    epochs) and each keeps its best, so that load from other processes on a shared machine falls on
-    all of them alike. Rows per CPU second (all threads of the process) are reported beside wall time.
+    ``LOADER_ROUNDS`` fresh processes each alternate the three epoch by epoch (:func:`load_alternating`).
+    The headline ratios are best against best over all counted epochs; the medians of the per-epoch
+    ratios (each loader epoch against the pyarrow epoch next to it) show the spread. Rows per CPU second
+    (all threads of the process) are reported beside wall time. One more process per task runs it alone:
+    its peak memory, and a check that taking turns slows neither side.
     """
-    runs: dict[str, list[dict[str, Any]]] = {"pyarrow": [], "loader": [], "loader-jagged": []}
+    samples: dict[str, list[tuple[float, float]]] = {task: [] for task in LOADER_TASKS}
+    rows = None
     for _ in range(LOADER_ROUNDS):
-        for task, results in runs.items():
-            results.append(run(task, shards, tmp / f"load-{task}"))
-    pyarrow_read, loader, jagged = (_best(runs[t]) for t in ("pyarrow", "loader", "loader-jagged"))
-    # Each round's loader against the pyarrow run just before it; the median shows how much the best-of figure owes to luck.
-    paired = [_ratio(a, b, "rows_per_s", invert=True) for a, b in zip(runs["pyarrow"], runs["loader"], strict=True)]
-    paired_ok = [r for r in paired if r is not None]
+        result = run("loader-alternating", shards, tmp / "load-alternating")
+        if "error" in result:
+            continue
+        rows = result["rows"]
+        for task in LOADER_TASKS:
+            samples[task] += [tuple(x) for x in result["samples"][task]]
+    alone = {task: run(task, shards, tmp / f"load-{task}") for task in ("pyarrow", "loader")}
+    if not samples["pyarrow"]:
+        return {"loader_error": "every loader round failed"}
+
+    def best(task: str, column: int) -> float:
+        return max(x[column] for x in samples[task])
+
+    def ratio(task: str, column: int = 0) -> float:
+        return round(best(task, column) / best("pyarrow", column), 3)
+
+    def median_ratio(task: str) -> float:
+        pairs = zip(samples["pyarrow"], samples[task], strict=True)
+        return round(float(statistics.median(ours[0] / theirs[0] for theirs, ours in pairs)), 3)
+
     return {
-        "loader_rows_per_s": loader.get("rows_per_s"),
-        "pyarrow_rows_per_s": pyarrow_read.get("rows_per_s"),
-        "loader_ratio_to_pyarrow": _ratio(pyarrow_read, loader, "rows_per_s", invert=True),
-        "loader_ratio_to_pyarrow_median_round": round(float(statistics.median(paired_ok)), 3) if paired_ok else None,
-        "loader_jagged_rows_per_s": jagged.get("rows_per_s"),
-        "loader_ratio_to_pyarrow_jagged": _ratio(pyarrow_read, jagged, "rows_per_s", invert=True),
-        "loader_cpu_ratio_to_pyarrow": _ratio(pyarrow_read, loader, "rows_per_cpu_s", invert=True),
-        "loader_cpu_ratio_to_pyarrow_jagged": _ratio(pyarrow_read, jagged, "rows_per_cpu_s", invert=True),
+        "loader_rows": rows,
+        "loader_rows_per_s": best("loader", 0),
+        "pyarrow_rows_per_s": best("pyarrow", 0),
+        "loader_ratio_to_pyarrow": ratio("loader"),
+        "loader_ratio_to_pyarrow_median_epoch": median_ratio("loader"),
+        "loader_jagged_rows_per_s": best("loader-jagged", 0),
+        "loader_ratio_to_pyarrow_jagged": ratio("loader-jagged"),
+        "loader_ratio_to_pyarrow_jagged_median_epoch": median_ratio("loader-jagged"),
+        "loader_cpu_ratio_to_pyarrow": ratio("loader", 1),
+        "loader_cpu_ratio_to_pyarrow_jagged": ratio("loader-jagged", 1),
         "loader_rounds": LOADER_ROUNDS,
-        "loader_epochs_per_round": LOADER_EPOCHS,
-        "peak_rss_mb_loader": loader.get("peak_rss_mb"),
-        "peak_rss_mb_pyarrow": pyarrow_read.get("peak_rss_mb"),
+        "loader_epochs_counted_per_round": LOADER_EPOCHS - 1,
+        # Each alone in its own process (one round): a check that taking turns slows neither.
+        "pyarrow_rows_per_s_alone": alone["pyarrow"].get("rows_per_s"),
+        "loader_rows_per_s_alone": alone["loader"].get("rows_per_s"),
+        "loader_ratio_to_pyarrow_alone": _ratio(alone["loader"], alone["pyarrow"], "rows_per_s"),  # a rate: ours / theirs
+        "peak_rss_mb_loader": alone["loader"].get("peak_rss_mb"),
+        "peak_rss_mb_pyarrow": alone["pyarrow"].get("peak_rss_mb"),
     }
 
 
@@ -395,6 +424,8 @@ def loader_only(events: int, quick: bool, shards: Path | None) -> int:
             else:
                 shards = built
         loaded = loader_figures(shards, Path(tmp))
+    # Drop the previous loader figures first: a key this version no longer writes must not linger.
+    figures = {k: v for k, v in figures.items() if not k.startswith(("loader_", "pyarrow_", "peak_rss_mb_loader", "peak_rss_mb_pyarrow"))}
     figures.update(loaded)
     _write(figures, quick)
     print()
