@@ -125,3 +125,24 @@ def test_item_counts() -> None:
     assert shards.item_counts(column, 5) == [1, 0, 2, 1, 0]
     with pytest.raises(ValueError, match="outside"):
         shards.item_counts(column, 3)
+
+
+def test_timestamps_are_delta_encoded_and_read_back(tmp_path: Path) -> None:
+    table = split_rows(40)
+    write_shard_set(tmp_path, table, ShardConfig(world_size=1, shards_per_rank=2, row_group_rows=8))
+    version = current_version_dir(tmp_path)
+    shard = version / read_manifest(version)["splits"]["valid"]["shards"][0]["path"]
+    row_group = pq.read_metadata(shard).row_group(0)
+    encodings = {row_group.column(i).path_in_schema: row_group.column(i).encodings for i in range(row_group.num_columns)}
+    for column in ("timestamps.list.element", "target_timestamps.list.element"):
+        assert "DELTA_BINARY_PACKED" in encodings[column] and "RLE_DICTIONARY" not in encodings[column]
+    assert "RLE_DICTIONARY" in encodings["item_ids.list.element"]
+    assert "RLE_DICTIONARY" in encodings["semantic_ids.list.element.list.element"]  # nested lists get their paths too
+    # pyarrow and DuckDB read the values back exactly.
+    back = pq.read_table(shard)
+    expected = {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in table.filter(pa.compute.equal(table["split"], "valid")).to_pylist()}
+    assert {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in back.to_pylist()} <= expected
+    import duckdb
+
+    rows = duckdb.sql(f"SELECT user_idx, timestamps, target_timestamps FROM read_parquet('{shard}')").fetchall()
+    assert {(u, tuple(t), tuple(tt)) for u, t, tt in rows} == {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in back.to_pylist()}
