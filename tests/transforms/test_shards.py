@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from transforms import shards
+from transforms.engine import SparkEngine
 from transforms.sequences import SPLIT_ROWS_SCHEMA
 from transforms.shards import (
     ShardConfig,
@@ -127,11 +128,15 @@ def test_item_counts() -> None:
         shards.item_counts(column, 3)
 
 
-def test_timestamps_are_delta_encoded_and_read_back(tmp_path: Path) -> None:
+def _valid_shard(root: Path) -> tuple[pa.Table, Path]:
     table = split_rows(40)
-    write_shard_set(tmp_path, table, ShardConfig(world_size=1, shards_per_rank=2, row_group_rows=8))
-    version = current_version_dir(tmp_path)
-    shard = version / read_manifest(version)["splits"]["valid"]["shards"][0]["path"]
+    write_shard_set(root, table, ShardConfig(world_size=1, shards_per_rank=2, row_group_rows=8))
+    version = current_version_dir(root)
+    return table, version / read_manifest(version)["splits"]["valid"]["shards"][0]["path"]
+
+
+def test_timestamps_are_delta_encoded_and_read_back(tmp_path: Path) -> None:
+    table, shard = _valid_shard(tmp_path)
     row_group = pq.read_metadata(shard).row_group(0)
     encodings = {row_group.column(i).path_in_schema: row_group.column(i).encodings for i in range(row_group.num_columns)}
     for column in ("timestamps.list.element", "target_timestamps.list.element"):
@@ -146,3 +151,13 @@ def test_timestamps_are_delta_encoded_and_read_back(tmp_path: Path) -> None:
 
     rows = duckdb.sql(f"SELECT user_idx, timestamps, target_timestamps FROM read_parquet('{shard}')").fetchall()
     assert {(u, tuple(t), tuple(tt)) for u, t, tt in rows} == {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in back.to_pylist()}
+
+
+@pytest.mark.spark
+def test_spark_reads_the_delta_encoded_shards(tmp_path: Path, spark_engine: SparkEngine) -> None:
+    _, shard = _valid_shard(tmp_path)
+    rows = spark_engine.session.read.parquet(str(shard)).select("user_idx", "timestamps", "target_timestamps").collect()
+    expected = pq.read_table(shard, columns=["user_idx", "timestamps", "target_timestamps"]).to_pylist()
+    assert sorted((r.user_idx, list(r.timestamps), list(r.target_timestamps)) for r in rows) == sorted(
+        (r["user_idx"], r["timestamps"], r["target_timestamps"]) for r in expected
+    )
