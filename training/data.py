@@ -232,7 +232,7 @@ class ShardedSequenceDataset(IterableDataset):
     def _decoded(self, units: list[_Unit], pool: ThreadPoolExecutor | None) -> Iterator[_Group]:
         """The units' row groups, decoded in order: inline, or up to ``read_ahead`` ahead on the pool."""
         cfg = self.config
-        seed = [cfg.seed, self.epoch, self.rank, 2]
+        seed = [cfg.seed, self.epoch, self.rank, 2]  # the row-order stream (2), apart from the batch draws' (1)
         sid_levels = self._sid_levels() if self._has_sid else 0
         local = threading.local()
 
