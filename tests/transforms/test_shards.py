@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
@@ -144,13 +146,14 @@ def test_timestamps_are_delta_encoded_and_read_back(tmp_path: Path) -> None:
     assert "RLE_DICTIONARY" in encodings["item_ids.list.element"]
     assert "RLE_DICTIONARY" in encodings["semantic_ids.list.element.list.element"]  # nested lists get their paths too
     # pyarrow and DuckDB read the values back exactly.
-    back = pq.read_table(shard)
-    expected = {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in table.filter(pa.compute.equal(table["split"], "valid")).to_pylist()}
-    assert {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in back.to_pylist()} <= expected
-    import duckdb
+    back = _timelines(pq.read_table(shard).to_pylist())
+    assert back <= _timelines(table.filter(pc.equal(table["split"], "valid")).to_pylist())
+    rows = duckdb.connect().execute(f"SELECT user_idx, timestamps, target_timestamps FROM read_parquet('{shard}')").fetchall()
+    assert _timelines([{"user_idx": u, "timestamps": t, "target_timestamps": tt} for u, t, tt in rows]) == back
 
-    rows = duckdb.sql(f"SELECT user_idx, timestamps, target_timestamps FROM read_parquet('{shard}')").fetchall()
-    assert {(u, tuple(t), tuple(tt)) for u, t, tt in rows} == {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in back.to_pylist()}
+
+def _timelines(rows: list[dict[str, object]]) -> set[tuple[object, ...]]:
+    return {(r["user_idx"], tuple(r["timestamps"]), tuple(r["target_timestamps"])) for r in rows}  # type: ignore[arg-type]
 
 
 @pytest.mark.spark
@@ -158,6 +161,4 @@ def test_spark_reads_the_delta_encoded_shards(tmp_path: Path, spark_engine: Spar
     _, shard = _valid_shard(tmp_path)
     rows = spark_engine.session.read.parquet(str(shard)).select("user_idx", "timestamps", "target_timestamps").collect()
     expected = pq.read_table(shard, columns=["user_idx", "timestamps", "target_timestamps"]).to_pylist()
-    assert sorted((r.user_idx, list(r.timestamps), list(r.target_timestamps)) for r in rows) == sorted(
-        (r["user_idx"], r["timestamps"], r["target_timestamps"]) for r in expected
-    )
+    assert _timelines([r.asDict() for r in rows]) == _timelines(expected)
