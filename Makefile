@@ -40,7 +40,7 @@ test-gpu: $(STAMP)
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -m pipelines.definitions
+	$(BIN)/dagster dev -m recforge.definitions
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

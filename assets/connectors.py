@@ -18,8 +18,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field as PydanticField
 
+from assets.resources import EngineResource, WarehouseResource
 from pipelines.connect import ConnectRules, ingest_dataset
-from pipelines.resources import EngineResource, WarehouseResource
 from transforms.connectors import ConnectorFormat, connector_for
 
 

@@ -3,10 +3,10 @@
 
 import dagster as dg
 
+from assets.resources import EngineResource, WarehouseResource
 from pipelines import ingestion
-from pipelines.resources import EngineResource, WarehouseResource
-from transforms.id_maps import audit_id_map, extend_id_map
-from transforms.validation import validate_table
+from transforms.ingest.id_maps import audit_id_map, extend_id_map
+from transforms.ingest.validation import validate_table
 from warehouse.contracts import CORE_ID_MAPS
 
 RAW_KEYS = [dg.AssetKey(["raw", t]) for t in (*ingestion.LOG_TABLES, *ingestion.CATALOG_TABLES)]

@@ -1,7 +1,7 @@
 """Enrichment layer: item descriptions, user profiles (LLM or extractive) and their text embeddings.
 
 Each asset reads the raw tables, builds grounded inputs (everything strictly before the training
-cut-off ``train_end`` of the shared ``cutoffs`` resource, :class:`pipelines.resources.CutoffsResource`,
+cut-off ``train_end`` of the shared ``cutoffs`` resource, :class:`assets.resources.CutoffsResource`,
 the same one the labels, semantic-ID and training-data layers use), and launches the Beam pipeline, which generates or embeds only what the stored table does
 not already answer (same input hash, prompt version and model). Failed generations go to
 ``enrichment/<entity>_failures``; the run fails only when their share passes the configured limit,
@@ -16,6 +16,8 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
+from assets.resources import CutoffsResource, WarehouseResource
+from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
 from pipelines.beam_enrichment import (
     EmbeddingRun,
     GenerationResult,
@@ -24,8 +26,6 @@ from pipelines.beam_enrichment import (
     run_embedding,
     run_generation,
 )
-from pipelines.resources import CutoffsResource, WarehouseResource
-from pipelines.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
 from transforms.cutoffs import Cutoffs
 from transforms.enrichment.inputs import build_item_tasks, build_user_tasks
 from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed

@@ -18,11 +18,11 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import labels as L
-from transforms.click_model import ClickModelConfig
 from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
+from transforms.labels.click_model import ClickModelConfig
 from warehouse.contracts import LABELS_DEBIASED_LABELS, LABELS_EXPOSURE_PROPENSITIES, LABELS_POSITION_BIAS
 from warehouse.store import Warehouse
 

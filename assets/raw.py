@@ -7,11 +7,11 @@ from typing import Any
 
 import dagster as dg
 
+from assets.partitions import daily_event_partitions
+from assets.resources import EngineResource, WarehouseResource
 from pipelines import ingestion
-from pipelines.partitions import daily_event_partitions
-from pipelines.resources import EngineResource, WarehouseResource
-from transforms.ingest import SPECS, StagingRules, iter_days
-from transforms.validation import RangeRule, ValidationReport, validate_table
+from transforms.ingest.staging import SPECS, StagingRules, iter_days
+from transforms.ingest.validation import RangeRule, ValidationReport, validate_table
 
 DEFAULT_MAX_BAD_SHARE = 0.05
 

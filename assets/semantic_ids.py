@@ -11,7 +11,7 @@ A codebook trains only on items available before the training cut-off (``train_e
 section 3 rule 1: nothing a model trains on is shaped by later data): items whose ``available_from``
 in ``raw_items`` is null or earlier. Later (cold-start) items, and embedded items the catalogue does
 not list, are still encoded with it. The cut-off is ``train_end`` of the shared ``cutoffs`` resource
-(:class:`pipelines.resources.CutoffsResource`), the one the labels, enrichment and training-data
+(:class:`assets.resources.CutoffsResource`), the one the labels, enrichment and training-data
 layers use, and is recorded in the version's ``config``.
 
 Blocking checks stop a bad table before anything downstream (sequence shards, generative models)
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.resources import CutoffsResource, WarehouseResource, shared_fields
+from assets.resources import CutoffsResource, WarehouseResource, shared_fields
 from transforms.semantic_ids import (
     Codebook,
     Disambiguation,

@@ -2,7 +2,7 @@
 
 Every asset here reads the same :class:`SequenceDataConfig`, so their splits agree: by default a
 temporal split at ``train_end`` / ``valid_end`` of the shared ``cutoffs`` resource
-(:class:`pipelines.resources.CutoffsResource`, the one the labels, enrichment and semantic-ID layers
+(:class:`assets.resources.CutoffsResource`, the one the labels, enrichment and semantic-ID layers
 use), or leave-one-out. Debiased labels and semantic IDs are joined when their tables exist in the
 warehouse (label weights; semantic-ID tokens).
 
@@ -24,10 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs, Split
-from transforms.shards import ShardConfig, item_counts, verify_shard_set, write_shard_set
 from warehouse import contracts
 from warehouse.contracts import (
     CORE_ID_MAPS,
@@ -42,6 +41,7 @@ from warehouse.contracts import (
     TRAINING_USER_SEQUENCES,
     TableContract,
 )
+from warehouse.shards import ShardConfig, item_counts, verify_shard_set, write_shard_set
 from warehouse.store import Warehouse
 
 INTERACTIONS_KEY = dg.AssetKey(["core", "interactions"])

@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _harness import print_table, run_phase, write_results
 
 from pipelines.ingestion import LOG_TABLES, ingest_table
+from sample_world import WorldConfig, generate_world
 from transforms import labels as L
-from transforms.click_model import ClickModelConfig
 from transforms.engine import DuckDBEngine, Engine, EngineConfig
-from transforms.world import WorldConfig, generate_world
+from transforms.labels.click_model import ClickModelConfig
 from warehouse import contracts as C
 from warehouse.store import Warehouse
 

@@ -1,6 +1,6 @@
 """Enrichment benchmark: embedding throughput through Beam vs raw ``model.encode``, and the cost of a rerun.
 
-On a sample world (``transforms.world``) ingested into a throwaway warehouse:
+On a sample world (``sample_world``) ingested into a throwaway warehouse:
 
 * ``embed_ratio_to_raw``: texts per CPU-second embedded by the Beam pipeline (read -> skip cached ->
   batch -> encode -> checkpoint -> fold, everything in this process on the DirectRunner) divided by
@@ -56,14 +56,14 @@ def main() -> int:
         run_generation,
         shared_embedder,
     )
+    from sample_world import WorldConfig, generate_world
     from tests.fakes.openai_server import ServerScript, serve
     from transforms.engine import EngineConfig, open_engine
     from transforms.enrichment import EmbedderConfig, ExtractiveConfig, OpenAIChatConfig
     from transforms.enrichment.inputs import build_item_tasks, build_user_tasks
     from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
     from transforms.enrichment.types import TEXT_FIELD, EntityKind
-    from transforms.ingest import iter_days
-    from transforms.world import WorldConfig, generate_world
+    from transforms.ingest.staging import iter_days
     from warehouse.contracts import RAW_EVENTS, RAW_ITEMS, RAW_REVIEWS, embedding_contract
     from warehouse.store import Warehouse
 

@@ -24,7 +24,7 @@ QUICK = {"users": 8_000, "items": 4_000, "days": 14}
 GENERATE = """
 import json, time
 from pathlib import Path
-from transforms.world import WorldConfig, generate_world
+from sample_world import WorldConfig, generate_world
 t = time.perf_counter()
 s = generate_world(WorldConfig(users={users}, items={items}, days={days}, seed=11), Path({out!r}))
 print(json.dumps({{"seconds": time.perf_counter() - t, "events": s.events, "impressions": s.impressions,

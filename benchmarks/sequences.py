@@ -2,7 +2,7 @@
 
 * **Build**: events -> deduplicated, sessionized interactions (written, as the asset does) -> temporal
   split (train / valid / test histories, most recent 200 events) -> balanced shards with a manifest.
-  recforge (``transforms.sequences`` on DuckDB, ``transforms.shards``) against a straightforward pandas
+  recforge (``transforms.sequences`` on DuckDB, ``warehouse.shards``) against a straightforward pandas
   implementation written here, and against the same recforge SQL on Spark ``local[2]``.
   Ratios are baseline seconds / recforge seconds (larger is better for recforge).
 * **Loader**: rows per second of ``training.data.ShardedSequenceDataset`` (shuffled, padded or jagged
@@ -16,7 +16,7 @@
 
 Each measurement runs in a fresh subprocess. The events are a synthetic table built here with numpy
 (Zipf-distributed items, lognormal user activity, 30 days, 0.1% duplicate actions, no logged sessions
-so that gap sessionization does the work): generating a 10M-event world with ``transforms.world`` and
+so that gap sessionization does the work): generating a 10M-event world with ``sample_world`` and
 staging its JSONL takes far longer than the benchmark itself on a two-core machine.
 
     python benchmarks/sequences.py            # 10M events (minutes)
@@ -122,7 +122,7 @@ def event_files(data: Path) -> list[Path]:
 def build_recforge(data: Path, out: Path, spark: bool = False) -> dict[str, object]:
     from transforms import sequences as seq
     from transforms.engine import EngineConfig, EngineKind, open_engine
-    from transforms.shards import ShardConfig, write_shard_set
+    from warehouse.shards import ShardConfig, write_shard_set
 
     config = EngineConfig(kind=EngineKind.SPARK, spark_master="local[2]", spark_driver_memory="6g", spark_shuffle_partitions=8) if spark else EngineConfig(memory_limit="6GB", threads=2, spill_dir=str(out / "spill"))
     started = time.perf_counter()
@@ -213,7 +213,7 @@ def _loader_epoch(shards: Path, epoch: int, jagged: bool) -> int:
 
 
 def _pyarrow_epoch(shards: Path, epoch: int) -> int:
-    from transforms.shards import current_version_dir, read_manifest
+    from warehouse.shards import current_version_dir, read_manifest
 
     version = current_version_dir(shards)
     rows = 0

@@ -44,8 +44,15 @@ import pyarrow.parquet as pq
 from pipelines.ingestion import BadRowShareExceeded, RejectedShare, observed_ids, worst_over_limit
 from transforms.connectors.base import CONNECTOR_SPECS, Connector, Record
 from transforms.engine import Engine
-from transforms.id_maps import extend_id_map
-from transforms.ingest import LINES_SCHEMA, SourceKind, StagingRules, TableSpec, conform_staged, staging_sql
+from transforms.ingest.id_maps import extend_id_map
+from transforms.ingest.staging import (
+    LINES_SCHEMA,
+    SourceKind,
+    StagingRules,
+    TableSpec,
+    conform_staged,
+    staging_sql,
+)
 from warehouse import contracts
 from warehouse.contracts import CORE_ID_MAPS, TableContract
 from warehouse.store import Warehouse, conform

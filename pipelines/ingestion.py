@@ -20,8 +20,8 @@ from typing import TypeVar
 import pyarrow as pa
 
 from transforms.engine import Engine
-from transforms.ingest import SPECS, StagingRules, day_window, reason_counts, stage
-from transforms.sources import SourceFile, SourceFormat, read_csv_as_lines
+from transforms.engine.sources import SourceFile, SourceFormat, read_csv_as_lines
+from transforms.ingest.staging import SPECS, StagingRules, day_window, reason_counts, stage
 from warehouse import contracts
 from warehouse.store import Warehouse
 
@@ -206,7 +206,7 @@ def observed_ids(warehouse: Warehouse, engine: Engine) -> pa.Table:
         if item_col:
             selects.append(f"SELECT 'item' AS entity, {item_col} AS external_id, {ts} AS first_seen FROM ids_{table}")
     if not selects:
-        from transforms.id_maps import OBSERVED_SCHEMA
+        from transforms.ingest.id_maps import OBSERVED_SCHEMA
 
         return OBSERVED_SCHEMA.empty_table()
     union = " UNION ALL ".join(selects)

@@ -55,7 +55,7 @@ def snapshot(root: Path) -> dict[str, dict[str, object]]:
     for shard_manifest in sorted(root.rglob("current/manifest.json")):
         rel = shard_manifest.parent.parent.relative_to(root)
         manifest = json.loads(shard_manifest.read_text())
-        for split, info in sorted(manifest.get("splits", {}).items()):
+        for _split, info in sorted(manifest.get("splits", {}).items()):
             for shard in info.get("shards", []):
                 entries[f"{rel}/{shard['path']}"] = {
                     "rows": shard["rows"],

@@ -3,7 +3,7 @@
 ``train_end`` and ``valid_end`` (UTC) split time into train (``ts < train_end``), valid
 (``train_end <= ts < valid_end``) and test (the rest). The labels' propensities, the user profiles,
 the semantic-ID codebook and the temporal split of the training sequences all use the same pair,
-resolved once per run by :class:`pipelines.resources.CutoffsResource`; this module holds the pure
+resolved once per run by :class:`assets.resources.CutoffsResource`; this module holds the pure
 parts: the value type, timestamp parsing and the one default rule.
 """
 

@@ -378,7 +378,7 @@ def embedding_contract(entity: str, dim: int = ENRICHMENT_EMBEDDING_DIM) -> Tabl
 ENRICHMENT_ITEM_EMBEDDINGS = embedding_contract("item")
 ENRICHMENT_USER_EMBEDDINGS = embedding_contract("user")
 
-# --- labels: MNAR-debiased labels (transforms/labels.py) ---------------------------------------------
+# --- labels: MNAR-debiased labels (transforms/labels/) ---------------------------------------------
 
 LABELS_POSITION_BIAS = _contract(
     Layer.LABELS,
@@ -445,7 +445,7 @@ LABELS_DEBIASED_LABELS = _contract(
     description="One row per exposure (or observed positive): Y, graded relevance, propensity and its estimator, clipped IPS weights, split.",
 )
 
-# --- core/interactions and training_data (transforms/sequences.py, transforms/shards.py) ----------------
+# --- core/interactions and training_data (transforms/sequences/, warehouse/shards.py) ----------------
 
 CORE_INTERACTIONS = _contract(
     Layer.CORE,

@@ -16,14 +16,13 @@ from assets import enrichment
 from assets import training_data as td
 from assets.core import id_maps
 from assets.labels import LabelSettings, debiased_labels, exposure_propensities, position_bias
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
+from assets.resources_enrichment import ExtractiveGeneratorResource
 from pipelines.ingestion import LOG_TABLES, ingest_table
-from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
-from pipelines.resources_enrichment import ExtractiveGeneratorResource
+from sample_world import WorldConfig, generate_world
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs, default_cutoffs
 from transforms.engine import DuckDBEngine, EngineConfig
-from transforms.shards import read_manifest
-from transforms.world import WorldConfig, generate_world
 from warehouse.contracts import (
     CORE_INTERACTIONS,
     ENRICHMENT_USER_PROFILES,
@@ -31,6 +30,7 @@ from warehouse.contracts import (
     RAW_EVENTS,
     RAW_IMPRESSIONS,
 )
+from warehouse.shards import read_manifest
 from warehouse.store import Warehouse
 
 START = dt.date(2026, 1, 1)

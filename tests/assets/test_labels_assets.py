@@ -10,10 +10,10 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.labels import LabelSettings, debiased_labels, exposure_propensities, position_bias
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from pipelines.ingestion import LOG_TABLES, ingest_table
-from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
+from sample_world import WorldConfig, generate_world
 from transforms.engine import DuckDBEngine, EngineConfig
-from transforms.world import WorldConfig, generate_world
 from warehouse.contracts import LABELS_DEBIASED_LABELS, LABELS_EXPOSURE_PROPENSITIES, LABELS_POSITION_BIAS
 from warehouse.store import Warehouse
 

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from assets.resources import CutoffsResource, WarehouseResource
 from assets.semantic_ids import CODEBOOKS_KEY, codebooks, item_semantic_ids
-from pipelines.resources import CutoffsResource, WarehouseResource
 from transforms.semantic_ids import SemanticIdIndex
 from warehouse.contracts import (
     RAW_EVENTS,

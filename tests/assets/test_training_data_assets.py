@@ -12,11 +12,10 @@ import pyarrow as pa
 import pytest
 
 from assets import training_data as td
-from pipelines.cli import main as cli
-from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
+from recforge.cli import main as cli
 from training.data import LoaderConfig, ShardedSequenceDataset
 from transforms.sequences import SplitKind
-from transforms.shards import read_manifest
 from warehouse.catalog import connect_catalog
 from warehouse.contracts import (
     CORE_ID_MAPS,
@@ -26,6 +25,7 @@ from warehouse.contracts import (
     TRAINING_GRAPH_EDGES,
     TRAINING_TWO_TOWER_EXAMPLES,
 )
+from warehouse.shards import read_manifest
 from warehouse.store import Warehouse
 
 START = dt.date(2026, 1, 1)

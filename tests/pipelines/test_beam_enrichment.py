@@ -301,8 +301,8 @@ def test_assets_materialize_and_rematerialize_without_model_calls(tmp_path: Path
     import dagster as dg
 
     from assets import enrichment as assets
-    from pipelines.resources import CutoffsResource, WarehouseResource
-    from pipelines.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource
+    from assets.resources import CutoffsResource, WarehouseResource
+    from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource
 
     store = Warehouse(tmp_path / "home")
     store.write(RAW_ITEMS, items())

@@ -257,7 +257,7 @@ def test_staged_plus_quarantined_equals_lines(tmp_path_factory: pytest.TempPathF
 
 
 def test_cli_prints_counts_and_explains_quarantined_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from pipelines.cli import main
+    from recforge.cli import main
 
     monkeypatch.setenv("RECFORGE_HOME", str(tmp_path / "home"))
     assert main(["ingest", "tabular", "--path", str(FIXTURES / "tabular/events/clicks.csv"), "--name", "shop"]) == 0
@@ -270,7 +270,7 @@ def test_cli_prints_counts_and_explains_quarantined_lines(tmp_path: Path, monkey
 
 
 def test_cli_reports_a_bad_mapping_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.cli import main
+    from recforge.cli import main
 
     monkeypatch.setenv("RECFORGE_HOME", str(tmp_path / "home"))
     (tmp_path / "log.csv").write_text("a\n1\n")
@@ -281,7 +281,7 @@ def test_cli_reports_a_bad_mapping_without_a_traceback(tmp_path: Path, monkeypat
 
 def test_dagster_job_stages_a_dataset_and_reports_materializations(tmp_path: Path) -> None:
     from assets.connectors import dataset_ingest_job
-    from pipelines.resources import EngineResource, WarehouseResource
+    from assets.resources import EngineResource, WarehouseResource
 
     result = dataset_ingest_job.execute_in_process(
         run_config={"ops": {"dataset_ingest": {"config": {"format": "coat", "path": str(FIXTURES / "coat")}}}},

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from training.data import BatchLayout, LoaderConfig, ShardedSequenceDataset, make_dataloader
 from transforms.sequences import SPLIT_ROWS_SCHEMA
-from transforms.shards import ShardConfig, write_shard_set
+from warehouse.shards import ShardConfig, write_shard_set
 
 USERS = 157
 

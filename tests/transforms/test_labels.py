@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.ingestion import LOG_TABLES, ingest_table
+from sample_world import WorldConfig, generate_world
 from transforms import labels as L
-from transforms.click_model import ClickModelConfig, fit_examination, non_increasing
 from transforms.engine import DuckDBEngine, Engine, EngineConfig
-from transforms.world import WorldConfig, generate_world
+from transforms.labels.click_model import ClickModelConfig, fit_examination, non_increasing
 from warehouse import contracts as C
 from warehouse.store import Warehouse
 

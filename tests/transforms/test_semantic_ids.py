@@ -381,7 +381,7 @@ def test_rq_vae_trains_on_cuda_and_encodes_like_cpu_weights_would() -> None:
 
 def _world(tmp_path: Path, items: int) -> tuple[list[dict[str, object]], dict[str, str], dict[str, list[float]]]:
     """A tiny sample world: catalogue rows, and the truth's category and latent vector per item."""
-    from transforms.world import WorldConfig, generate_world
+    from sample_world import WorldConfig, generate_world
 
     world = tmp_path / "world"
     generate_world(WorldConfig(users=10, items=items, days=1, bad_share=0.0, dup_share=0.0, seed=11), world)

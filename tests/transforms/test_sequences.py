@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from transforms import sequences as seq
 from transforms.engine import Engine
-from transforms.exports import full_sequences_from_leave_one_out, write_hstu
-from transforms.id_maps import extend_id_map
+from transforms.ingest.id_maps import extend_id_map
+from transforms.sequences.exports import full_sequences_from_leave_one_out, write_hstu
 from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS, RAW_ITEMS, RAW_SLATES
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

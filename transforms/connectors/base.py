@@ -2,7 +2,7 @@
 
 A connector reads one public-dataset format (or your own logs) and turns every source record into a
 JSON object line in a raw table's field names (``transforms.ingest.SPECS``), keeping the *original*
-file and line number. The staging SQL of :mod:`transforms.ingest` then types, validates and
+file and line number. The staging SQL of :mod:`transforms.ingest.staging` then types, validates and
 deduplicates those lines exactly as it does for the landing zone, so one set of rules decides what
 is staged and what is quarantined::
 
@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from transforms.ingest import SPECS, FieldKind, TableSpec
+from transforms.ingest.staging import SPECS, FieldKind, TableSpec
 from warehouse import contracts
 
 RANDOM_EXPOSURE_TABLE = "random_exposure_ratings"
@@ -107,7 +107,7 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
     """``(line_no, text)`` of a text file (gzip when it ends in ``.gz``), 1-based, newline stripped.
 
     Blank lines are not rows and are skipped, but they still count in the numbering (as in
-    :func:`transforms.sources.read_lines`). Undecodable bytes become U+FFFD rather than stopping the read.
+    :func:`transforms.engine.sources.read_lines`). Undecodable bytes become U+FFFD rather than stopping the read.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding=encoding, errors="replace", newline="") as handle:

@@ -51,7 +51,7 @@ from transforms.connectors.base import (
     iter_lines,
     stable_id,
 )
-from transforms.ingest import FieldKind
+from transforms.ingest.staging import FieldKind
 
 GENERATED_KEYS = {"events": "event_id", "reviews": "review_id", "slates": "request_id"}
 

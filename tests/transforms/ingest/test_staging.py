@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.engine import Engine
-from transforms.ingest import day_window, stage
-from transforms.sources import (
+from transforms.engine.sources import (
     SourceFile,
     SourceFormat,
     lines_from_text,
@@ -22,6 +21,7 @@ from transforms.sources import (
     read_lines,
     read_parquet_rows,
 )
+from transforms.ingest.staging import day_window, stage
 
 DAY = dt.date(2026, 1, 1)
 WINDOW = day_window(DAY)

@@ -35,7 +35,7 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "RECFORGE_HOME": str(home / "data"), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        [str(Path(sys.executable).with_name("dagster-webserver")), "-m", "recforge.definitions", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     base = f"http://127.0.0.1:{port}"

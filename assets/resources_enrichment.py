@@ -14,8 +14,8 @@ import abc
 
 import dagster as dg
 
+from assets.resources import shared_fields
 from pipelines.beam_enrichment import BeamSettings
-from pipelines.resources import shared_fields
 from transforms.enrichment import (
     EmbedderConfig,
     ExtractiveConfig,

@@ -11,7 +11,7 @@ estimator that produced it, in the preference order of DESIGN.md section 2:
                     or ``slates.propensities[position]``), times the click model's examination of the
                     slot: being served is not being seen, the policy's propensity knows nothing of it
 ``click_model``     ``P(examined | surface, position)`` from a position-based click model fitted by EM
-                    (:mod:`transforms.click_model`) to impressions and the clicks linked to them
+                    (:mod:`transforms.labels.click_model`) to impressions and the clicks linked to them
 ``popularity``      ``(n_i / max n) ** eta`` for datasets without exposure logs (ratings only), ``n_i``
                     the item's observed interactions
 =================  ================================================================================
@@ -29,7 +29,7 @@ fit: the click model and the popularity counts used for a split's rows see only 
 and ratings from before that split's end (test: everything). A row's outcome (``Y`` and its grade)
 likewise counts only events before its split's end. Training rows therefore never depend on anything
 at or after ``train_end``. The cut-offs are :class:`transforms.cutoffs.Cutoffs`, the same pair every
-layer uses (resolved once per run by ``pipelines.resources.CutoffsResource``).
+layer uses (resolved once per run by ``assets.resources.CutoffsResource``).
 
 Scale. Every relational step (joins of impressions with slates and clicks, per-cell counts, popularity,
 label assembly, clipping, SNIPS sums) is SQL run by the engine over Parquet files, written once with
@@ -49,9 +49,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from transforms.click_model import ClickModelConfig, ExaminationFit, fit_examination
 from transforms.cutoffs import Cutoffs, Split
 from transforms.engine import Dialect, Engine, EngineKind
+from transforms.labels.click_model import ClickModelConfig, ExaminationFit, fit_examination
 from warehouse import contracts
 from warehouse.contracts import EventType
 

@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _extensions() -> list:
     """Sub-commands contributed by other modules (connectors, exports, training)."""
-    from pipelines import cli_extensions
+    from recforge import cli_extensions
 
     return cli_extensions.registered()
 
@@ -62,7 +62,7 @@ def _world_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _world_config(args: argparse.Namespace):
-    from transforms.world import CatalogFormat, WorldConfig
+    from sample_world import CatalogFormat, WorldConfig
 
     return WorldConfig(
         users=args.users,
@@ -76,7 +76,7 @@ def _world_config(args: argparse.Namespace):
 
 
 def _cmd_world(args: argparse.Namespace) -> int:
-    from transforms.world import generate_world
+    from sample_world import generate_world
 
     summary = generate_world(_world_config(args), args.out)
     print(json.dumps(_summary_dict(summary), indent=2, default=str))
@@ -84,7 +84,7 @@ def _cmd_world(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from transforms.world import generate_world
+    from sample_world import generate_world
 
     root = data_root()
     landing = root / "landing"
@@ -109,8 +109,8 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def _materialize(root: Path, first: dt.date, last: dt.date) -> None:
-    from pipelines.definitions import defs
-    from pipelines.materialize import materialize_everything
+    from recforge.definitions import defs
+    from recforge.materialize import materialize_everything
 
     for result in materialize_everything(defs, root, first, last):
         if not result.success:

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transforms import shards
 from transforms.engine import SparkEngine
 from transforms.sequences import SPLIT_ROWS_SCHEMA
-from transforms.shards import (
+from warehouse import shards
+from warehouse.shards import (
     ShardConfig,
     balanced_sizes,
     current_version_dir,

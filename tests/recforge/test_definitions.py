@@ -38,7 +38,7 @@ EXPECTED_ASSET_KEYS = [
 
 
 def test_definitions_load_and_validate() -> None:
-    from pipelines.definitions import defs
+    from recforge.definitions import defs
 
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("raw_daily_job") is not None
@@ -46,14 +46,14 @@ def test_definitions_load_and_validate() -> None:
 
 
 def test_sorted_asset_keys() -> None:
-    from pipelines.definitions import defs
+    from recforge.definitions import defs
 
     keys = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
     assert keys == EXPECTED_ASSET_KEYS
 
 
 def test_every_asset_is_covered_by_at_least_one_check() -> None:
-    from pipelines.definitions import defs
+    from recforge.definitions import defs
 
     graph = defs.resolve_asset_graph()
     checked = {c.asset_key for c in graph.asset_check_keys}
@@ -83,7 +83,7 @@ def test_transforms_and_training_never_import_dagster_or_orchestration() -> None
 
 
 def test_assets_never_import_pipelines_except_wiring() -> None:
-    # assets may use pipelines' resources, partitions and runners, but pipelines.definitions imports
+    # assets may use pipelines' resources, partitions and runners, but recforge.definitions imports
     # assets, so an asset module importing definitions would be a cycle.
     for path in (REPO / "assets").rglob("*.py"):
-        assert "pipelines.definitions" not in path.read_text(), path
+        assert "recforge.definitions" not in path.read_text(), path

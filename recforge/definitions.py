@@ -1,4 +1,4 @@
-"""The one Dagster entry point: ``dagster dev -m pipelines.definitions``.
+"""The one Dagster entry point: ``dagster dev -m recforge.definitions``.
 
 Assets and asset checks are loaded from every module of the ``assets`` package. A module may also
 export ``JOBS``, ``SCHEDULES``, ``SENSORS`` (lists) and ``RESOURCES`` (a dict of resource defaults
@@ -12,7 +12,7 @@ from types import ModuleType
 import dagster as dg
 
 import assets
-from pipelines.resources import CutoffsResource, EngineResource, WarehouseResource
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 
 
 def _asset_modules() -> list[ModuleType]:

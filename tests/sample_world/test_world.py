@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.world import (
+from sample_world import (
     EVENT_TYPES,
     LATENT_DIM,
     CatalogFormat,

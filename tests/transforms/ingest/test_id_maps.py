@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 
 from transforms.engine import Engine
-from transforms.id_maps import OBSERVED_SCHEMA, audit_id_map, extend_id_map
+from transforms.ingest.id_maps import OBSERVED_SCHEMA, audit_id_map, extend_id_map
 from warehouse.contracts import CORE_ID_MAPS
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

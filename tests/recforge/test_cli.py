@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def recforge(*args: str, home: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RECFORGE_HOME": str(home), "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], env=env, capture_output=True, text=True, input=stdin, timeout=300, check=False
+        [sys.executable, "-m", "recforge.cli", *args], env=env, capture_output=True, text=True, input=stdin, timeout=300, check=False
     )
 
 

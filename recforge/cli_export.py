@@ -39,7 +39,7 @@ def _shards_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _version_dir(args: argparse.Namespace) -> Path:
-    from transforms.shards import current_version_dir
+    from warehouse.shards import current_version_dir
 
     if args.shards is not None:
         return args.shards if (args.shards / "manifest.json").exists() else current_version_dir(args.shards)
@@ -49,7 +49,7 @@ def _version_dir(args: argparse.Namespace) -> Path:
 
 
 def _batches(version_dir: Path, split: str) -> Iterator[pa.RecordBatch]:
-    from transforms.shards import read_manifest
+    from warehouse.shards import read_manifest
 
     manifest = read_manifest(version_dir)
     for shard in manifest["splits"].get(split, {}).get("shards", []):
@@ -57,9 +57,9 @@ def _batches(version_dir: Path, split: str) -> Iterator[pa.RecordBatch]:
 
 
 def _loo_sequences(args: argparse.Namespace):
-    from transforms.exports import full_sequences_from_leave_one_out
     from transforms.sequences import SplitKind
-    from transforms.shards import read_manifest
+    from transforms.sequences.exports import full_sequences_from_leave_one_out
+    from warehouse.shards import read_manifest
 
     version = _version_dir(args)
     kind = read_manifest(version)["params"].get("split", {}).get("kind")
@@ -73,7 +73,7 @@ def _loo_sequences(args: argparse.Namespace):
 
 
 def _cmd_hstu(args: argparse.Namespace) -> int:
-    from transforms.exports import write_hstu
+    from transforms.sequences.exports import write_hstu
 
     version, sequences = _loo_sequences(args)
     report = write_hstu(sequences, args.out)
@@ -82,7 +82,7 @@ def _cmd_hstu(args: argparse.Namespace) -> int:
 
 
 def _cmd_sasrec(args: argparse.Namespace) -> int:
-    from transforms.exports import write_sasrec
+    from transforms.sequences.exports import write_sasrec
 
     version, sequences = _loo_sequences(args)
     report = write_sasrec(sequences, args.out)
@@ -91,7 +91,7 @@ def _cmd_sasrec(args: argparse.Namespace) -> int:
 
 
 def _cmd_recbole(args: argparse.Namespace) -> int:
-    from transforms.exports import write_recbole
+    from transforms.sequences.exports import write_recbole
     from warehouse.contracts import CORE_ID_MAPS, RAW_ITEMS
     from warehouse.store import Warehouse
 

@@ -9,12 +9,12 @@ import dagster as dg
 import pyarrow.compute as pc
 import pytest
 
-from pipelines.definitions import defs
+from assets.resources import WarehouseResource
 from pipelines.ingestion import BadRowShareExceeded
-from pipelines.materialize import materialize_everything
-from pipelines.resources import WarehouseResource
-from tests.pipelines.test_definitions import EXPECTED_ASSET_KEYS
-from transforms.world import WorldConfig, generate_world
+from recforge.definitions import defs
+from recforge.materialize import materialize_everything
+from sample_world import WorldConfig, generate_world
+from tests.recforge.test_definitions import EXPECTED_ASSET_KEYS
 from warehouse.catalog import connect_catalog
 from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS, RAW_IMPRESSIONS, quarantine_contract
 
@@ -73,7 +73,7 @@ def test_sample_world_is_staged_with_quarantine_and_checks_pass(home: Path) -> N
 
 
 def store_contract(log: str):  # type: ignore[no-untyped-def]
-    from transforms.ingest import SPECS
+    from transforms.ingest.staging import SPECS
 
     return SPECS[log].contract
 
@@ -109,7 +109,7 @@ def test_bad_row_share_over_the_limit_fails_the_run_with_a_clear_message(home: P
 
 
 def test_everything_job_materializes_one_day_and_every_downstream_asset(home: Path) -> None:
-    from pipelines.definitions import everything_job
+    from recforge.definitions import everything_job
 
     # The nightly situation: six days already ingested, the job runs for the seventh.
     make_world(home, days=7, bad_share=0.0)

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.engine import Dialect, Engine
-from transforms.sources import LINES_SCHEMA, SourceFile, SourceFormat
+from transforms.engine.sources import LINES_SCHEMA, SourceFile, SourceFormat
 from warehouse import contracts
 from warehouse.contracts import EventType, TableContract
 

@@ -1,4 +1,4 @@
-"""A streaming torch dataset over sequence shards (``transforms.shards``).
+"""A streaming torch dataset over sequence shards (``warehouse.shards``).
 
 Work is split in two levels, both from the manifest alone (no file is opened to plan an epoch):
 
@@ -69,7 +69,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from transforms.shards import current_version_dir, read_manifest
+from warehouse.shards import current_version_dir, read_manifest
 
 SEQUENCE_COLUMNS = ("item_ids", "event_types", "timestamps", "weights")
 ITEM_SHIFT = 1  # item id i is i + 1 in tensors; 0 is padding

@@ -255,12 +255,12 @@ class DuckDBEngine(Engine):
         self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}])')
 
     def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
-        from transforms.sources import read_lines
+        from transforms.engine.sources import read_lines
 
         self.register_arrow(name, read_lines(path, source_name))
 
     def register_parquet_rows(self, name: str, path: Path, source_name: str) -> None:
-        from transforms.sources import read_parquet_rows
+        from transforms.engine.sources import read_parquet_rows
 
         self.register_arrow(name, read_parquet_rows(path, source_name))
 

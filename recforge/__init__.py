@@ -1,0 +1,1 @@
+"""Entry points: the ``recforge`` CLI and the one Dagster ``Definitions`` (``recforge.definitions``)."""

@@ -1,0 +1,1 @@
+"""Raw ingestion: staging lines into typed tables with quarantine, stable id maps, validation."""
