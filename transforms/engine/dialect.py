@@ -1,0 +1,167 @@
+"""SQL macros for the constructs that DuckDB and Spark SQL spell differently.
+
+Domain SQL is written once against a :class:`Dialect`; no domain module names an engine. Add a macro
+here (both implementations, and a parity test through the domain code that uses it) whenever a
+construct is not in the common subset.
+"""
+
+from __future__ import annotations
+
+import abc
+from enum import StrEnum
+
+
+class EngineKind(StrEnum):
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
+
+class Dialect(abc.ABC):
+    """SQL macros for the constructs that are not portable between engines."""
+
+    kind: EngineKind
+
+    @abc.abstractmethod
+    def json_valid_object(self, col: str) -> str:
+        """True when ``col`` holds a JSON object."""
+
+    @abc.abstractmethod
+    def json_str(self, col: str, key: str) -> str:
+        """Scalar ``key`` of the JSON object in ``col`` as text (NULL when absent or JSON null)."""
+
+    @abc.abstractmethod
+    def json_raw(self, col: str, key: str) -> str:
+        """Value of ``key`` as JSON text (objects and lists serialized), NULL when absent."""
+
+    @abc.abstractmethod
+    def json_str_list(self, col: str, key: str) -> str:
+        """A JSON list of strings under ``key`` as a list<string> (NULL when absent or not a list)."""
+
+    @abc.abstractmethod
+    def try_timestamp(self, expr: str) -> str:
+        """Parse an ISO-8601 text timestamp to a UTC timestamp, NULL when unparseable."""
+
+    @abc.abstractmethod
+    def epoch_ms(self, expr: str) -> str:
+        """Milliseconds since the epoch of a timestamp expression, as BIGINT."""
+
+    @abc.abstractmethod
+    def ordered_list(self, value: str, order_by: str) -> str:
+        """Aggregate ``value`` into a list ordered by ``order_by`` (an aggregate expression)."""
+
+    @abc.abstractmethod
+    def list_slice(self, expr: str, start: int, length: int) -> str:
+        """``length`` elements of a list starting at 1-based ``start``."""
+
+    @abc.abstractmethod
+    def hash64(self, expr: str) -> str:
+        """A stable 64-bit hash of a text expression. Values differ between engines: bucket with it, never compare across engines."""
+
+    @abc.abstractmethod
+    def double_list(self, expr: str) -> str:
+        """Cast a list expression to a list of doubles."""
+
+    @abc.abstractmethod
+    def list_len(self, expr: str) -> str:
+        """Number of elements of a list."""
+
+    @abc.abstractmethod
+    def list_min(self, expr: str) -> str: ...
+
+    @abc.abstractmethod
+    def list_max(self, expr: str) -> str: ...
+
+    def date_of(self, expr: str) -> str:
+        return f"CAST({expr} AS DATE)"
+
+
+class DuckDBDialect(Dialect):
+    kind = EngineKind.DUCKDB
+
+    def json_valid_object(self, col: str) -> str:
+        # CASE, not AND: DuckDB may evaluate both sides, and json_type raises on invalid JSON.
+        return f"(CASE WHEN json_valid({col}) THEN json_type({col}) = 'OBJECT' ELSE false END)"
+
+    def json_str(self, col: str, key: str) -> str:
+        return f"json_extract_string({col}, '$.\"{key}\"')"
+
+    def json_raw(self, col: str, key: str) -> str:
+        path = f"'$.\"{key}\"'"
+        return f"CASE WHEN json_type({col}, {path}) = 'NULL' THEN NULL ELSE CAST(json_extract({col}, {path}) AS VARCHAR) END"
+
+    def json_str_list(self, col: str, key: str) -> str:
+        path = f"'$.\"{key}\"'"
+        return f"CASE WHEN json_type({col}, {path}) = 'ARRAY' THEN CAST(json_extract_string({col}, '$.\"{key}\"[*]') AS VARCHAR[]) END"
+
+    def try_timestamp(self, expr: str) -> str:
+        return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMPTZ)"
+
+    def epoch_ms(self, expr: str) -> str:
+        return f"epoch_ms({expr})"
+
+    def ordered_list(self, value: str, order_by: str) -> str:
+        return f"list({value} ORDER BY {order_by})"
+
+    def list_slice(self, expr: str, start: int, length: int) -> str:
+        return f"{expr}[{start}:{start + length - 1}]"
+
+    def hash64(self, expr: str) -> str:
+        return f"CAST(hash({expr}) AS BIGINT)"
+
+    def double_list(self, expr: str) -> str:
+        return f"CAST({expr} AS DOUBLE[])"
+
+    def list_len(self, expr: str) -> str:
+        return f"len({expr})"
+
+    def list_min(self, expr: str) -> str:
+        return f"list_min({expr})"
+
+    def list_max(self, expr: str) -> str:
+        return f"list_max({expr})"
+
+
+class SparkDialect(Dialect):
+    kind = EngineKind.SPARK
+
+    def json_valid_object(self, col: str) -> str:
+        # get_json_object returns NULL for text that is not valid JSON; an object starts with '{'.
+        return f"(get_json_object({col}, '$') IS NOT NULL AND ltrim({col}) LIKE '{{%')"
+
+    def json_str(self, col: str, key: str) -> str:
+        return f"get_json_object({col}, '$.{key}')"
+
+    def json_raw(self, col: str, key: str) -> str:
+        return f"get_json_object({col}, '$.{key}')"
+
+    def json_str_list(self, col: str, key: str) -> str:
+        raw = f"get_json_object({col}, '$.{key}')"
+        return f"CASE WHEN ltrim({raw}) LIKE '[%' THEN from_json({raw}, 'array<string>') END"
+
+    def try_timestamp(self, expr: str) -> str:
+        return f"try_to_timestamp({expr})"
+
+    def epoch_ms(self, expr: str) -> str:
+        return f"unix_millis({expr})"
+
+    def ordered_list(self, value: str, order_by: str) -> str:
+        # collect_list has no ORDER BY: sort (key, value) structs and project the values back out.
+        return f"transform(array_sort(collect_list(struct({order_by} AS k, {value} AS v))), x -> x.v)"
+
+    def list_slice(self, expr: str, start: int, length: int) -> str:
+        return f"slice({expr}, {start}, {length})"
+
+    def hash64(self, expr: str) -> str:
+        return f"xxhash64({expr})"
+
+    def double_list(self, expr: str) -> str:
+        return f"CAST({expr} AS ARRAY<DOUBLE>)"
+
+    def list_len(self, expr: str) -> str:
+        return f"size({expr})"
+
+    def list_min(self, expr: str) -> str:
+        return f"array_min({expr})"
+
+    def list_max(self, expr: str) -> str:
+        return f"array_max({expr})"
