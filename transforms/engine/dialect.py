@@ -71,6 +71,35 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def list_max(self, expr: str) -> str: ...
 
+    @abc.abstractmethod
+    def empty_list(self, element: str) -> str:
+        """An empty list of ``element`` (an SQL type name such as ``BIGINT``)."""
+
+    @abc.abstractmethod
+    def null_list(self, element: str, depth: int = 1) -> str:
+        """A typed NULL list (of lists, for ``depth`` 2)."""
+
+    @abc.abstractmethod
+    def window_list(self, value: str, partition: str, order: str, preceding: int) -> str:
+        """The ``preceding`` values before the current row (oldest first), never NULL (empty at the start)."""
+
+    @abc.abstractmethod
+    def ordered_structs(self, fields: dict[str, str], order: str) -> str:
+        """Aggregate rows into a list of structs ``{k: order, <name>: <expr>...}`` sorted by ``order``
+        (unique within the group, so the sort is total and equal on both engines)."""
+
+    @abc.abstractmethod
+    def list_field(self, expr: str, field: str) -> str:
+        """One field of every struct of a list column."""
+
+    @abc.abstractmethod
+    def explode(self, expr: str) -> str:
+        """One row per element of a list, in a SELECT list."""
+
+    @abc.abstractmethod
+    def list_element(self, expr: str, index0: str) -> str:
+        """Element ``index0`` (0-based) of a list, NULL when the list is NULL or too short."""
+
     def date_of(self, expr: str) -> str:
         return f"CAST({expr} AS DATE)"
 
@@ -120,6 +149,29 @@ class DuckDBDialect(Dialect):
     def list_max(self, expr: str) -> str:
         return f"list_max({expr})"
 
+    def empty_list(self, element: str) -> str:
+        return f"CAST([] AS {element}[])"
+
+    def null_list(self, element: str, depth: int = 1) -> str:
+        return f"CAST(NULL AS {element}{'[]' * depth})"
+
+    def window_list(self, value: str, partition: str, order: str, preceding: int) -> str:
+        frame = f"OVER (PARTITION BY {partition} ORDER BY {order} ROWS BETWEEN {preceding} PRECEDING AND 1 PRECEDING)"
+        return f"COALESCE(list({value} ORDER BY {order}) {frame}, {self.empty_list('BIGINT')})"
+
+    def ordered_structs(self, fields: dict[str, str], order: str) -> str:
+        pairs = ", ".join(f"'{name}': {expr}" for name, expr in fields.items())
+        return f"list({{'k': {order}, {pairs}}} ORDER BY {order})"
+
+    def list_field(self, expr: str, field: str) -> str:
+        return f"list_transform({expr}, lambda x: x.{field})"
+
+    def explode(self, expr: str) -> str:
+        return f"unnest({expr})"
+
+    def list_element(self, expr: str, index0: str) -> str:
+        return f"list_extract({expr}, {index0} + 1)"
+
 
 class SparkDialect(Dialect):
     kind = EngineKind.SPARK
@@ -165,3 +217,31 @@ class SparkDialect(Dialect):
 
     def list_max(self, expr: str) -> str:
         return f"array_max({expr})"
+
+    def empty_list(self, element: str) -> str:
+        return f"CAST(array() AS ARRAY<{element}>)"
+
+    def null_list(self, element: str, depth: int = 1) -> str:
+        return f"CAST(NULL AS {'ARRAY<' * depth}{element}{'>' * depth})"
+
+    def window_list(self, value: str, partition: str, order: str, preceding: int) -> str:
+        frame = f"OVER (PARTITION BY {partition} ORDER BY {order} ROWS BETWEEN {preceding} PRECEDING AND 1 PRECEDING)"
+        # collect_list does not promise frame order: sort (order, value) pairs and project the values.
+        return (
+            f"COALESCE(transform(array_sort(collect_list(struct({order} AS k, {value} AS v)) {frame}), x -> x.v), "
+            f"{self.empty_list('BIGINT')})"
+        )
+
+    def ordered_structs(self, fields: dict[str, str], order: str) -> str:
+        pairs = ", ".join(f"'{name}', {expr}" for name, expr in fields.items())
+        return f"array_sort(collect_list(named_struct('k', {order}, {pairs})))"
+
+    def list_field(self, expr: str, field: str) -> str:
+        return f"transform({expr}, x -> x.{field})"
+
+    def explode(self, expr: str) -> str:
+        return f"explode({expr})"
+
+    def list_element(self, expr: str, index0: str) -> str:
+        # element_at raises on a short list under ANSI mode; try_element_at returns NULL like DuckDB.
+        return f"try_element_at({expr}, {index0} + 1)"

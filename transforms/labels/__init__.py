@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms.cutoffs import Cutoffs, Split
-from transforms.engine import Dialect, Engine, EngineKind
+from transforms.engine import Dialect, Engine
 from transforms.labels.click_model import ClickModelConfig, ExaminationFit, fit_examination
 from warehouse import contracts
 from warehouse.contracts import EventType
@@ -204,17 +204,6 @@ def has_exposure_logs(engine: Engine) -> bool:
 # --- SQL building blocks (one definition, rendered per dialect) ---------------------------------------
 
 
-def _list_element(d: Dialect, expr: str, index0: str) -> str:
-    """Element ``index0`` (0-based) of a list, NULL when the list is NULL or too short.
-
-    Not in :class:`Dialect` yet; Spark's ``element_at`` raises on a short list under ANSI mode,
-    ``try_element_at`` returns NULL like DuckDB's ``list_extract``.
-    """
-    if d.kind is EngineKind.SPARK:
-        return f"try_element_at({expr}, {index0} + 1)"
-    return f"list_extract({expr}, {index0} + 1)"
-
-
 def _ts_literal(value: dt.datetime) -> str:
     utc = value.astimezone(dt.UTC)
     return f"TIMESTAMP '{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
@@ -265,7 +254,7 @@ def _exposures_sql(d: Dialect, config: LabelConfig, engagement: Engagement) -> s
     return f"""
         SELECT i.request_id, i.user_id, i.item_id, i.position, i.ts,
                COALESCE(s.surface, '{DEFAULT_SURFACE}') AS surface, s.policy,
-               COALESCE(i.propensity, {_list_element(d, 's.propensities', 'i.position')}) AS policy_propensity,
+               COALESCE(i.propensity, {d.list_element('s.propensities', 'i.position')}) AS policy_propensity,
                c.click_ts
         FROM impressions i
         LEFT JOIN slates s ON s.request_id = i.request_id{engaged}"""
@@ -323,7 +312,7 @@ def click_model_cells(
     """
     d = engine.dialect
     if config.relevance_by is RelevanceGrouping.ITEM_CONTEXT:
-        category = _list_element(d, "it.categories", "0")
+        category = d.list_element("it.categories", "0")
 
         def modal(key: str) -> str:
             # The most common top-level category per ``key`` among impressions before ``end``.

@@ -35,7 +35,7 @@ from typing import TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.engine import Dialect, Engine, EngineKind
+from transforms.engine import Dialect, Engine
 from warehouse import contracts
 from warehouse.contracts import EventType
 
@@ -409,7 +409,7 @@ def _base_cte(d: Dialect, prep: PreparedInputs) -> str:
         core_join = (
             "JOIN seq_core_users cu ON cu.user_idx = i.user_idx JOIN seq_core_items ci ON ci.item_idx = i.item_idx"
         )
-    sid = "c.codes" if prep.has_semantic_ids else _null_list(d, "INT", 1)
+    sid = "c.codes" if prep.has_semantic_ids else d.null_list("INT", 1)
     split = prep.split
     if split is None:
         in_train = "TRUE"
@@ -445,15 +445,15 @@ def _events_list(d: Dialect, has_sid: bool) -> str:
     """One ordered aggregate per group: the events as structs, sorted once by ``pos`` (one sort per
     group instead of one per output list)."""
     fields = dict(EVENT_FIELDS, **({"sid": "codes"} if has_sid else {}))
-    return _ordered_structs(d, fields, "pos")
+    return d.ordered_structs(fields, "pos")
 
 
 def _lists(d: Dialect, source: str, has_sid: bool) -> str:
     """``item_ids, event_types, timestamps, weights, semantic_ids`` from an events list column."""
-    sid = _list_field(d, source, "sid") if has_sid else _null_list(d, "INT", 2)
+    sid = d.list_field(source, "sid") if has_sid else d.null_list("INT", 2)
     return (
-        f"{_list_field(d, source, 'item')} AS item_ids, {_list_field(d, source, 'code')} AS event_types, "
-        f"{_list_field(d, source, 'ts')} AS timestamps, {_list_field(d, source, 'w')} AS weights, {sid} AS semantic_ids"
+        f"{d.list_field(source, 'item')} AS item_ids, {d.list_field(source, 'code')} AS event_types, "
+        f"{d.list_field(source, 'ts')} AS timestamps, {d.list_field(source, 'w')} AS weights, {sid} AS semantic_ids"
     )
 
 
@@ -530,13 +530,13 @@ histories AS (
     FROM hist_rows GROUP BY split, user_idx
 ),
 targets AS (
-    SELECT split, user_idx, {_ordered_structs(d, EVENT_FIELDS, "pos")} AS evs
+    SELECT split, user_idx, {d.ordered_structs(EVENT_FIELDS, "pos")} AS evs
     FROM target_rows GROUP BY split, user_idx
 )
 SELECT h.split, h.user_idx, {_lists(d, "h.evs", prep.has_semantic_ids)},
-       COALESCE({_list_field(d, "t.evs", "item")}, {_empty_list(d, "BIGINT")}) AS target_item_ids,
-       COALESCE({_list_field(d, "t.evs", "ts")}, {_empty_list(d, "BIGINT")}) AS target_timestamps,
-       COALESCE({_list_field(d, "t.evs", "w")}, {_empty_list(d, "DOUBLE")}) AS target_weights
+       COALESCE({d.list_field("t.evs", "item")}, {d.empty_list("BIGINT")}) AS target_item_ids,
+       COALESCE({d.list_field("t.evs", "ts")}, {d.empty_list("BIGINT")}) AS target_timestamps,
+       COALESCE({d.list_field("t.evs", "w")}, {d.empty_list("DOUBLE")}) AS target_weights
 FROM histories h LEFT JOIN targets t ON t.split = h.split AND t.user_idx = h.user_idx
 WHERE (h.split = 'train' AND h.hist_len >= {prep.config.min_len})
    OR (h.split <> 'train' AND t.user_idx IS NOT NULL)
@@ -562,7 +562,7 @@ def build_two_tower_examples(engine: Engine, prep: PreparedInputs, history_len: 
     if history_len < 1:
         raise ValueError("history_len must be positive")
     d = engine.dialect
-    history = _window_list(d, "item_idx", "user_idx", "pos", history_len)
+    history = d.window_list("item_idx", "user_idx", "pos", history_len)
     sql = f"""
 WITH {_base_cte(d, prep)},
 train AS (SELECT * FROM base WHERE in_train = 1)
@@ -647,7 +647,7 @@ node_items AS (
 ),
 item_categories AS (
     SELECT DISTINCT item_idx, category FROM (
-        SELECT c.item_idx, {_explode(d, "c.categories")} AS category
+        SELECT c.item_idx, {d.explode("c.categories")} AS category
         FROM catalog c JOIN node_items n ON n.item_idx = c.item_idx
     ) x WHERE category IS NOT NULL
 ),
@@ -667,15 +667,15 @@ session_items AS (
 ),
 capped AS (SELECT * FROM session_items WHERE item_rank <= {config.max_session_items})"""
     nodes_sql = f"""{cte}
-SELECT 'user' AS node_type, u.idx AS node_idx, u.external_id AS name, {_null_list(d, "FLOAT", 1)} AS embedding
+SELECT 'user' AS node_type, u.idx AS node_idx, u.external_id AS name, {d.null_list("FLOAT", 1)} AS embedding
 FROM user_ids u WHERE u.idx IN (SELECT user_idx FROM train)
 UNION ALL
 SELECT 'item', n.item_idx, m.external_id, e.embedding
 FROM node_items n JOIN item_ids m ON m.idx = n.item_idx LEFT JOIN graph_embeddings e ON e.item_idx = n.item_idx
 UNION ALL
-SELECT 'category', category_idx, category, {_null_list(d, "FLOAT", 1)} FROM categories
+SELECT 'category', category_idx, category, {d.null_list("FLOAT", 1)} FROM categories
 UNION ALL
-SELECT 'brand', brand_idx, brand, {_null_list(d, "FLOAT", 1)} FROM brands
+SELECT 'brand', brand_idx, brand, {d.null_list("FLOAT", 1)} FROM brands
 ORDER BY node_type, node_idx
 """
     edges_sql = f"""{cte}
@@ -764,56 +764,6 @@ def item_embeddings_by_idx(embeddings: pa.Table, id_maps: pa.Table) -> pa.Table:
         vectors = vectors.cast(pa.list_(pa.float32()))
     out = pa.table({"item_idx": table["item_idx"], "embedding": vectors})
     return out.cast(ITEM_EMBEDDINGS_SCHEMA).sort_by("item_idx")
-
-
-# --- per-dialect helpers (constructs the shared Dialect does not cover) -------------------------------
-
-
-def _window_list(d: Dialect, value: str, partition: str, order: str, preceding: int) -> str:
-    """The ``preceding`` values before the current row (oldest first), never NULL (empty at the start)."""
-    frame = f"OVER (PARTITION BY {partition} ORDER BY {order} ROWS BETWEEN {preceding} PRECEDING AND 1 PRECEDING)"
-    if d.kind is EngineKind.SPARK:
-        # collect_list does not promise frame order: sort (order, value) pairs and project the values.
-        return (
-            f"COALESCE(transform(array_sort(collect_list(struct({order} AS k, {value} AS v)) {frame}), x -> x.v), "
-            f"{_empty_list(d, 'BIGINT')})"
-        )
-    return f"COALESCE(list({value} ORDER BY {order}) {frame}, {_empty_list(d, 'BIGINT')})"
-
-
-def _empty_list(d: Dialect, element: str) -> str:
-    if d.kind is EngineKind.SPARK:
-        return f"CAST(array() AS ARRAY<{element}>)"
-    return f"CAST([] AS {element}[])"
-
-
-def _ordered_structs(d: Dialect, fields: dict[str, str], order: str) -> str:
-    """Aggregate rows into a list of structs ``{k: order, <name>: <expr>...}`` sorted by ``order``
-    (unique within the group, so the sort is total and equal on both engines)."""
-    if d.kind is EngineKind.SPARK:
-        pairs = ", ".join(f"'{name}', {expr}" for name, expr in fields.items())
-        return f"array_sort(collect_list(named_struct('k', {order}, {pairs})))"
-    pairs = ", ".join(f"'{name}': {expr}" for name, expr in fields.items())
-    return f"list({{'k': {order}, {pairs}}} ORDER BY {order})"
-
-
-def _list_field(d: Dialect, expr: str, field: str) -> str:
-    """One field of every struct of a list column."""
-    if d.kind is EngineKind.SPARK:
-        return f"transform({expr}, x -> x.{field})"
-    return f"list_transform({expr}, lambda x: x.{field})"
-
-
-def _null_list(d: Dialect, element: str, depth: int) -> str:
-    """A typed NULL list (of lists, for ``depth`` 2)."""
-    if d.kind is EngineKind.SPARK:
-        return f"CAST(NULL AS {'ARRAY<' * depth}{element}{'>' * depth})"
-    return f"CAST(NULL AS {element}{'[]' * depth})"
-
-
-def _explode(d: Dialect, expr: str) -> str:
-    """One row per element of a list, in a SELECT list."""
-    return f"explode({expr})" if d.kind is EngineKind.SPARK else f"unnest({expr})"
 
 
 # --- small helpers -----------------------------------------------------------------------------------
