@@ -13,6 +13,9 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 DEFAULT_TRAIN_SHARE = 0.7
 DEFAULT_VALID_SHARE = 0.15
 
@@ -71,9 +74,45 @@ class Cutoffs:
             raise ValueError("ts must be timezone-aware (UTC)")
         return Split.TRAIN if ts < self.train_end else Split.VALID if ts < self.valid_end else Split.TEST
 
+    def split_sql(self, ts: str, *, epoch_ms: bool = False) -> str:
+        """The split of each row as an SQL expression (portable between the engines).
+
+        Args:
+            ts: A timestamp expression, or milliseconds since the epoch when ``epoch_ms``.
+            epoch_ms: Compare ``ts`` with the cut-offs as epoch milliseconds.
+        """
+        train_end, valid_end = (
+            (str(_epoch_ms(self.train_end)), str(_epoch_ms(self.valid_end)))
+            if epoch_ms
+            else (ts_literal(self.train_end), ts_literal(self.valid_end))
+        )
+        return (
+            f"CASE WHEN {ts} < {train_end} THEN '{Split.TRAIN}' "
+            f"WHEN {ts} < {valid_end} THEN '{Split.VALID}' ELSE '{Split.TEST}' END"
+        )
+
+    def split_array(self, ts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+        """The split of each value of a timestamp array, or of an int64 array of epoch milliseconds."""
+        if pa.types.is_timestamp(ts.type):
+            ts = pc.cast(pc.cast(ts, pa.timestamp("ms", tz="UTC")), pa.int64())
+        train = pc.less(ts, _epoch_ms(self.train_end))
+        valid = pc.less(ts, _epoch_ms(self.valid_end))
+        return pc.if_else(train, str(Split.TRAIN), pc.if_else(valid, str(Split.VALID), str(Split.TEST)))
+
     def as_metadata(self) -> dict[str, str]:
         """``train_end`` and ``valid_end`` as ISO-8601 strings (for asset metadata)."""
         return {"train_end": self.train_end.isoformat(), "valid_end": self.valid_end.isoformat()}
+
+
+def ts_literal(value: dt.datetime) -> str:
+    """A UTC timestamp as an SQL literal both engines read the same way (microsecond precision)."""
+    utc = value.astimezone(dt.UTC)
+    return f"TIMESTAMP '{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _epoch_ms(value: dt.datetime) -> int:
+    # Timestamps are stored in milliseconds: a cut-off inside a millisecond splits like its floor.
+    return (value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
 
 
 def default_cutoffs(

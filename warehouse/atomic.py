@@ -1,0 +1,155 @@
+"""Write aside, then swap: the one way recforge replaces anything on disk.
+
+Every writer (table partitions, the catalog file, shard sets, enrichment checkpoints, the sample world)
+writes into a hidden temporary beside its target and swaps it in with ``os.replace`` (atomic on POSIX),
+so a reader sees the old version or the new one, never half of one, and a crash or a failed write leaves
+the old version in place::
+
+    with write_aside(path) as staged:           # a file
+        pq.write_table(table, staged.path)
+
+    with write_aside(folder, directory=True) as staged:
+        ...                                     # fill staged.path
+        staged.target = folder.parent / name    # the target may be chosen once the content is known
+
+A temporary's name carries the writer's pid, so a later writer removes those of writers that died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TMP_SUFFIX = ".tmp"
+
+
+@dataclass
+class Staged:
+    """A temporary being written (``path``) and where it goes when the block succeeds (``target``)."""
+
+    path: Path
+    target: Path
+
+
+@contextlib.contextmanager
+def write_aside(target: Path, *, directory: bool = False, keep_existing: bool = False) -> Iterator[Staged]:
+    """Yield a hidden temporary beside ``target``; on success fsync it and swap it in, on failure delete it.
+
+    Args:
+        target: The file or folder to replace (its parent is created).
+        directory: Stage a folder (created empty) rather than a file.
+        keep_existing: When the target already exists, keep it and discard the temporary: for
+            content-addressed targets, where an existing one holds the same bytes.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_temporaries(target)
+    staged = Staged(path=target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}{TMP_SUFFIX}", target=target)
+    if directory:
+        staged.path.mkdir()
+    try:
+        yield staged
+        _fsync_tree(staged.path) if directory else _fsync(staged.path)
+        final = staged.target
+        if keep_existing and final.exists():
+            return
+        if directory and final.exists():
+            _swap_folder(staged.path, final)
+        else:
+            os.replace(staged.path, final)
+        _fsync_dir(final.parent)
+    finally:
+        if staged.path.is_dir():
+            shutil.rmtree(staged.path, ignore_errors=True)
+        else:
+            staged.path.unlink(missing_ok=True)
+
+
+def write_bytes(path: Path, payload: bytes) -> None:
+    """Replace a file's bytes atomically."""
+    with write_aside(path) as staged:
+        staged.path.write_bytes(payload)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Replace a JSON file atomically (sorted keys, indented: stable bytes for the same payload)."""
+    write_bytes(path, json.dumps(payload, indent=2, sort_keys=True).encode())
+
+
+def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
+    """Replace a Parquet file atomically (zstd unless ``options`` say otherwise)."""
+    options.setdefault("compression", "zstd")
+    with write_aside(path) as staged:
+        pq.write_table(table, staged.path, **options)
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Point the symlink ``link`` at ``target`` (stored relative), replacing what it pointed at atomically."""
+    link = Path(link)
+    tmp_link = link.parent / f".{link.name}.{os.getpid()}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+    os.symlink(os.path.relpath(target, link.parent), tmp_link)
+    try:
+        os.replace(tmp_link, link)
+    finally:
+        if tmp_link.is_symlink():
+            tmp_link.unlink()
+    _fsync_dir(link.parent)
+
+
+def remove_orphaned_temporaries(target: Path) -> None:
+    """Delete the temporaries of ``target`` left by writers that died (their pid is in the name)."""
+    for tmp in Path(target).parent.glob(f".{Path(target).name}.*{TMP_SUFFIX}"):
+        pid = tmp.name.split(".")[-3]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def _swap_folder(staged: Path, final: Path) -> None:
+    # Two renames: a reader between them finds no folder (never a half-written one); the old one is
+    # removed only once the new one is in place.
+    old = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.old"
+    os.replace(final, old)
+    os.replace(staged, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        _fsync(file)
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(path)
