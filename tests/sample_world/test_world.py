@@ -31,12 +31,11 @@ from sample_world import (
     Surface,
     WorldConfig,
     WorldSummary,
-    _alias_table,
-    _first_distinct,
-    _plackett_luce_steps,
     examination_curve,
     generate_world,
 )
+from sample_world.policy import _first_distinct, _plackett_luce_steps
+from sample_world.traffic import _alias_table
 
 # Defect shares ten times the defaults, so that a tiny world has malformed and duplicate lines to count.
 SMALL = WorldConfig(users=300, items=200, days=3, seed=11, bad_share=0.02, dup_share=0.02, cold_start_share=0.2)
