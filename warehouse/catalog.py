@@ -1,8 +1,9 @@
 """The DuckDB catalog: one file in the data root with a view per warehouse table.
 
 Views are named ``<layer>_<table>`` and read the table's Parquet files through a glob, so a new
-partition is visible at once; the catalog is rebuilt after every write so that new tables appear too.
-The rebuild writes a fresh catalog file aside and swaps it in with ``os.replace``: an analyst's open
+partition is visible at once; a write of a table that has no view yet rebuilds the catalog (:func:`ensure_view`, called by the store and
+by shard-set writers), so new tables appear in the same call that writes them.
+The rebuild writes a fresh catalog file aside and swaps it in (:func:`warehouse.atomic.write_aside`): an analyst's open
 DuckDB session keeps its (still valid) file, and the next connection sees the new one. Nothing ever
 needs the write lock of a catalog that someone has open.
 """
@@ -11,18 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
+from warehouse.atomic import write_aside
 from warehouse.contracts import Layer
-from warehouse.store import PART_FILE
-
-CATALOG_FILE = "catalog.duckdb"
-CURRENT_LINK = "current"
+from warehouse.layout import CATALOG_FILE, CURRENT_LINK, PART_FILE
 
 
 def catalog_path(root: Path) -> Path:
@@ -64,20 +61,31 @@ def refresh_catalog(root: Path) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = catalog_path(root)
-    with _catalog_lock(root):
-        tmp = root / f".{CATALOG_FILE}.{uuid.uuid4().hex}.tmp"
+    with _catalog_lock(root), write_aside(final) as staged:
         try:
-            con = duckdb.connect(str(tmp))
+            con = duckdb.connect(str(staged.path))
             try:
                 for view, source in discover_tables(root).items():
                     con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM {source}')
             finally:
                 con.close()
-            os.replace(tmp, final)
         finally:
-            tmp.unlink(missing_ok=True)
-            Path(f"{tmp}.wal").unlink(missing_ok=True)
+            Path(f"{staged.path}.wal").unlink(missing_ok=True)
     return final
+
+
+def ensure_view(root: Path, view: str) -> None:
+    """Rebuild the catalog when it has no view named ``view`` (the first write of a table).
+
+    Views read their table through a glob, so later partitions of a table need no rebuild.
+    """
+    path = catalog_path(root)
+    if path.exists():
+        with duckdb.connect(str(path), read_only=True) as con:
+            found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [view]).fetchone()
+        if found and found[0]:
+            return
+    refresh_catalog(root)
 
 
 def connect_catalog(root: Path) -> duckdb.DuckDBPyConnection:

@@ -20,12 +20,9 @@ identical on every machine), so every shard is a sample of all users rather than
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from warehouse.atomic import point_link, write_aside
+from warehouse.layout import CURRENT_LINK
+
 MANIFEST_FILE = "manifest.json"
-CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
 FORMAT = "recforge.sequence_shards/1"
 
@@ -115,9 +114,8 @@ def write_shard_set(
     root = Path(root)
     versions = root / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
-    tmp = versions / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
+    with write_aside(versions / "pending", directory=True, keep_existing=True) as staged:
+        tmp = staged.path
         data_schema = rows.schema.remove(rows.schema.get_field_index(split_column))
         split_names = sorted(set(rows[split_column].to_pylist()), key=_split_order)
         splits: dict[str, Any] = {}
@@ -145,16 +143,8 @@ def write_shard_set(
         version = hashlib.sha256(_canonical(manifest)).hexdigest()[:16]
         manifest["version"] = version
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        _fsync_tree(tmp)
-        final = versions / version
-        if final.exists():
-            # Same content hash: the bytes are already there (a rerun with the same inputs).
-            shutil.rmtree(tmp)
-        else:
-            os.rename(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        # The version is a hash of the content: an existing one holds these bytes (a rerun), and is kept.
+        staged.target = final = versions / version
     _point_current(root, final)
     _prune(root, config.keep_versions)
     return ShardSet(root=root, version_dir=final, manifest=manifest)
@@ -263,11 +253,7 @@ def _write_split(tmp: Path, name: str, part: pa.Table, config: ShardConfig, key_
 
 
 def _point_current(root: Path, target: Path) -> None:
-    link = root / CURRENT_LINK
-    tmp_link = root / f".{CURRENT_LINK}.{uuid.uuid4().hex}"
-    os.symlink(os.path.relpath(target, root), tmp_link)
-    os.replace(tmp_link, link)
-    _fsync_dir(root)
+    point_link(root / CURRENT_LINK, target)
 
 
 def _prune(root: Path, keep: int) -> None:
@@ -305,22 +291,3 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return z ^ (z >> np.uint64(31))
-
-
-def _fsync_tree(path: Path) -> None:
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        fd = os.open(file, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    _fsync_dir(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

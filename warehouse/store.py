@@ -7,9 +7,9 @@ Layout under the data root::
     <root>/<layer>/<table>/_partitions.json               row count and content hash per partition
     <root>/catalog.duckdb                                 one view per table (see warehouse.catalog)
 
-A partition is a single Parquet file (with row groups sized for streaming). It is written to a hidden
-temporary file beside its final place and moved in with ``os.replace``, which is atomic on POSIX: a
-reader sees the old file or the new one, never half of one, and a crash mid-write leaves the old one.
+A partition is a single Parquet file (with row groups sized for streaming), written aside and swapped in
+(:func:`warehouse.atomic.write_aside`): a reader sees the old file or the new one, never half of one, and
+a crash mid-write leaves the old one. Writing a table also gives it its catalog view in the same call.
 Row count and content hash travel inside the file's key-value metadata (so they are atomic with the
 data) and are also collected in ``_partitions.json`` for cheap listing.
 """
@@ -21,8 +21,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +28,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse import atomic
+from warehouse.catalog import ensure_view
 from warehouse.contracts import TableContract
+from warehouse.layout import MANIFEST_FILE, PART_FILE
 
-PART_FILE = "part.parquet"
-MANIFEST_FILE = "_partitions.json"
 ROW_GROUP_ROWS = 128 * 1024
 META_ROWS = b"recforge.rows"
 META_HASH = b"recforge.content_hash"
@@ -71,6 +70,7 @@ class Warehouse:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._views: set[str] = set()  # views known to be in the catalog (checked once per table)
 
     # --- paths ---------------------------------------------------------------------------------------
 
@@ -105,27 +105,21 @@ class Warehouse:
         Memory stays bounded by one batch, so partitions larger than RAM can be written.
         """
         final = self.partition_path(contract, partition)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _remove_orphaned_temporaries(final)
-        tmp = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         digest = hashlib.sha256()
         rows = 0
-        try:
-            with pq.ParquetWriter(tmp, contract.schema, compression="zstd") as writer:
-                for batch in batches:
-                    batch = pa.Table.from_batches([batch]).cast(contract.schema)
-                    for chunk in batch.to_batches(ROW_GROUP_ROWS):
-                        _hash_batch(digest, chunk)
-                        writer.write_batch(chunk, row_group_size=ROW_GROUP_ROWS)
-                        rows += chunk.num_rows
-                content_hash = digest.hexdigest()
-                writer.add_key_value_metadata({META_ROWS: str(rows).encode(), META_HASH: content_hash.encode()})
-            _fsync(tmp)
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic.write_aside(final) as staged, pq.ParquetWriter(staged.path, contract.schema, compression="zstd") as writer:
+            for batch in batches:
+                batch = pa.Table.from_batches([batch]).cast(contract.schema)
+                for chunk in batch.to_batches(ROW_GROUP_ROWS):
+                    _hash_batch(digest, chunk)
+                    writer.write_batch(chunk, row_group_size=ROW_GROUP_ROWS)
+                    rows += chunk.num_rows
+            content_hash = digest.hexdigest()
+            writer.add_key_value_metadata({META_ROWS: str(rows).encode(), META_HASH: content_hash.encode()})
         self._record(contract, partition, rows, content_hash)
+        if contract.view_name not in self._views:
+            ensure_view(self.root, contract.view_name)
+            self._views.add(contract.view_name)
         return WriteResult(path=final, rows=rows, content_hash=content_hash, partition=partition)
 
     def delete_partition(self, contract: TableContract, partition: dt.date | None = None) -> None:
@@ -135,7 +129,7 @@ class Warehouse:
         with self._manifest_lock(contract):
             manifest = self.manifest(contract)
             manifest.pop(_partition_key(partition), None)
-            _write_json_atomic(self.table_dir(contract) / MANIFEST_FILE, manifest)
+            atomic.write_json(self.table_dir(contract) / MANIFEST_FILE, manifest)
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -210,7 +204,7 @@ class Warehouse:
         with self._manifest_lock(contract):
             manifest = self.manifest(contract)
             manifest[_partition_key(partition)] = {"rows": rows, "content_hash": content_hash}
-            _write_json_atomic(self.table_dir(contract) / MANIFEST_FILE, dict(sorted(manifest.items())))
+            atomic.write_json(self.table_dir(contract) / MANIFEST_FILE, dict(sorted(manifest.items())))
 
     @contextlib.contextmanager
     def _manifest_lock(self, contract: TableContract) -> Iterator[None]:
@@ -226,24 +220,6 @@ class Warehouse:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _remove_orphaned_temporaries(final: Path) -> None:
-    """Delete temporary files left by writers that died (their pid is in the name) before this write."""
-    for tmp in final.parent.glob(f".{final.name}.*.tmp"):
-        pid = tmp.name.split(".")[-3]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _partition_key(partition: dt.date | None) -> str:
     return partition.isoformat() if partition else "all"
 
@@ -253,22 +229,3 @@ def _hash_batch(digest: hashlib._Hash, batch: pa.RecordBatch) -> None:
     with pa.ipc.new_stream(sink, batch.schema) as stream:
         stream.write_batch(batch)
     digest.update(sink.getvalue())
-
-
-def _write_json_atomic(path: Path, payload: object) -> None:
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        _fsync(path)

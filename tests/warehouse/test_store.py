@@ -191,3 +191,15 @@ def test_read_as_stored_keeps_the_written_width(warehouse: Warehouse) -> None:
     assert stored is not None and stored.schema.field("embedding").type.list_size == 3
     assert stored.column_names == ["item_id", "embedding"]
     assert warehouse.read_as_stored(RAW_EVENTS) is None
+
+
+def test_writing_a_table_gives_it_a_catalog_view_in_the_same_call(warehouse: Warehouse) -> None:
+    # No hand-written refresh: the first write of a new table adds its view; later partitions need none.
+    warehouse.write(RAW_EVENTS, events(2), DAY)
+    with connect_catalog(warehouse.root) as con:
+        assert con.execute("SELECT count(*) FROM raw_events").fetchone() == (2,)
+    warehouse.write(RAW_ITEMS, RAW_ITEMS.schema.empty_table())
+    Warehouse(warehouse.root).write(RAW_EVENTS, events(1, user="u2"), DAY + dt.timedelta(days=1))
+    with connect_catalog(warehouse.root) as con:
+        assert con.execute("SELECT count(*) FROM raw_items").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM raw_events").fetchone() == (3,)
