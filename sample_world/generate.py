@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -12,14 +11,13 @@ from sample_world.config import WorldConfig, WorldSummary
 from sample_world.days import _run_days
 from sample_world.static import _build_world, _World
 from sample_world.writers import (
-    _check_replaceable,
     _sum_by_log,
-    _swap_into_place,
     _write_catalog,
     _write_truth,
     _write_users,
     _write_world_json,
 )
+from warehouse.atomic import write_aside
 
 
 def generate_world(config: WorldConfig, out_dir: Path, *, workers: int = 1) -> WorldSummary:
@@ -45,15 +43,8 @@ def generate_world(config: WorldConfig, out_dir: Path, *, workers: int = 1) -> W
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
     world = _build_world(config)
-    staging = out_dir.parent / f".{out_dir.name}.staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    try:
-        counts, bad_by_log, dup_by_log = _write_world(world, staging, workers)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _swap_into_place(staging, out_dir)
+    with write_aside(out_dir, directory=True) as staged:
+        counts, bad_by_log, dup_by_log = _write_world(world, staged.path, workers)
     return WorldSummary(**counts, seconds=time.perf_counter() - started, out_dir=out_dir,
                         bad_lines_by_log=bad_by_log, duplicate_lines_by_log=dup_by_log)
 
@@ -87,3 +78,9 @@ def _write_world(world: _World, staging: Path, workers: int) -> tuple[dict[str, 
     }
     _write_world_json(staging / "world.json", config, counts, bad_by_log, dup_by_log)
     return counts, bad_by_log, dup_by_log
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    # Replacing a folder deletes what it held: only a previous world (or nothing) may go.
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "world.json").exists():
+        raise ValueError(f"{out_dir} is not empty and holds no world.json; refusing to replace it")

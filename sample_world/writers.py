@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -169,21 +167,3 @@ def _sum_by_log(counts: Sequence[_LogCounts], value: Callable[[_LogCounts], int]
     for c in counts:
         out[c.log] = out.get(c.log, 0) + value(c)
     return out
-
-
-def _check_replaceable(out_dir: Path) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "world.json").exists():
-        raise ValueError(f"{out_dir} is not empty and holds no world.json; refusing to replace it")
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``staging`` (write aside, then swap)."""
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out_dir, old)
-        os.replace(staging, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, out_dir)

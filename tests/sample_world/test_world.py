@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sample_world.generate
 from sample_world import (
     EVENT_TYPES,
     LATENT_DIM,
@@ -547,3 +548,20 @@ def test_an_existing_world_is_replaced_but_other_folders_are_not(tmp_path: Path)
     with pytest.raises(ValueError, match="refusing"):
         generate_world(config, tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_failed_generation_leaves_the_previous_world_and_no_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One day, then a generation that dies after the day files but before the truth: the one-day world stays.
+    generate_world(WorldConfig(users=20, items=30, days=1), tmp_path / "w")
+    before = all_bytes(tmp_path / "w")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sample_world.generate, "_write_truth", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_world(WorldConfig(users=20, items=30, days=2), tmp_path / "w")
+    assert all_bytes(tmp_path / "w") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]
