@@ -37,25 +37,11 @@ def _resources() -> dict[str, object]:
     return resources
 
 
-raw_daily_job = dg.define_asset_job(
-    "raw_daily_job",
-    selection=dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(["raw", "items"], ["raw", "users"]),
-)
-
-# One day of raw logs and everything downstream of them, in one run (the UI's "materialize everything").
-everything_job = dg.define_asset_job("everything_job", selection=dg.AssetSelection.all())
-
-raw_daily_schedule = dg.build_schedule_from_partitioned_job(raw_daily_job, hour_of_day=2, minute_of_hour=0)
-
-downstream_automation_sensor = dg.AutomationConditionSensorDefinition(
-    "downstream_automation_sensor", target=dg.AssetSelection.all()
-)
-
 defs = dg.Definitions(
     assets=dg.load_assets_from_package_module(assets),
     asset_checks=dg.load_asset_checks_from_package_module(assets),
-    jobs=[raw_daily_job, everything_job, *_collected("JOBS")],
-    schedules=[raw_daily_schedule, *_collected("SCHEDULES")],
-    sensors=[downstream_automation_sensor, *_collected("SENSORS")],
+    jobs=_collected("JOBS"),
+    schedules=_collected("SCHEDULES"),
+    sensors=_collected("SENSORS"),
     resources=_resources(),
 )

@@ -109,7 +109,7 @@ def test_bad_row_share_over_the_limit_fails_the_run_with_a_clear_message(home: P
 
 
 def test_everything_job_materializes_one_day_and_every_downstream_asset(home: Path) -> None:
-    from recforge.definitions import everything_job
+    from assets.jobs import everything_job
 
     # The nightly situation: six days already ingested, the job runs for the seventh.
     make_world(home, days=7, bad_share=0.0)
