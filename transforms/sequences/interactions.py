@@ -1,0 +1,108 @@
+"""Unified interactions: deduplicated, sessionized, with dense ids and session features."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from transforms.engine import Engine
+from transforms.sequences.config import INTERACTIONS_SCHEMA, SessionConfig, Source, _conform
+from transforms.sequences.inputs import register_source
+
+
+def build_interactions(
+    engine: Engine,
+    events: Source,
+    id_maps: Source,
+    slates: Source | None = None,
+    config: SessionConfig = SessionConfig(),
+) -> pa.Table:
+    """Unified, deduplicated, sessionized interactions with dense ids and session features.
+
+    Events without an item (searches) and events whose user or item is not in the id map are left
+    out. Duplicates are the same action (user, item, timestamp, event type) logged more than once;
+    the copy with the smallest event id is kept. Events that carry a logged ``session_id`` keep it;
+    the others are split into sessions where the gap to the user's previous unlogged event exceeds
+    ``config.gap`` and get the id ``gap:<user_id>:<n>``. A session's surface is the surface (from the
+    slate of ``request_id``) of its first event that has one.
+
+    Args:
+        engine: DuckDB or Spark.
+        events: Rows of the ``raw_events`` contract (a table, or its Parquet files: read in place).
+        id_maps: Rows of the ``core_id_maps`` contract.
+        slates: Rows of ``raw_slates`` (only ``request_id`` and ``surface`` are read), if any.
+        config: Sessionization settings.
+
+    Returns:
+        A table of :data:`INTERACTIONS_SCHEMA`, sorted by user, time and event id.
+    """
+    d = engine.dialect
+    register_source(engine, "seq_events", events)
+    register_source(engine, "seq_id_maps", id_maps)
+    if slates is None or (isinstance(slates, (list, tuple)) and not slates):
+        slates = pa.table({"request_id": pa.array([], pa.string()), "surface": pa.array([], pa.string())})
+    register_source(engine, "seq_slates", slates)
+    gap_ms = int(config.gap.total_seconds() * 1000)
+    order = "ts_ms, event_id"
+    sql = f"""
+WITH users AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'user'),
+items AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'item'),
+surfaces AS (SELECT request_id, MIN(surface) AS surface FROM seq_slates WHERE surface IS NOT NULL GROUP BY request_id),
+ev AS (
+    SELECT e.event_id, e.user_id, e.item_id, e.ts, {d.epoch_ms("e.ts")} AS ts_ms, e.event_type, e.value,
+           e.request_id, e.session_id, s.surface, u.idx AS user_idx, i.idx AS item_idx
+    FROM seq_events e
+    JOIN users u ON u.external_id = e.user_id
+    JOIN items i ON i.external_id = e.item_id
+    LEFT JOIN surfaces s ON s.request_id = e.request_id
+    WHERE e.item_id IS NOT NULL
+),
+ranked AS (
+    SELECT ev.*, ROW_NUMBER() OVER (PARTITION BY user_idx, item_idx, ts_ms, event_type ORDER BY event_id) AS copy_no
+    FROM ev
+),
+dedup AS (
+    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx
+    FROM ranked WHERE copy_no = 1
+),
+unlogged AS (
+    SELECT event_id, user_idx, user_id, ts_ms,
+           CASE WHEN LAG(ts_ms) OVER (PARTITION BY user_idx ORDER BY {order}) IS NULL
+                  OR ts_ms - LAG(ts_ms) OVER (PARTITION BY user_idx ORDER BY {order}) > {gap_ms}
+                THEN 1 ELSE 0 END AS starts
+    FROM dedup WHERE session_id IS NULL
+),
+gap_sessions AS (
+    SELECT event_id, user_idx,
+           CONCAT('gap:', user_id, ':',
+                  CAST(SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS STRING)) AS gap_session
+    FROM unlogged
+),
+sessioned AS (
+    SELECT d.*, COALESCE(d.session_id, g.gap_session) AS sid
+    FROM dedup d LEFT JOIN gap_sessions g ON g.event_id = d.event_id AND g.user_idx = d.user_idx
+),
+session_stats AS (
+    SELECT user_idx, sid, COUNT(*) AS session_length, MIN(ts_ms) AS first_ms, MAX(ts_ms) - MIN(ts_ms) AS session_duration_ms
+    FROM sessioned GROUP BY user_idx, sid
+),
+session_rank AS (
+    SELECT user_idx, sid, session_length, session_duration_ms,
+           DENSE_RANK() OVER (PARTITION BY user_idx ORDER BY first_ms, sid) - 1 AS session_index
+    FROM session_stats
+),
+first_surface AS (
+    SELECT user_idx, sid, surface FROM (
+        SELECT user_idx, sid, surface, ROW_NUMBER() OVER (PARTITION BY user_idx, sid ORDER BY {order}) AS rn
+        FROM sessioned WHERE surface IS NOT NULL
+    ) f WHERE rn = 1
+)
+SELECT s.event_id, s.user_idx, s.item_idx, s.user_id, s.item_id, s.ts, s.event_type, s.value, s.request_id,
+       s.surface, s.sid AS session_id, CAST(r.session_index AS INT) AS session_index,
+       CAST(r.session_length AS INT) AS session_length, CAST(r.session_duration_ms AS BIGINT) AS session_duration_ms,
+       f.surface AS session_surface
+FROM sessioned s
+JOIN session_rank r ON r.user_idx = s.user_idx AND r.sid = s.sid
+LEFT JOIN first_surface f ON f.user_idx = s.user_idx AND f.sid = s.sid
+ORDER BY s.user_idx, s.ts, s.event_id
+"""
+    return _conform(engine.query(sql), INTERACTIONS_SCHEMA)

@@ -1,0 +1,115 @@
+"""User sequences and the leakage-free train / valid / test split rows."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from transforms.engine import Dialect, Engine
+from transforms.sequences.config import SPLIT_ROWS_SCHEMA, USER_SEQUENCES_SCHEMA, SplitKind, _conform
+from transforms.sequences.inputs import PreparedInputs, _base_cte
+
+EVENT_FIELDS = {"item": "item_idx", "code": "event_code", "ts": "ts_ms", "w": "weight"}
+
+
+def _events_list(d: Dialect, has_sid: bool) -> str:
+    """One ordered aggregate per group: the events as structs, sorted once by ``pos`` (one sort per
+    group instead of one per output list)."""
+    fields = dict(EVENT_FIELDS, **({"sid": "codes"} if has_sid else {}))
+    return d.ordered_structs(fields, "pos")
+
+
+def _lists(d: Dialect, source: str, has_sid: bool) -> str:
+    """``item_ids, event_types, timestamps, weights, semantic_ids`` from an events list column."""
+    sid = d.list_field(source, "sid") if has_sid else d.null_list("INT", 2)
+    return (
+        f"{d.list_field(source, 'item')} AS item_ids, {d.list_field(source, 'code')} AS event_types, "
+        f"{d.list_field(source, 'ts')} AS timestamps, {d.list_field(source, 'w')} AS weights, {sid} AS semantic_ids"
+    )
+
+
+def build_user_sequences(engine: Engine, prep: PreparedInputs) -> pa.Table:
+    """Per user, the time-ordered events (the most recent ``max_len``), for users with ``>= min_len``.
+
+    Args:
+        engine: The engine :func:`prepare` registered the inputs on.
+        prep: What :func:`prepare` returned (its split is only used for the k-core window).
+
+    Returns:
+        A table of :data:`USER_SEQUENCES_SCHEMA`, sorted by user.
+    """
+    d = engine.dialect
+    keep = "TRUE" if prep.config.max_len is None else f"pos > n - {prep.config.max_len}"
+    sql = f"""
+WITH {_base_cte(d, prep)},
+grouped AS (
+    SELECT user_idx, {_events_list(d, prep.has_semantic_ids)} AS evs, CAST(COUNT(*) AS INT) AS length, MAX(n) AS total_events
+    FROM base WHERE {keep}
+    GROUP BY user_idx
+    HAVING MAX(n) >= {prep.config.min_len}
+)
+SELECT user_idx, {_lists(d, "evs", prep.has_semantic_ids)}, length, total_events FROM grouped
+ORDER BY user_idx
+"""
+    return _conform(engine.query(sql), USER_SEQUENCES_SCHEMA)
+
+
+def build_splits(engine: Engine, prep: PreparedInputs) -> pa.Table:
+    """Train, valid and test rows of the split in ``prep`` (see the module docstring for the rules).
+
+    A row is one user's history (the most recent ``max_len`` events before the split's cut-off) and,
+    for valid and test rows, the target events. Training rows need ``min_len`` events; valid and
+    test rows need at least one history event and one target.
+
+    Returns:
+        A table of :data:`SPLIT_ROWS_SCHEMA`, sorted by split then user.
+    """
+    if prep.split is None:
+        raise ValueError("build_splits needs the split in prepare(..., split=...)")
+    d = engine.dialect
+    split = prep.split
+    max_len = prep.config.max_len
+    if split.kind is SplitKind.TEMPORAL:
+        t, v = split.train_end_ms, split.valid_end_ms
+        hist = {"train": f"ts_ms < {t}", "test": f"ts_ms < {v}"}
+        target = {"valid": f"ts_ms >= {t} AND ts_ms < {v}", "test": f"ts_ms >= {v}"}
+    else:
+        hist = {"train": "pos <= n - 2 AND n >= 3", "test": "pos <= n - 1 AND n >= 3"}
+        target = {"valid": "pos = n - 1 AND n >= 3", "test": "pos = n AND n >= 3"}
+    hist_counts = ", ".join(
+        f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) OVER (PARTITION BY user_idx) AS h_{name}" for name, cond in hist.items()
+    )
+
+    def history(split_name: str, source: str) -> str:
+        recent = "TRUE" if max_len is None else f"pos > h_{source} - {max_len}"
+        return f"SELECT '{split_name}' AS split, c.* FROM counted c WHERE {hist[source]} AND {recent}"
+
+    sql = f"""
+WITH {_base_cte(d, prep)},
+counted AS (SELECT b.*, {hist_counts} FROM base b),
+hist_rows AS (
+    {history("train", "train")}
+    UNION ALL {history("valid", "train")}
+    UNION ALL {history("test", "test")}
+),
+target_rows AS (
+    SELECT 'valid' AS split, b.* FROM base b WHERE {target["valid"]}
+    UNION ALL SELECT 'test' AS split, b.* FROM base b WHERE {target["test"]}
+),
+histories AS (
+    SELECT split, user_idx, {_events_list(d, prep.has_semantic_ids)} AS evs, COUNT(*) AS hist_len
+    FROM hist_rows GROUP BY split, user_idx
+),
+targets AS (
+    SELECT split, user_idx, {d.ordered_structs(EVENT_FIELDS, "pos")} AS evs
+    FROM target_rows GROUP BY split, user_idx
+)
+SELECT h.split, h.user_idx, {_lists(d, "h.evs", prep.has_semantic_ids)},
+       COALESCE({d.list_field("t.evs", "item")}, {d.empty_list("BIGINT")}) AS target_item_ids,
+       COALESCE({d.list_field("t.evs", "ts")}, {d.empty_list("BIGINT")}) AS target_timestamps,
+       COALESCE({d.list_field("t.evs", "w")}, {d.empty_list("DOUBLE")}) AS target_weights
+FROM histories h LEFT JOIN targets t ON t.split = h.split AND t.user_idx = h.user_idx
+WHERE (h.split = 'train' AND h.hist_len >= {prep.config.min_len})
+   OR (h.split <> 'train' AND t.user_idx IS NOT NULL)
+ORDER BY CASE h.split WHEN 'train' THEN 0 WHEN 'valid' THEN 1 ELSE 2 END, h.user_idx
+"""
+    return _conform(engine.query(sql), SPLIT_ROWS_SCHEMA)
