@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import sequences as seq
-from transforms.cutoffs import Cutoffs, Split
+from transforms.cutoffs import Cutoffs
+from transforms.sequences import summaries
+from transforms.sequences.label_weights import label_weights_within_splits
 from warehouse import contracts
 from warehouse.contracts import (
     CORE_ID_MAPS,
@@ -146,7 +147,7 @@ def user_sequences(
         table = seq.build_user_sequences(eng, prep)
     store.write(TRAINING_USER_SEQUENCES, table)
     warehouse.refresh_catalog()
-    unordered = _unordered_rows(table["timestamps"])
+    unordered = summaries.unordered_rows(table["timestamps"])
     return dg.MaterializeResult(
         metadata={
             "users": table.num_rows,
@@ -181,11 +182,11 @@ def sequence_shards(
         prep, sources = _prepare(eng, store, config, cutoffs)
         rows = seq.build_splits(eng, prep)
     id_maps = store.read(CORE_ID_MAPS)
-    vocab = _vocab(id_maps, prep, rows)
+    vocab = summaries.vocab(id_maps, prep, rows)
     train = rows.filter(pc.equal(rows["split"], "train"))
     statistics = {
         "item_frequencies_train": item_counts(train["item_ids"], vocab["items"]),
-        "lengths": _length_summary(rows),
+        "lengths": summaries.length_summary(rows),
     }
     assert prep.split is not None
     shard_set = write_shard_set(
@@ -202,7 +203,7 @@ def sequence_shards(
         vocab=vocab,
         statistics=statistics,
     )
-    leaks = _leaks(rows, prep.split)
+    leaks = summaries.leaks(rows, prep.split)
     sizes = {name: [s["rows"] for s in split["shards"]] for name, split in shard_set.manifest["splits"].items()}
     imbalance = max((max(v) - min(v) for v in sizes.values() if v), default=0)
     problems = verify_shard_set(shard_set.version_dir)
@@ -349,131 +350,6 @@ def _optional(store: Warehouse, table: tuple[str, str], columns: list[str] | Non
 def _snapshot_hash(store: Warehouse, contract: TableContract) -> str:
     """One hash of a table's snapshot: its partitions' row counts and content hashes."""
     return hashlib.sha256(json.dumps(store.manifest(contract), sort_keys=True).encode()).hexdigest()
-
-
-def label_weights_within_splits(eng: Any, interactions: seq.Source, labels: pa.Table, cutoffs: Cutoffs) -> pa.Table:
-    """Each event's label weight (``event_id, weight``), taken only from label rows of its split or earlier.
-
-    An event before ``train_end`` (all a training row holds, history and targets) takes its weight only
-    from ``train`` label rows, whose propensities saw nothing at or after ``train_end``; one before
-    ``valid_end`` from ``train`` or ``valid`` rows; a later one from any row.
-
-    Raises:
-        ValueError: The labels' ``split`` column disagrees with ``cutoffs`` (the labels were built
-            with other cut-offs): rematerialize ``labels/debiased_labels`` with the same ``cutoffs``.
-    """
-    _check_label_splits(labels, cutoffs)
-    allowed = {Split.TRAIN: [Split.TRAIN], Split.VALID: [Split.TRAIN, Split.VALID], Split.TEST: list(Split)}
-    for split, splits in allowed.items():
-        subset = labels.filter(pc.is_in(labels["split"], value_set=pa.array([str(s) for s in splits])))
-        eng.register_arrow(f"td_weights_{split}", seq.label_weights_from_debiased(eng, interactions, subset))
-    seq.register_source(eng, "td_events", interactions)
-    ms = eng.dialect.epoch_ms("e.ts")
-    train_end, valid_end = (int(c.timestamp() * 1000) for c in (cutoffs.train_end, cutoffs.valid_end))
-    chosen = f"CASE WHEN {ms} < {train_end} THEN tr.weight WHEN {ms} < {valid_end} THEN va.weight ELSE te.weight END"
-    result = eng.query(f"""
-SELECT event_id, weight FROM (
-    SELECT e.event_id, {chosen} AS weight FROM td_events e
-    LEFT JOIN td_weights_{Split.TRAIN} tr ON tr.event_id = e.event_id
-    LEFT JOIN td_weights_{Split.VALID} va ON va.event_id = e.event_id
-    LEFT JOIN td_weights_{Split.TEST} te ON te.event_id = e.event_id
-) w WHERE weight IS NOT NULL ORDER BY event_id""")
-    return result.select(seq.LABEL_WEIGHTS_SCHEMA.names).cast(seq.LABEL_WEIGHTS_SCHEMA)
-
-
-def _check_label_splits(labels: pa.Table, cutoffs: Cutoffs) -> None:
-    """Refuse label rows whose ``split`` is not the one ``cutoffs`` give their ``ts``."""
-    ts = labels["ts"]
-    train_end, valid_end = (pa.scalar(c, type=ts.type) for c in (cutoffs.train_end, cutoffs.valid_end))
-    expected = pc.if_else(pc.less(ts, train_end), str(Split.TRAIN), pc.if_else(pc.less(ts, valid_end), str(Split.VALID), str(Split.TEST)))
-    wrong = int(pc.sum(pc.not_equal(expected, labels["split"])).as_py() or 0)
-    if wrong:
-        raise ValueError(
-            f"labels_debiased_labels has {wrong} rows whose split disagrees with the cut-offs "
-            f"(train_end {cutoffs.train_end.isoformat()}, valid_end {cutoffs.valid_end.isoformat()}): it was built with "
-            "other cut-offs; rematerialize labels/debiased_labels with the same cutoffs resource"
-        )
-
-
-def _vocab(id_maps: pa.Table, prep: seq.PreparedInputs, rows: pa.Table) -> dict[str, Any]:
-    def size(entity: str) -> int:
-        idx = id_maps.filter(pc.equal(id_maps["entity"], entity))["idx"]
-        return int(pc.max(idx).as_py()) + 1 if len(idx) else 0
-
-    vocab: dict[str, Any] = {
-        "items": size("item"),
-        "users": size("user"),
-        "event_types": seq.EVENT_TYPE_CODES,
-        "pad": seq.PAD,
-        "loader_item_shift": 1,
-        "semantic_id_levels": 0,
-        "semantic_id_codebook_sizes": [],
-    }
-    if prep.has_semantic_ids and rows.num_rows:
-        inner = pc.list_flatten(rows["semantic_ids"])
-        lengths = pc.list_value_length(inner)
-        levels = int(pc.max(lengths).as_py() or 0)
-        if levels and pc.min(lengths).as_py() != levels:
-            raise ValueError("semantic IDs of different lengths; the shards need one length per item")
-        codes = np.asarray(pc.list_flatten(inner).to_numpy(zero_copy_only=False)).reshape(-1, max(levels, 1))
-        vocab["semantic_id_levels"] = levels
-        vocab["semantic_id_codebook_sizes"] = (codes.max(axis=0) + 1).tolist() if codes.size else []
-    return vocab
-
-
-def _length_summary(rows: pa.Table) -> dict[str, dict[str, float]]:
-    out = {}
-    for name in ("train", "valid", "test"):
-        lengths = pc.list_value_length(rows.filter(pc.equal(rows["split"], name))["item_ids"]).to_numpy(zero_copy_only=False)
-        if len(lengths):
-            out[name] = {"mean": round(float(lengths.mean()), 3), "p50": float(np.percentile(lengths, 50)), "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max())}
-    return out
-
-
-def _leaks(rows: pa.Table, split: seq.SplitConfig) -> int:
-    """Rows whose history reaches its cut-off (temporal), or whose training prefix holds a target (LOO)."""
-    if rows.num_rows == 0:
-        return 0
-    last = _last_elements(rows["timestamps"])
-    if split.kind is seq.SplitKind.TEMPORAL:
-        limit = np.where(np.asarray(rows["split"].to_pylist()) == "test", split.valid_end_ms, split.train_end_ms)
-        return int((last >= limit).sum())
-    targets_first = _first_elements(rows["target_timestamps"])
-    has_target = pc.list_value_length(rows["target_timestamps"]).to_numpy(zero_copy_only=False) > 0
-    return int(((last > targets_first) & has_target).sum())
-
-
-def _last_elements(column: pa.ChunkedArray) -> np.ndarray:
-    array = column.combine_chunks()
-    offsets = np.asarray(array.offsets)
-    values = array.values.to_numpy(zero_copy_only=False)
-    ends = offsets[1:]
-    out = np.full(len(array), np.iinfo(np.int64).min, np.int64)
-    nonempty = ends > offsets[:-1]
-    out[nonempty] = values[ends[nonempty] - 1]
-    return out
-
-
-def _first_elements(column: pa.ChunkedArray) -> np.ndarray:
-    array = column.combine_chunks()
-    offsets = np.asarray(array.offsets)
-    values = array.values.to_numpy(zero_copy_only=False)
-    out = np.full(len(array), np.iinfo(np.int64).max, np.int64)
-    nonempty = offsets[1:] > offsets[:-1]
-    out[nonempty] = values[offsets[:-1][nonempty]]
-    return out
-
-
-def _unordered_rows(column: pa.ChunkedArray) -> int:
-    array = column.combine_chunks()
-    offsets = np.asarray(array.offsets)
-    values = array.values.to_numpy(zero_copy_only=False)
-    if len(values) < 2:
-        return 0
-    drops = np.flatnonzero(np.diff(values) < 0) + 1  # positions where the next value is smaller
-    starts = set(offsets[1:-1].tolist())
-    bad = [p for p in drops.tolist() if p not in starts]  # a drop across a row boundary is fine
-    return len({int(np.searchsorted(offsets, p, side="right")) - 1 for p in bad})
 
 
 def shard_root(root: Path) -> Path:
