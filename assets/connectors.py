@@ -14,11 +14,12 @@ nightly materialization must not need a path.
 
 
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field as PydanticField
 
-from assets.resources import EngineResource, WarehouseResource
+from assets.resources import EngineResource, WarehouseResource, shared_fields
 from pipelines.connect import ConnectRules, ingest_dataset
 from transforms.connectors import ConnectorFormat, connector_for
 
@@ -27,12 +28,14 @@ class DatasetIngestConfig(dg.Config):
     """Which dataset to stage, and how."""
 
     # Text, not the enum: Dagster spells enum config by member name (YAHOO_R3), users write yahoo-r3.
+    builds: ClassVar[tuple[type, ...]] = (ConnectRules,)
+    own_fields: ClassVar[tuple[str, ...]] = ("format", "path", "name", "mapping")  # which connector, on what
     format: str = PydanticField(description="one of: " + ", ".join(f.value for f in ConnectorFormat))
     path: str
     name: str | None = None
     mapping: str | None = None
-    chunk_lines: int = 1_000_000
-    max_bad_share: float | None = None
+    chunk_lines: int = ConnectRules.chunk_lines
+    max_bad_share: float | None = ConnectRules.max_bad_share
 
 
 @dg.op(description="Stage a public dataset or your own logs (a connector) into the raw tables and the id map.")
@@ -43,7 +46,7 @@ def dataset_ingest(
     engine: EngineResource,
 ) -> dg.Output[dict]:
     connector = connector_for(config.format, Path(config.path), config.name, Path(config.mapping) if config.mapping else None)
-    rules = ConnectRules(chunk_lines=config.chunk_lines, max_bad_share=config.max_bad_share)
+    rules = ConnectRules(**shared_fields(config, ConnectRules))
     with engine.open() as eng:
         report = ingest_dataset(connector, warehouse.store(), eng, rules, work_dir=warehouse.root)
     warehouse.refresh_catalog()

@@ -3,17 +3,15 @@
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 
 from assets.partitions import daily_event_partitions
-from assets.resources import EngineResource, WarehouseResource
+from assets.resources import EngineResource, WarehouseResource, shared_fields
 from pipelines import ingestion
-from transforms.ingest.staging import SPECS, StagingRules, iter_days
+from transforms.ingest.staging import SPECS, iter_days
 from transforms.ingest.validation import RangeRule, ValidationReport, validate_table
-
-DEFAULT_MAX_BAD_SHARE = 0.05
 
 RANGES: dict[str, tuple[RangeRule, ...]] = {
     "impressions": (RangeRule("position", 0, None), RangeRule("propensity", 0, 1)),
@@ -26,10 +24,14 @@ RANGES: dict[str, tuple[RangeRule, ...]] = {
 
 
 class RawIngestConfig(dg.Config):
-    """Run configuration of the raw assets."""
+    """Run configuration of the raw assets (:class:`pipelines.ingestion.LandingRules`)."""
 
-    max_bad_share: float = DEFAULT_MAX_BAD_SHARE
-    late_tolerance_hours: int = 24
+    builds: ClassVar[tuple[type, ...]] = (ingestion.LandingRules,)
+    max_bad_share: float = ingestion.LandingRules.max_bad_share
+    late_tolerance_hours: int = ingestion.LandingRules.late_tolerance_hours
+
+    def rules(self) -> ingestion.LandingRules:
+        return ingestion.LandingRules(**shared_fields(self, ingestion.LandingRules))
 
 
 def _check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -70,7 +72,7 @@ def _stage_and_report(
     """Stage each day (or the one catalog snapshot, ``[None]``), enforce the bad-row limit, validate."""
     contract = SPECS[table].contract
     store = warehouse.store()
-    rules = StagingRules(late_tolerance=dt.timedelta(hours=config.late_tolerance_hours))
+    rules = config.rules().staging_rules()
     with engine.open() as eng:
         reports = [ingestion.ingest_table(store, eng, table, warehouse.landing, day, rules) for day in days]
     warehouse.refresh_catalog()

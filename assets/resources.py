@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 
@@ -30,6 +30,8 @@ def shared_fields(settings: dg.Config | dg.ConfigurableResource, config_type: ty
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse under a data root (``$RECFORGE_HOME`` or ``warehouse/data`` when unset)."""
 
+    builds: ClassVar[tuple[type, ...]] = ()
+    own_fields: ClassVar[tuple[str, ...]] = ("home", "landing_dir")  # where the data lives: orchestration only
     home: str | None = None
     landing_dir: str | None = None
 
@@ -52,22 +54,16 @@ class WarehouseResource(dg.ConfigurableResource):
 class EngineResource(dg.ConfigurableResource):
     """The relational engine: embedded DuckDB by default, Spark for scale-out."""
 
-    kind: EngineKind = EngineKind.DUCKDB
-    memory_limit: str = "4GB"
-    threads: int = 2
-    spill_dir: str | None = None
-    spark_master: str = "local[2]"
+    builds: ClassVar[tuple[type, ...]] = (EngineConfig,)
+    kind: EngineKind = EngineConfig.kind
+    memory_limit: str = EngineConfig.memory_limit
+    threads: int = EngineConfig.threads
+    spill_dir: str | None = EngineConfig.spill_dir
+    spark_master: str = EngineConfig.spark_master
 
     @contextlib.contextmanager
     def open(self) -> Iterator[Engine]:
-        config = EngineConfig(
-            kind=self.kind,
-            memory_limit=self.memory_limit,
-            threads=self.threads,
-            spill_dir=self.spill_dir,
-            spark_master=self.spark_master,
-        )
-        with open_engine(config) as engine:
+        with open_engine(EngineConfig(**shared_fields(self, EngineConfig))) as engine:
             yield engine
 
 
@@ -82,6 +78,9 @@ class CutoffsResource(dg.ConfigurableResource):
     of the days with raw events or impressions (:func:`transforms.cutoffs.default_cutoffs`).
     """
 
+    builds: ClassVar[tuple[type, ...]] = ()
+    # Text timestamps resolved into a Cutoffs (which has no defaults); the shares are the default rule's.
+    own_fields: ClassVar[tuple[str, ...]] = ("train_end", "valid_end", "train_share", "valid_share")
     train_end: str | None = None
     valid_end: str | None = None
     train_share: float = DEFAULT_TRAIN_SHARE

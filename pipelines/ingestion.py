@@ -30,6 +30,22 @@ CATALOG_TABLES = ("items", "users")
 NOT_BAD_REASONS = ("duplicate",)  # exact copies are removed, not counted against the bad-row limit
 
 
+@dataclass(frozen=True)
+class LandingRules:
+    """Settings of a landing-zone ingestion run.
+
+    Attributes:
+        max_bad_share: Fail when a partition's share of rejected rows passes this.
+        late_tolerance_hours: How far outside its log day a row's timestamp may lie.
+    """
+
+    max_bad_share: float = 0.05
+    late_tolerance_hours: int = 24
+
+    def staging_rules(self) -> StagingRules:
+        return StagingRules(late_tolerance=dt.timedelta(hours=self.late_tolerance_hours))
+
+
 class BadRowShareExceeded(RuntimeError):
     """Too large a share of input rows was rejected: the run fails rather than stage a broken day."""
 
