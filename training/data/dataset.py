@@ -26,7 +26,7 @@ from training.data.batches import (
     BatchLayout,
     LoaderConfig,
 )
-from training.data.kernels import _pack_rows, _pad_events, _pad_rows, _ragged_arange
+from training.data.kernels import pack_rows, pad_events, pad_rows, ragged_arange
 from warehouse.shards import current_version_dir, read_manifest
 
 
@@ -214,9 +214,9 @@ class ShardedSequenceDataset(IterableDataset):
             codes = np.empty((batch, cfg.max_len * levels), OUTPUT_DTYPES["semantic_ids"])  # [B, L * C], viewed as [B, L, C]
             start = 0
             for g, first, count in picks:
-                _pad_events(g.bounds, first, count, start, *g.events, *events)
+                pad_events(g.bounds, first, count, start, *g.events, *events)
                 if levels:
-                    _pad_rows(g.codes, g.code_bounds, first, count, codes, start)
+                    pad_rows(g.codes, g.code_bounds, first, count, codes, start)
                 start += count
             result["mask"] = self._mask_rows[lengths]
             if levels:
@@ -279,7 +279,7 @@ class _Group:
             values = column.values.to_numpy(zero_copy_only=False)[first:last]
             if name == "item_ids" and values.size and int(values.max()) >= np.iinfo(np.int32).max:
                 raise ValueError("item ids must be below 2**31 - 1 (item_ids tensors are int32)")
-            events.append(_pack_rows(values, starts, kept, order, ITEM_SHIFT if name == "item_ids" else 0, OUTPUT_DTYPES[name], total))
+            events.append(pack_rows(values, starts, kept, order, ITEM_SHIFT if name == "item_ids" else 0, OUTPUT_DTYPES[name], total))
         self.events = tuple(events)
         self.levels = sid_levels
         self.codes = np.zeros(0, OUTPUT_DTYPES["semantic_ids"])
@@ -289,13 +289,13 @@ class _Group:
             codes = sid.values.values.to_numpy(zero_copy_only=False)
             if codes.size != last * sid_levels:
                 raise ValueError(f"semantic IDs are not {sid_levels} codes per event in the shard rows")
-            self.codes = _pack_rows(codes[first * sid_levels : last * sid_levels], starts * sid_levels, kept * sid_levels,
+            self.codes = pack_rows(codes[first * sid_levels : last * sid_levels], starts * sid_levels, kept * sid_levels,
                                     order, 1, OUTPUT_DTYPES["semantic_ids"], total * sid_levels)
         self.user_idx = table["user_idx"].to_numpy().astype(np.int64, copy=False)[order]
         targets = _list_column(table["target_item_ids"])
         t_offsets = np.asarray(targets.offsets, dtype=np.int64)
         t_keep = np.minimum(np.diff(t_offsets), config.max_targets)
-        t_within = _ragged_arange(t_keep)
+        t_within = ragged_arange(t_keep)
         t_values = targets.values.to_numpy(zero_copy_only=False)
         padded_targets = np.zeros(rows * config.max_targets, np.int64)
         padded_targets[np.repeat(np.arange(rows, dtype=np.int64) * config.max_targets, t_keep) + t_within] = (

@@ -12,7 +12,7 @@ import numpy as np
 
 
 @numba.njit(nogil=True, cache=True)
-def _pad_rows(values: np.ndarray, bounds: np.ndarray, first: int, count: int, out: np.ndarray, at: int) -> None:
+def pad_rows(values: np.ndarray, bounds: np.ndarray, first: int, count: int, out: np.ndarray, at: int) -> None:
     """``out[at + i]`` = row ``first + i``'s values (``values[bounds[r] : bounds[r + 1]]``), left-padded with
     zeros (``out`` is ``[B, width]``)."""
     width = out.shape[1]
@@ -27,20 +27,20 @@ def _pad_rows(values: np.ndarray, bounds: np.ndarray, first: int, count: int, ou
 
 
 @numba.njit(nogil=True, cache=True)
-def _pad_events(
+def pad_events(
     bounds: np.ndarray, first: int, count: int, at: int,
     items: np.ndarray, event_types: np.ndarray, timestamps: np.ndarray, weights: np.ndarray,
     out_items: np.ndarray, out_event_types: np.ndarray, out_timestamps: np.ndarray, out_weights: np.ndarray,
 ) -> None:
     """The ``SEQUENCE_COLUMNS`` of one row group's rows ``first, ..., first + count - 1`` into padded batch
     rows ``at, at + 1, ...`` (one compiled call per group and batch instead of one per column)."""
-    _pad_rows(items, bounds, first, count, out_items, at)
-    _pad_rows(event_types, bounds, first, count, out_event_types, at)
-    _pad_rows(timestamps, bounds, first, count, out_timestamps, at)
-    _pad_rows(weights, bounds, first, count, out_weights, at)
+    pad_rows(items, bounds, first, count, out_items, at)
+    pad_rows(event_types, bounds, first, count, out_event_types, at)
+    pad_rows(timestamps, bounds, first, count, out_timestamps, at)
+    pad_rows(weights, bounds, first, count, out_weights, at)
 
 
-def _pack_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, dtype: type, total: int) -> np.ndarray:
+def pack_rows(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, rows: np.ndarray, shift: int, dtype: type, total: int) -> np.ndarray:
     """Rows ``rows``'s values (``values[starts[r] : starts[r] + counts[r]]``) back to back, plus ``shift``, as ``dtype``."""
     out: np.ndarray = np.empty(total, dtype)
     _pack_rows_into(values, starts, counts, rows, shift, out)
@@ -58,7 +58,7 @@ def _pack_rows_into(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, 
         at += counts[row]
 
 
-def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
+def ragged_arange(lengths: np.ndarray) -> np.ndarray:
     """``[0..l0-1, 0..l1-1, ...]`` for the given lengths, vectorized."""
     total = int(lengths.sum())
     if total == 0:
