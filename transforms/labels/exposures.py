@@ -1,0 +1,147 @@
+"""The label rows' inputs: raw relations, exposures with their engagement, ratings and graded signals.
+
+SQL building blocks, one definition rendered per dialect, that the propensity estimators and the label
+assembly share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from transforms.cutoffs import Cutoffs, Split
+from transforms.engine import Dialect, Engine
+from transforms.labels.config import Engagement, GradeRule, LabelConfig
+from warehouse import contracts
+from warehouse.contracts import EventType
+
+DEFAULT_SURFACE = "default"  # impressions whose slate is unknown share one examination curve
+SOURCE_RELATIONS: Mapping[str, contracts.TableContract] = {
+    "slates": contracts.RAW_SLATES,
+    "impressions": contracts.RAW_IMPRESSIONS,
+    "events": contracts.RAW_EVENTS,
+    "reviews": contracts.RAW_REVIEWS,
+    "items": contracts.RAW_ITEMS,
+}
+
+
+# --- inputs -----------------------------------------------------------------------------------------
+
+
+def register_sources(engine: Engine, files: Mapping[str, Sequence[Path]]) -> None:
+    """Register the raw tables as the relations this module reads; a missing table becomes empty.
+
+    Args:
+        engine: The engine to register in.
+        files: Parquet files per relation name (``slates``, ``impressions``, ``events``, ``reviews``).
+    """
+    for name, contract in SOURCE_RELATIONS.items():
+        paths = list(files.get(name, ()))
+        if paths:
+            engine.register_parquet(name, paths)
+        else:
+            engine.register_arrow(name, contract.schema.empty_table())
+
+
+def has_exposure_logs(engine: Engine) -> bool:
+    """True when there is at least one impression (otherwise labels come from ratings)."""
+    return int(engine.query("SELECT COUNT(*) AS n FROM impressions").column(0)[0].as_py()) > 0
+
+
+# --- SQL building blocks (one definition, rendered per dialect) ---------------------------------------
+
+
+def _ts_literal(value: dt.datetime) -> str:
+    utc = value.astimezone(dt.UTC)
+    return f"TIMESTAMP '{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _before(col: str, end: dt.datetime | None) -> str:
+    return "TRUE" if end is None else f"{col} < {_ts_literal(end)}"
+
+
+def _split_expr(col: str, cutoffs: Cutoffs) -> str:
+    return (
+        f"CASE WHEN {col} < {_ts_literal(cutoffs.train_end)} THEN '{Split.TRAIN}' "
+        f"WHEN {col} < {_ts_literal(cutoffs.valid_end)} THEN '{Split.VALID}' ELSE '{Split.TEST}' END"
+    )
+
+
+def _within_split(col: str, split_col: str, cutoffs: Cutoffs) -> str:
+    """True when ``col`` lies before the end of the split named by ``split_col`` (test: always)."""
+    return (
+        f"({split_col} = '{Split.TEST}' OR ({split_col} = '{Split.TRAIN}' AND {col} < {_ts_literal(cutoffs.train_end)})"
+        f" OR ({split_col} = '{Split.VALID}' AND {col} < {_ts_literal(cutoffs.valid_end)}))"
+    )
+
+
+def _exposures_sql(d: Dialect, config: LabelConfig, engagement: Engagement) -> str:
+    """Impressions with their slate's surface and policy, the logged propensity of their slot, and
+    ``click_ts``, the time of their engagement (NULL when none): the first click linked to them by
+    ``request_id`` or, for logs that carry ratings instead of clicks (Coat's exposures), the first
+    rating at or above ``positive_rating`` by the same user on the same item within
+    ``attribution_window`` after the impression.
+    """
+    if engagement is Engagement.CLICKS:
+        engaged = f"""
+        LEFT JOIN (
+            SELECT request_id, item_id, MIN(ts) AS click_ts FROM events
+            WHERE event_type = '{EventType.CLICK}' AND request_id IS NOT NULL AND item_id IS NOT NULL
+            GROUP BY request_id, item_id
+        ) c ON c.request_id = i.request_id AND c.item_id = i.item_id"""
+    else:
+        window_ms = int(config.attribution_window.total_seconds() * 1000)
+        engaged = f"""
+        LEFT JOIN (
+            SELECT user_id, item_id, MIN(ts) AS click_ts FROM ({_ratings_sql()}) r
+            WHERE rating >= {float(config.positive_rating)!r} GROUP BY user_id, item_id
+        ) c ON c.user_id = i.user_id AND c.item_id = i.item_id
+            AND {d.epoch_ms('c.click_ts')} >= {d.epoch_ms('i.ts')}
+            AND {d.epoch_ms('c.click_ts')} <= {d.epoch_ms('i.ts')} + {window_ms}"""
+    return f"""
+        SELECT i.request_id, i.user_id, i.item_id, i.position, i.ts,
+               COALESCE(s.surface, '{DEFAULT_SURFACE}') AS surface, s.policy,
+               COALESCE(i.propensity, {d.list_element('s.propensities', 'i.position')}) AS policy_propensity,
+               c.click_ts
+        FROM impressions i
+        LEFT JOIN slates s ON s.request_id = i.request_id{engaged}"""
+
+
+def engagement_of(engine: Engine) -> Engagement:
+    """Clicks when any click links to a request, ratings otherwise."""
+    linked = engine.query(
+        f"SELECT COUNT(*) AS n FROM events WHERE event_type = '{EventType.CLICK}' AND request_id IS NOT NULL"
+    )
+    return Engagement.CLICKS if int(linked.column(0)[0].as_py()) > 0 else Engagement.RATINGS
+
+
+def _ratings_sql() -> str:
+    """Every observed rating: reviews and ``rating`` events."""
+    return f"""
+        SELECT user_id, item_id, ts, rating FROM reviews WHERE rating IS NOT NULL
+        UNION ALL
+        SELECT user_id, item_id, ts, value AS rating FROM events
+        WHERE event_type = '{EventType.RATING}' AND item_id IS NOT NULL AND value IS NOT NULL"""
+
+
+def _grade_case(grades: Sequence[GradeRule], signal: str, value: str) -> str:
+    if not grades:
+        return "0"
+    whens = []
+    for rule in sorted(grades, key=lambda r: -r.grade):  # the first match is the best grade
+        cond = f"{signal} = '{rule.signal}'"
+        if rule.min_value is not None:
+            cond += f" AND {value} >= {float(rule.min_value)!r}"
+        whens.append(f"WHEN {cond} THEN {int(rule.grade)}")
+    return f"CASE {' '.join(whens)} ELSE 0 END"
+
+
+def _signals_sql(grades: Sequence[GradeRule]) -> str:
+    grade = _grade_case(grades, "signal", "value")
+    return f"""
+        SELECT user_id, item_id, ts, {grade} AS grade FROM (
+            SELECT user_id, item_id, ts, event_type AS signal, value FROM events WHERE item_id IS NOT NULL
+            UNION ALL
+            SELECT user_id, item_id, ts, '{EventType.RATING}' AS signal, rating AS value FROM reviews
+        ) s"""
