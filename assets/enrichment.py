@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from assets.resources import CutoffsResource, WarehouseResource
 from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
-from pipelines.beam_enrichment import (
+from pipelines.enrichment import (
     EmbeddingRun,
     GenerationResult,
     GenerationRun,

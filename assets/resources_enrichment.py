@@ -15,7 +15,7 @@ import abc
 import dagster as dg
 
 from assets.resources import shared_fields
-from pipelines.beam_enrichment import BeamSettings
+from pipelines.enrichment import BeamSettings
 from transforms.enrichment import (
     EmbedderConfig,
     ExtractiveConfig,

@@ -48,7 +48,7 @@ def main() -> int:
     import pyarrow as pa
 
     from pipelines import ingestion
-    from pipelines.beam_enrichment import (
+    from pipelines.enrichment import (
         BeamSettings,
         EmbeddingRun,
         GenerationRun,

@@ -16,7 +16,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.beam_enrichment import (
+from pipelines.enrichment import (
     BeamSettings,
     EmbeddingRun,
     FailureShareExceeded,

@@ -21,7 +21,7 @@ from warehouse.contracts import ENRICHMENT_ITEM_EMBEDDINGS, ENRICHMENT_USER_EMBE
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
-    from pipelines.beam_enrichment import (
+    from pipelines.enrichment import (
         shared_embedder,  # one load per process, shared with the pipeline tests
     )
 
