@@ -17,7 +17,7 @@ from transforms import sequences as seq
 from transforms.engine import Engine
 from transforms.ingest.id_maps import extend_id_map
 from transforms.sequences.exports import full_sequences_from_leave_one_out, write_hstu
-from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS, RAW_ITEMS, RAW_SLATES
+from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS, RAW_ITEMS, RAW_SLATES, TS
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -282,7 +282,7 @@ def test_label_weights_and_semantic_ids_join(duckdb_engine: Engine) -> None:
     inter = interactions(duckdb_engine, TINY)
     labels = pa.table({
         "request_id": ["r1", "r1", None], "user_id": ["u1", "u1", "u2"], "item_id": ["i1", "i2", "i3"],
-        "ts": pa.array([T0, T0, T0 + dt.timedelta(minutes=500)], seq.TS), "observed": pa.array([1, 0, 1], pa.int32()),
+        "ts": pa.array([T0, T0, T0 + dt.timedelta(minutes=500)], TS), "observed": pa.array([1, 0, 1], pa.int32()),
         "ips_weight": [4.0, 9.0, 2.5],
     })
     weights = seq.label_weights_from_debiased(duckdb_engine, inter, labels)

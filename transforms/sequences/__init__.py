@@ -37,7 +37,6 @@ from transforms.sequences.config import (
     PAD,
     SID_TYPE,
     SPLIT_ROWS_SCHEMA,
-    TS,
     TWO_TOWER_SCHEMA,
     USER_SEQUENCES_SCHEMA,
     SequenceConfig,
@@ -45,7 +44,6 @@ from transforms.sequences.config import (
     Source,
     SplitConfig,
     SplitKind,
-    SplitName,
 )
 from transforms.sequences.graph import GraphConfig, build_graph
 from transforms.sequences.inputs import (
@@ -74,7 +72,6 @@ __all__ = [
     "PAD",
     "SID_TYPE",
     "SPLIT_ROWS_SCHEMA",
-    "TS",
     "TWO_TOWER_SCHEMA",
     "USER_SEQUENCES_SCHEMA",
     "GraphConfig",
@@ -85,7 +82,6 @@ __all__ = [
     "Source",
     "SplitConfig",
     "SplitKind",
-    "SplitName",
     "build_graph",
     "build_interactions",
     "build_splits",

@@ -22,8 +22,6 @@ PAD = 0
 EVENT_TYPE_CODES: dict[str, int] = {e.value: i + 1 for i, e in enumerate(EventType)}
 """Event type -> small integer code (0 is padding), in :class:`EventType` order; stable by construction."""
 
-TS = pa.timestamp("ms", tz="UTC")
-
 Source: TypeAlias = pa.Table | Sequence[Path]
 """An input relation: an Arrow table, or the Parquet files of a warehouse table (``Warehouse.files``)."""
 
@@ -74,12 +72,6 @@ ITEM_EMBEDDINGS_SCHEMA = pa.schema(
 class SplitKind(StrEnum):
     TEMPORAL = "temporal"
     LEAVE_ONE_OUT = "leave_one_out"
-
-
-class SplitName(StrEnum):
-    TRAIN = "train"
-    VALID = "valid"
-    TEST = "test"
 
 
 @dataclass(frozen=True)
