@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,19 +111,19 @@ class ShardedSequenceDataset(IterableDataset):
 
     # --- iteration ---------------------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+    def __iter__(self) -> Generator[dict[str, torch.Tensor], None, None]:
         info = get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         return self.iter_worker(worker, num_workers)
 
-    def iter_worker(self, worker: int, num_workers: int) -> Iterator[dict[str, torch.Tensor]]:
+    def iter_worker(self, worker: int, num_workers: int) -> Generator[dict[str, torch.Tensor], None, None]:
         """The batches worker ``worker`` of ``num_workers`` yields this epoch (what ``__iter__`` runs in a worker)."""
         units = self.units_for_worker(worker, num_workers)
         rng = np.random.default_rng([self.config.seed, self.epoch, self.rank, worker, 1])
         self.peak_buffered_rows = 0
         return self._batches(units, rng)
 
-    def _batches(self, units: list[_Unit], rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+    def _batches(self, units: list[_Unit], rng: np.random.Generator) -> Generator[dict[str, torch.Tensor], None, None]:
         cfg = self.config
         threads = cfg.decode_threads or (1 if get_worker_info() is not None else DEFAULT_DECODE_THREADS)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recforge-read-ahead") if cfg.read_ahead else None
