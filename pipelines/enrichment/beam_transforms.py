@@ -11,7 +11,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
 
-from pipelines.enrichment.checkpoints import batch_name, write_parquet_atomic
+from pipelines.enrichment.checkpoints import batch_name
 from pipelines.enrichment.runners import build_generator, shared_embedder
 from transforms.enrichment import GeneratorConfig
 from transforms.enrichment.embedding import EmbedderConfig
@@ -25,6 +25,7 @@ from transforms.enrichment.records import (
     rows_table,
 )
 from transforms.enrichment.types import EntityKind, GenerationTask
+from warehouse.atomic import write_parquet
 
 METRICS_NAMESPACE = "recforge.enrichment"
 
@@ -72,8 +73,8 @@ class GenerateBatchFn(beam.DoFn):
         name = batch_name(r["cache_key"] for r in batch)
         directory = Path(self.checkpoint_dir)
         # Failures first: the outputs file is the one that marks the batch's work as done.
-        write_parquet_atomic(rows_table(FAILURE_CONTRACTS[self.entity], failures), directory / f"{name}.fail.parquet")
-        write_parquet_atomic(rows_table(OUTPUT_CONTRACTS[self.entity], outputs), directory / f"{name}.out.parquet")
+        write_parquet(rows_table(FAILURE_CONTRACTS[self.entity], failures), directory / f"{name}.fail.parquet")
+        write_parquet(rows_table(OUTPUT_CONTRACTS[self.entity], outputs), directory / f"{name}.out.parquet")
         self.generated.inc(len(outputs))
         self.failed.inc(len(failures))
         yield from outputs
@@ -143,7 +144,7 @@ class EmbedBatchFn(beam.DoFn):
         table = embeddings_table(
             self.entity, [r["entity_id"] for r in batch], vectors, [r["text_hash"] for r in batch], self.embedder.model
         )
-        write_parquet_atomic(table, Path(self.checkpoint_dir) / f"{batch_name(r['text_hash'] for r in batch)}.emb.parquet")
+        write_parquet(table, Path(self.checkpoint_dir) / f"{batch_name(r['text_hash'] for r in batch)}.emb.parquet")
         self.embedded.inc(len(batch))
         for r, v in zip(batch, vectors, strict=True):
             yield {"entity_id": r["entity_id"], "text_hash": r["text_hash"], "embedding": v}

@@ -7,14 +7,14 @@ loses nothing it generated; the next run reads them back (:func:`read_checkpoint
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from warehouse.atomic import write_parquet
 
 REQUEST_SCHEMA = pa.schema(
     [
@@ -32,16 +32,8 @@ TEXT_REQUEST_SCHEMA = pa.schema(
 )
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def batch_name(keys: Iterable[str]) -> str:
+    """A checkpoint's file name stem: a hash of its batch's keys, whatever their order."""
     return hashlib.sha256("\x1f".join(sorted(keys)).encode()).hexdigest()[:24]
 
 
@@ -53,4 +45,5 @@ def read_checkpoints(directory: Path, suffix: str, schema: pa.Schema) -> list[pa
 
 
 def write_rows(path: Path, schema: pa.Schema, rows: Sequence[dict[str, Any]]) -> None:
-    write_parquet_atomic(pa.Table.from_pylist(list(rows), schema=schema), path)
+    """Write ``rows`` as a Parquet file of ``schema``, atomically."""
+    write_parquet(pa.Table.from_pylist(list(rows), schema=schema), path)

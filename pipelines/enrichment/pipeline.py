@@ -23,8 +23,7 @@ from pipelines.enrichment.checkpoints import (
     REQUEST_SCHEMA,
     TEXT_REQUEST_SCHEMA,
     read_checkpoints,
-    write_parquet_atomic,
-    write_rows,
+        write_rows,
 )
 from pipelines.enrichment.runners import BeamSettings, make_pipeline, shared_embedder
 from transforms.enrichment import GeneratorConfig
@@ -43,6 +42,7 @@ from transforms.enrichment.records import (
     task_cache_key,
 )
 from transforms.enrichment.types import EntityKind, GenerationTask
+from warehouse.atomic import write_parquet
 from warehouse.contracts import embedding_contract
 
 
@@ -262,7 +262,7 @@ def run_embedding(
     run.work_dir.mkdir(parents=True, exist_ok=True)
     requests_path, cached_path = run.work_dir / "texts.parquet", run.work_dir / "cached.parquet"
     col = id_column(entity)
-    write_parquet_atomic(
+    write_parquet(
         pa.Table.from_arrays([wanted[col], wanted["text"], wanted["text_hash"]], schema=TEXT_REQUEST_SCHEMA), requests_path
     )
     write_rows(cached_path, KEY_SCHEMA, [{"key": h} for h in sorted(known)])
