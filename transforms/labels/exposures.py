@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from transforms.cutoffs import Cutoffs, Split
+from transforms.cutoffs import Cutoffs, Split, ts_literal
 from transforms.engine import Dialect, Engine
 from transforms.labels.config import Engagement, GradeRule, LabelConfig
 from warehouse import contracts
@@ -52,28 +52,17 @@ def has_exposure_logs(engine: Engine) -> bool:
 # --- SQL building blocks (one definition, rendered per dialect) ---------------------------------------
 
 
-def _ts_literal(value: dt.datetime) -> str:
-    utc = value.astimezone(dt.UTC)
-    return f"TIMESTAMP '{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-
-
 def _before(col: str, end: dt.datetime | None) -> str:
-    return "TRUE" if end is None else f"{col} < {_ts_literal(end)}"
-
-
-def _split_expr(col: str, cutoffs: Cutoffs) -> str:
-    return (
-        f"CASE WHEN {col} < {_ts_literal(cutoffs.train_end)} THEN '{Split.TRAIN}' "
-        f"WHEN {col} < {_ts_literal(cutoffs.valid_end)} THEN '{Split.VALID}' ELSE '{Split.TEST}' END"
-    )
+    return "TRUE" if end is None else f"{col} < {ts_literal(end)}"
 
 
 def _within_split(col: str, split_col: str, cutoffs: Cutoffs) -> str:
-    """True when ``col`` lies before the end of the split named by ``split_col`` (test: always)."""
-    return (
-        f"({split_col} = '{Split.TEST}' OR ({split_col} = '{Split.TRAIN}' AND {col} < {_ts_literal(cutoffs.train_end)})"
-        f" OR ({split_col} = '{Split.VALID}' AND {col} < {_ts_literal(cutoffs.valid_end)}))"
-    )
+    """True when ``col`` lies before the end of the split named by ``split_col`` (test: always).
+
+    A time is before train's end when its own split is train, and before valid's end when its own
+    split is train or valid: in both cases its split is ``split_col`` or train.
+    """
+    return f"({split_col} = '{Split.TEST}' OR {cutoffs.split_sql(col)} IN ('{Split.TRAIN}', {split_col}))"
 
 
 def _exposures_sql(d: Dialect, config: LabelConfig, engagement: Engagement) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from transforms.cutoffs import Split
+from transforms.cutoffs import Split, ts_literal
 from transforms.engine import Engine
 from transforms.labels.click_model import ExaminationFit, fit_examination
 from transforms.labels.config import Engagement, ExposureBasis, LabelConfig, RelevanceGrouping
@@ -16,7 +16,6 @@ from transforms.labels.exposures import (
     _before,
     _exposures_sql,
     _ratings_sql,
-    _ts_literal,
     engagement_of,
     has_exposure_logs,
 )
@@ -156,7 +155,7 @@ def exposure_propensities(engine: Engine, config: LabelConfig) -> pa.Table:
     parts = []
     for split in Split:
         end = config.cutoffs.end_of(split)
-        until = "CAST(NULL AS TIMESTAMP)" if end is None else _ts_literal(end)
+        until = "CAST(NULL AS TIMESTAMP)" if end is None else ts_literal(end)
         parts.append(f"""
             SELECT '{split}' AS split, {until} AS fitted_until, c.item_id, c.n AS exposures,
                    POWER(CAST(c.n AS DOUBLE) / m.top, {float(config.popularity_eta)!r}) AS propensity,

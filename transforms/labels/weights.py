@@ -8,14 +8,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from transforms.cutoffs import ts_literal
 from transforms.engine import Engine
 from transforms.labels.config import Engagement, LabelConfig, PropensitySource
 from transforms.labels.exposures import (
     _exposures_sql,
     _ratings_sql,
     _signals_sql,
-    _split_expr,
-    _ts_literal,
     _within_split,
     engagement_of,
     has_exposure_logs,
@@ -36,8 +35,8 @@ def _core_sql(engine: Engine, config: LabelConfig, exposure: bool, day: dt.date 
     window = ""
     if day is not None:
         start = dt.datetime.combine(day, dt.time(), dt.UTC)
-        window = f"AND ts >= {_ts_literal(start)} AND ts < {_ts_literal(start + dt.timedelta(days=1))}"
-    split = _split_expr("q.ts", config.cutoffs)
+        window = f"AND ts >= {ts_literal(start)} AND ts < {ts_literal(start + dt.timedelta(days=1))}"
+    split = config.cutoffs.split_sql("q.ts")
     if exposure:
         base = f"""
             SELECT request_id, user_id, item_id, position, ts, surface,
