@@ -25,38 +25,11 @@ import pyarrow.compute as pc
 
 from transforms.semantic_ids.config import QuantizerKind, SemanticIdConfig
 from transforms.semantic_ids.kmeans import fit_level, nearest
+from transforms.semantic_ids.mlp import Mlp
 
 
 class InsufficientTrainingItemsError(ValueError):
     """Fewer items are available before the training cut-off than a level has codes (K)."""
-
-
-@dataclass(frozen=True)
-class Mlp:
-    """Dense layers with ReLU between them, evaluated in numpy float32 so that encoding never depends
-    on torch, the device or its kernels.
-
-    Attributes:
-        weights: Per layer ``(out, in)`` float32.
-        biases: Per layer ``(out,)`` float32.
-    """
-
-    weights: tuple[np.ndarray, ...]
-    biases: tuple[np.ndarray, ...]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = x
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            out = out @ w.T
-            out += b
-            if i < last:
-                np.maximum(out, 0.0, out=out)
-        return out.astype(np.float32, copy=False)
-
-    @property
-    def out_dim(self) -> int:
-        return int(self.weights[-1].shape[0])
 
 
 @dataclass(frozen=True)

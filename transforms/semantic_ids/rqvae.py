@@ -1,7 +1,7 @@
 """RQ-VAE (TIGER): an MLP encoder, residual vector quantization in its latent space, an MLP decoder.
 
 Trained with torch, on CUDA when present. The trained networks are handed back as numpy
-:class:`~transforms.semantic_ids.codebook.Mlp` so that encoding (and therefore every ID) never
+:class:`~transforms.semantic_ids.mlp.Mlp` so that encoding (and therefore every ID) never
 depends on the device it was trained on.
 
 ::
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from transforms.semantic_ids.codebook import Mlp
 from transforms.semantic_ids.config import SemanticIdConfig
 from transforms.semantic_ids.kmeans import fit_level
+from transforms.semantic_ids.mlp import Mlp
 
 INIT_KMEANS_ITERATIONS = 10
 

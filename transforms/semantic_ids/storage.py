@@ -17,8 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.semantic_ids.codebook import Codebook, Mlp
+from transforms.semantic_ids.codebook import Codebook
 from transforms.semantic_ids.config import SemanticIdConfig
+from transforms.semantic_ids.mlp import Mlp
 from warehouse.contracts import SEMANTIC_IDS_CODEBOOKS
 
 
