@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from transforms.semantic_ids.config import QuantizerKind, SemanticIdConfig
 from transforms.semantic_ids.kmeans import fit_level, nearest
 from transforms.semantic_ids.mlp import Mlp
+from transforms.semantic_ids.rqvae import train_rqvae
 
 
 class InsufficientTrainingItemsError(ValueError):
@@ -216,8 +217,6 @@ def train_codebook(
     if config.quantizer is QuantizerKind.RESIDUAL_KMEANS:
         centroids, biases = _residual_kmeans(sample, config, rng)
     else:
-        from transforms.semantic_ids.rqvae import train_rqvae
-
         trained = train_rqvae(sample, config)
         centroids, biases = trained.centroids, tuple(np.zeros(len(c), np.float32) for c in trained.centroids)
         encoder, decoder = trained.encoder, trained.decoder

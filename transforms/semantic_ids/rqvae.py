@@ -17,13 +17,16 @@ reset to a latent residual drawn from the data (against codebook collapse).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from transforms.semantic_ids.config import SemanticIdConfig
 from transforms.semantic_ids.kmeans import fit_level
 from transforms.semantic_ids.mlp import Mlp
+
+if TYPE_CHECKING:  # torch is imported when a model trains, not when the codebook module loads
+    import torch
 
 INIT_KMEANS_ITERATIONS = 10
 
@@ -55,11 +58,13 @@ def train_rqvae(sample: np.ndarray, config: SemanticIdConfig) -> TrainedRqVae:
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return _train(torch, sample, config, device)
+        return _train(sample, config, device)
 
 
-def _mlp(torch: Any, widths: list[int]) -> Any:
-    layers: list[Any] = []
+def _mlp(widths: list[int]) -> torch.nn.Sequential:
+    import torch
+
+    layers: list[torch.nn.Module] = []
     for i in range(len(widths) - 1):
         layers.append(torch.nn.Linear(widths[i], widths[i + 1]))
         if i < len(widths) - 2:
@@ -67,21 +72,25 @@ def _mlp(torch: Any, widths: list[int]) -> Any:
     return torch.nn.Sequential(*layers)
 
 
-def _to_mlp(module: Any) -> Mlp:
-    linears = [m for m in module if hasattr(m, "weight")]
+def _to_mlp(module: torch.nn.Sequential) -> Mlp:
+    import torch
+
+    linears = [m for m in module if isinstance(m, torch.nn.Linear)]
     return Mlp(
         weights=tuple(m.weight.detach().cpu().numpy().astype(np.float32) for m in linears),
         biases=tuple(m.bias.detach().cpu().numpy().astype(np.float32) for m in linears),
     )
 
 
-def _train(torch: Any, sample: np.ndarray, config: SemanticIdConfig, device: Any) -> TrainedRqVae:
+def _train(sample: np.ndarray, config: SemanticIdConfig, device: torch.device) -> TrainedRqVae:
+    import torch
+
     rq = config.rqvae
     n, dim = sample.shape
     k = config.codes_per_level
     widths = [dim, *rq.hidden, rq.latent_dim]
-    encoder = _mlp(torch, widths).to(device)
-    decoder = _mlp(torch, widths[::-1]).to(device)
+    encoder = _mlp(widths).to(device)
+    decoder = _mlp(widths[::-1]).to(device)
     x_all = torch.from_numpy(np.ascontiguousarray(sample, np.float32)).to(device)
     rng = np.random.default_rng(config.seed)
 
@@ -96,7 +105,7 @@ def _train(torch: Any, sample: np.ndarray, config: SemanticIdConfig, device: Any
     codebooks = torch.nn.Parameter(torch.from_numpy(np.stack(init)).to(device))
 
     params = [*encoder.parameters(), *decoder.parameters(), codebooks]
-    optimiser = _Adam(torch, params, rq.learning_rate)
+    optimiser = torch.optim.Adam(params, lr=rq.learning_rate)
     batch = min(rq.batch_size, n)
     loss_value = float("nan")
     for _epoch in range(rq.epochs):
@@ -124,7 +133,7 @@ def _train(torch: Any, sample: np.ndarray, config: SemanticIdConfig, device: Any
             loss.backward()
             optimiser.step()
             loss_value = float(loss.detach())
-        _reset_dead_codes(torch, encoder, codebooks, x_all, used, rng)
+        _reset_dead_codes(encoder, codebooks, x_all, used, rng)
     return TrainedRqVae(
         encoder=_to_mlp(encoder),
         decoder=_to_mlp(decoder),
@@ -134,35 +143,12 @@ def _train(torch: Any, sample: np.ndarray, config: SemanticIdConfig, device: Any
     )
 
 
-class _Adam:
-    """Plain Adam (Kingma & Ba). torch.optim's first use imports torch._dynamo, which costs tens of
-    seconds on a busy machine; this loop is all an MLP of this size needs."""
-
-    def __init__(self, torch: Any, params: list[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        self.torch, self.params, self.lr, self.betas, self.eps = torch, params, lr, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def step(self) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        scale = self.lr * (1 - b2**self.t) ** 0.5 / (1 - b1**self.t)
-        with self.torch.no_grad():
-            for p, m, v in zip(self.params, self.m, self.v, strict=True):
-                if p.grad is None:
-                    continue
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                p.addcdiv_(m, v.sqrt().add_(self.eps), value=-scale)
-
-
-def _reset_dead_codes(torch: Any, encoder: Any, codebooks: Any, x_all: Any, used: Any, rng: np.random.Generator) -> None:
+def _reset_dead_codes(
+    encoder: torch.nn.Module, codebooks: torch.Tensor, x_all: torch.Tensor, used: torch.Tensor, rng: np.random.Generator
+) -> None:
     """Move codes no row used this epoch onto residuals of random rows, level by level."""
+    import torch
+
     if bool(used.all()):
         return
     with torch.no_grad():
