@@ -1,23 +1,25 @@
-"""Interactions and training data: user sequences, sequence shards, two-tower examples, the HGNN graph.
+"""Interactions and training data: the training window, user sequences, sequence shards, two-tower
+examples with item frequencies, the HGNN graph.
 
 Every asset here reads the same :class:`SequenceDataConfig`, so their splits agree: by default a
 temporal split at ``train_end`` / ``valid_end`` of the shared ``cutoffs`` resource
 (:class:`assets.resources.CutoffsResource`, the one the labels, enrichment and semantic-ID layers
 use), or leave-one-out. Debiased labels and semantic IDs are joined when their tables exist in the
-warehouse (label weights; semantic-ID tokens).
+warehouse (label weights, :mod:`transforms.sequences.label_weights`; semantic-ID tokens).
 
-Label weights under a temporal split never come from data after an event's split: an event before
-``train_end`` (everything a training row holds) takes its weight only from label rows of the labels'
-``train`` split, whose propensities were fitted on data before ``train_end``; an event before
-``valid_end`` only from ``train`` or ``valid`` rows. A labels table whose split column disagrees with
-the run's cut-offs (built with other cut-offs) is refused.
+The training window (:mod:`transforms.sequences.window`) is built once: the k-cored interactions with
+their label weights and semantic IDs. The other training-data assets read it, and refuse one built
+with another split or k-core than their own run's::
+
+    core/interactions, labels, semantic IDs -> training_window -> user_sequences, sequence_shards,
+                                                                  two_tower_examples + item_frequencies,
+                                                                  graph_nodes + graph_edges
 """
 
 import datetime as dt
 import hashlib
 import json
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import dagster as dg
 import pyarrow as pa
@@ -26,9 +28,11 @@ import pyarrow.compute as pc
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs
+from transforms.engine import Engine
 from transforms.sequences import summaries
-from transforms.sequences.label_weights import label_weights_within_splits
+from transforms.sequences.window import WindowParams, build_training_window, prepare_window, window_params
 from warehouse import contracts
+from warehouse.atomic import write_json
 from warehouse.contracts import (
     CORE_ID_MAPS,
     CORE_INTERACTIONS,
@@ -40,27 +44,32 @@ from warehouse.contracts import (
     TRAINING_ITEM_FREQUENCIES,
     TRAINING_TWO_TOWER_EXAMPLES,
     TRAINING_USER_SEQUENCES,
+    TRAINING_WINDOW,
     TableContract,
 )
-from warehouse.shards import ShardConfig, item_counts, verify_shard_set, write_shard_set
+from warehouse.shards import ShardConfig, item_counts, shard_root, verify_shard_set, write_shard_set
 from warehouse.store import Warehouse
 
 INTERACTIONS_KEY = dg.AssetKey(["core", "interactions"])
+TRAINING_WINDOW_KEY = dg.AssetKey(["training_data", "training_window"])
 USER_SEQUENCES_KEY = dg.AssetKey(["training_data", "user_sequences"])
 SEQUENCE_SHARDS_KEY = dg.AssetKey(["training_data", "sequence_shards"])
 TWO_TOWER_KEY = dg.AssetKey(["training_data", "two_tower_examples"])
-GRAPH_KEY = dg.AssetKey(["training_data", "graph"])
+ITEM_FREQUENCIES_KEY = dg.AssetKey(["training_data", "item_frequencies"])
+GRAPH_NODES_KEY = dg.AssetKey(["training_data", "graph_nodes"])
+GRAPH_EDGES_KEY = dg.AssetKey(["training_data", "graph_edges"])
 
 # Optional upstreams: read when their tables exist (label weights, semantic-ID tokens, item embeddings).
 DEBIASED_LABELS_KEY = dg.AssetKey(["labels", "debiased_labels"])
 ITEM_SEMANTIC_IDS_KEY = dg.AssetKey(["semantic_ids", "item_semantic_ids"])
 ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 
-SHARDS_DIR = ("training_data", "sequence_shards")
 LABELS_TABLE = ("labels", "debiased_labels")
 SEMANTIC_IDS_TABLE = ("semantic_ids", "item_semantic_ids")
 ITEM_EMBEDDINGS_TABLE = ("enrichment", "item_embeddings")
+WINDOW_PARAMS_FILE = "_window.json"  # beside the training window's part file: what it was built with
 MAX_SHARD_IMBALANCE_ROWS = 1  # the writer's promise: shard row counts within a split differ by at most one
+PROBABILITY_TOLERANCE = 1e-9  # item sampling probabilities add up to one within float rounding
 
 
 class SequenceDataConfig(dg.Config):
@@ -87,7 +96,7 @@ class SequenceDataConfig(dg.Config):
             return seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT)
         if cutoffs is None:
             raise ValueError("a temporal split needs the run's cut-offs")
-        return seq.SplitConfig(train_end=cutoffs.train_end, valid_end=cutoffs.valid_end)
+        return seq.SplitConfig(cutoffs=cutoffs)
 
 
 # --- assets ------------------------------------------------------------------------------------------
@@ -118,7 +127,6 @@ def interactions(config: SequenceDataConfig, warehouse: WarehouseResource, engin
             seq.SessionConfig(gap=dt.timedelta(minutes=config.session_gap_minutes)),
         )
     store.write(CORE_INTERACTIONS, table)
-    warehouse.refresh_catalog()
     repeated = table.num_rows - pc.count_distinct(table["event_id"]).as_py()
     sessions = pc.count_distinct(pc.binary_join_element_wise(pc.cast(table["user_idx"], pa.string()), table["session_id"], "|")).as_py()
     return dg.MaterializeResult(
@@ -128,8 +136,52 @@ def interactions(config: SequenceDataConfig, warehouse: WarehouseResource, engin
 
 
 @dg.asset(
+    key=TRAINING_WINDOW_KEY,
+    deps=[INTERACTIONS_KEY, dg.AssetKey(["core", "id_maps"]), DEBIASED_LABELS_KEY, ITEM_SEMANTIC_IDS_KEY],
+    group_name="training_data",
+    description=TRAINING_WINDOW.description,
+    kinds={"parquet", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec("events_unique", asset=TRAINING_WINDOW_KEY, blocking=True, description="No event id appears twice (the joins fan out nothing)."),
+        dg.AssetCheckSpec("k_core_holds", asset=TRAINING_WINDOW_KEY, blocking=True, description="Every kept user and item has at least k distinct partners in the training window."),
+    ],
+)
+def training_window(
+    config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource, cutoffs: CutoffsResource
+) -> dg.MaterializeResult:
+    """The interactions k-cored on the training window, with label weights and semantic IDs, built once."""
+    store = warehouse.store()
+    interactions = store.files(CORE_INTERACTIONS)
+    if not interactions:
+        raise ValueError("core_interactions is missing: materialize core/interactions first")
+    resolved = _resolve(config, cutoffs, store)
+    id_maps = store.read(CORE_ID_MAPS)
+    labels = _optional(store, LABELS_TABLE, ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight", "split"])
+    semantic = _optional(store, SEMANTIC_IDS_TABLE, ["item_id", "codes"])
+    codes = seq.item_codes_from_semantic_ids(semantic, id_maps) if semantic is not None else None
+    with engine.open() as eng:
+        window = build_training_window(eng, interactions, config.sequence_config(), resolved, labels, codes)
+    written = store.write(TRAINING_WINDOW, window.events)
+    params = window_params(
+        window, config.sequence_config(), config.split_config(resolved), summaries.id_space(id_maps),
+        _sources(store, labels is not None, semantic is not None), labels is not None, semantic is not None,
+    )
+    write_json(store.table_dir(TRAINING_WINDOW) / WINDOW_PARAMS_FILE, {**params.to_json(), "content_hash": written.content_hash})
+    repeated = summaries.duplicate_rows(window.events, ["event_id"])
+    below_k = summaries.k_core_violations(window.events, config.k_core, resolved)
+    return dg.MaterializeResult(
+        metadata={"events": window.events.num_rows, "k_core_iterations": params.k_core_iterations, "split": dg.MetadataValue.json(params.split),
+                  "with_label_weights": params.has_label_weights, "with_semantic_ids": params.has_semantic_ids},
+        check_results=[
+            dg.AssetCheckResult(check_name="events_unique", passed=repeated == 0, metadata={"repeated": repeated}),
+            dg.AssetCheckResult(check_name="k_core_holds", passed=below_k == 0, metadata={"below_k": below_k}),
+        ],
+    )
+
+
+@dg.asset(
     key=USER_SEQUENCES_KEY,
-    deps=[INTERACTIONS_KEY, DEBIASED_LABELS_KEY, ITEM_SEMANTIC_IDS_KEY],
+    deps=[TRAINING_WINDOW_KEY],
     group_name="training_data",
     description=TRAINING_USER_SEQUENCES.description,
     kinds={"parquet", "duckdb"},
@@ -143,19 +195,18 @@ def user_sequences(
     """Per-user time-ordered sequences (most recent ``max_len``), with label weights and semantic IDs when built."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, sources = _prepare(eng, store, config, cutoffs)
+        prep, params, _ = _open_window(eng, store, config, cutoffs)
         table = seq.build_user_sequences(eng, prep)
     store.write(TRAINING_USER_SEQUENCES, table)
-    warehouse.refresh_catalog()
     unordered = summaries.unordered_rows(table["timestamps"])
     return dg.MaterializeResult(
         metadata={
             "users": table.num_rows,
             "events": int(pc.sum(table["length"]).as_py() or 0),
-            "k_core_iterations": prep.k_core.iterations if prep.k_core else 0,
-            "with_label_weights": "labels" in sources,
-            "with_semantic_ids": prep.has_semantic_ids,
-            "split": dg.MetadataValue.json(prep.split.params() if prep.split else {}),
+            "k_core_iterations": params.k_core_iterations,
+            "with_label_weights": params.has_label_weights,
+            "with_semantic_ids": params.has_semantic_ids,
+            "split": dg.MetadataValue.json(params.split),
         },
         check_results=[dg.AssetCheckResult(check_name="time_ordered", passed=unordered == 0, metadata={"unordered_rows": unordered})],
     )
@@ -163,7 +214,7 @@ def user_sequences(
 
 @dg.asset(
     key=SEQUENCE_SHARDS_KEY,
-    deps=[INTERACTIONS_KEY, USER_SEQUENCES_KEY, DEBIASED_LABELS_KEY, ITEM_SEMANTIC_IDS_KEY],
+    deps=[TRAINING_WINDOW_KEY],
     group_name="training_data",
     description="Train / valid / test sequence shards (balanced Parquet, a manifest with schema, statistics and hashes), swapped in atomically.",
     kinds={"parquet"},
@@ -179,31 +230,20 @@ def sequence_shards(
     """Split leakage-free and write balanced shards with a manifest; the new version replaces the old atomically."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, sources = _prepare(eng, store, config, cutoffs)
+        prep, params, resolved = _open_window(eng, store, config, cutoffs)
         rows = seq.build_splits(eng, prep)
-    id_maps = store.read(CORE_ID_MAPS)
-    vocab = summaries.vocab(id_maps, prep, rows)
+    vocab = summaries.vocab(params.id_space, params.has_semantic_ids, rows)
     train = rows.filter(pc.equal(rows["split"], "train"))
-    statistics = {
-        "item_frequencies_train": item_counts(train["item_ids"], vocab["items"]),
-        "lengths": summaries.length_summary(rows),
-    }
-    assert prep.split is not None
     shard_set = write_shard_set(
-        warehouse.root.joinpath(*SHARDS_DIR),
+        shard_root(warehouse.root),
         rows,
-        ShardConfig(
-            world_size=config.world_size,
-            shards_per_rank=config.shards_per_rank,
-            row_group_rows=config.row_group_rows,
-            seed=config.shard_seed,
-        ),
-        params={"split": prep.split.params(), "sequence": prep.config.params(), "k_core_iterations": prep.k_core.iterations if prep.k_core else 0},
-        sources=sources,
+        ShardConfig(world_size=config.world_size, shards_per_rank=config.shards_per_rank, row_group_rows=config.row_group_rows, seed=config.shard_seed),
+        params={"split": params.split, "sequence": prep.config.params(), "k_core_iterations": params.k_core_iterations},
+        sources=params.sources,
         vocab=vocab,
-        statistics=statistics,
+        statistics={"item_frequencies_train": item_counts(train["item_ids"], vocab["items"]), "lengths": summaries.length_summary(rows)},
     )
-    leaks = summaries.leaks(rows, prep.split)
+    leaks = summaries.leaking_rows(rows, resolved)
     sizes = {name: [s["rows"] for s in split["shards"]] for name, split in shard_set.manifest["splits"].items()}
     imbalance = max((max(v) - min(v) for v in sizes.values() if v), default=0)
     problems = verify_shard_set(shard_set.version_dir)
@@ -212,7 +252,7 @@ def sequence_shards(
             "version": shard_set.version,
             "path": dg.MetadataValue.path(str(shard_set.version_dir)),
             "rows": dg.MetadataValue.json(shard_set.manifest["rows"]),
-            "split": dg.MetadataValue.json(prep.split.params()),
+            "split": dg.MetadataValue.json(params.split),
             "item_vocab": vocab["items"],
         },
         check_results=[
@@ -223,115 +263,117 @@ def sequence_shards(
     )
 
 
-@dg.asset(
-    key=TWO_TOWER_KEY,
-    deps=[INTERACTIONS_KEY, DEBIASED_LABELS_KEY],
-    group_name="training_data",
-    description=TRAINING_TWO_TOWER_EXAMPLES.description + " Also writes training_data/item_frequencies (log-Q).",
-    kinds={"parquet", "duckdb"},
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(TWO_TOWER_KEY, deps=[TRAINING_WINDOW_KEY], group_name="training_data", description=TRAINING_TWO_TOWER_EXAMPLES.description, kinds={"parquet", "duckdb"}),
+        dg.AssetSpec(ITEM_FREQUENCIES_KEY, deps=[TRAINING_WINDOW_KEY], group_name="training_data", description=TRAINING_ITEM_FREQUENCIES.description, kinds={"parquet", "duckdb"}),
+    ],
     check_specs=[
         dg.AssetCheckSpec("training_window_only", asset=TWO_TOWER_KEY, blocking=True, description="No example at or after train_end."),
+        dg.AssetCheckSpec("frequencies_add_up", asset=ITEM_FREQUENCIES_KEY, blocking=True, description="Counts add up to the examples, probabilities to one."),
     ],
 )
 def two_tower_examples(
     config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource, cutoffs: CutoffsResource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """(history, positive, weight) rows from the training window and item sampling frequencies for log-Q."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, _ = _prepare(eng, store, config, cutoffs)
+        prep, params, resolved = _open_window(eng, store, config, cutoffs)
         examples, frequencies = seq.build_two_tower_examples(eng, prep, config.two_tower_history)
     store.write(TRAINING_TWO_TOWER_EXAMPLES, examples)
     store.write(TRAINING_ITEM_FREQUENCIES, frequencies)
-    warehouse.refresh_catalog()
-    late = 0
-    assert prep.split is not None
-    if prep.split.kind is seq.SplitKind.TEMPORAL and examples.num_rows:
-        cutoff = pa.scalar(prep.split.train_end, type=examples.schema.field("ts").type)
-        late = int(pc.sum(pc.greater_equal(examples["ts"], cutoff)).as_py() or 0)
-    return dg.MaterializeResult(
-        metadata={"examples": examples.num_rows, "items": frequencies.num_rows, "split": dg.MetadataValue.json(prep.split.params())},
-        check_results=[dg.AssetCheckResult(check_name="training_window_only", passed=late == 0, metadata={"late_examples": late})],
+    late = summaries.rows_after_training(examples["ts"], resolved)
+    counted = int(pc.sum(frequencies["count"]).as_py() or 0)
+    total = float(pc.sum(frequencies["probability"]).as_py() or 0.0)
+    adds_up = counted == examples.num_rows and (examples.num_rows == 0 or abs(total - 1.0) <= PROBABILITY_TOLERANCE)
+    yield dg.MaterializeResult(
+        asset_key=TWO_TOWER_KEY,
+        metadata={"examples": examples.num_rows, "split": dg.MetadataValue.json(params.split)},
+        check_results=[dg.AssetCheckResult(asset_key=TWO_TOWER_KEY, check_name="training_window_only", passed=late == 0, metadata={"late_examples": late})],
+    )
+    yield dg.MaterializeResult(
+        asset_key=ITEM_FREQUENCIES_KEY,
+        metadata={"items": frequencies.num_rows},
+        check_results=[dg.AssetCheckResult(asset_key=ITEM_FREQUENCIES_KEY, check_name="frequencies_add_up", passed=adds_up,
+                                           metadata={"counted_examples": counted, "examples": examples.num_rows, "probability_sum": total})],
     )
 
 
-@dg.asset(
-    key=GRAPH_KEY,
-    deps=[INTERACTIONS_KEY, dg.AssetKey(["raw", "items"]), ITEM_EMBEDDINGS_KEY],
-    group_name="training_data",
-    description="Heterogeneous graph for the HGNN from the training window: training_data/graph_nodes and training_data/graph_edges.",
-    kinds={"parquet", "duckdb"},
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(GRAPH_NODES_KEY, deps=[TRAINING_WINDOW_KEY, dg.AssetKey(["raw", "items"]), dg.AssetKey(["core", "id_maps"]), ITEM_EMBEDDINGS_KEY],
+                     group_name="training_data", description=TRAINING_GRAPH_NODES.description, kinds={"parquet", "duckdb"}),
+        dg.AssetSpec(GRAPH_EDGES_KEY, deps=[TRAINING_WINDOW_KEY, dg.AssetKey(["raw", "items"])],
+                     group_name="training_data", description=TRAINING_GRAPH_EDGES.description, kinds={"parquet", "duckdb"}),
+    ],
     check_specs=[
-        dg.AssetCheckSpec("edges_reference_nodes", asset=GRAPH_KEY, blocking=True, description="Every edge endpoint is a node."),
+        dg.AssetCheckSpec("nodes_unique", asset=GRAPH_NODES_KEY, blocking=True, description="No (node type, index) appears twice."),
+        dg.AssetCheckSpec("edges_reference_nodes", asset=GRAPH_EDGES_KEY, blocking=True, description="Every edge endpoint is a node."),
     ],
 )
 def graph(
     config: SequenceDataConfig, warehouse: WarehouseResource, engine: EngineResource, cutoffs: CutoffsResource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """Node and edge tables (users, items with text embeddings, categories, brands) from the training window."""
     store = warehouse.store()
     id_maps = store.read(CORE_ID_MAPS)
     embeddings = _optional(store, ITEM_EMBEDDINGS_TABLE, ["item_id", "embedding"])
+    by_idx = seq.item_embeddings_by_idx(embeddings, id_maps) if embeddings is not None else None
     with engine.open() as eng:
-        prep, _ = _prepare(eng, store, config, cutoffs)
-        nodes, edges = seq.build_graph(
-            eng,
-            prep,
-            store.read(RAW_ITEMS),
-            id_maps,
-            seq.item_embeddings_by_idx(embeddings, id_maps) if embeddings is not None else None,
-            seq.GraphConfig(max_session_items=config.max_session_items),
-        )
+        prep, params, _ = _open_window(eng, store, config, cutoffs)
+        nodes, edges = seq.build_graph(eng, prep, store.read(RAW_ITEMS), id_maps, by_idx, seq.GraphConfig(max_session_items=config.max_session_items))
     store.write(TRAINING_GRAPH_NODES, nodes)
     store.write(TRAINING_GRAPH_EDGES, edges)
-    warehouse.refresh_catalog()
-    known = set(zip(nodes["node_type"].to_pylist(), nodes["node_idx"].to_pylist(), strict=True))
-    dangling = sum(
-        (s, si) not in known or (d, di) not in known
-        for s, si, d, di in zip(
-            edges["src_type"].to_pylist(), edges["src_idx"].to_pylist(), edges["dst_type"].to_pylist(), edges["dst_idx"].to_pylist(), strict=True
-        )
+    repeated = summaries.duplicate_rows(nodes, ["node_type", "node_idx"])
+    dangling = summaries.dangling_edges(nodes, edges)
+    counts = {c["values"]: c["counts"] for c in pc.value_counts(nodes["node_type"]).to_pylist()}
+    edge_counts = {c["values"]: c["counts"] for c in pc.value_counts(edges["edge_type"]).to_pylist()}
+    yield dg.MaterializeResult(
+        asset_key=GRAPH_NODES_KEY,
+        metadata={"nodes": dg.MetadataValue.json(counts), "split": dg.MetadataValue.json(params.split), "with_item_embeddings": embeddings is not None},
+        check_results=[dg.AssetCheckResult(asset_key=GRAPH_NODES_KEY, check_name="nodes_unique", passed=repeated == 0, metadata={"repeated": repeated})],
     )
-    counts = pc.value_counts(nodes["node_type"]).to_pylist()
-    edge_counts = pc.value_counts(edges["edge_type"]).to_pylist()
-    return dg.MaterializeResult(
-        metadata={
-            "nodes": dg.MetadataValue.json({c["values"]: c["counts"] for c in counts}),
-            "edges": dg.MetadataValue.json({c["values"]: c["counts"] for c in edge_counts}),
-            "split": dg.MetadataValue.json(prep.split.params() if prep.split else {}),
-            "with_item_embeddings": embeddings is not None,
-        },
-        check_results=[dg.AssetCheckResult(check_name="edges_reference_nodes", passed=dangling == 0, metadata={"dangling_edges": dangling})],
+    yield dg.MaterializeResult(
+        asset_key=GRAPH_EDGES_KEY,
+        metadata={"edges": dg.MetadataValue.json(edge_counts), "split": dg.MetadataValue.json(params.split)},
+        check_results=[dg.AssetCheckResult(asset_key=GRAPH_EDGES_KEY, check_name="edges_reference_nodes", passed=dangling == 0, metadata={"dangling_edges": dangling})],
     )
 
 
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _prepare(
-    eng: Any, store: Warehouse, config: SequenceDataConfig, cutoffs: CutoffsResource
-) -> tuple[seq.PreparedInputs, dict[str, str]]:
-    """Register interactions (+ label weights and semantic IDs when present) and run the k-core."""
-    inter = store.files(CORE_INTERACTIONS)
-    if not inter:
-        raise ValueError("core_interactions is missing: materialize core/interactions first")
-    id_maps = store.read(CORE_ID_MAPS)
-    sources = {c.view_name: _snapshot_hash(store, c) for c in (RAW_EVENTS, RAW_SLATES, CORE_ID_MAPS, CORE_INTERACTIONS)}
-    resolved = cutoffs.resolve(store) if config.split_kind is seq.SplitKind.TEMPORAL else None
-    labels = _optional(store, LABELS_TABLE, ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight", "split"])
-    weights = None
-    if labels is not None:
-        weights = (
-            seq.label_weights_from_debiased(eng, inter, labels) if resolved is None else label_weights_within_splits(eng, inter, labels, resolved)
-        )
+def _resolve(config: SequenceDataConfig, cutoffs: CutoffsResource, store: Warehouse) -> Cutoffs | None:
+    """The run's cut-offs for a temporal split; None for leave-one-out."""
+    return cutoffs.resolve(store) if config.split_kind is seq.SplitKind.TEMPORAL else None
+
+
+def _open_window(
+    eng: Engine, store: Warehouse, config: SequenceDataConfig, cutoffs: CutoffsResource
+) -> tuple[seq.PreparedInputs, WindowParams, Cutoffs | None]:
+    """Register the stored training window for the builders, after checking it was built for this run."""
+    files = store.files(TRAINING_WINDOW)
+    path = store.table_dir(TRAINING_WINDOW) / WINDOW_PARAMS_FILE
+    if not files or not path.exists():
+        raise ValueError("training_data/training_window is missing: materialize it first")
+    params = WindowParams.from_json(json.loads(path.read_text()))
+    _, content_hash = store.stored_stats(TRAINING_WINDOW)
+    if params.content_hash != content_hash:
+        raise ValueError(f"{path} describes another version of training_data/training_window (an interrupted write): rematerialize it")
+    resolved = _resolve(config, cutoffs, store)
+    return prepare_window(eng, files, params, config.sequence_config(), config.split_config(resolved)), params, resolved
+
+
+def _sources(store: Warehouse, with_labels: bool, with_semantic_ids: bool) -> dict[str, str]:
+    """The snapshot hash of every table the training window was built from."""
+    tables = [RAW_EVENTS, RAW_SLATES, CORE_ID_MAPS, CORE_INTERACTIONS]
+    sources = {c.view_name: _snapshot_hash(store, c) for c in tables}
+    if with_labels:
         sources["labels"] = _snapshot_hash(store, contracts.contract_for(*LABELS_TABLE))
-    semantic = _optional(store, SEMANTIC_IDS_TABLE, ["item_id", "codes"])
-    codes = None
-    if semantic is not None:
-        codes = seq.item_codes_from_semantic_ids(semantic, id_maps)
+    if with_semantic_ids:
         sources["semantic_ids"] = _snapshot_hash(store, contracts.contract_for(*SEMANTIC_IDS_TABLE))
-    prep = seq.prepare(eng, inter, config.sequence_config(), config.split_config(resolved), weights, codes)
-    return prep, sources
+    return sources
 
 
 def _optional(store: Warehouse, table: tuple[str, str], columns: list[str] | None = None) -> pa.Table | None:
@@ -350,9 +392,3 @@ def _optional(store: Warehouse, table: tuple[str, str], columns: list[str] | Non
 def _snapshot_hash(store: Warehouse, contract: TableContract) -> str:
     """One hash of a table's snapshot: its partitions' row counts and content hashes."""
     return hashlib.sha256(json.dumps(store.manifest(contract), sort_keys=True).encode()).hexdigest()
-
-
-def shard_root(root: Path) -> Path:
-    """Where the sequence shards of a data root live (``current`` and ``versions/`` inside)."""
-    return Path(root).joinpath(*SHARDS_DIR)
-

@@ -39,12 +39,10 @@ def _shards_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _version_dir(args: argparse.Namespace) -> Path:
-    from warehouse.shards import current_version_dir
+    from warehouse.shards import current_version_dir, shard_root
 
     if args.shards is not None:
         return args.shards if (args.shards / "manifest.json").exists() else current_version_dir(args.shards)
-    from assets.training_data import shard_root
-
     return current_version_dir(shard_root(data_root()))
 
 

@@ -39,6 +39,12 @@ from warehouse.layout import CURRENT_LINK
 MANIFEST_FILE = "manifest.json"
 VERSIONS_DIR = "versions"
 FORMAT = "recforge.sequence_shards/1"
+SHARD_SET_PARTS = ("training_data", "sequence_shards")  # the data root's shard set, beside the tables
+
+
+def shard_root(root: Path) -> Path:
+    """Where the sequence shards of a data root live (``current`` and ``versions/`` inside)."""
+    return Path(root).joinpath(*SHARD_SET_PARTS)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sample_world import WorldConfig, generate_world
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs, default_cutoffs
 from transforms.engine import DuckDBEngine, EngineConfig
+from transforms.sequences.label_weights import label_weights_within_splits
 from warehouse.contracts import (
     CORE_INTERACTIONS,
     ENRICHMENT_USER_PROFILES,
@@ -30,7 +31,7 @@ from warehouse.contracts import (
     RAW_EVENTS,
     RAW_IMPRESSIONS,
 )
-from warehouse.shards import read_manifest
+from warehouse.shards import read_manifest, shard_root
 from warehouse.store import Warehouse
 
 START = dt.date(2026, 1, 1)
@@ -104,12 +105,12 @@ def test_training_events_take_weights_only_from_train_label_rows(duckdb_engine: 
     )
     unrestricted = {r["event_id"]: r["weight"] for r in seq.label_weights_from_debiased(duckdb_engine, events, labels).to_pylist()}
     assert unrestricted["e1"] == 26.0 and unrestricted["e2"] == 9.0  # what joining every label row gives
-    weights = {r["event_id"]: r["weight"] for r in td.label_weights_within_splits(duckdb_engine, events, labels, cutoffs).to_pylist()}
+    weights = {r["event_id"]: r["weight"] for r in label_weights_within_splits(duckdb_engine, events, labels, cutoffs).to_pylist()}
     assert weights == {"e1": 2.0, "e3": 4.0, "e4": 7.0}  # e2 has no train row: no weight (1.0 downstream)
 
     stale = labels.set_column(labels.schema.get_field_index("split"), "split", pa.array(["train"] * labels.num_rows))
     with pytest.raises(ValueError, match="built with other cut-offs"):
-        td.label_weights_within_splits(duckdb_engine, events, stale, cutoffs)
+        label_weights_within_splits(duckdb_engine, events, stale, cutoffs)
 
 
 # --- one resource, every layer --------------------------------------------------------------------------
@@ -147,8 +148,8 @@ def test_one_cutoffs_resource_drives_labels_profiles_and_sequences(world: Path, 
     resources = {"warehouse": WarehouseResource(home=str(world)), "engine": EngineResource(memory_limit="1GB"),
                  "cutoffs": cutoffs, "label_settings": LabelSettings(min_position_clicks=20),
                  "enrichment_generator": ExtractiveGeneratorResource()}
-    selection = [id_maps, position_bias, exposure_propensities, debiased_labels, td.interactions, td.user_sequences,
-                 td.sequence_shards, enrichment.user_profiles]
+    selection = [id_maps, position_bias, exposure_propensities, debiased_labels, td.interactions, td.training_window,
+                 td.user_sequences, td.sequence_shards, enrichment.user_profiles]
     result = dg.materialize(selection, resources=resources, raise_on_error=True)
     meta = _metadata(result)
     train_end, valid_end = expected.train_end.isoformat(), expected.valid_end.isoformat()
@@ -158,7 +159,7 @@ def test_one_cutoffs_resource_drives_labels_profiles_and_sequences(world: Path, 
         assert (meta[key]["train_end"], meta[key]["valid_end"]) == (train_end, valid_end), key
     assert meta["enrichment/user_profiles"]["cutoff"] == train_end
     assert set(store.read(ENRICHMENT_USER_PROFILES)["cutoff"].to_pylist()) == {expected.train_end}
-    split = read_manifest(td.shard_root(world))["params"]["split"]
+    split = read_manifest(shard_root(world))["params"]["split"]
     assert (split["train_end"], split["valid_end"]) == (
         expected.train_end.strftime("%Y-%m-%dT%H:%M:%SZ"), expected.valid_end.strftime("%Y-%m-%dT%H:%M:%SZ"))
     labels = store.read(LABELS_DEBIASED_LABELS)
@@ -171,7 +172,7 @@ def test_one_cutoffs_resource_drives_labels_profiles_and_sequences(world: Path, 
     with DuckDBEngine(EngineConfig(memory_limit="1GB")) as eng:
         inter = store.files(CORE_INTERACTIONS)
         train_only = seq.label_weights_from_debiased(eng, inter, train.select(["request_id", "user_id", "item_id", "ts", "observed", "ips_weight"]))
-        used = td.label_weights_within_splits(eng, inter, labels, expected)
+        used = label_weights_within_splits(eng, inter, labels, expected)
     events = store.read(CORE_INTERACTIONS).select(["event_id", "ts"]).to_pylist()
     early = {e["event_id"] for e in events if e["ts"] < expected.train_end}
     pick = lambda t: {r["event_id"]: r["weight"] for r in t.to_pylist() if r["event_id"] in early}  # noqa: E731
@@ -180,5 +181,5 @@ def test_one_cutoffs_resource_drives_labels_profiles_and_sequences(world: Path, 
     # Sequences built with other cut-offs than the labels are refused, not silently mixed.
     moved = CutoffsResource(train_end=(expected.train_end - dt.timedelta(days=1)).isoformat(), valid_end=valid_end)
     with pytest.raises((ValueError, dg.DagsterExecutionStepExecutionError)) as raised:
-        dg.materialize([td.user_sequences], resources={**resources, "cutoffs": moved}, raise_on_error=True)
+        dg.materialize([td.training_window, td.user_sequences], resources={**resources, "cutoffs": moved}, raise_on_error=True)
     assert "built with other cut-offs" in f"{raised.value} {raised.value.__cause__}"

@@ -25,12 +25,12 @@ from warehouse.contracts import (
     TRAINING_GRAPH_EDGES,
     TRAINING_TWO_TOWER_EXAMPLES,
 )
-from warehouse.shards import read_manifest
+from warehouse.shards import read_manifest, shard_root
 from warehouse.store import Warehouse
 
 START = dt.date(2026, 1, 1)
 DAYS = 4
-ASSETS = [td.interactions, td.user_sequences, td.sequence_shards, td.two_tower_examples, td.graph]
+ASSETS = [td.interactions, td.training_window, td.user_sequences, td.sequence_shards, td.two_tower_examples, td.graph]
 # Test = the last event day, valid = the day before.
 CUTOFFS = CutoffsResource(train_end="2026-01-03T00:00:00Z", valid_end="2026-01-04T00:00:00Z")
 
@@ -71,7 +71,7 @@ def materialize(
     resources = {"warehouse": WarehouseResource(home=str(home)), "engine": EngineResource(memory_limit="1GB"), "cutoffs": cutoffs}
     run_config = None
     if config is not None:
-        ops = {"__".join(key.path): config for a in (selection or ASSETS) for key in a.keys}
+        ops = {a.node_def.name: config for a in (selection or ASSETS)}
         run_config = dg.RunConfig(ops=ops)
     return dg.materialize(selection or ASSETS, resources=resources, run_config=run_config, raise_on_error=True)
 
@@ -79,9 +79,12 @@ def materialize(
 def test_training_data_assets_end_to_end(home: Path) -> None:
     result = materialize(home)
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 7 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    assert len(checks) == 11 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"training_data/training_window", "training_data/item_frequencies", "training_data/graph_nodes",
+            "training_data/graph_edges"} <= materialized
 
-    manifest = read_manifest(td.shard_root(home))
+    manifest = read_manifest(shard_root(home))
     # The split is the cutoffs resource's.
     assert manifest["params"]["split"] == {"kind": "temporal", "train_end": "2026-01-03T00:00:00Z", "valid_end": "2026-01-04T00:00:00Z"}
     assert manifest["vocab"]["items"] == 10 and manifest["vocab"]["users"] == 12
@@ -90,7 +93,7 @@ def test_training_data_assets_end_to_end(home: Path) -> None:
     assert manifest["shards"]["num_shards"] == 2 and set(manifest["splits"]) == {"train", "valid", "test"}
 
     train_end = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
-    batches = list(ShardedSequenceDataset(td.shard_root(home), "train", LoaderConfig(batch_size=4, max_len=50)))
+    batches = list(ShardedSequenceDataset(shard_root(home), "train", LoaderConfig(batch_size=4, max_len=50)))
     assert sum(len(b["user_idx"]) for b in batches) == manifest["rows"]["train"] > 0
     assert all(int(b["timestamps"].max()) < train_end.timestamp() * 1000 for b in batches)
 
@@ -100,14 +103,14 @@ def test_training_data_assets_end_to_end(home: Path) -> None:
     con = connect_catalog(home)
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     con.close()
-    assert {"core_interactions", "training_data_user_sequences", "training_data_two_tower_examples", "training_data_item_frequencies",
+    assert {"core_interactions", "training_data_training_window", "training_data_user_sequences", "training_data_two_tower_examples", "training_data_item_frequencies",
             "training_data_graph_nodes", "training_data_graph_edges"} <= views
 
 
 def test_leave_one_out_shards_and_exports(home: Path, tmp_path: Path) -> None:
     config = td.SequenceDataConfig(split_kind=SplitKind.LEAVE_ONE_OUT, max_len=500, world_size=2, shards_per_rank=1)
-    materialize(home, [td.interactions, td.sequence_shards], config)
-    manifest = read_manifest(td.shard_root(home))
+    materialize(home, [td.interactions, td.training_window, td.sequence_shards], config)
+    manifest = read_manifest(shard_root(home))
     assert manifest["params"]["split"]["kind"] == "leave_one_out" and manifest["shards"]["num_shards"] == 2
 
     out = tmp_path / "hstu.csv"
@@ -132,7 +135,7 @@ def test_leave_one_out_shards_and_exports(home: Path, tmp_path: Path) -> None:
 
 
 def test_hstu_export_refuses_a_temporal_split(home: Path, tmp_path: Path) -> None:
-    materialize(home, [td.interactions, td.sequence_shards])
+    materialize(home, [td.interactions, td.training_window, td.sequence_shards])
     with pytest.raises(SystemExit, match="leave_one_out"):
         cli(["export", "hstu", "--out", str(tmp_path / "x.csv")])
 
@@ -156,14 +159,27 @@ def test_label_weights_and_semantic_ids_flow_into_sequences_and_shards(home: Pat
              "code_a": k % 3, "code_b": k, "code_c": 0, "code_d": 0, "codebook_version": 1, "text_hash": None} for k in range(10)]
     store.write(SEMANTIC_IDS_ITEM_SEMANTIC_IDS, pa.Table.from_pylist(sids, schema=SEMANTIC_IDS_ITEM_SEMANTIC_IDS.schema))
 
-    result = materialize(home, [td.interactions, td.user_sequences, td.sequence_shards])
+    result = materialize(home, [td.interactions, td.training_window, td.user_sequences, td.sequence_shards])
     assert all(c.passed for c in result.get_asset_check_evaluations())
     sequences = store.read(TRAINING_USER_SEQUENCES).to_pylist()
     weights = [w for r in sequences for w in r["weights"]]
     assert weights.count(7.5) == 1 and set(weights) == {1.0, 7.5}
     assert all(codes == [i % 3, i, 0, 0] for r in sequences for i, codes in zip(r["item_ids"], r["semantic_ids"], strict=True))
-    manifest = read_manifest(td.shard_root(home))
+    manifest = read_manifest(shard_root(home))
     assert manifest["vocab"]["semantic_id_levels"] == 4 and manifest["vocab"]["semantic_id_codebook_sizes"] == [3, 10, 1, 1]
     assert {"labels", "semantic_ids"} <= set(manifest["sources"])
-    batch = next(iter(ShardedSequenceDataset(td.shard_root(home), "train", LoaderConfig(batch_size=4, max_len=8))))
+    batch = next(iter(ShardedSequenceDataset(shard_root(home), "train", LoaderConfig(batch_size=4, max_len=8))))
     assert batch["semantic_ids"].shape[-1] == 4
+
+
+def test_a_window_built_for_another_run_is_refused(home: Path) -> None:
+    # The window holds no k-core; a run asking for a 2-core must not build sequences from it.
+    materialize(home, [td.interactions, td.training_window])
+    with pytest.raises((ValueError, dg.DagsterExecutionStepExecutionError)) as raised:
+        materialize(home, [td.user_sequences], td.SequenceDataConfig(k_core=2))
+    assert "built with other cut-offs or settings" in f"{raised.value} {raised.value.__cause__}"
+    # Same settings, later cut-offs: refused too.
+    moved = CutoffsResource(train_end="2026-01-03T12:00:00Z", valid_end="2026-01-04T00:00:00Z")
+    with pytest.raises((ValueError, dg.DagsterExecutionStepExecutionError)) as raised:
+        materialize(home, [td.sequence_shards], cutoffs=moved)
+    assert "built with other cut-offs or settings" in f"{raised.value} {raised.value.__cause__}"

@@ -25,8 +25,11 @@ EXPECTED_ASSET_KEYS = [
     "raw/users",
     "semantic_ids/codebooks",
     "semantic_ids/item_semantic_ids",
-    "training_data/graph",
+    "training_data/graph_edges",
+    "training_data/graph_nodes",
+    "training_data/item_frequencies",
     "training_data/sequence_shards",
+    "training_data/training_window",
     "training_data/two_tower_examples",
     "training_data/user_sequences",
 ]

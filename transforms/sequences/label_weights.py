@@ -9,16 +9,15 @@ the run's cut-offs (built with other cut-offs) is refused.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs, Split
+from transforms.engine import Engine
 
 
-def label_weights_within_splits(eng: Any, interactions: seq.Source, labels: pa.Table, cutoffs: Cutoffs) -> pa.Table:
+def label_weights_within_splits(eng: Engine, interactions: seq.Source, labels: pa.Table, cutoffs: Cutoffs) -> pa.Table:
     """Each event's label weight (``event_id, weight``), taken only from label rows of its split or earlier.
 
     An event before ``train_end`` (all a training row holds, history and targets) takes its weight only
@@ -35,9 +34,8 @@ def label_weights_within_splits(eng: Any, interactions: seq.Source, labels: pa.T
         subset = labels.filter(pc.is_in(labels["split"], value_set=pa.array([str(s) for s in splits])))
         eng.register_arrow(f"td_weights_{split}", seq.label_weights_from_debiased(eng, interactions, subset))
     seq.register_source(eng, "td_events", interactions)
-    ms = eng.dialect.epoch_ms("e.ts")
-    train_end, valid_end = (int(c.timestamp() * 1000) for c in (cutoffs.train_end, cutoffs.valid_end))
-    chosen = f"CASE WHEN {ms} < {train_end} THEN tr.weight WHEN {ms} < {valid_end} THEN va.weight ELSE te.weight END"
+    split = cutoffs.split_sql(eng.dialect.epoch_ms("e.ts"), epoch_ms=True)
+    chosen = f"CASE {split} WHEN '{Split.TRAIN}' THEN tr.weight WHEN '{Split.VALID}' THEN va.weight ELSE te.weight END"
     result = eng.query(f"""
 SELECT event_id, weight FROM (
     SELECT e.event_id, {chosen} AS weight FROM td_events e
@@ -50,13 +48,21 @@ SELECT event_id, weight FROM (
 
 def check_label_splits(labels: pa.Table, cutoffs: Cutoffs) -> None:
     """Refuse label rows whose ``split`` is not the one ``cutoffs`` give their ``ts``."""
-    ts = labels["ts"]
-    train_end, valid_end = (pa.scalar(c, type=ts.type) for c in (cutoffs.train_end, cutoffs.valid_end))
-    expected = pc.if_else(pc.less(ts, train_end), str(Split.TRAIN), pc.if_else(pc.less(ts, valid_end), str(Split.VALID), str(Split.TEST)))
-    wrong = int(pc.sum(pc.not_equal(expected, labels["split"])).as_py() or 0)
+    wrong = int(pc.sum(pc.not_equal(cutoffs.split_array(labels["ts"]), labels["split"])).as_py() or 0)
     if wrong:
         raise ValueError(
             f"labels_debiased_labels has {wrong} rows whose split disagrees with the cut-offs "
             f"(train_end {cutoffs.train_end.isoformat()}, valid_end {cutoffs.valid_end.isoformat()}): it was built with "
             "other cut-offs; rematerialize labels/debiased_labels with the same cutoffs resource"
         )
+
+
+def label_weights_for_split(engine: Engine, interactions: seq.Source, labels: pa.Table, cutoffs: Cutoffs | None) -> pa.Table:
+    """The label weights a split may use: within splits for a temporal split (``cutoffs``), else from every row.
+
+    Leave-one-out (``cutoffs`` None) has no time boundary to respect: every label row counts
+    (:func:`transforms.sequences.label_weights_from_debiased`).
+    """
+    if cutoffs is None:
+        return seq.label_weights_from_debiased(engine, interactions, labels)
+    return label_weights_within_splits(engine, interactions, labels, cutoffs)

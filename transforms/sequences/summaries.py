@@ -13,23 +13,40 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms import sequences as seq
+from transforms.cutoffs import Cutoffs, Split
 
 
-def vocab(id_maps: pa.Table, prep: seq.PreparedInputs, rows: pa.Table) -> dict[str, Any]:
+def id_space(id_maps: pa.Table) -> dict[str, int]:
+    """The size of each entity's dense id space in ``core_id_maps`` (largest ``idx`` + 1): ``users``, ``items``."""
+
     def size(entity: str) -> int:
         idx = id_maps.filter(pc.equal(id_maps["entity"], entity))["idx"]
         return int(pc.max(idx).as_py()) + 1 if len(idx) else 0
 
+    return {"users": size("user"), "items": size("item")}
+
+
+def vocab(id_space: dict[str, int], has_semantic_ids: bool, rows: pa.Table) -> dict[str, Any]:
+    """The shard manifest's vocabulary: id-space sizes, event-type codes, padding and semantic-ID levels.
+
+    Args:
+        id_space: :func:`id_space` of the id map the rows were numbered with.
+        has_semantic_ids: Whether the rows carry semantic IDs.
+        rows: Split rows (:data:`transforms.sequences.SPLIT_ROWS_SCHEMA`).
+
+    Raises:
+        ValueError: Items have semantic IDs of different lengths.
+    """
     vocab: dict[str, Any] = {
-        "items": size("item"),
-        "users": size("user"),
+        "items": id_space["items"],
+        "users": id_space["users"],
         "event_types": seq.EVENT_TYPE_CODES,
         "pad": seq.PAD,
         "loader_item_shift": 1,
         "semantic_id_levels": 0,
         "semantic_id_codebook_sizes": [],
     }
-    if prep.has_semantic_ids and rows.num_rows:
+    if has_semantic_ids and rows.num_rows:
         inner = pc.list_flatten(rows["semantic_ids"])
         lengths = pc.list_value_length(inner)
         levels = int(pc.max(lengths).as_py() or 0)
@@ -42,6 +59,7 @@ def vocab(id_maps: pa.Table, prep: seq.PreparedInputs, rows: pa.Table) -> dict[s
 
 
 def length_summary(rows: pa.Table) -> dict[str, dict[str, float]]:
+    """Per split, the history lengths' mean, median, 95th percentile and maximum."""
     out = {}
     for name in ("train", "valid", "test"):
         lengths = pc.list_value_length(rows.filter(pc.equal(rows["split"], name))["item_ids"]).to_numpy(zero_copy_only=False)
@@ -50,20 +68,31 @@ def length_summary(rows: pa.Table) -> dict[str, dict[str, float]]:
     return out
 
 
-def leaks(rows: pa.Table, split: seq.SplitConfig) -> int:
-    """Rows whose history reaches its cut-off (temporal), or whose training prefix holds a target (LOO)."""
+def leaking_rows(rows: pa.Table, cutoffs: Cutoffs | None) -> int:
+    """Rows whose history reaches its cut-off (temporal), or whose training prefix holds a target (LOO).
+
+    Args:
+        rows: Split rows (:data:`transforms.sequences.SPLIT_ROWS_SCHEMA`).
+        cutoffs: The temporal split's cut-offs: a train or valid row's history must lie in the train
+            split, a test row's in train or valid. None for leave-one-out: no history event may come
+            after the row's first target.
+    """
     if rows.num_rows == 0:
         return 0
     last = last_elements(rows["timestamps"])
-    if split.kind is seq.SplitKind.TEMPORAL:
-        limit = np.where(np.asarray(rows["split"].to_pylist()) == "test", split.valid_end_ms, split.train_end_ms)
-        return int((last >= limit).sum())
+    if cutoffs is not None:
+        # An empty history's "last event" is the smallest int64, which lies in the train split.
+        history_split = np.asarray(cutoffs.split_array(pa.array(last)).to_pylist())
+        row_split = np.asarray(rows["split"].to_pylist())
+        leaking = np.where(row_split == str(Split.TEST), history_split == str(Split.TEST), history_split != str(Split.TRAIN))
+        return int(leaking.sum())
     targets_first = first_elements(rows["target_timestamps"])
     has_target = pc.list_value_length(rows["target_timestamps"]).to_numpy(zero_copy_only=False) > 0
     return int(((last > targets_first) & has_target).sum())
 
 
 def last_elements(column: pa.ChunkedArray) -> np.ndarray:
+    """Each list's last value (int64; the smallest int64 for an empty list)."""
     array = column.combine_chunks()
     offsets = np.asarray(array.offsets)
     values = array.values.to_numpy(zero_copy_only=False)
@@ -75,6 +104,7 @@ def last_elements(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def first_elements(column: pa.ChunkedArray) -> np.ndarray:
+    """Each list's first value (int64; the largest int64 for an empty list)."""
     array = column.combine_chunks()
     offsets = np.asarray(array.offsets)
     values = array.values.to_numpy(zero_copy_only=False)
@@ -85,6 +115,7 @@ def first_elements(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def unordered_rows(column: pa.ChunkedArray) -> int:
+    """Lists whose values are not in non-decreasing order (time-ordered sequences have none)."""
     array = column.combine_chunks()
     offsets = np.asarray(array.offsets)
     values = array.values.to_numpy(zero_copy_only=False)
@@ -94,3 +125,44 @@ def unordered_rows(column: pa.ChunkedArray) -> int:
     starts = set(offsets[1:-1].tolist())
     bad = [p for p in drops.tolist() if p not in starts]  # a drop across a row boundary is fine
     return len({int(np.searchsorted(offsets, p, side="right")) - 1 for p in bad})
+
+
+def rows_after_training(ts: pa.ChunkedArray | pa.Array, cutoffs: Cutoffs | None) -> int:
+    """Timestamps outside the train split of ``cutoffs`` (none for leave-one-out, ``cutoffs`` None)."""
+    if cutoffs is None or len(ts) == 0:
+        return 0
+    return int(pc.sum(pc.not_equal(cutoffs.split_array(ts), str(Split.TRAIN))).as_py() or 0)
+
+
+def dangling_edges(nodes: pa.Table, edges: pa.Table) -> int:
+    """Edges with an endpoint ``(type, idx)`` that is not a node."""
+    known = set(zip(nodes["node_type"].to_pylist(), nodes["node_idx"].to_pylist(), strict=True))
+    ends = zip(edges["src_type"].to_pylist(), edges["src_idx"].to_pylist(), edges["dst_type"].to_pylist(), edges["dst_idx"].to_pylist(), strict=True)
+    return sum((s, si) not in known or (d, di) not in known for s, si, d, di in ends)
+
+
+def duplicate_rows(table: pa.Table, key: list[str]) -> int:
+    """Rows beyond the first of each ``key`` value."""
+    return table.num_rows - table.group_by(key).aggregate([]).num_rows
+
+
+def k_core_violations(events: pa.Table, k: int | None, cutoffs: Cutoffs | None) -> int:
+    """Users and items of ``events`` with fewer than ``k`` distinct partners in the training window.
+
+    The training window is the train split of ``cutoffs`` (every event for leave-one-out, ``cutoffs``
+    None), as in the k-core filter; a k-cored table has none. Always 0 when ``k`` is None.
+    """
+    if k is None or events.num_rows == 0:
+        return 0
+    train = events
+    if cutoffs is not None:
+        train = events.filter(pc.equal(cutoffs.split_array(events["ts"]), str(Split.TRAIN)))
+    pairs = train.group_by(["user_idx", "item_idx"]).aggregate([])
+    return sum(_below(events[side], pairs[side], k) for side in ("user_idx", "item_idx"))
+
+
+def _below(ids: pa.ChunkedArray, pair_ids: pa.ChunkedArray, k: int) -> int:
+    """Distinct ``ids`` that occur in fewer than ``k`` of the pairs (``pair_ids``)."""
+    counts = pc.value_counts(pair_ids)
+    enough = pc.filter(counts.field("values"), pc.greater_equal(counts.field("counts"), k))
+    return int(pc.sum(pc.invert(pc.is_in(pc.unique(ids), value_set=enough))).as_py() or 0)

@@ -57,6 +57,7 @@ from warehouse.contracts.training_data import (
     TRAINING_ITEM_FREQUENCIES,
     TRAINING_TWO_TOWER_EXAMPLES,
     TRAINING_USER_SEQUENCES,
+    TRAINING_WINDOW,
 )
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "TRAINING_ITEM_FREQUENCIES",
     "TRAINING_TWO_TOWER_EXAMPLES",
     "TRAINING_USER_SEQUENCES",
+    "TRAINING_WINDOW",
     "TS",
     "EventType",
     "Layer",

@@ -31,6 +31,19 @@ CORE_INTERACTIONS = _contract(
     description="Unified, deduplicated, sessionized item events with dense ids and session features.",
 )
 
+TRAINING_WINDOW = _contract(
+    Layer.TRAINING_DATA,
+    "training_window",
+    [
+        *CORE_INTERACTIONS.schema,
+        pa.field("label_weight", pa.float64()),  # debiased label weight; null without one (weighs 1)
+        pa.field("semantic_id", pa.list_(pa.int32())),  # the item's semantic-ID codes, when built
+    ],
+    key=("event_id",),
+    not_null=CORE_INTERACTIONS.not_null,
+    description="The interactions the training data is built from: k-cored on the training window, with label weights and semantic IDs.",
+)
+
 TRAINING_USER_SEQUENCES = _contract(
     Layer.TRAINING_DATA,
     "user_sequences",

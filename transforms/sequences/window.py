@@ -1,0 +1,203 @@
+"""The training window: the interactions every training-data table is built from, prepared once.
+
+Building user sequences, split rows, two-tower examples and the graph all start the same way: the
+interactions, k-cored on the training window, each event with its label weight and its item's
+semantic ID. :func:`build_training_window` does that once and returns the prepared events (the
+``training_data/training_window`` table); :func:`prepare_window` registers a stored window for the
+builders, which then join nothing again and run no second k-core::
+
+    core/interactions ─┐
+    label weights ─────┼─ build_training_window ─> training window ─ prepare_window ─> build_user_sequences
+    semantic IDs ──────┘   (k-core on the train split)                                build_splits, ...
+
+A window is only valid for the split and k-core it was built with: :class:`WindowParams` records
+them, and :func:`check_window` refuses a window built with others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from transforms import sequences as seq
+from transforms.cutoffs import Cutoffs, Split
+from transforms.engine import Engine
+from transforms.sequences.label_weights import label_weights_for_split
+from warehouse.contracts import TRAINING_WINDOW
+
+WINDOW_SCHEMA = TRAINING_WINDOW.schema
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The prepared events (:data:`WINDOW_SCHEMA`, sorted by user, time, event id) and the k-core run."""
+
+    events: pa.Table
+    k_core: seq.KCoreResult | None
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    """What a stored training window was built with, for the builders that read it.
+
+    Attributes:
+        split: The split's parameters (:meth:`transforms.sequences.SplitConfig.params`).
+        k_core: The k-core's ``k`` (None: none was run).
+        event_types: The event types kept (None: all).
+        k_core_iterations: Rounds the k-core took (0 without one).
+        has_label_weights: Debiased labels were joined.
+        has_semantic_ids: Semantic IDs were joined (a window without a matching item still has them).
+        id_space: Sizes of the id map's dense ids, ``users`` and ``items`` (the shards' vocabulary).
+        sources: Content hash of each input table's snapshot (recorded in the shard manifest).
+        content_hash: The stored window's content hash, so a reader knows these parameters are its own.
+    """
+
+    split: dict[str, Any]
+    k_core: int | None
+    event_types: list[str] | None
+    k_core_iterations: int
+    has_label_weights: bool
+    has_semantic_ids: bool
+    id_space: dict[str, int]
+    sources: dict[str, str]
+    content_hash: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> WindowParams:
+        return cls(**payload)
+
+
+def build_training_window(
+    engine: Engine,
+    interactions: seq.Source,
+    config: seq.SequenceConfig,
+    cutoffs: Cutoffs | None,
+    labels: pa.Table | None = None,
+    item_codes: pa.Table | None = None,
+) -> TrainingWindow:
+    """The interactions of the training data: k-cored, with label weights and semantic IDs.
+
+    Args:
+        engine: DuckDB or Spark.
+        interactions: Rows of ``core_interactions`` (a table or its Parquet files).
+        config: Sequence settings: ``k_core`` and ``event_types`` are applied here.
+        cutoffs: The temporal split's cut-offs: the k-core reads the train split and each event's label
+            weight comes from label rows of its split or earlier. None for leave-one-out: the k-core
+            reads every event and every label row counts.
+        labels: ``labels_debiased_labels`` rows, if built (``request_id, user_id, item_id, ts,
+            observed, ips_weight, split``).
+        item_codes: ``item_idx, codes`` (:data:`transforms.sequences.ITEM_CODES_SCHEMA`), if built.
+
+    Returns:
+        The kept events with ``label_weight`` (null without a label) and ``semantic_id`` (null without
+        one), and the k-core result (None when ``config.k_core`` is None).
+
+    Raises:
+        ValueError: The labels were built with other cut-offs.
+    """
+    seq.register_source(engine, "tw_interactions", interactions)
+    weights = seq.LABEL_WEIGHTS_SCHEMA.empty_table()
+    if labels is not None:
+        weights = label_weights_for_split(engine, interactions, labels, cutoffs)
+    engine.register_arrow("tw_label_weights", weights)
+    codes = item_codes if item_codes is not None else seq.ITEM_CODES_SCHEMA.empty_table()
+    engine.register_arrow("tw_item_codes", codes.select(seq.ITEM_CODES_SCHEMA.names).cast(seq.ITEM_CODES_SCHEMA))
+    kept = _event_filter(config, "i.event_type")
+    core = None
+    core_join = ""
+    if config.k_core is not None:
+        window = "TRUE"
+        if cutoffs is not None:
+            window = f"{cutoffs.split_sql(engine.dialect.epoch_ms('i.ts'), epoch_ms=True)} = '{Split.TRAIN}'"
+        pairs = engine.query(f"SELECT DISTINCT user_idx, item_idx FROM tw_interactions i WHERE {window} AND {kept}")
+        core = seq.k_core(engine, pairs, config.k_core)
+        engine.register_arrow("tw_core_users", core.users)
+        engine.register_arrow("tw_core_items", core.items)
+        core_join = "JOIN tw_core_users cu ON cu.user_idx = i.user_idx JOIN tw_core_items ci ON ci.item_idx = i.item_idx"
+    columns = ", ".join(f"i.{name}" for name in seq.INTERACTIONS_SCHEMA.names)
+    events = engine.query(f"""
+SELECT {columns}, w.weight AS label_weight, c.codes AS semantic_id
+FROM tw_interactions i
+{core_join}
+LEFT JOIN tw_label_weights w ON w.event_id = i.event_id
+LEFT JOIN tw_item_codes c ON c.item_idx = i.item_idx
+WHERE {kept}
+ORDER BY i.user_idx, i.ts, i.event_id""")
+    return TrainingWindow(events.select(WINDOW_SCHEMA.names).cast(WINDOW_SCHEMA), core)
+
+
+def window_params(
+    window: TrainingWindow,
+    config: seq.SequenceConfig,
+    split: seq.SplitConfig,
+    id_space: dict[str, int],
+    sources: dict[str, str],
+    has_label_weights: bool,
+    has_semantic_ids: bool,
+) -> WindowParams:
+    """What ``window`` was built with (its ``content_hash`` is filled in once it is stored)."""
+    return WindowParams(
+        split=split.params(),
+        k_core=config.k_core,
+        event_types=config.params()["event_types"],  # type: ignore[arg-type]
+        k_core_iterations=window.k_core.iterations if window.k_core else 0,
+        has_label_weights=has_label_weights,
+        has_semantic_ids=has_semantic_ids,
+        id_space=id_space,
+        sources=sources,
+    )
+
+
+def check_window(params: WindowParams, config: seq.SequenceConfig, split: seq.SplitConfig) -> None:
+    """Refuse a training window built with another split, k-core or event types than this run's.
+
+    Raises:
+        ValueError: Naming what differs; rematerialize ``training_data/training_window`` with this run's
+            settings and ``cutoffs``.
+    """
+    wanted = {"split": split.params(), "k_core": config.k_core, "event_types": config.params()["event_types"]}
+    built = {"split": params.split, "k_core": params.k_core, "event_types": params.event_types}
+    differ = {name: {"window": built[name], "run": value} for name, value in wanted.items() if built[name] != value}
+    if differ:
+        raise ValueError(
+            f"training_data/training_window was built with other cut-offs or settings ({differ}): "
+            "rematerialize it with this run's config and cutoffs resource"
+        )
+
+
+def prepare_window(
+    engine: Engine, window: seq.Source, params: WindowParams, config: seq.SequenceConfig, split: seq.SplitConfig
+) -> seq.PreparedInputs:
+    """Register a stored training window for the builders (:func:`transforms.sequences.build_user_sequences`, ...).
+
+    The window's events are k-cored already: nothing is filtered again, and the label weights and
+    semantic IDs the builders join are the window's own.
+
+    Raises:
+        ValueError: The window was built with another split, k-core or event types (:func:`check_window`).
+    """
+    check_window(params, config, split)
+    seq.register_source(engine, "tw_window", window)
+    weights = engine.query("SELECT event_id, label_weight AS weight FROM tw_window WHERE label_weight IS NOT NULL")
+    codes = None
+    if params.has_semantic_ids:
+        codes = engine.query("""
+SELECT item_idx, codes FROM (
+    SELECT item_idx, semantic_id AS codes, ROW_NUMBER() OVER (PARTITION BY item_idx ORDER BY event_id) AS rn
+    FROM tw_window WHERE semantic_id IS NOT NULL
+) c WHERE rn = 1""")
+    prep = seq.prepare(engine, window, dataclasses.replace(config, k_core=None), split, weights, codes)
+    return dataclasses.replace(prep, config=config)
+
+
+def _event_filter(config: seq.SequenceConfig, column: str) -> str:
+    if config.event_types is None:
+        return "TRUE"
+    names = ", ".join(f"'{e.value}'" for e in config.event_types)
+    return f"{column} IN ({names})"
