@@ -121,6 +121,7 @@ def event_files(data: Path) -> list[Path]:
 
 def build_recforge(data: Path, out: Path, spark: bool = False) -> dict[str, object]:
     from transforms import sequences as seq
+    from transforms.cutoffs import Cutoffs
     from transforms.engine import EngineConfig, EngineKind, open_engine
     from warehouse.shards import ShardConfig, write_shard_set
 
@@ -131,7 +132,7 @@ def build_recforge(data: Path, out: Path, spark: bool = False) -> dict[str, obje
         inter_path = out / "interactions.parquet"
         pq.write_table(inter, inter_path, row_group_size=128 * 1024, compression="zstd")
         del inter
-        split = seq.SplitConfig(train_end=TRAIN_END, valid_end=VALID_END)
+        split = seq.SplitConfig(cutoffs=Cutoffs(TRAIN_END, VALID_END))
         prep = seq.prepare(engine, [inter_path], seq.SequenceConfig(max_len=MAX_LEN, min_len=2), split)
         rows = seq.build_splits(engine, prep)
     result = write_shard_set(out / "shards", rows, ShardConfig(world_size=WORLD_SIZE, shards_per_rank=SHARDS_PER_RANK, row_group_rows=ROW_GROUP_ROWS), params={"split": split.params()})

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms import sequences as seq
+from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
 from transforms.ingest.id_maps import extend_id_map
 from transforms.sequences.exports import full_sequences_from_leave_one_out, write_hstu
@@ -129,10 +130,10 @@ def expected_by_user(inter: pa.Table) -> dict[int, list[tuple[int, str, int]]]:
 def test_temporal_split_never_leaks(duckdb_engine: Engine, seed: int, cut: int, width: int, max_len: int | None) -> None:
     rows = random_events(random.Random(seed), users=5, items=6, events=60)
     inter = seq.build_interactions(duckdb_engine, events_table(rows), id_maps_for(rows))
-    split = seq.SplitConfig(train_end=T0 + dt.timedelta(days=cut), valid_end=T0 + dt.timedelta(days=cut + width))
-    prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(max_len=max_len, min_len=1), split)
+    cutoffs = Cutoffs(T0 + dt.timedelta(days=cut), T0 + dt.timedelta(days=cut + width))
+    prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(max_len=max_len, min_len=1), seq.SplitConfig(cutoffs=cutoffs))
     out = seq.build_splits(duckdb_engine, prep)
-    t, v = split.train_end_ms, split.valid_end_ms
+    t, v = (int(c.timestamp() * 1000) for c in (cutoffs.train_end, cutoffs.valid_end))
     reference = expected_by_user(inter)
     for r in out.to_pylist():
         limit = v if r["split"] == "test" else t
@@ -210,7 +211,7 @@ def test_k_core_is_computed_on_the_training_window(duckdb_engine: Engine) -> Non
     rows = [ev(f"a{n}", u, m, "click", i) for n, (u, m, i) in enumerate(
         [("u1", 0, "i1"), ("u1", 1, "i2"), ("u2", 2, "i1"), ("u2", 3, "i2"), ("u3", 5000, "i1"), ("u3", 5001, "i2")])]
     inter = seq.build_interactions(duckdb_engine, events_table(rows), id_maps_for(rows))
-    split = seq.SplitConfig(train_end=T0 + dt.timedelta(days=1), valid_end=T0 + dt.timedelta(days=2))
+    split = seq.SplitConfig(cutoffs=Cutoffs(T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=2)))
     prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(min_len=1, k_core=2), split)
     assert prep.k_core is not None and prep.k_core.users["user_idx"].to_pylist() == [0, 1]
     assert {r["user_idx"] for r in seq.build_user_sequences(duckdb_engine, prep).to_pylist()} == {0, 1}
@@ -218,11 +219,11 @@ def test_k_core_is_computed_on_the_training_window(duckdb_engine: Engine) -> Non
 
 def test_two_tower_examples_use_the_training_window_only(duckdb_engine: Engine) -> None:
     inter = interactions(duckdb_engine, TINY)
-    split = seq.SplitConfig(train_end=T0 + dt.timedelta(minutes=101), valid_end=T0 + dt.timedelta(days=1))
+    split = seq.SplitConfig(cutoffs=Cutoffs(T0 + dt.timedelta(minutes=101), T0 + dt.timedelta(days=1)))
     prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(min_len=1), split)
     examples, freqs = seq.build_two_tower_examples(duckdb_engine, prep, history_len=2)
     rows = examples.to_pylist()
-    assert all(r["ts"] < split.train_end for r in rows)
+    assert all(r["ts"] < split.cutoffs.train_end for r in rows)
     alice = [r for r in rows if r["user_idx"] == 0]  # i1, i2, i3 before the cut-off; the purchase at 101 is not
     assert [r["item_idx"] for r in alice] == [0, 1, 2]
     assert [r["history_item_ids"] for r in alice] == [[], [0], [0, 1]]
@@ -258,7 +259,7 @@ def test_graph_from_the_training_window(duckdb_engine: Engine) -> None:
     rows = [*TINY, ev("z1", "u3", 3001, "click", "i9")]
     inter = seq.build_interactions(duckdb_engine, events_table(rows), id_maps_for(rows))
     ids = id_maps_for(rows)
-    split = seq.SplitConfig(train_end=T0 + dt.timedelta(minutes=101), valid_end=T0 + dt.timedelta(days=1))
+    split = seq.SplitConfig(cutoffs=Cutoffs(T0 + dt.timedelta(minutes=101), T0 + dt.timedelta(days=1)))
     prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(min_len=1), split)
     embeddings = pa.table({"item_id": ["i1"], "embedding": pa.array([[0.5, 0.25]], pa.list_(pa.float32(), 2))})
     nodes, edges = seq.build_graph(duckdb_engine, prep, catalog(), ids, seq.item_embeddings_by_idx(embeddings, ids))
@@ -296,15 +297,32 @@ def test_label_weights_and_semantic_ids_join(duckdb_engine: Engine) -> None:
     assert out[0]["semantic_ids"] == [[1, 2, 0], [1, 3, 0], [4, 2, 0], [1, 2, 0], [1, 3, 0]]
 
 
-def test_split_config_validates() -> None:
-    with pytest.raises(ValueError, match="needs train_end"):
+def test_split_config_holds_the_run_cutoffs() -> None:
+    with pytest.raises(ValueError, match="needs cutoffs"):
         seq.SplitConfig()
-    with pytest.raises(ValueError, match="before"):
-        seq.SplitConfig(train_end=T0, valid_end=T0)
-    with pytest.raises(ValueError, match="timezone"):
-        seq.SplitConfig(train_end=dt.datetime(2026, 1, 1), valid_end=dt.datetime(2026, 1, 2))
-    assert seq.SplitConfig(train_end=T0, valid_end=T0 + dt.timedelta(days=1)).params() == {
-        "kind": "temporal", "train_end": "2026-01-01T00:00:00Z", "valid_end": "2026-01-02T00:00:00Z"}
+    with pytest.raises(ValueError, match="takes no cutoffs"):
+        seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT, cutoffs=Cutoffs(T0, T0))
+    with pytest.raises(ValueError, match="before train_end"):  # Cutoffs' own rule
+        seq.SplitConfig(cutoffs=Cutoffs(T0 + dt.timedelta(days=1), T0))
+    # The same rule as Cutoffs: equal cut-offs are a valid split, naive cut-offs are UTC.
+    assert seq.SplitConfig(cutoffs=Cutoffs(T0, T0)).cutoffs == Cutoffs(T0, T0)
+    naive = seq.SplitConfig(cutoffs=Cutoffs(dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)))
+    assert naive == seq.SplitConfig(cutoffs=Cutoffs(T0, T0 + dt.timedelta(days=1)))
+    assert naive.params() == {"kind": "temporal", "train_end": "2026-01-01T00:00:00Z", "valid_end": "2026-01-02T00:00:00Z"}
+    assert seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT).params()["kind"] == "leave_one_out"
+
+
+def test_equal_cutoffs_leave_validation_empty(duckdb_engine: Engine) -> None:
+    # Alice's four events before minute 101 train; at train_end == valid_end, her purchase (minute 101)
+    # and her later click are test targets, and nobody has a validation target.
+    inter = interactions(duckdb_engine, TINY)
+    cut = T0 + dt.timedelta(minutes=101)
+    prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(min_len=1), seq.SplitConfig(cutoffs=Cutoffs(cut, cut)))
+    rows = seq.build_splits(duckdb_engine, prep).to_pylist()
+    assert {r["split"] for r in rows} == {"train", "test"}
+    alice = {r["split"]: r for r in rows if r["user_idx"] == 0}
+    assert alice["train"]["item_ids"] == alice["test"]["item_ids"] == [0, 1, 2]
+    assert alice["test"]["target_item_ids"] == [0, 1]
 
 
 # --- parity: one definition, two engines ------------------------------------------------------------
@@ -331,7 +349,7 @@ def everything(engine: Engine, rows: list[dict], split: seq.SplitConfig) -> dict
 
 @pytest.mark.spark
 def test_duckdb_and_spark_agree_on_tiny_splits(duckdb_engine: Engine, spark_engine: Engine) -> None:
-    split = seq.SplitConfig(train_end=T0 + dt.timedelta(minutes=101), valid_end=T0 + dt.timedelta(days=1))
+    split = seq.SplitConfig(cutoffs=Cutoffs(T0 + dt.timedelta(minutes=101), T0 + dt.timedelta(days=1)))
     outputs = []
     for engine in (duckdb_engine, spark_engine):
         inter = interactions(engine, TINY)
@@ -344,7 +362,7 @@ def test_duckdb_and_spark_agree_on_tiny_splits(duckdb_engine: Engine, spark_engi
 def test_duckdb_and_spark_agree(duckdb_engine: Engine, spark_engine: Engine) -> None:
     rows = random_events(random.Random(3), users=6, items=8, events=120, days=4)
     rows.append(dict(rows[5], event_id="dup"))  # a duplicate action under another id
-    temporal = seq.SplitConfig(train_end=T0 + dt.timedelta(days=2), valid_end=T0 + dt.timedelta(days=3))
+    temporal = seq.SplitConfig(cutoffs=Cutoffs(T0 + dt.timedelta(days=2), T0 + dt.timedelta(days=3)))
     duck = everything(duckdb_engine, rows, temporal)
     spark = everything(spark_engine, rows, temporal)
     for name, table in duck.items():

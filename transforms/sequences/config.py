@@ -11,6 +11,7 @@ from typing import TypeAlias
 
 import pyarrow as pa
 
+from transforms.cutoffs import Cutoffs
 from warehouse import contracts
 from warehouse.contracts import EventType
 
@@ -83,37 +84,27 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """How to split. Temporal splits need timezone-aware cut-offs ``train_end < valid_end``."""
+    """How to split: temporal at ``cutoffs``, or leave-one-out (which takes no cut-offs).
+
+    The cut-offs are the run's :class:`transforms.cutoffs.Cutoffs`, with its validity rule
+    (``train_end <= valid_end``; equal cut-offs leave the validation window empty).
+    """
 
     kind: SplitKind = SplitKind.TEMPORAL
-    train_end: dt.datetime | None = None
-    valid_end: dt.datetime | None = None
+    cutoffs: Cutoffs | None = None
 
     def __post_init__(self) -> None:
-        if self.kind is SplitKind.TEMPORAL:
-            if self.train_end is None or self.valid_end is None:
-                raise ValueError("a temporal split needs train_end and valid_end")
-            if self.train_end.tzinfo is None or self.valid_end.tzinfo is None:
-                raise ValueError("train_end and valid_end must be timezone-aware (UTC)")
-            if not self.train_end < self.valid_end:
-                raise ValueError(f"train_end {self.train_end} must be before valid_end {self.valid_end}")
-
-    @property
-    def train_end_ms(self) -> int:
-        assert self.train_end is not None
-        return _ms(self.train_end)
-
-    @property
-    def valid_end_ms(self) -> int:
-        assert self.valid_end is not None
-        return _ms(self.valid_end)
+        if self.kind is SplitKind.TEMPORAL and self.cutoffs is None:
+            raise ValueError("a temporal split needs cutoffs")
+        if self.kind is SplitKind.LEAVE_ONE_OUT and self.cutoffs is not None:
+            raise ValueError("a leave-one-out split takes no cutoffs")
 
     def params(self) -> dict[str, object]:
         """The split's parameters, as recorded in manifests and metadata."""
         out: dict[str, object] = {"kind": self.kind.value}
-        if self.kind is SplitKind.TEMPORAL:
-            out["train_end"] = _iso(self.train_end)
-            out["valid_end"] = _iso(self.valid_end)
+        if self.cutoffs is not None:
+            out["train_end"] = _iso(self.cutoffs.train_end)
+            out["valid_end"] = _iso(self.cutoffs.valid_end)
         else:
             out["rule"] = "per user in time order: train = 1..n-2, valid target = n-1, test target = n; users with n >= 3"
         return out
@@ -166,5 +157,5 @@ def _ms(value: dt.datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

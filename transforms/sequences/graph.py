@@ -11,8 +11,8 @@ from transforms.sequences.config import (
     GRAPH_EDGES_SCHEMA,
     GRAPH_NODES_SCHEMA,
     ITEM_EMBEDDINGS_SCHEMA,
-    SplitKind,
     _conform,
+    _ms,
 )
 from transforms.sequences.inputs import PreparedInputs, _base_cte
 
@@ -58,8 +58,8 @@ def build_graph(
     engine.register_arrow("graph_embeddings", embeddings.select(ITEM_EMBEDDINGS_SCHEMA.names).cast(ITEM_EMBEDDINGS_SCHEMA))
     split = prep.split
     catalog_window = "TRUE"
-    if split is not None and split.kind is SplitKind.TEMPORAL:
-        catalog_window = f"(ci.available_from IS NULL OR {d.epoch_ms('ci.available_from')} < {split.train_end_ms})"
+    if split is not None and split.cutoffs is not None:
+        catalog_window = f"(ci.available_from IS NULL OR {d.epoch_ms('ci.available_from')} < {_ms(split.cutoffs.train_end)})"
     cte = f"""
 WITH {_base_cte(d, prep)},
 train AS (SELECT * FROM base WHERE in_train = 1),

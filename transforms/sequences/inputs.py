@@ -19,8 +19,8 @@ from transforms.sequences.config import (
     SequenceConfig,
     Source,
     SplitConfig,
-    SplitKind,
     _conform,
+    _ms,
 )
 from transforms.sequences.kcore import KCoreResult, k_core
 
@@ -64,8 +64,8 @@ def prepare(
     core = None
     if config.k_core is not None:
         window = "TRUE"
-        if split is not None and split.kind is SplitKind.TEMPORAL:
-            window = f"{engine.dialect.epoch_ms('ts')} < {split.train_end_ms}"
+        if split is not None and split.cutoffs is not None:
+            window = f"{engine.dialect.epoch_ms('ts')} < {_ms(split.cutoffs.train_end)}"
         pairs = engine.query(
             f"SELECT DISTINCT user_idx, item_idx FROM seq_interactions WHERE {window} AND {_event_filter(config)}"
         )
@@ -99,8 +99,8 @@ def _base_cte(d: Dialect, prep: PreparedInputs) -> str:
     split = prep.split
     if split is None:
         in_train = "TRUE"
-    elif split.kind is SplitKind.TEMPORAL:
-        in_train = f"ts_ms < {split.train_end_ms}"
+    elif split.cutoffs is not None:
+        in_train = f"ts_ms < {_ms(split.cutoffs.train_end)}"
     else:
         in_train = "pos <= n - 2"
     return f"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from transforms.engine import Dialect, Engine
-from transforms.sequences.config import SPLIT_ROWS_SCHEMA, USER_SEQUENCES_SCHEMA, SplitKind, _conform
+from transforms.sequences.config import SPLIT_ROWS_SCHEMA, USER_SEQUENCES_SCHEMA, _conform, _ms
 from transforms.sequences.inputs import PreparedInputs, _base_cte
 
 EVENT_FIELDS = {"item": "item_idx", "code": "event_code", "ts": "ts_ms", "w": "weight"}
@@ -68,8 +68,8 @@ def build_splits(engine: Engine, prep: PreparedInputs) -> pa.Table:
     d = engine.dialect
     split = prep.split
     max_len = prep.config.max_len
-    if split.kind is SplitKind.TEMPORAL:
-        t, v = split.train_end_ms, split.valid_end_ms
+    if split.cutoffs is not None:
+        t, v = _ms(split.cutoffs.train_end), _ms(split.cutoffs.valid_end)
         hist = {"train": f"ts_ms < {t}", "test": f"ts_ms < {v}"}
         target = {"valid": f"ts_ms >= {t} AND ts_ms < {v}", "test": f"ts_ms >= {v}"}
     else:
