@@ -10,20 +10,26 @@ knobs are the same for all three:
 
 import base64
 import contextlib
-import io
+import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from transforms import labels as L
 from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
 from transforms.labels.click_model import ClickModelConfig
-from warehouse.contracts import LABELS_DEBIASED_LABELS, LABELS_EXPOSURE_PROPENSITIES, LABELS_POSITION_BIAS
+from warehouse.contracts import (
+    LABELS_DEBIASED_LABELS,
+    LABELS_EXPOSURE_PROPENSITIES,
+    LABELS_POSITION_BIAS,
+    TableContract,
+)
 from warehouse.store import Warehouse
 
 RAW_LOG_KEYS = [dg.AssetKey(["raw", t]) for t in ("slates", "impressions", "events", "reviews", "items")]
@@ -36,16 +42,16 @@ TRUTH_FILE = Path("truth") / "examination.json"
 
 class LabelSettings(dg.ConfigurableResource):
     """Settings of the label assets (one source of truth for all three); the cut-offs are not here but
-    in the shared ``cutoffs`` resource."""
+    in the shared ``cutoffs`` resource. Every default is the frozen config dataclass's own."""
 
-    clip_min: float = 0.01
-    snips: bool = False
-    use_logged_propensities: bool = True
-    popularity_eta: float = 0.5
-    positive_rating: float = 4.0
-    relevance_by: L.RelevanceGrouping = L.RelevanceGrouping.ITEM_CONTEXT
-    min_position_clicks: int = 200
-    max_clipped_share: float = 0.5  # above it the clipped-share check warns: the weights are mostly 1/M
+    clip_min: float = L.LabelConfig.clip_min
+    snips: bool = L.LabelConfig.snips
+    use_logged_propensities: bool = L.LabelConfig.use_logged_propensities
+    popularity_eta: float = L.LabelConfig.popularity_eta
+    positive_rating: float = L.LabelConfig.positive_rating
+    relevance_by: L.RelevanceGrouping = L.LabelConfig.relevance_by
+    min_position_clicks: int = ClickModelConfig.min_position_clicks
+    max_clipped_share: float = L.LabelCheckConfig.max_clipped_share
 
     def label_config(self, cutoffs: Cutoffs) -> L.LabelConfig:
         return L.LabelConfig(
@@ -97,89 +103,31 @@ def position_bias(
     store = warehouse.store()
     with _label_run(store, engine, label_settings, cutoffs) as (eng, config):
         table, fits = L.fit_position_bias(eng, config)
-        randomized = L.click_rates_under_policy(eng, config, RANDOMIZED_POLICY).to_pylist()
+        randomized = L.click_rates_under_policy(eng, config, RANDOMIZED_POLICY)
     store.write(LABELS_POSITION_BIAS, table)
     warehouse.refresh_catalog()
 
-    rows = table.to_pylist()
-    bad = [r for r in rows if not (0 < r["examination"] <= 1) or (r["position"] == 0 and r["examination"] != 1.0)]
-    unconverged = [f"{f.split}/{f.surface}" for f in fits if not f.fit.converged]
-    truth = _truth_curves(warehouse.landing / TRUTH_FILE)
-    metadata: dict[str, Any] = {
-        **config.cutoffs.as_metadata(),
-        "fits": dg.MetadataValue.json([
-            {"split": str(f.split), "surface": f.surface, "iterations": f.fit.iterations, "converged": f.fit.converged,
-             "log_likelihood": round(f.fit.log_likelihood, 3), "pooled_from": f.fit.pooled_from,
-             "impressions": int(f.fit.impressions.sum()), "clicks": int(f.fit.clicks.sum())}
-            for f in fits
-        ]),
-    }
-    if truth:
-        errors = [abs(r["examination"] - truth[r["surface"]][r["position"]]) for r in rows
-                  if r["split"] == L.Split.TEST and r["surface"] in truth and r["position"] < len(truth[r["surface"]])]
-        if errors:
-            metadata["max_abs_error_vs_truth"] = dg.MetadataValue.float(round(max(errors), 4))
-    plot = examination_plot_markdown(rows, truth, randomized)
-    if plot:
-        metadata["examination_curve"] = dg.MetadataValue.md(plot)
+    truth_path = warehouse.landing / TRUTH_FILE  # there when the landing zone came from ``recforge world``
+    truth = L.truth_curves(json.loads(truth_path.read_text())) if truth_path.exists() else {}
+    report = L.position_bias_report(table, fits, truth)
+    metadata: dict[str, Any] = {**config.cutoffs.as_metadata(), "fits": dg.MetadataValue.json(report.fits)}
+    if report.max_abs_error_vs_truth is not None:
+        metadata["max_abs_error_vs_truth"] = dg.MetadataValue.float(report.max_abs_error_vs_truth)
+    png = L.examination_curve_png(table, truth, randomized, RANDOMIZED_POLICY)
+    if png is not None:
+        metadata["examination_curve"] = dg.MetadataValue.md(
+            f"![examination curve](data:image/png;base64,{base64.b64encode(png).decode()})"
+        )
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            dg.AssetCheckResult(check_name="examination_in_unit_interval", passed=not bad,
-                                metadata={"failing_rows": dg.MetadataValue.json(bad[:20])}),
-            dg.AssetCheckResult(check_name="click_model_converged", passed=not unconverged,
-                                severity=dg.AssetCheckSeverity.WARN, metadata={"unconverged": ", ".join(unconverged) or "none"}),
+            dg.AssetCheckResult(check_name="examination_in_unit_interval", passed=not report.out_of_range,
+                                metadata={"failing_rows": dg.MetadataValue.json(report.out_of_range[:20])}),
+            dg.AssetCheckResult(check_name="click_model_converged", passed=not report.unconverged,
+                                severity=dg.AssetCheckSeverity.WARN,
+                                metadata={"unconverged": ", ".join(report.unconverged) or "none"}),
         ],
     )
-
-
-def _truth_curves(path: Path) -> dict[str, list[float]]:
-    """The sample world's true examination curves, when the landing zone came from ``recforge world``."""
-    if not path.exists():
-        return {}
-    surfaces = json.loads(path.read_text()).get("surfaces", {})
-    return {name: list(spec["curve"]) for name, spec in surfaces.items()}
-
-
-def examination_plot_markdown(
-    rows: list[dict[str, Any]], truth: dict[str, list[float]], randomized: list[dict[str, Any]]
-) -> str:
-    """Estimated (full-data fit) vs true and randomized examination curves as an inline PNG in Markdown."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    estimated: dict[str, list[tuple[int, float]]] = {}
-    for r in rows:
-        if r["split"] == L.Split.TEST:
-            estimated.setdefault(str(r["surface"]), []).append((int(r["position"]), float(r["examination"])))
-    if not estimated:
-        return ""
-    random_by_surface: dict[str, dict[int, float]] = {}
-    for r in randomized:
-        random_by_surface.setdefault(str(r["surface"]), {})[int(r["position"])] = float(r["click_rate"])
-    fig, axes = plt.subplots(1, len(estimated), figsize=(4.5 * len(estimated), 3.5), squeeze=False)
-    for ax, (surface, points) in zip(axes[0], sorted(estimated.items()), strict=True):
-        points.sort()
-        ax.plot([p for p, _ in points], [v for _, v in points], "o-", label="estimated (EM)")
-        if surface in truth:
-            ax.plot(range(len(truth[surface])), truth[surface], "k--", label="true")
-        rates = random_by_surface.get(surface, {})
-        if rates.get(0):
-            ax.plot(sorted(rates), [rates[k] / rates[0] for k in sorted(rates)], "s:", alpha=0.7,
-                    label=f"click rate / position 0 ({RANDOMIZED_POLICY})")
-        ax.set_title(surface)
-        ax.set_xlabel("position")
-        ax.set_ylabel("P(examined | position)")
-        ax.set_ylim(0, 1.05)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f"![examination curve](data:image/png;base64,{encoded})"
 
 
 # --- labels/exposure_propensities ---------------------------------------------------------------
@@ -206,18 +154,17 @@ def exposure_propensities(
         table = L.exposure_propensities(eng, config)
     store.write(LABELS_EXPOSURE_PROPENSITIES, table)
     warehouse.refresh_catalog()
-    values = table.column("propensity").to_pylist()
-    bad = [v for v in values if not (v is not None and 0 < v <= 1)]
+    report = L.exposure_propensities_report(table)
     return dg.MaterializeResult(
         metadata={
             **config.cutoffs.as_metadata(),
-            "rows": table.num_rows,
-            "basis": ", ".join(sorted(set(table.column("basis").to_pylist()))) or "none",
-            "min_propensity": dg.MetadataValue.float(float(min(values))) if values else None,
+            "rows": report.rows,
+            "basis": report.basis,
+            "min_propensity": dg.MetadataValue.float(report.min_propensity) if report.min_propensity is not None else None,
         },
         check_results=[
-            dg.AssetCheckResult(check_name="propensities_in_unit_interval", passed=not bad,
-                                metadata={"failing_values": dg.MetadataValue.json(bad[:20])}),
+            dg.AssetCheckResult(check_name="propensities_in_unit_interval", passed=not report.out_of_range,
+                                metadata={"failing_values": dg.MetadataValue.json(report.out_of_range[:20])}),
         ],
     )
 
@@ -249,19 +196,13 @@ def debiased_labels(
     bias = store.read(LABELS_POSITION_BIAS)
     popularity = store.read(LABELS_EXPOSURE_PROPENSITIES)
     with _label_run(store, engine, label_settings, cutoffs) as (eng, config):
-        written = []
-        for day, table in L.iter_debiased_labels(eng, config, bias, popularity):
-            store.write(LABELS_DEBIASED_LABELS, table, day)
-            written.append(day)
-        stale = sorted(set(store.partitions(LABELS_DEBIASED_LABELS)) - set(written))
-        for day in stale:  # a rebuild replaces the whole table: days without rows any more go
-            store.delete_partition(LABELS_DEBIASED_LABELS, day)
+        written = _replace_partitions(store, LABELS_DEBIASED_LABELS, L.iter_debiased_labels(eng, config, bias, popularity))
         files = store.files(LABELS_DEBIASED_LABELS)
         if files:
             eng.register_parquet("debiased_labels", files)
             stats = L.label_stats(eng, "debiased_labels")
         else:
-            stats = L.LabelStats(0, 0, 0, 0, 0, 0, {}, {})
+            stats = L.LabelStats.empty()
     warehouse.refresh_catalog()
     return dg.MaterializeResult(
         metadata={
@@ -276,22 +217,28 @@ def debiased_labels(
             "snips": config.snips,
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name="weights_finite_positive",
-                passed=stats.non_finite_weights == 0 and stats.non_positive_ips == 0,
-                metadata={"non_finite_rows": stats.non_finite_weights, "non_positive_ips_rows": stats.non_positive_ips},
-            ),
-            dg.AssetCheckResult(
-                check_name="propensities_in_unit_interval",
-                passed=stats.propensity_out_of_range == 0,
-                metadata={"out_of_range_rows": stats.propensity_out_of_range},
-            ),
-            dg.AssetCheckResult(
-                check_name="clipped_share",
-                passed=stats.clipped_share <= label_settings.max_clipped_share,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"clipped_share": dg.MetadataValue.float(round(stats.clipped_share, 6)), "clipped_rows": stats.clipped,
-                          "limit": label_settings.max_clipped_share},
-            ),
+            dg.AssetCheckResult(check_name="weights_finite_positive",
+                                passed=stats.non_finite_weights == 0 and stats.non_positive_ips == 0,
+                                metadata={"non_finite_rows": stats.non_finite_weights,
+                                          "non_positive_ips_rows": stats.non_positive_ips}),
+            dg.AssetCheckResult(check_name="propensities_in_unit_interval", passed=stats.propensity_out_of_range == 0,
+                                metadata={"out_of_range_rows": stats.propensity_out_of_range}),
+            dg.AssetCheckResult(check_name="clipped_share", passed=stats.clipped_share <= label_settings.max_clipped_share,
+                                severity=dg.AssetCheckSeverity.WARN,
+                                metadata={"clipped_share": dg.MetadataValue.float(round(stats.clipped_share, 6)),
+                                          "clipped_rows": stats.clipped, "limit": label_settings.max_clipped_share}),
         ],
     )
+
+
+def _replace_partitions(
+    store: Warehouse, contract: TableContract, parts: Iterable[tuple[dt.date, pa.Table]]
+) -> list[dt.date]:
+    """Write a table day by day; a rebuild replaces the whole table: days without rows any more go."""
+    written = []
+    for day, table in parts:
+        store.write(contract, table, day)
+        written.append(day)
+    for day in sorted(set(store.partitions(contract)) - set(written)):
+        store.delete_partition(contract, day)
+    return written

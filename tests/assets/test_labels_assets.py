@@ -13,7 +13,10 @@ from assets.labels import LabelSettings, debiased_labels, exposure_propensities,
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from pipelines.ingestion import LOG_TABLES, ingest_table
 from sample_world import WorldConfig, generate_world
+from transforms.cutoffs import Cutoffs
 from transforms.engine import DuckDBEngine, EngineConfig
+from transforms.labels import LabelCheckConfig, LabelConfig
+from transforms.labels.click_model import ClickModelConfig
 from warehouse.contracts import LABELS_DEBIASED_LABELS, LABELS_EXPOSURE_PROPENSITIES, LABELS_POSITION_BIAS
 from warehouse.store import Warehouse
 
@@ -92,3 +95,17 @@ def test_half_set_cutoffs_are_refused(staged: Path) -> None:
     with pytest.raises((ValueError, dg.DagsterExecutionStepExecutionError)) as raised:
         _materialize(staged, LabelSettings(), CutoffsResource(train_end="2026-01-03T00:00:00Z"))
     assert "set both train_end and valid_end" in f"{raised.value} {raised.value.__cause__}"
+
+
+def test_label_settings_take_their_defaults_and_field_names_from_the_frozen_configs() -> None:
+    # The run-config field names users pass stay what they were; every default is the dataclasses' own.
+    assert list(LabelSettings.model_fields) == [
+        "clip_min", "snips", "use_logged_propensities", "popularity_eta", "positive_rating", "relevance_by",
+        "min_position_clicks", "max_clipped_share",
+    ]
+    cutoffs = Cutoffs.parse("2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z")
+    assert LabelSettings().label_config(cutoffs) == LabelConfig(cutoffs=cutoffs)
+    assert LabelSettings().max_clipped_share == LabelCheckConfig().max_clipped_share
+    assert LabelSettings(clip_min=0.05, min_position_clicks=20).label_config(cutoffs) == LabelConfig(
+        cutoffs=cutoffs, clip_min=0.05, click_model=ClickModelConfig(min_position_clicks=20)
+    )

@@ -55,12 +55,21 @@ from transforms.labels.exposures import (
     has_exposure_logs,
     register_sources,
 )
+from transforms.labels.plots import examination_curve_png
 from transforms.labels.propensities import (
     SurfaceFit,
     click_model_cells,
     click_rates_under_policy,
     exposure_propensities,
     fit_position_bias,
+)
+from transforms.labels.reports import (
+    LabelCheckConfig,
+    PositionBiasReport,
+    PropensityReport,
+    exposure_propensities_report,
+    position_bias_report,
+    truth_curves,
 )
 from transforms.labels.weights import (
     LabelStats,
@@ -79,8 +88,11 @@ __all__ = [
     "Engagement",
     "ExposureBasis",
     "GradeRule",
+    "LabelCheckConfig",
     "LabelConfig",
     "LabelStats",
+    "PositionBiasReport",
+    "PropensityReport",
     "PropensitySource",
     "RelevanceGrouping",
     "Split",
@@ -88,13 +100,17 @@ __all__ = [
     "click_model_cells",
     "click_rates_under_policy",
     "engagement_of",
+    "examination_curve_png",
     "exposure_propensities",
+    "exposure_propensities_report",
     "fit_position_bias",
     "has_exposure_logs",
     "iter_debiased_labels",
     "label_days",
     "label_stats",
+    "position_bias_report",
     "prepare_label_inputs",
     "register_sources",
     "snips_scales",
+    "truth_curves",
 ]

@@ -198,6 +198,11 @@ class LabelStats:
     def clipped_share(self) -> float:
         return self.clipped / self.rows if self.rows else 0.0
 
+    @classmethod
+    def empty(cls) -> LabelStats:
+        """The facts of a table without rows."""
+        return cls(0, 0, 0, 0, 0, 0, {}, {})
+
 
 def label_stats(engine: Engine, relation: str) -> LabelStats:
     """Check facts of the label table registered as ``relation``."""
