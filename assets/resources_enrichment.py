@@ -11,11 +11,12 @@ environment until a run asks (the API key is read when the HTTP generator is bui
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import dagster as dg
 
 from assets.resources import shared_fields
-from pipelines.enrichment import BeamSettings
+from pipelines.enrichment import EMBEDDING_BEAM, EXTRACTIVE_BEAM, BeamSettings, GenerationRun
 from transforms.enrichment import (
     EmbedderConfig,
     ExtractiveConfig,
@@ -28,9 +29,10 @@ from transforms.enrichment import (
 class GeneratorResource(dg.ConfigurableResource, abc.ABC):
     """Writes item descriptions and user profiles. Pick an implementation per deployment."""
 
-    batch_size: int = 16
-    runner: str = "DirectRunner"
-    max_failure_share: float = 0.05
+    builds: ClassVar[tuple[type, ...]] = (BeamSettings, GenerationRun)
+    batch_size: int = BeamSettings.batch_size
+    runner: str = BeamSettings.runner
+    max_failure_share: float = GenerationRun.max_failure_share
 
     @abc.abstractmethod
     def config(self) -> GeneratorConfig:
@@ -43,7 +45,9 @@ class GeneratorResource(dg.ConfigurableResource, abc.ABC):
 class ExtractiveGeneratorResource(GeneratorResource):
     """The deterministic, offline default: text assembled from catalog fields, reviews and history."""
 
-    batch_size: int = 256
+    builds: ClassVar[tuple[type, ...]] = (BeamSettings, GenerationRun, ExtractiveConfig)
+    own_fields: ClassVar[tuple[str, ...]] = ("batch_size",)  # EXTRACTIVE_BEAM's, not BeamSettings' default
+    batch_size: int = EXTRACTIVE_BEAM.batch_size
 
     def config(self) -> GeneratorConfig:
         return ExtractiveConfig()
@@ -52,16 +56,17 @@ class ExtractiveGeneratorResource(GeneratorResource):
 class OpenAIGeneratorResource(GeneratorResource):
     """Any OpenAI-compatible chat-completions endpoint (vLLM, Ollama, llama.cpp server, hosted APIs)."""
 
+    builds: ClassVar[tuple[type, ...]] = (BeamSettings, GenerationRun, OpenAIChatConfig)
     base_url: str
     model: str
-    api_key_env: str | None = "RECFORGE_LLM_API_KEY"
-    max_concurrency: int = 8
-    requests_per_second: float = 10.0
-    max_retries: int = 4
-    timeout_s: float = 60.0
-    max_tokens: int = 600
-    input_usd_per_mtok: float = 0.0
-    output_usd_per_mtok: float = 0.0
+    api_key_env: str | None = OpenAIChatConfig.api_key_env
+    max_concurrency: int = OpenAIChatConfig.max_concurrency
+    requests_per_second: float = OpenAIChatConfig.requests_per_second
+    max_retries: int = OpenAIChatConfig.max_retries
+    timeout_s: float = OpenAIChatConfig.timeout_s
+    max_tokens: int = OpenAIChatConfig.max_tokens
+    input_usd_per_mtok: float = OpenAIChatConfig.input_usd_per_mtok
+    output_usd_per_mtok: float = OpenAIChatConfig.output_usd_per_mtok
 
     def config(self) -> GeneratorConfig:
         return OpenAIChatConfig(**shared_fields(self, OpenAIChatConfig))
@@ -70,11 +75,14 @@ class OpenAIGeneratorResource(GeneratorResource):
 class LocalModelGeneratorResource(GeneratorResource):
     """A causal language model from a local transformers directory, on CPU or GPU."""
 
+    # BeamSettings last: its batch_size is the one this resource's batch_size sets.
+    builds: ClassVar[tuple[type, ...]] = (LocalTransformersConfig, GenerationRun, BeamSettings)
+    own_fields: ClassVar[tuple[str, ...]] = ("generation_batch_size",)  # LocalTransformersConfig.batch_size
     model_dir: str
-    model_name: str | None = None
-    device: str = "cpu"
-    generation_batch_size: int = 8
-    max_new_tokens: int = 256
+    model_name: str | None = LocalTransformersConfig.model_name
+    device: str = LocalTransformersConfig.device
+    generation_batch_size: int = LocalTransformersConfig.batch_size
+    max_new_tokens: int = LocalTransformersConfig.max_new_tokens
 
     def config(self) -> GeneratorConfig:
         return LocalTransformersConfig(
@@ -89,12 +97,15 @@ class LocalModelGeneratorResource(GeneratorResource):
 class EmbedderResource(dg.ConfigurableResource):
     """Sentence embeddings: the bundled all-MiniLM-L6-v2 by default, or any local model directory."""
 
-    model_path: str | None = None
-    model_name: str | None = None
-    device: str = "cpu"
-    encode_batch_size: int = 64
-    batch_size: int = 256
-    runner: str = "DirectRunner"
+    builds: ClassVar[tuple[type, ...]] = (EmbedderConfig, BeamSettings)
+    # The Beam batch (EMBEDDING_BEAM's) and the model's forward-pass batch (EmbedderConfig.batch_size).
+    own_fields: ClassVar[tuple[str, ...]] = ("batch_size", "encode_batch_size")
+    model_path: str | None = EmbedderConfig.model_path
+    model_name: str | None = EmbedderConfig.model_name
+    device: str = EmbedderConfig.device
+    encode_batch_size: int = EmbedderConfig.batch_size
+    batch_size: int = EMBEDDING_BEAM.batch_size
+    runner: str = EMBEDDING_BEAM.runner
 
     def config(self) -> EmbedderConfig:
         return EmbedderConfig(

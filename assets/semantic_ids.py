@@ -20,6 +20,7 @@ reads it; a table that fails them is not written, so the previous IDs stay in pl
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import dagster as dg
 import numpy as np
@@ -76,14 +77,16 @@ class CodebookConfig(dg.Config):
     The training cut-off is not here: it is ``train_end`` of the shared ``cutoffs`` resource.
     """
 
+    builds: ClassVar[tuple[type, ...]] = (SemanticIdConfig,)
+    own_fields: ClassVar[tuple[str, ...]] = ("rebuild",)  # what the run does, not how a version trains
     rebuild: bool = False
-    levels: int = 3
-    codes_per_level: int = 256
-    quantizer: QuantizerKind = QuantizerKind.RESIDUAL_KMEANS
-    balanced: bool = False
-    disambiguation: Disambiguation = Disambiguation.EXTRA_LEVEL
-    seed: int = 0
-    train_sample_size: int = 65_536
+    levels: int = SemanticIdConfig.levels
+    codes_per_level: int = SemanticIdConfig.codes_per_level
+    quantizer: QuantizerKind = SemanticIdConfig.quantizer
+    balanced: bool = SemanticIdConfig.balanced
+    disambiguation: Disambiguation = SemanticIdConfig.disambiguation
+    seed: int = SemanticIdConfig.seed
+    train_sample_size: int = SemanticIdConfig.train_sample_size
 
     def semantic_id_config(self, train_end: str | None = None) -> SemanticIdConfig:
         """The transform config; ``train_end`` is the resolved cut-off (None: no cut-off)."""

@@ -39,6 +39,8 @@ from pipelines.enrichment.pipeline import (
     run_generation,
 )
 from pipelines.enrichment.runners import (
+    EMBEDDING_BEAM,
+    EXTRACTIVE_BEAM,
     BeamSettings,
     build_generator,
     make_pipeline,
@@ -47,6 +49,8 @@ from pipelines.enrichment.runners import (
 )
 
 __all__ = [
+    "EMBEDDING_BEAM",
+    "EXTRACTIVE_BEAM",
     "METRICS_NAMESPACE",
     "BeamSettings",
     "EmbedBatchFn",

@@ -25,7 +25,7 @@ from pipelines.enrichment.checkpoints import (
     read_checkpoints,
         write_rows,
 )
-from pipelines.enrichment.runners import BeamSettings, make_pipeline, shared_embedder
+from pipelines.enrichment.runners import EMBEDDING_BEAM, BeamSettings, make_pipeline, shared_embedder
 from transforms.enrichment import GeneratorConfig
 from transforms.enrichment.embedding import EmbedderConfig
 from transforms.enrichment.prompts import PROMPTS
@@ -228,7 +228,7 @@ class EmbeddingRun:
     entity: EntityKind
     embedder: EmbedderConfig
     work_dir: Path
-    beam: BeamSettings = field(default_factory=lambda: BeamSettings(batch_size=256))
+    beam: BeamSettings = EMBEDDING_BEAM
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,12 @@ class BeamSettings:
     pipeline_args: tuple[str, ...] = ()
 
 
+# Steps that cost little per element (extractive text, sentence embeddings) run in larger batches than
+# steps that call a language model.
+EXTRACTIVE_BEAM = BeamSettings(batch_size=256)
+EMBEDDING_BEAM = BeamSettings(batch_size=256)
+
+
 def make_runner(name: str) -> Any:
     """A Beam runner for ``name`` that never falls through to the Prism runner."""
     if name.lower() in REFUSED_RUNNERS:
