@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms import sequences as seq
-from transforms.cutoffs import Cutoffs
+from transforms.cutoffs import Cutoffs, Split
 from transforms.engine import Engine
 from transforms.ingest.id_maps import extend_id_map
 from transforms.sequences.exports import full_sequences_from_leave_one_out, write_hstu
@@ -310,6 +310,30 @@ def test_split_config_holds_the_run_cutoffs() -> None:
     assert naive == seq.SplitConfig(cutoffs=Cutoffs(T0, T0 + dt.timedelta(days=1)))
     assert naive.params() == {"kind": "temporal", "train_end": "2026-01-01T00:00:00Z", "valid_end": "2026-01-02T00:00:00Z"}
     assert seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT).params()["kind"] == "leave_one_out"
+
+
+@pytest.mark.parametrize("valid_days", [0, 1])
+def test_events_at_the_cutoffs_fall_where_cutoffs_split_them(duckdb_engine: Engine, valid_days: int) -> None:
+    # One user with an event a millisecond before, exactly at and a millisecond after each cut-off;
+    # the split rows must put each event where Cutoffs.split_of does (equal cut-offs included).
+    cutoffs = Cutoffs(T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=1 + valid_days))
+    stamps = sorted({c + dt.timedelta(milliseconds=ms) for c in (cutoffs.train_end, cutoffs.valid_end) for ms in (-1, 0, 1)})
+    rows = [ev(f"c{n}", "u1", (s - T0) / dt.timedelta(minutes=1), "click", f"i{n}") for n, s in enumerate(stamps)]
+    inter = seq.build_interactions(duckdb_engine, events_table(rows), id_maps_for(rows))
+    prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(max_len=None, min_len=1), seq.SplitConfig(cutoffs=cutoffs))
+    out = {r["split"]: r for r in seq.build_splits(duckdb_engine, prep).to_pylist()}
+
+    def split_of(ms: int) -> Split:
+        return cutoffs.split_of(dt.datetime.fromtimestamp(ms / 1000, dt.UTC))
+
+    all_ms = [int(s.timestamp() * 1000) for s in stamps]
+    assert set(out) == {str(s) for s in Split if s is not Split.VALID or valid_days}
+    assert out[Split.TRAIN]["timestamps"] == [ms for ms in all_ms if split_of(ms) is Split.TRAIN]
+    assert out[Split.TEST]["timestamps"] == [ms for ms in all_ms if split_of(ms) is not Split.TEST]
+    for name in out.keys() - {Split.TRAIN}:
+        assert out[name]["target_timestamps"] == [ms for ms in all_ms if split_of(ms) == name]
+    examples, _ = seq.build_two_tower_examples(duckdb_engine, prep)
+    assert [int(ts.timestamp() * 1000) for ts in examples["ts"].to_pylist()] == out[Split.TRAIN]["timestamps"]
 
 
 def test_equal_cutoffs_leave_validation_empty(duckdb_engine: Engine) -> None:

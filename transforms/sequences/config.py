@@ -153,9 +153,5 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _ms(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

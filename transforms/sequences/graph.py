@@ -12,9 +12,8 @@ from transforms.sequences.config import (
     GRAPH_NODES_SCHEMA,
     ITEM_EMBEDDINGS_SCHEMA,
     _conform,
-    _ms,
 )
-from transforms.sequences.inputs import PreparedInputs, _base_cte
+from transforms.sequences.inputs import PreparedInputs, _base_cte, _in_train
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def build_graph(
     split = prep.split
     catalog_window = "TRUE"
     if split is not None and split.cutoffs is not None:
-        catalog_window = f"(ci.available_from IS NULL OR {d.epoch_ms('ci.available_from')} < {_ms(split.cutoffs.train_end)})"
+        catalog_window = f"(ci.available_from IS NULL OR {_in_train(split.cutoffs, d.epoch_ms('ci.available_from'))})"
     cte = f"""
 WITH {_base_cte(d, prep)},
 train AS (SELECT * FROM base WHERE in_train = 1),

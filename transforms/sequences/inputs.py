@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.cutoffs import Cutoffs, Split
 from transforms.engine import Dialect, Engine
 from transforms.sequences.config import (
     EVENT_TYPE_CODES,
@@ -20,7 +21,6 @@ from transforms.sequences.config import (
     Source,
     SplitConfig,
     _conform,
-    _ms,
 )
 from transforms.sequences.kcore import KCoreResult, k_core
 
@@ -65,7 +65,7 @@ def prepare(
     if config.k_core is not None:
         window = "TRUE"
         if split is not None and split.cutoffs is not None:
-            window = f"{engine.dialect.epoch_ms('ts')} < {_ms(split.cutoffs.train_end)}"
+            window = _in_train(split.cutoffs, engine.dialect.epoch_ms("ts"))
         pairs = engine.query(
             f"SELECT DISTINCT user_idx, item_idx FROM seq_interactions WHERE {window} AND {_event_filter(config)}"
         )
@@ -73,6 +73,11 @@ def prepare(
         engine.register_arrow("seq_core_users", core.users)
         engine.register_arrow("seq_core_items", core.items)
     return PreparedInputs(split, config, item_codes is not None, core)
+
+
+def _in_train(cutoffs: Cutoffs, ts_ms: str) -> str:
+    """SQL: the event at ``ts_ms`` (epoch milliseconds) is in the train split of ``cutoffs``."""
+    return f"{cutoffs.split_sql(ts_ms, epoch_ms=True)} = '{Split.TRAIN}'"
 
 
 def _event_filter(config: SequenceConfig, column: str = "event_type") -> str:
@@ -100,7 +105,7 @@ def _base_cte(d: Dialect, prep: PreparedInputs) -> str:
     if split is None:
         in_train = "TRUE"
     elif split.cutoffs is not None:
-        in_train = f"ts_ms < {_ms(split.cutoffs.train_end)}"
+        in_train = _in_train(split.cutoffs, "ts_ms")
     else:
         in_train = "pos <= n - 2"
     return f"""

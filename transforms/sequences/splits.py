@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from transforms.cutoffs import Split
 from transforms.engine import Dialect, Engine
-from transforms.sequences.config import SPLIT_ROWS_SCHEMA, USER_SEQUENCES_SCHEMA, _conform, _ms
+from transforms.sequences.config import SPLIT_ROWS_SCHEMA, USER_SEQUENCES_SCHEMA, _conform
 from transforms.sequences.inputs import PreparedInputs, _base_cte
 
 EVENT_FIELDS = {"item": "item_idx", "code": "event_code", "ts": "ts_ms", "w": "weight"}
@@ -69,17 +70,19 @@ def build_splits(engine: Engine, prep: PreparedInputs) -> pa.Table:
     split = prep.split
     max_len = prep.config.max_len
     if split.cutoffs is not None:
-        t, v = _ms(split.cutoffs.train_end), _ms(split.cutoffs.valid_end)
-        hist = {"train": f"ts_ms < {t}", "test": f"ts_ms < {v}"}
-        target = {"valid": f"ts_ms >= {t} AND ts_ms < {v}", "test": f"ts_ms >= {v}"}
+        # Each event's split by its timestamp: a history ends before its row's cut-off, a target is an
+        # event of its row's split.
+        of = split.cutoffs.split_sql("ts_ms", epoch_ms=True)
+        hist = {Split.TRAIN: f"{of} = '{Split.TRAIN}'", Split.TEST: f"{of} <> '{Split.TEST}'"}
+        target = {Split.VALID: f"{of} = '{Split.VALID}'", Split.TEST: f"{of} = '{Split.TEST}'"}
     else:
-        hist = {"train": "pos <= n - 2 AND n >= 3", "test": "pos <= n - 1 AND n >= 3"}
-        target = {"valid": "pos = n - 1 AND n >= 3", "test": "pos = n AND n >= 3"}
+        hist = {Split.TRAIN: "pos <= n - 2 AND n >= 3", Split.TEST: "pos <= n - 1 AND n >= 3"}
+        target = {Split.VALID: "pos = n - 1 AND n >= 3", Split.TEST: "pos = n AND n >= 3"}
     hist_counts = ", ".join(
         f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) OVER (PARTITION BY user_idx) AS h_{name}" for name, cond in hist.items()
     )
 
-    def history(split_name: str, source: str) -> str:
+    def history(split_name: Split, source: Split) -> str:
         recent = "TRUE" if max_len is None else f"pos > h_{source} - {max_len}"
         return f"SELECT '{split_name}' AS split, c.* FROM counted c WHERE {hist[source]} AND {recent}"
 
@@ -87,13 +90,13 @@ def build_splits(engine: Engine, prep: PreparedInputs) -> pa.Table:
 WITH {_base_cte(d, prep)},
 counted AS (SELECT b.*, {hist_counts} FROM base b),
 hist_rows AS (
-    {history("train", "train")}
-    UNION ALL {history("valid", "train")}
-    UNION ALL {history("test", "test")}
+    {history(Split.TRAIN, Split.TRAIN)}
+    UNION ALL {history(Split.VALID, Split.TRAIN)}
+    UNION ALL {history(Split.TEST, Split.TEST)}
 ),
 target_rows AS (
-    SELECT 'valid' AS split, b.* FROM base b WHERE {target["valid"]}
-    UNION ALL SELECT 'test' AS split, b.* FROM base b WHERE {target["test"]}
+    SELECT '{Split.VALID}' AS split, b.* FROM base b WHERE {target[Split.VALID]}
+    UNION ALL SELECT '{Split.TEST}' AS split, b.* FROM base b WHERE {target[Split.TEST]}
 ),
 histories AS (
     SELECT split, user_idx, {_events_list(d, prep.has_semantic_ids)} AS evs, COUNT(*) AS hist_len
@@ -108,8 +111,8 @@ SELECT h.split, h.user_idx, {_lists(d, "h.evs", prep.has_semantic_ids)},
        COALESCE({d.list_field("t.evs", "ts")}, {d.empty_list("BIGINT")}) AS target_timestamps,
        COALESCE({d.list_field("t.evs", "w")}, {d.empty_list("DOUBLE")}) AS target_weights
 FROM histories h LEFT JOIN targets t ON t.split = h.split AND t.user_idx = h.user_idx
-WHERE (h.split = 'train' AND h.hist_len >= {prep.config.min_len})
-   OR (h.split <> 'train' AND t.user_idx IS NOT NULL)
-ORDER BY CASE h.split WHEN 'train' THEN 0 WHEN 'valid' THEN 1 ELSE 2 END, h.user_idx
+WHERE (h.split = '{Split.TRAIN}' AND h.hist_len >= {prep.config.min_len})
+   OR (h.split <> '{Split.TRAIN}' AND t.user_idx IS NOT NULL)
+ORDER BY CASE h.split WHEN '{Split.TRAIN}' THEN 0 WHEN '{Split.VALID}' THEN 1 ELSE 2 END, h.user_idx
 """
     return _conform(engine.query(sql), SPLIT_ROWS_SCHEMA)
