@@ -13,6 +13,7 @@ Public API::
     format_semantic_id, parse_semantic_id                            "<a_12><b_7><c_201><d_0>"
     codebook_row, append_codebook, load_codebook, latest_version     versioned storage rows
     semantic_id_report(...)                                          utilization, perplexity, collisions, purity
+    item_embeddings, train_next_version, update_semantic_ids         one run of the assets, without Dagster
 """
 
 from transforms.semantic_ids.assign import (
@@ -35,7 +36,14 @@ from transforms.semantic_ids.codebook import (
     train_codebook,
 )
 from transforms.semantic_ids.config import Disambiguation, QuantizerKind, RqVaeConfig, SemanticIdConfig
+from transforms.semantic_ids.inputs import (
+    ItemEmbeddings,
+    SemanticIdInputsError,
+    TrainingRows,
+    item_embeddings,
+)
 from transforms.semantic_ids.metrics import SemanticIdReport, semantic_id_report
+from transforms.semantic_ids.nightly import IdUpdate, TrainedVersion, train_next_version, update_semantic_ids
 from transforms.semantic_ids.storage import append_codebook, codebook_row, latest_version, load_codebook
 from transforms.semantic_ids.tokens import (
     SemanticIdIndex,
@@ -48,7 +56,9 @@ from transforms.semantic_ids.tokens import (
 __all__ = [
     "Codebook",
     "Disambiguation",
+    "IdUpdate",
     "InsufficientTrainingItemsError",
+    "ItemEmbeddings",
     "Quantized",
     "QuantizerKind",
     "RqVaeConfig",
@@ -56,8 +66,11 @@ __all__ = [
     "SemanticIdCapacityError",
     "SemanticIdConfig",
     "SemanticIdIndex",
+    "SemanticIdInputsError",
     "SemanticIdReport",
     "StaleSemanticIdsError",
+    "TrainedVersion",
+    "TrainingRows",
     "append_codebook",
     "assign_semantic_ids",
     "available_before",
@@ -68,6 +81,7 @@ __all__ = [
     "format_semantic_id",
     "id_lookup",
     "id_mapping",
+    "item_embeddings",
     "latest_version",
     "load_codebook",
     "parse_semantic_id",
@@ -76,4 +90,6 @@ __all__ = [
     "semantic_id_report",
     "semantic_id_strings",
     "train_codebook",
+    "train_next_version",
+    "update_semantic_ids",
 ]
