@@ -154,21 +154,21 @@ def training_window(
     interactions = store.files(CORE_INTERACTIONS)
     if not interactions:
         raise ValueError("core_interactions is missing: materialize core/interactions first")
-    resolved = _resolve(config, cutoffs, store)
+    split = config.split_config(_resolve(config, cutoffs, store))
     id_maps = store.read(CORE_ID_MAPS)
     labels = _optional(store, LABELS_TABLE, ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight", "split"])
     semantic = _optional(store, SEMANTIC_IDS_TABLE, ["item_id", "codes"])
     codes = seq.item_codes_from_semantic_ids(semantic, id_maps) if semantic is not None else None
     with engine.open() as eng:
-        window = build_training_window(eng, interactions, config.sequence_config(), resolved, labels, codes)
+        window = build_training_window(eng, interactions, config.sequence_config(), split, labels, codes)
     written = store.write(TRAINING_WINDOW, window.events)
     params = window_params(
-        window, config.sequence_config(), config.split_config(resolved), summaries.id_space(id_maps),
+        window, config.sequence_config(), split, summaries.id_space(id_maps),
         _sources(store, labels is not None, semantic is not None), labels is not None, semantic is not None,
     )
     write_json(store.table_dir(TRAINING_WINDOW) / WINDOW_PARAMS_FILE, {**params.to_json(), "content_hash": written.content_hash})
     repeated = summaries.duplicate_rows(window.events, ["event_id"])
-    below_k = summaries.k_core_violations(window.events, config.k_core, resolved)
+    below_k = summaries.k_core_violations(window.events, config.k_core, split.cutoffs)
     return dg.MaterializeResult(
         metadata={"events": window.events.num_rows, "k_core_iterations": params.k_core_iterations, "split": dg.MetadataValue.json(params.split),
                   "with_label_weights": params.has_label_weights, "with_semantic_ids": params.has_semantic_ids},
@@ -195,7 +195,7 @@ def user_sequences(
     """Per-user time-ordered sequences (most recent ``max_len``), with label weights and semantic IDs when built."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, params, _ = _open_window(eng, store, config, cutoffs)
+        prep, params = _open_window(eng, store, config, cutoffs)
         table = seq.build_user_sequences(eng, prep)
     store.write(TRAINING_USER_SEQUENCES, table)
     unordered = summaries.unordered_rows(table["timestamps"])
@@ -230,7 +230,7 @@ def sequence_shards(
     """Split leakage-free and write balanced shards with a manifest; the new version replaces the old atomically."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, params, resolved = _open_window(eng, store, config, cutoffs)
+        prep, params = _open_window(eng, store, config, cutoffs)
         rows = seq.build_splits(eng, prep)
     vocab = summaries.vocab(params.id_space, params.has_semantic_ids, rows)
     train = rows.filter(pc.equal(rows["split"], "train"))
@@ -243,7 +243,7 @@ def sequence_shards(
         vocab=vocab,
         statistics={"item_frequencies_train": item_counts(train["item_ids"], vocab["items"]), "lengths": summaries.length_summary(rows)},
     )
-    leaks = summaries.leaking_rows(rows, resolved)
+    leaks = summaries.leaking_rows(rows, prep.split.cutoffs if prep.split else None)
     sizes = {name: [s["rows"] for s in split["shards"]] for name, split in shard_set.manifest["splits"].items()}
     imbalance = max((max(v) - min(v) for v in sizes.values() if v), default=0)
     problems = verify_shard_set(shard_set.version_dir)
@@ -279,11 +279,11 @@ def two_tower_examples(
     """(history, positive, weight) rows from the training window and item sampling frequencies for log-Q."""
     store = warehouse.store()
     with engine.open() as eng:
-        prep, params, resolved = _open_window(eng, store, config, cutoffs)
+        prep, params = _open_window(eng, store, config, cutoffs)
         examples, frequencies = seq.build_two_tower_examples(eng, prep, config.two_tower_history)
     store.write(TRAINING_TWO_TOWER_EXAMPLES, examples)
     store.write(TRAINING_ITEM_FREQUENCIES, frequencies)
-    late = summaries.rows_after_training(examples["ts"], resolved)
+    late = summaries.rows_after_training(examples["ts"], prep.split.cutoffs if prep.split else None)
     counted = int(pc.sum(frequencies["count"]).as_py() or 0)
     total = float(pc.sum(frequencies["probability"]).as_py() or 0.0)
     adds_up = counted == examples.num_rows and (examples.num_rows == 0 or abs(total - 1.0) <= PROBABILITY_TOLERANCE)
@@ -321,7 +321,7 @@ def graph(
     embeddings = _optional(store, ITEM_EMBEDDINGS_TABLE, ["item_id", "embedding"])
     by_idx = seq.item_embeddings_by_idx(embeddings, id_maps) if embeddings is not None else None
     with engine.open() as eng:
-        prep, params, _ = _open_window(eng, store, config, cutoffs)
+        prep, params = _open_window(eng, store, config, cutoffs)
         nodes, edges = seq.build_graph(eng, prep, store.read(RAW_ITEMS), id_maps, by_idx, seq.GraphConfig(max_session_items=config.max_session_items))
     store.write(TRAINING_GRAPH_NODES, nodes)
     store.write(TRAINING_GRAPH_EDGES, edges)
@@ -351,7 +351,7 @@ def _resolve(config: SequenceDataConfig, cutoffs: CutoffsResource, store: Wareho
 
 def _open_window(
     eng: Engine, store: Warehouse, config: SequenceDataConfig, cutoffs: CutoffsResource
-) -> tuple[seq.PreparedInputs, WindowParams, Cutoffs | None]:
+) -> tuple[seq.PreparedInputs, WindowParams]:
     """Register the stored training window for the builders, after checking it was built for this run."""
     files = store.files(TRAINING_WINDOW)
     path = store.table_dir(TRAINING_WINDOW) / WINDOW_PARAMS_FILE
@@ -361,8 +361,8 @@ def _open_window(
     _, content_hash = store.stored_stats(TRAINING_WINDOW)
     if params.content_hash != content_hash:
         raise ValueError(f"{path} describes another version of training_data/training_window (an interrupted write): rematerialize it")
-    resolved = _resolve(config, cutoffs, store)
-    return prepare_window(eng, files, params, config.sequence_config(), config.split_config(resolved)), params, resolved
+    split = config.split_config(_resolve(config, cutoffs, store))
+    return prepare_window(eng, files, params, config.sequence_config(), split), params
 
 
 def _sources(store: Warehouse, with_labels: bool, with_semantic_ids: bool) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from transforms import sequences as seq
-from transforms.cutoffs import Cutoffs, Split
+from transforms.cutoffs import Split
 from transforms.engine import Engine
 from transforms.sequences.label_weights import label_weights_for_split
 from warehouse.contracts import TRAINING_WINDOW
@@ -77,7 +77,7 @@ def build_training_window(
     engine: Engine,
     interactions: seq.Source,
     config: seq.SequenceConfig,
-    cutoffs: Cutoffs | None,
+    split: seq.SplitConfig,
     labels: pa.Table | None = None,
     item_codes: pa.Table | None = None,
 ) -> TrainingWindow:
@@ -87,9 +87,9 @@ def build_training_window(
         engine: DuckDB or Spark.
         interactions: Rows of ``core_interactions`` (a table or its Parquet files).
         config: Sequence settings: ``k_core`` and ``event_types`` are applied here.
-        cutoffs: The temporal split's cut-offs: the k-core reads the train split and each event's label
-            weight comes from label rows of its split or earlier. None for leave-one-out: the k-core
-            reads every event and every label row counts.
+        split: A temporal split: the k-core reads its train split and each event's label weight comes
+            from label rows of its split or earlier. Leave-one-out: the k-core reads every event and
+            every label row counts.
         labels: ``labels_debiased_labels`` rows, if built (``request_id, user_id, item_id, ts,
             observed, ips_weight, split``).
         item_codes: ``item_idx, codes`` (:data:`transforms.sequences.ITEM_CODES_SCHEMA`), if built.
@@ -104,7 +104,7 @@ def build_training_window(
     seq.register_source(engine, "tw_interactions", interactions)
     weights = seq.LABEL_WEIGHTS_SCHEMA.empty_table()
     if labels is not None:
-        weights = label_weights_for_split(engine, interactions, labels, cutoffs)
+        weights = label_weights_for_split(engine, interactions, labels, split.cutoffs)
     engine.register_arrow("tw_label_weights", weights)
     codes = item_codes if item_codes is not None else seq.ITEM_CODES_SCHEMA.empty_table()
     engine.register_arrow("tw_item_codes", codes.select(seq.ITEM_CODES_SCHEMA.names).cast(seq.ITEM_CODES_SCHEMA))
@@ -113,8 +113,8 @@ def build_training_window(
     core_join = ""
     if config.k_core is not None:
         window = "TRUE"
-        if cutoffs is not None:
-            window = f"{cutoffs.split_sql(engine.dialect.epoch_ms('i.ts'), epoch_ms=True)} = '{Split.TRAIN}'"
+        if split.cutoffs is not None:
+            window = f"{split.cutoffs.split_sql(engine.dialect.epoch_ms('i.ts'), epoch_ms=True)} = '{Split.TRAIN}'"
         pairs = engine.query(f"SELECT DISTINCT user_idx, item_idx FROM tw_interactions i WHERE {window} AND {kept}")
         core = seq.k_core(engine, pairs, config.k_core)
         engine.register_arrow("tw_core_users", core.users)

@@ -1,0 +1,133 @@
+"""The training window: built once (k-core, label weights, semantic IDs), it gives the builders exactly the
+tables they build from the interactions directly."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+
+import pyarrow as pa
+import pytest
+
+from tests.transforms.sequences.helpers import HOUR, T0, event, interactions, label, labels, random_world
+from transforms import sequences as seq
+from transforms.cutoffs import Cutoffs
+from transforms.engine import Engine
+from transforms.sequences.label_weights import label_weights_for_split
+from transforms.sequences.window import (
+    WindowParams,
+    build_training_window,
+    check_window,
+    prepare_window,
+    window_params,
+)
+from warehouse.contracts import TS, EventType
+
+CUTOFFS = Cutoffs(T0 + 48 * HOUR, T0 + 72 * HOUR)  # four days: train two, valid one, test one
+TEMPORAL = seq.SplitConfig(cutoffs=CUTOFFS)
+LOO = seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT)
+ITEMS = 12
+
+
+def item_codes(items: int = ITEMS) -> pa.Table:
+    """Semantic IDs for every item but the last (which has none)."""
+    return pa.table({"item_idx": pa.array(range(items - 1), pa.int64()),
+                     "codes": pa.array([[i % 3, i % 5, 1] for i in range(items - 1)], pa.list_(pa.int32()))})
+
+
+def slot_labels(rows: list[dict], rng: random.Random) -> pa.Table:
+    """One observed label for about half the events, logged at the event's time (its split)."""
+    chosen = [r for r in rows if rng.random() < 0.5]
+    return labels([label(r["request_id"], r["user_idx"], r["item_idx"], (r["ts"] - T0) / HOUR,
+                         str(CUTOFFS.split_of(r["ts"])), float(rng.randrange(1, 9))) for r in chosen])
+
+
+def params_of(window, config: seq.SequenceConfig, split: seq.SplitConfig, codes: bool = True) -> WindowParams:
+    return window_params(window, config, split, {"users": 8, "items": ITEMS}, {}, True, codes)
+
+
+# The builders, as the training-data assets call them.
+BUILDERS: dict[str, Callable[[Engine, seq.PreparedInputs], object]] = {
+    "user_sequences": seq.build_user_sequences,
+    "splits": seq.build_splits,
+    "two_tower": lambda e, p: seq.build_two_tower_examples(e, p, 5),
+    "graph": lambda e, p: seq.build_graph(
+        e, p, pa.table({"item_id": [f"i{i}" for i in range(ITEMS)], "categories": [[f"c{i % 2}"] for i in range(ITEMS)],
+                        "brand": [f"b{i % 3}" for i in range(ITEMS)], "available_from": pa.nulls(ITEMS, TS)}),
+        pa.table({"entity": ["user"] * 8 + ["item"] * ITEMS, "external_id": [f"u{i}" for i in range(8)] + [f"i{i}" for i in range(ITEMS)],
+                  "idx": pa.array(list(range(8)) + list(range(ITEMS)), pa.int64())})),
+}
+
+
+@pytest.mark.parametrize("split", [TEMPORAL, LOO], ids=["temporal", "leave_one_out"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_builders_read_the_same_tables_from_the_window(duckdb_engine: Engine, split: seq.SplitConfig, seed: int) -> None:
+    rng = random.Random(seed)
+    # Seven users over eleven items, and a tail the 3-core drops: u7 with two items, i11 with one user.
+    rows = random_world(rng, users=7, items=ITEMS - 1, events=100)
+    rows += [event("t1", 7, 0, 1), event("t2", 7, 1, 2), event("t3", 0, ITEMS - 1, 3)]
+    inter, labs, codes = interactions(rows), slot_labels(rows, rng), item_codes()
+    config = seq.SequenceConfig(max_len=6, min_len=2, k_core=3)
+
+    weights = label_weights_for_split(duckdb_engine, inter, labs, split.cutoffs)
+    direct_prep = seq.prepare(duckdb_engine, inter, config, split, weights, codes)
+    direct = {name: build(duckdb_engine, direct_prep) for name, build in BUILDERS.items()}
+
+    window = build_training_window(duckdb_engine, inter, config, split, labs, codes)
+    kept = set(window.events["event_id"].to_pylist())
+    assert len(kept) > 50 and not kept & {"t1", "t2", "t3"}
+    prep = prepare_window(duckdb_engine, window.events, params_of(window, config, split), config, split)
+    assert prep.config == config and prep.has_semantic_ids
+    for name, build in BUILDERS.items():
+        assert build(duckdb_engine, prep) == direct[name], name
+
+
+def test_window_keeps_the_k_core_of_the_train_split(duckdb_engine: Engine) -> None:
+    # u1 and u2 both clicked i1 and i2 on day one: a 2-core. u3 clicked i1 only (dropped), and i3 only
+    # in the test split (dropped: after train_end it counts for nothing). u1's later events stay.
+    rows = [event("a", 1, 1, 1), event("b", 1, 2, 2), event("c", 2, 1, 3), event("d", 2, 2, 4),
+            event("e", 3, 1, 5), event("f", 1, 3, 80), event("g", 2, 3, 81), event("h", 1, 2, 60, "view")]
+    window = build_training_window(duckdb_engine, interactions(rows), seq.SequenceConfig(k_core=2), TEMPORAL)
+    assert window.events["event_id"].to_pylist() == ["a", "b", "h", "c", "d"]  # by user, then time
+    assert window.k_core is not None and window.k_core.iterations == 2
+    # Leave-one-out has no time boundary: i3's two users keep it.
+    loo = build_training_window(duckdb_engine, interactions(rows), seq.SequenceConfig(k_core=2), LOO)
+    assert sorted(loo.events["event_id"].to_pylist()) == ["a", "b", "c", "d", "f", "g", "h"]
+
+
+def test_window_joins_label_weights_semantic_ids_and_event_types(duckdb_engine: Engine) -> None:
+    # u1 clicked i1 (labelled 4.0 in train) and viewed i2 (no label); i1 has a semantic ID, i2 none.
+    rows = [event("a", 1, 1, 1, request="r1"), event("b", 1, 2, 2, "view", request="r2"), event("c", 1, 1, 60, "purchase")]
+    codes = pa.table({"item_idx": pa.array([1], pa.int64()), "codes": pa.array([[7, 8]], pa.list_(pa.int32()))})
+    config = seq.SequenceConfig(event_types=(EventType.CLICK, EventType.VIEW))
+    window = build_training_window(duckdb_engine, interactions(rows), config, TEMPORAL, labels([label("r1", 1, 1, 1, "train", 4.0)]), codes)
+    got = window.events.select(["event_id", "label_weight", "semantic_id"]).to_pylist()
+    assert got == [{"event_id": "a", "label_weight": 4.0, "semantic_id": [7, 8]},
+                   {"event_id": "b", "label_weight": None, "semantic_id": None}]  # c: a purchase, not kept
+    assert window.k_core is None and window.events.schema == seq.INTERACTIONS_SCHEMA.append(
+        pa.field("label_weight", pa.float64())).append(pa.field("semantic_id", pa.list_(pa.int32())))
+
+
+def test_a_window_built_for_another_split_or_k_core_is_refused(duckdb_engine: Engine) -> None:
+    config = seq.SequenceConfig(k_core=2)
+    window = build_training_window(duckdb_engine, interactions([event("a", 1, 1, 1)]), config, TEMPORAL)
+    params = params_of(window, config, TEMPORAL, codes=False)
+    check_window(params, dataclasses.replace(config, max_len=5), TEMPORAL)  # max_len is the builders' own
+    later = seq.SplitConfig(cutoffs=Cutoffs(CUTOFFS.train_end + HOUR, CUTOFFS.valid_end))
+    for other_config, other_split in [(config, later), (config, LOO), (seq.SequenceConfig(k_core=3), TEMPORAL),
+                                      (seq.SequenceConfig(k_core=2, event_types=(EventType.CLICK,)), TEMPORAL)]:
+        with pytest.raises(ValueError, match="built with other cut-offs or settings"):
+            prepare_window(duckdb_engine, window.events, params, other_config, other_split)
+    assert WindowParams.from_json(params.to_json()) == params
+
+
+@pytest.mark.spark
+def test_spark_builds_the_same_window(duckdb_engine: Engine, spark_engine: Engine) -> None:
+    rng = random.Random(5)
+    rows = random_world(rng, users=8, items=ITEMS, events=120)
+    labs, config = slot_labels(rows, rng), seq.SequenceConfig(k_core=2)
+    duck = build_training_window(duckdb_engine, interactions(rows), config, TEMPORAL, labs, item_codes())
+    spark = build_training_window(spark_engine, interactions(rows), config, TEMPORAL, labs, item_codes())
+    assert duck.events.num_rows > 0 and spark.events.equals(duck.events)
+    assert spark.k_core == duck.k_core
