@@ -1,0 +1,146 @@
+"""Two-tower examples (``training_data/two_tower_examples``) as tensors, with a global temporal split.
+
+    TwoTowerData.history  [N, H] int64   item ids + 1, newest last, left-padded with 0
+    TwoTowerData.items    [N]    int64   the positive
+    TwoTowerData.weights  [N]    float32 the debiased label weight
+
+Examples are split by time: the earliest ``1 - valid_share - test_share`` of timestamps train, then
+valid, then test. A valid or test user is queried once, with the history of their first example in
+the split (everything before it); their relevant items are all their positives in the split, and the
+items of that history are "seen" (filtered from the ranking when ``filter_seen``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from training.data.pairs import RankingSplit
+
+SHORT_HISTORY = 5  # users with at most this many prior events are "short-history" in the metrics
+TAIL_SHARE = 0.8  # the 80 % least popular items (by training positives) are the tail
+
+
+@dataclass(frozen=True)
+class TwoTowerBatch:
+    users: torch.Tensor  # [B] int64
+    history: torch.Tensor  # [B, H] int64, ids + 1
+    items: torch.Tensor  # [B] int64
+    weights: torch.Tensor  # [B] float32
+    index: torch.Tensor  # [B] rows of TwoTowerData
+
+    def to(self, device: torch.device) -> TwoTowerBatch:
+        return TwoTowerBatch(*(t.to(device) for t in (self.users, self.history, self.items, self.weights, self.index)))
+
+
+@dataclass(frozen=True)
+class QuerySplit:
+    """One query per user of a split: the history it is asked with and the ranking it is judged on."""
+
+    history: torch.Tensor  # [U, H]
+    ranking: RankingSplit
+    short: torch.Tensor  # [U] bool: at most SHORT_HISTORY prior events
+
+
+@dataclass(frozen=True)
+class TwoTowerData:
+    num_users: int
+    num_items: int
+    users: torch.Tensor
+    history: torch.Tensor
+    items: torch.Tensor
+    weights: torch.Tensor
+    log_q: torch.Tensor  # [I]
+    popularity: torch.Tensor  # [I] training positives
+    valid: QuerySplit
+    test: QuerySplit
+    versions: dict[str, str] = field(default_factory=dict)
+    dataset: str = ""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def batch(self, index: torch.Tensor) -> TwoTowerBatch:
+        return TwoTowerBatch(self.users[index], self.history[index], self.items[index], self.weights[index], index)
+
+    def epoch_order(self, seed: int, epoch: int) -> torch.Tensor:
+        return torch.randperm(len(self), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+    @property
+    def tail_items(self) -> torch.Tensor:
+        """``[I]`` bool: the TAIL_SHARE least popular items."""
+        order = torch.argsort(self.popularity, stable=True)
+        tail = torch.zeros(self.num_items, dtype=torch.bool)
+        tail[order[: int(TAIL_SHARE * self.num_items)]] = True
+        return tail
+
+
+def two_tower_data(examples: pa.Table, frequencies: pa.Table | None, max_history: int, *, valid_share: float = 0.1,
+                   test_share: float = 0.1, filter_seen: bool = True, versions: dict[str, str] | None = None, dataset: str = "") -> TwoTowerData:
+    """Tensors from the examples table (and the item frequencies, for log-Q; else counted here)."""
+    ts = examples["ts"].cast(pa.int64()).to_numpy()
+    users = examples["user_idx"].to_numpy().astype(np.int64)
+    items = examples["item_idx"].to_numpy().astype(np.int64)
+    weights = examples["weight"].to_numpy().astype(np.float32)
+    histories = examples["history_item_ids"].to_pylist()
+    num_items = int(max(items.max(initial=-1), max((max(h) for h in histories if h), default=-1))) + 1
+    num_users = int(users.max(initial=-1)) + 1
+    valid_from, test_from = np.quantile(ts, [1 - valid_share - test_share, 1 - test_share]) if len(ts) else (0, 0)
+    split = np.where(ts >= test_from, 2, np.where(ts >= valid_from, 1, 0))
+    padded = _pad(histories, max_history)
+    train = split == 0
+    popularity = np.bincount(items[train], minlength=num_items).astype(np.float64)
+    if frequencies is not None and frequencies.num_rows:
+        probability = np.full(num_items, np.nan)
+        idx = frequencies["item_idx"].to_numpy()
+        keep = idx < num_items
+        probability[idx[keep]] = frequencies["probability"].to_numpy()[keep]
+    else:
+        probability = popularity / max(popularity.sum(), 1.0)
+    floor = np.nanmin(probability[probability > 0]) if np.any(probability > 0) else 1.0 / max(num_items, 1)
+    probability = np.where(np.isnan(probability) | (probability <= 0), floor, probability)
+    tensors = {"users": users[train], "history": padded[train], "items": items[train], "weights": weights[train]}
+    return TwoTowerData(
+        num_users=num_users,
+        num_items=num_items,
+        **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()},
+        log_q=torch.from_numpy(np.log(probability)).float(),
+        popularity=torch.from_numpy(popularity),
+        valid=_queries(split == 1, users, items, ts, padded, num_users, num_items, filter_seen, "valid"),
+        test=_queries(split == 2, users, items, ts, padded, num_users, num_items, filter_seen, "test"),
+        versions=dict(versions or {}),
+        dataset=dataset,
+    )
+
+
+def _pad(histories: list[list[int]], width: int) -> np.ndarray:
+    out = np.zeros((len(histories), width), np.int64)
+    for row, history in enumerate(histories):
+        kept = history[-width:]
+        if kept:
+            out[row, width - len(kept):] = np.asarray(kept, np.int64) + 1
+    return out
+
+
+def _queries(rows: np.ndarray, users: np.ndarray, items: np.ndarray, ts: np.ndarray, padded: np.ndarray,
+             num_users: int, num_items: int, filter_seen: bool, name: str) -> QuerySplit:
+    relevant = torch.zeros(num_users, num_items, dtype=torch.bool)
+    history = torch.zeros(num_users, padded.shape[1], dtype=torch.int64)
+    seen = torch.zeros(num_users, num_items, dtype=torch.bool)
+    picked = np.flatnonzero(rows)
+    relevant[users[picked], items[picked]] = True
+    # Each user's first example in the split gives the query history (a stable sort keeps ties in table order).
+    first = picked[np.argsort(ts[picked], kind="stable")]
+    _, at = np.unique(users[first], return_index=True)
+    for row in first[at]:
+        history[users[row]] = torch.from_numpy(padded[row])
+    for u in np.unique(users[picked]):
+        known = history[u][history[u] > 0] - 1
+        seen[u, known] = True
+    short = (history > 0).sum(1) <= SHORT_HISTORY
+    candidates = ~seen if filter_seen else None
+    protocol = f"temporal_{name}_full" + ("_seen_filtered" if filter_seen else "")
+    return QuerySplit(history, RankingSplit(relevant, candidates, skip_empty=True, protocol=protocol), short)
