@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pyarrow as pa
 
 from assets.resources import CutoffsResource, WarehouseResource
@@ -27,6 +26,13 @@ from pipelines.enrichment import (
     run_generation,
 )
 from transforms.cutoffs import Cutoffs
+from transforms.enrichment.checks import (
+    covers_every_text,
+    off_unit_norm,
+    profiles_outside_window,
+    provenance_complete,
+    unexplained_failures,
+)
 from transforms.enrichment.inputs import build_item_tasks, build_user_tasks
 from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
 from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
@@ -47,7 +53,6 @@ ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 USER_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "user_embeddings"])
 
 WORK_DIR = (".work", "enrichment")  # checkpoints of an unfinished run, hidden from the catalog
-NORM_TOLERANCE = 1e-3
 PREVIEW_ROWS = 3
 
 
@@ -84,14 +89,11 @@ def _generation_results(
     cutoff = cutoffs.train_end
     outputs, stats = result.outputs, result.stats
     id_col = f"{entity.value}_id"
-    provenance_ok = all(
-        all(v for v in outputs[c].to_pylist()) for c in ("generator_kind", "model", "prompt_version", "input_hash", "cache_key")
-    )
     checks = [
         dg.AssetCheckResult(
             asset_key=key,
             check_name="provenance_complete",
-            passed=provenance_ok,
+            passed=provenance_complete(outputs),
             metadata={"rows": outputs.num_rows},
         ),
         dg.AssetCheckResult(
@@ -102,12 +104,7 @@ def _generation_results(
         ),
     ]
     if entity is EntityKind.USER:
-        # A kept row may come from an earlier cut-off, but only if the user's history before this
-        # cut-off is exactly what it was built from (same input hash) and that cut-off is not later.
-        expected = {t.entity_id: t.input_hash for t in tasks}
-        rows = outputs.select([id_col, "input_hash", "cutoff"]).to_pylist()
-        stale = [r[id_col] for r in rows if expected.get(r[id_col]) != r["input_hash"]]
-        later = [r[id_col] for r in rows if r["cutoff"] > cutoff]
+        stale, later = profiles_outside_window(outputs, tasks, cutoff)
         checks.append(
             dg.AssetCheckResult(
                 asset_key=key,
@@ -126,8 +123,7 @@ def _generation_results(
         "dagster/row_count": outputs.num_rows,
     }
     failures = result.failures
-    overlap = sorted(set(failures[id_col].to_pylist()) & set(outputs[id_col].to_pylist()))
-    unexplained = sum(1 for e in failures["error"].to_pylist() if not e)
+    overlap, unexplained = unexplained_failures(entity, failures, outputs)
     failure_check = dg.AssetCheckResult(
         asset_key=failures_key,
         check_name="failures_explained",
@@ -280,12 +276,8 @@ def _embedding_asset(entity: EntityKind, key: dg.AssetKey, source_key: dg.AssetK
         result = run_embedding(wanted, stored, run, sink)
         table = result.embeddings
         dim = table.schema.field("embedding").type.list_size
-        vectors = np.asarray(table["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)).reshape(-1, dim) if table.num_rows else np.zeros((0, dim))
-        norms = np.linalg.norm(vectors, axis=1)
-        bad_norm = int(np.sum(np.abs(norms - 1.0) > NORM_TOLERANCE))
-        covered = table[f"{entity.value}_id"].to_pylist() == wanted[f"{entity.value}_id"].to_pylist() and table[
-            "text_hash"
-        ].to_pylist() == wanted["text_hash"].to_pylist()
+        bad_norm = off_unit_norm(table)
+        covered = covers_every_text(entity, table, wanted)
         stats: RunStats = result.stats
         context.log.info(f"{contract.view_name}: {stats.as_metadata()}")
         return dg.MaterializeResult(
