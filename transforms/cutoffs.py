@@ -111,8 +111,9 @@ def ts_literal(value: dt.datetime) -> str:
 
 
 def _epoch_ms(value: dt.datetime) -> int:
-    # Timestamps are stored in milliseconds: a cut-off inside a millisecond splits like its floor.
-    return (value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
+    # Timestamps are stored in whole milliseconds, so ``ts < value`` exactly when ``ts_ms`` is below
+    # ``value`` rounded up to a whole millisecond (as split_of and the timestamp form of split_sql say).
+    return -((value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // -dt.timedelta(milliseconds=1))
 
 
 def default_cutoffs(
@@ -144,8 +145,8 @@ def default_cutoffs(
         )
     span = (last_day - first_day).days + 1
     train_days = min(span, max(1, round(span * train_share)))
-    # A validation share that rounds to zero days would leave valid_end == train_end, which a temporal
-    # split cannot use: valid gets at least one day whenever days remain after training.
+    # A validation share that rounds to zero days would leave valid_end == train_end, an empty
+    # validation window: valid gets at least one day whenever days remain after training.
     valid_days = min(span - train_days, max(1 if valid_share > 0 else 0, round(span * valid_share)))
     start = dt.datetime.combine(first_day, dt.time(), dt.UTC)
     return Cutoffs(start + dt.timedelta(days=train_days), start + dt.timedelta(days=train_days + valid_days))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from transforms import labels as L
 from transforms.cutoffs import Cutoffs, Split, default_cutoffs, parse_utc
+from transforms.engine import Engine
+from warehouse.contracts import TS
 
 UTC = dt.UTC
 DAY0 = dt.date(2026, 1, 1)
@@ -66,3 +70,49 @@ def test_cutoffs_parse_order_and_splits() -> None:
     with pytest.raises(ValueError, match="ISO-8601"):
         parse_utc("tomorrow")
     assert L.Cutoffs is Cutoffs and L.Split is Split  # the labels module uses the same type
+
+
+# Literal cut-offs with timestamps a millisecond before, exactly at and a millisecond after each one:
+# a split, equal cut-offs (an empty validation window) and cut-offs inside a millisecond.
+SUB_MS = dt.timedelta(microseconds=500)
+CUTOFF_CASES = [
+    Cutoffs(midnight(3), midnight(4)),
+    Cutoffs(midnight(3), midnight(3)),
+    Cutoffs(midnight(3) + SUB_MS, midnight(4) + SUB_MS),
+]
+
+
+def around(cutoffs: Cutoffs) -> list[dt.datetime]:
+    """Millisecond timestamps (as stored) a millisecond before, at and after each cut-off."""
+    floors = [c - dt.timedelta(microseconds=c.microsecond % 1000) for c in (cutoffs.train_end, cutoffs.valid_end)]
+    return sorted({midnight(1), midnight(20)} | {f + dt.timedelta(milliseconds=ms) for f in floors for ms in (-1, 0, 1)})
+
+
+def splits_in_sql(engine: Engine, cutoffs: Cutoffs, stamps: list[dt.datetime]) -> tuple[list[str], list[str]]:
+    """``split_sql`` on the engine, on timestamps and on their epoch milliseconds."""
+    engine.register_arrow("cutoff_cases", pa.table({"n": range(len(stamps)), "ts": pa.array(stamps, TS)}))
+    ms = engine.dialect.epoch_ms("ts")
+    out = engine.query(
+        f"SELECT n, {cutoffs.split_sql('ts')} AS by_ts, {cutoffs.split_sql(ms, epoch_ms=True)} AS by_ms FROM cutoff_cases ORDER BY n"
+    )
+    return out["by_ts"].to_pylist(), out["by_ms"].to_pylist()
+
+
+@pytest.mark.parametrize("cutoffs", CUTOFF_CASES)
+def test_split_sql_and_split_array_agree_with_split_of(duckdb_engine: Engine, cutoffs: Cutoffs) -> None:
+    stamps = around(cutoffs)
+    expected = [str(cutoffs.split_of(ts)) for ts in stamps]
+    assert set(expected) == {str(s) for s in Split if s is not Split.VALID or cutoffs.valid_end > cutoffs.train_end}
+    by_ts, by_ms = splits_in_sql(duckdb_engine, cutoffs, stamps)
+    assert by_ts == expected and by_ms == expected
+    ts = pa.array(stamps, TS)
+    assert cutoffs.split_array(ts).to_pylist() == expected
+    assert cutoffs.split_array(pc.cast(ts, pa.int64())).to_pylist() == expected  # epoch milliseconds
+
+
+@pytest.mark.spark
+def test_split_sql_on_spark_agrees_with_split_of(spark_engine: Engine) -> None:
+    for cutoffs in CUTOFF_CASES:
+        stamps = around(cutoffs)
+        expected = [str(cutoffs.split_of(ts)) for ts in stamps]
+        assert splits_in_sql(spark_engine, cutoffs, stamps) == (expected, expected)
