@@ -1,9 +1,13 @@
 """Interactions, user sequences, leakage-free splits, two-tower examples and the HGNN graph.
 
 Every relational step is one SQL definition rendered for DuckDB or Spark through
-:class:`transforms.engine.Dialect` plus the few per-dialect helpers at the bottom of this module
-(ordered struct lists, windowed lists, explode, typed empty lists); parity tests run each on both
-engines and compare the outputs exactly.
+:class:`transforms.engine.Dialect` (which also covers ordered struct lists, windowed lists, explode
+and typed empty lists); parity tests run each on both engines and compare the outputs exactly.
+
+Modules: ``config`` (codes, schemas, the frozen configs), ``interactions`` (dedupe, sessions, dense
+ids), ``kcore``, ``inputs`` (registered sources, label weights, semantic IDs, item embeddings, the
+k-core and the ``base`` relation), ``splits`` (user sequences and split rows), ``two_tower``,
+``graph``, and ``exports`` (HSTU, SASRec, RecBole files). This package re-exports their public names.
 
 Correctness does not depend on input order or partitioning (the NVTabular trap): every list is
 built with an explicit order key, ``pos``, a per-user ``ROW_NUMBER`` over ``(ts, event_id)``, so ties
@@ -11,10 +15,11 @@ in time are broken the same way on every engine, whatever order the rows arrive 
 
 Leakage rules (DESIGN.md §3.1):
 
-* **Temporal split** with cut-offs ``train_end < valid_end``: training rows hold only events with
-  ``ts < train_end``; validation rows have that same history and target the events in
-  ``[train_end, valid_end)``; test rows have the history before ``valid_end`` and target the events
-  at or after it.
+* **Temporal split** at the run's :class:`transforms.cutoffs.Cutoffs` (``train_end <= valid_end``;
+  an event's split is ``Cutoffs.split_sql``'s, nowhere spelled again): training rows hold only
+  events with ``ts < train_end``; validation rows have that same history and target the events in
+  ``[train_end, valid_end)`` (none when the cut-offs are equal); test rows have the history before
+  ``valid_end`` and target the events at or after it.
 * **Leave-one-out**: per user with ``n >= 3`` events in time order, training holds events
   ``1..n-2``, validation targets event ``n-1`` (history ``1..n-2``), test targets event ``n``
   (history ``1..n-1``).
