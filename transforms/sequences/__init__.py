@@ -7,7 +7,8 @@ and typed empty lists); parity tests run each on both engines and compare the ou
 Modules: ``config`` (codes, schemas, the frozen configs), ``interactions`` (dedupe, sessions, dense
 ids), ``kcore``, ``inputs`` (registered sources, label weights, semantic IDs, item embeddings, the
 k-core and the ``base`` relation), ``splits`` (user sequences and split rows), ``two_tower``,
-``graph``, and ``exports`` (HSTU, SASRec, RecBole files). This package re-exports their public names.
+``graph``; this package re-exports their public names. ``exports`` (HSTU, SASRec, RecBole files),
+``window``, ``label_weights`` and ``summaries`` build on them and are imported by their own path.
 
 Correctness does not depend on input order or partitioning (the NVTabular trap): every list is
 built with an explicit order key, ``pos``, a per-user ``ROW_NUMBER`` over ``(ts, event_id)``, so ties
