@@ -185,7 +185,8 @@ def update_semantic_ids(codebook: Codebook, embeddings: ItemEmbeddings, previous
         raise SemanticIdInputsError(
             f"stored IDs are from codebook v{previous_version}, newer than the latest stored codebook v{codebook.version}"
         )
-    mapping, stale, changed, changed_examples = None, 0, 0, []
+    mapping: pa.Table | None = None
+    stale, changed, changed_examples = 0, 0, list[str]()
     if previous is not None and previous_version == codebook.version:
         action = "incremental"
         existing = previous.cast(contract_for_codebook(codebook).schema)
