@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import pyarrow as pa
@@ -44,6 +44,7 @@ class LabelSettings(dg.ConfigurableResource):
     """Settings of the label assets (one source of truth for all three); the cut-offs are not here but
     in the shared ``cutoffs`` resource. Every default is the frozen config dataclass's own."""
 
+    builds: ClassVar[tuple[type, ...]] = (L.LabelConfig, ClickModelConfig, L.LabelCheckConfig)
     clip_min: float = L.LabelConfig.clip_min
     snips: bool = L.LabelConfig.snips
     use_logged_propensities: bool = L.LabelConfig.use_logged_propensities

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
+from typing import ClassVar
 
 import dagster as dg
 import pytest
@@ -76,7 +77,7 @@ def test_a_drifted_default_is_reported() -> None:
         depth: int = 3
 
     class Drifted(dg.Config):
-        builds = (Knobs,)
+        builds: ClassVar[tuple[type, ...]] = (Knobs,)
         depth: int = 4
         unknown: int = 1
 
