@@ -55,6 +55,7 @@ from transforms.ingest.staging import (
 )
 from warehouse import contracts
 from warehouse.contracts import CORE_ID_MAPS, TableContract
+from warehouse.lock import holding_writer_lock
 from warehouse.store import Warehouse, conform
 
 UNDATED = dt.date(1970, 1, 1)
@@ -134,6 +135,7 @@ class ConnectReport:
         }
 
 
+@holding_writer_lock("warehouse")  # one writer per data root: the merge and the id map are read-modify-write
 def ingest_dataset(
     connector: Connector,
     warehouse: Warehouse,

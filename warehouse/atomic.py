@@ -110,7 +110,7 @@ def remove_orphaned_temporaries(target: Path) -> None:
     """Delete the temporaries of ``target`` left by writers that died (their pid is in the name)."""
     for tmp in Path(target).parent.glob(f".{Path(target).name}.*{TMP_SUFFIX}"):
         pid = tmp.name.split(".")[-3]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
@@ -126,7 +126,8 @@ def _swap_folder(staged: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
