@@ -18,7 +18,6 @@ Public API::
 
 from transforms.semantic_ids.assign import (
     SemanticIdAssignment,
-    SemanticIdCapacityError,
     StaleSemanticIdsError,
     assign_semantic_ids,
     build_semantic_ids,
@@ -36,6 +35,7 @@ from transforms.semantic_ids.codebook import (
     train_codebook,
 )
 from transforms.semantic_ids.config import Disambiguation, QuantizerKind, RqVaeConfig, SemanticIdConfig
+from transforms.semantic_ids.disambiguate import SemanticIdCapacityError
 from transforms.semantic_ids.inputs import (
     ItemEmbeddings,
     SemanticIdInputsError,

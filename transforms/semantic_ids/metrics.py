@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transforms.semantic_ids.assign import sorted_row_groups
 from transforms.semantic_ids.config import LEVEL_LETTERS
+from transforms.semantic_ids.disambiguate import sorted_row_groups
 
 
 @dataclass(frozen=True)
