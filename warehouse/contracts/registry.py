@@ -10,6 +10,7 @@ import warehouse.contracts.core as core
 import warehouse.contracts.enrichment as enrichment
 import warehouse.contracts.evaluation as evaluation
 import warehouse.contracts.labels as labels
+import warehouse.contracts.models as models
 import warehouse.contracts.quarantine as quarantine
 import warehouse.contracts.raw as raw
 import warehouse.contracts.semantic_ids as semantic_ids
@@ -18,7 +19,7 @@ from warehouse.contracts.base import TableContract
 from warehouse.contracts.quarantine import QUARANTINE_TABLES
 
 # In data-flow order; all_contracts() lists their contracts in this order, then the quarantine tables.
-LAYER_MODULES: tuple[ModuleType, ...] = (raw, quarantine, core, evaluation, enrichment, labels, training_data, semantic_ids)
+LAYER_MODULES: tuple[ModuleType, ...] = (raw, quarantine, core, evaluation, enrichment, labels, training_data, semantic_ids, models)
 
 
 def all_contracts() -> tuple[TableContract, ...]:

@@ -1,0 +1,30 @@
+"""models: what trained models report (training/, assets/models.py)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from warehouse.contracts.base import TS, Layer, _contract
+
+MODELS_METRICS = _contract(
+    Layer.MODELS,
+    "metrics",
+    [
+        pa.field("model", pa.string(), nullable=False),  # mf | relmf | mfdu | two_tower | popularity | item_knn ...
+        pa.field("version", pa.string(), nullable=False),  # the checkpoint's content hash (or a baseline's data hash)
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),  # valid | test
+        pa.field("protocol", pa.string(), nullable=False),  # e.g. coat_lee2021 (sampled: 16 random items), temporal_test_full
+        pa.field("seen_filtered", pa.bool_(), nullable=False),  # items seen in training removed from the ranking
+        pa.field("subset", pa.string(), nullable=False),  # all | tail_items | short_history
+        pa.field("metric", pa.string(), nullable=False),  # recall | ndcg | map | hr | mrr
+        pa.field("k", pa.int32(), nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("data_versions", pa.string(), nullable=False),  # JSON: input name -> version
+        pa.field("created_at", TS, nullable=False),
+    ],
+    key=("model", "version", "dataset", "split", "protocol", "subset", "metric", "k", "seed"),
+    not_null=("model", "version", "dataset", "split", "protocol", "metric", "k", "value", "seed"),
+    description="One row per model version, dataset, split, protocol, subset, metric and K: every evaluation in one table.",
+)
