@@ -103,7 +103,7 @@ def train(cfg: TrainConfig, data: Data | None = None, progress: ProgressFn | Non
                 batches += 1
                 examples += len(rows) * world
                 if progress is not None and rank == 0:
-                    progress(state.step, total, float(loss), examples / max(time.perf_counter() - started, 1e-9))
+                    progress(state.step, total, float(loss.detach()), examples / max(time.perf_counter() - started, 1e-9))
                 if run.max_steps and state.step >= run.max_steps:
                     break
             if rows_seen is None:
