@@ -53,7 +53,7 @@ class GenerateBatchFn(beam.DoFn):
 
     def setup(self) -> None:
         self.gen = build_generator(self.generator_config)
-        self.prov = Provenance(self.gen.kind, self.gen.model, PROMPTS[self.entity].version)
+        self.prov = Provenance(self.gen.kind, self.gen.model, PROMPTS[self.entity].version, self.generator_config.fingerprint)
         Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
 
     def process(self, batch: list[dict[str, Any]]) -> Iterator[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +15,6 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.enrichment.beam_transforms import METRICS_NAMESPACE, EmbedTexts, GenerateEnrichment
@@ -23,11 +23,13 @@ from pipelines.enrichment.checkpoints import (
     REQUEST_SCHEMA,
     TEXT_REQUEST_SCHEMA,
     read_checkpoints,
-        write_rows,
+    work_lock,
+    write_rows,
 )
 from pipelines.enrichment.runners import EMBEDDING_BEAM, BeamSettings, make_pipeline, shared_embedder
 from transforms.enrichment import GeneratorConfig
 from transforms.enrichment.embedding import EmbedderConfig
+from transforms.enrichment.openai_http import AuthenticationError
 from transforms.enrichment.prompts import PROMPTS
 from transforms.enrichment.records import (
     FAILURE_CONTRACTS,
@@ -37,10 +39,12 @@ from transforms.enrichment.records import (
     fold_embeddings,
     fold_failures,
     fold_outputs,
+    fresh_ids,
     id_column,
     plan_generation,
     task_cache_key,
 )
+from transforms.enrichment.redact import redact_secrets
 from transforms.enrichment.types import EntityKind, GenerationTask
 from warehouse.atomic import write_parquet
 from warehouse.contracts import embedding_contract
@@ -126,21 +130,34 @@ def _counter(result: Any, name: str) -> int:
 
 def run_generation(
     tasks: Sequence[GenerationTask],
-    stored: pa.Table,
+    stored: pa.Table | Callable[[], pa.Table],
     run: GenerationRun,
     sink: Callable[[pa.Table, pa.Table], None],
 ) -> GenerationResult:
     """Generate what is missing for ``tasks`` on Beam, fold, hand the tables to ``sink``, then clean up.
 
+    The run holds the work directory's lock (:func:`~pipelines.enrichment.checkpoints.work_lock`)
+    from planning to clean-up, so a concurrent run on the same table waits and then reuses this
+    run's rows; pass ``stored`` as a callable so that it is read once the lock is held.
+
     Args:
         tasks: Current tasks, one per entity.
-        stored: The table of record (empty on a first run).
+        stored: The table of record (empty on a first run), or a function that reads it.
         run: Settings.
-        sink: Writes ``(outputs, failures)``; checkpoints are removed only after it returns.
+        sink: Writes ``(outputs, failures)``; checkpoints are removed only after it returns. An entity
+            whose regeneration failed keeps its stored row, marked ``stale``.
 
     Raises:
+        AuthenticationError: the endpoint refused the credentials (401/403); nothing was written.
         FailureShareExceeded: after the sink ran, when failed / attempted > ``max_failure_share``.
     """
+    with work_lock(run.work_dir):
+        return _run_generation(tasks, stored() if callable(stored) else stored, run, sink)
+
+
+def _run_generation(
+    tasks: Sequence[GenerationTask], stored: pa.Table, run: GenerationRun, sink: Callable[[pa.Table, pa.Table], None]
+) -> GenerationResult:
     started = time.perf_counter()
     entity = run.entity
     out_schema, fail_schema = OUTPUT_CONTRACTS[entity].schema, FAILURE_CONTRACTS[entity].schema
@@ -183,17 +200,18 @@ def run_generation(
         _ = requests | "Enrich" >> GenerateEnrichment(
             entity, run.generator, str(checkpoint_dir), run.generated_at, cached, run.beam.batch_size
         )
-        result = pipeline.run()
-        result.wait_until_finish()
+        result = _run_pipeline(pipeline)
         stats.model_calls = _counter(result, "model_calls")
 
     new_outputs = read_checkpoints(checkpoint_dir, "out", out_schema)
-    outputs = fold_outputs(entity, [stored, *new_outputs], keys)
-    succeeded = set(outputs[id_column(entity)].to_pylist())
+    cutoffs = [t.cutoff for t in tasks if t.cutoff is not None]
+    outputs = fold_outputs(entity, [stored, *new_outputs], keys, previous=stored, cutoff=min(cutoffs) if cutoffs else None)
+    succeeded = fresh_ids(entity, outputs)
     failures = fold_failures(entity, read_checkpoints(checkpoint_dir, "fail", fail_schema), succeeded, set(keys))
+    stats.extra["stale"] = outputs.num_rows - len(succeeded)
     new_rows = [p for p in new_outputs if p.num_rows]
     fresh = pa.concat_tables(new_rows) if new_rows else out_schema.empty_table()
-    stats.generated = outputs.num_rows - stats.cached - stats.resumed
+    stats.generated = len(succeeded) - stats.cached - stats.resumed
     stats.failed = failures.num_rows
     # Usage of rows new to the table (generated now, or before an interruption) and of failures.
     fail_tokens = failures.select(["prompt_tokens", "completion_tokens", "cost_usd"]).to_pydict()
@@ -215,9 +233,25 @@ def run_generation(
     return GenerationResult(outputs, failures, stats)
 
 
+def _run_pipeline(pipeline: beam.Pipeline) -> Any:
+    """Run to the end; an authentication refusal inside a worker comes out as itself, in one line."""
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as err:
+        if isinstance(err, AuthenticationError) or AuthenticationError.__name__ in str(err):
+            match = _AUTH_MESSAGE.search(str(err))
+            raise AuthenticationError(redact_secrets(match.group(0) if match else str(err))) from None
+        raise
+    return result
+
+
+_AUTH_MESSAGE = re.compile(r"\S+ refused the credentials .*?(?:the API key|\$\w+)")
+
+
 def provenance_of(config: GeneratorConfig, entity: EntityKind) -> Provenance:
-    """Generator kind, model name and prompt version that ``config`` writes on its rows (no model is loaded)."""
-    return Provenance(config.kind, config.stored_model, PROMPTS[entity].version)
+    """Generator kind, model name, prompt version and settings fingerprint of ``config``'s rows (no model is loaded)."""
+    return Provenance(config.kind, config.stored_model, PROMPTS[entity].version, config.fingerprint)
 
 
 # --- embeddings ---------------------------------------------------------------------------------------------------
@@ -238,19 +272,24 @@ class EmbeddingResult:
 
 
 def run_embedding(
-    wanted: pa.Table, stored: pa.Table, run: EmbeddingRun, sink: Callable[[pa.Table], None]
+    wanted: pa.Table, stored: pa.Table | Callable[[], pa.Table], run: EmbeddingRun, sink: Callable[[pa.Table], None]
 ) -> EmbeddingResult:
     """Embed the texts of ``wanted`` (``(<entity>_id, text, text_hash)``) that no stored row covers.
 
     Stored rows are reused by ``text_hash`` when their ``model`` is this run's model; checkpoints of an
     interrupted run are reused the same way. The folded table goes to ``sink``; checkpoints are
-    cleared after it returns.
+    cleared after it returns. Like :func:`run_generation`, the run holds the work directory's lock.
     """
+    with work_lock(run.work_dir):
+        return _run_embedding(wanted, stored() if callable(stored) else stored, run, sink)
+
+
+def _run_embedding(wanted: pa.Table, stored: pa.Table, run: EmbeddingRun, sink: Callable[[pa.Table], None]) -> EmbeddingResult:
     started = time.perf_counter()
     entity = run.entity
     model = run.embedder.name
     checkpoint_dir = run.work_dir / "checkpoints"
-    resumed = [pq.read_table(p) for p in sorted(checkpoint_dir.glob("*.emb.parquet"))] if checkpoint_dir.is_dir() else []
+    resumed = read_checkpoints(checkpoint_dir, "emb")
     from_table = cached_vectors([stored], model)
     from_resume = cached_vectors(resumed, model)
     hashes = wanted["text_hash"].to_pylist()
@@ -275,11 +314,10 @@ def run_embedding(
             | "KeyOf" >> beam.Map(lambda r: (r["key"], True))
         )
         _ = texts | "Embed" >> EmbedTexts(entity, run.embedder, str(checkpoint_dir), cached, run.beam.batch_size)
-        result = pipeline.run()
-        result.wait_until_finish()
+        result = _run_pipeline(pipeline)
         stats.model_calls = _counter(result, "model_calls")
 
-    fresh = cached_vectors([pq.read_table(p) for p in sorted(checkpoint_dir.glob("*.emb.parquet"))], model) if checkpoint_dir.is_dir() else {}
+    fresh = cached_vectors(read_checkpoints(checkpoint_dir, "emb"), model)
     vectors = {**fresh, **known}
     dim = _dim(vectors, run.embedder)
     table = fold_embeddings(entity, wanted, vectors, model, dim)

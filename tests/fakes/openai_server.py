@@ -33,6 +33,7 @@ class Behavior(StrEnum):
     MALFORMED_BODY = "malformed_body"
     OFF_SCHEMA = "off_schema"
     REFUSAL = "refusal"
+    ECHO_KEY_400 = "echo_key_400"  # a 400 whose message quotes the caller's API key, as some APIs do
 
 
 _ENTITY = re.compile(r'"(item_id|user_id)":"([^"]+)"')
@@ -58,6 +59,7 @@ class ServerScript:
     slow_seconds: float = 1.5
     latency_s: float = 0.0  # every answer waits this long (to observe concurrency)
     api_key: str | None = None
+    echo_key: bool = False  # a 401 quotes the key it refused ("Incorrect API key provided: sk-...")
 
     def choose(self, entity_id: str | None, attempt: int) -> Behavior:
         plan = self.per_entity.get(entity_id or "", [])
@@ -157,11 +159,17 @@ class FakeOpenAIServer:
                 entity, entity_id = (match.group(1), match.group(2)) if match else ("item_id", None)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 key = server.script.api_key
+                sent_key = headers.get("authorization", "").removeprefix("Bearer ")
                 if key is not None and headers.get("authorization") != f"Bearer {key}":
                     server._record(entity_id, headers, body)
-                    self._send(401, b'{"error": {"message": "invalid api key"}}')
+                    message = f"Incorrect API key provided: {sent_key}" if server.script.echo_key else "invalid api key"
+                    self._send(401, json.dumps({"error": {"message": message}}).encode())
                     return
                 behavior = server._record(entity_id, headers, body)
+                if behavior is Behavior.ECHO_KEY_400:
+                    message = f"bad request from key {sent_key}"
+                    self._send(400, json.dumps({"error": {"message": message}}).encode())
+                    return
                 if behavior is Behavior.RATE_LIMIT:
                     extra = {"Retry-After": server.script.retry_after} if server.script.retry_after else {}
                     self._send(429, b'{"error": {"message": "rate limited"}}', extra)

@@ -227,6 +227,10 @@ class CrashingConfig:
     def stored_model(self) -> str:
         return self.inner.model
 
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
     def build(self) -> Any:
         inner, crash_on = self.inner.build(), self.crash_on_batch
 
@@ -341,3 +345,96 @@ def test_assets_materialize_and_rematerialize_without_model_calls(tmp_path: Path
     assert third["enrichment/user_profiles"]["generated"] == 2 and third["enrichment/user_profiles"]["cached"] == 1
     cutoffs = {r["user_id"]: r["cutoff"] for r in store.read(ENRICHMENT_USER_PROFILES).to_pylist()}
     assert cutoffs == {"u1": moved, "u2": CUTOFF, "u3": moved}
+
+
+# --- faults: authentication, failed regeneration, corrupt cache, concurrent runs, cache key ------------------
+
+
+def _changed_catalog() -> list[GenerationTask]:
+    """Every item's title changed since the first run: each must be regenerated."""
+    rows = items().to_pylist()
+    for r in rows:
+        r["title"] = f"{r['title']} Mk II"
+    return build_item_tasks(pa.Table.from_pylist(rows, schema=items().schema), reviews(), CUTOFF)
+
+
+def test_an_authentication_refusal_stops_the_run_and_keeps_the_stored_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint answers 401 and echoes the key: the run stops at once, says why, and writes nothing."""
+    from transforms.enrichment import AuthenticationError
+
+    sink = _Tables(tmp_path / "home")
+    _run(_item_tasks(), sink, ExtractiveConfig(), FIRST, tmp_path / "work")
+    written = sink.store.stored_stats(ENRICHMENT_ITEM_DESCRIPTIONS)
+    key = "sk-live-9f8e7d6c5b4a39281706"
+    monkeypatch.setenv("RECFORGE_TEST_KEY", key)
+    with serve(ServerScript(api_key="sk-other", echo_key=True)) as server:
+        config = OpenAIChatConfig(base_url=server.base_url, model="m", api_key_env="RECFORGE_TEST_KEY", max_concurrency=1,
+                                  requests_per_second=0)
+        with pytest.raises(AuthenticationError, match="401") as caught:
+            _run(_changed_catalog(), sink, config, SECOND, tmp_path / "work")
+        assert server.count() == 1  # the other three requests were never sent
+    assert key not in str(caught.value) and "RECFORGE_TEST_KEY" in str(caught.value)
+    assert sink.calls == 1 and sink.store.stored_stats(ENRICHMENT_ITEM_DESCRIPTIONS) == written
+
+
+def test_a_failed_regeneration_keeps_the_previous_output_marked_stale(tmp_path: Path) -> None:
+    """Every call fails (always 500): the four stored descriptions stay, each marked stale."""
+    sink = _Tables(tmp_path / "home")
+    _run(_item_tasks(), sink, ExtractiveConfig(), FIRST, tmp_path / "work")
+    before = {r["item_id"]: r["description"] for r in sink.outputs().to_pylist()}
+    with serve(ServerScript(default=Behavior.SERVER_ERROR)) as server, pytest.raises(FailureShareExceeded):
+        _run(_changed_catalog(), sink, _http(server.base_url), SECOND, tmp_path / "work")
+    rows = {r["item_id"]: r for r in sink.outputs().to_pylist()}
+    assert {i: r["description"] for i, r in rows.items()} == before
+    assert all(r["stale"] for r in rows.values())
+    assert sink.store.read(ENRICHMENT_ITEM_DESCRIPTION_FAILURES)["item_id"].to_pylist() == ["i1", "i2", "i3", "i4"]
+    # The next good run replaces them and clears the mark.
+    result = _run(_changed_catalog(), sink, ExtractiveConfig(), SECOND, tmp_path / "work")
+    assert result.stats.generated == 4 and not any(sink.outputs()["stale"].to_pylist())
+
+
+def test_a_corrupt_checkpoint_is_discarded_with_a_warning_that_names_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sink = _Tables(tmp_path / "home")
+    corrupt = tmp_path / "work" / "checkpoints" / "0123456789abcdef01234567.out.parquet"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"PAR1" + b"\x28\xb5\x2f\xfd" * 64 + b"PAR1")  # zstd magic, then garbage
+    with caplog.at_level("WARNING"):
+        result = _run(_item_tasks(), sink, ExtractiveConfig(), FIRST, tmp_path / "work")
+    assert result.stats.generated == 4 and sink.outputs().num_rows == 4
+    assert str(corrupt) in caplog.text and not corrupt.exists()
+
+
+def test_two_concurrent_runs_share_the_work_folder_without_crashing_or_calling_twice(tmp_path: Path) -> None:
+    import threading
+
+    sink = _Tables(tmp_path / "home")
+    errors: list[BaseException] = []
+    with serve(ServerScript(latency_s=0.05)) as server:
+        run = GenerationRun(EntityKind.ITEM, _http(server.base_url), tmp_path / "work", FIRST, beam=BeamSettings(batch_size=2))
+
+        def one() -> None:
+            try:
+                run_generation(_item_tasks(), sink.outputs, run, sink)
+            except BaseException as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and server.count() == 4  # each item asked once over both runs
+    assert sink.outputs()["item_id"].to_pylist() == ["i1", "i2", "i3", "i4"]
+
+
+def test_settings_that_change_the_output_are_in_the_cache_key(tmp_path: Path) -> None:
+    sink = _Tables(tmp_path / "home")
+    with serve() as server:
+        _run(_item_tasks(), sink, _http(server.base_url), FIRST, tmp_path / "work")
+        hotter = OpenAIChatConfig(**{**_http(server.base_url).__dict__, "temperature": 0.7})
+        result = _run(_item_tasks(), sink, hotter, SECOND, tmp_path / "work")
+        assert result.stats.generated == 4 and server.count() == 8
+        longer = OpenAIChatConfig(**{**hotter.__dict__, "max_tokens": 900})
+        _run(_item_tasks(), sink, longer, SECOND, tmp_path / "work")
+        assert server.count() == 12
+    assert ExtractiveConfig().fingerprint.startswith("extractive:")

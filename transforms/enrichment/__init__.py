@@ -14,7 +14,12 @@ from transforms.enrichment.embedding import DEFAULT_EMBEDDING_DIM, DEFAULT_EMBED
 from transforms.enrichment.extractive import EXTRACTIVE_MODEL, ExtractiveConfig, ExtractiveGenerator
 from transforms.enrichment.inputs import InputLimits, build_item_tasks, build_user_tasks
 from transforms.enrichment.local_transformers import LocalTransformersConfig, LocalTransformersGenerator
-from transforms.enrichment.openai_http import MissingApiKeyError, OpenAIChatConfig, OpenAIChatGenerator
+from transforms.enrichment.openai_http import (
+    AuthenticationError,
+    MissingApiKeyError,
+    OpenAIChatConfig,
+    OpenAIChatGenerator,
+)
 from transforms.enrichment.prompts import ITEM_PROMPT, PROMPTS, USER_PROMPT, parse_output, sanitize_untrusted
 from transforms.enrichment.types import (
     EntityKind,
@@ -37,6 +42,7 @@ __all__ = [
     "ITEM_PROMPT",
     "PROMPTS",
     "USER_PROMPT",
+    "AuthenticationError",
     "EmbedderConfig",
     "EntityKind",
     "ExtractiveConfig",

@@ -14,6 +14,13 @@ PROVENANCE_COLUMNS = ("generator_kind", "model", "prompt_version", "input_hash",
 NORM_TOLERANCE = 1e-3
 
 
+def stale_flags(outputs: pa.Table) -> list[bool]:
+    """Per row: kept from before because its regeneration failed (a missing or null ``stale`` is False)."""
+    if "stale" not in outputs.column_names:
+        return [False] * outputs.num_rows
+    return [bool(s) for s in outputs["stale"].to_pylist()]
+
+
 def provenance_complete(outputs: pa.Table) -> bool:
     """Every row names its generator, model, prompt version, input hash and cache key."""
     return all(all(v for v in outputs[c].to_pylist()) for c in PROVENANCE_COLUMNS)
@@ -25,22 +32,29 @@ def profiles_outside_window(
     """Users whose profile was not built from exactly their history before ``cutoff``.
 
     A kept row may come from an earlier cut-off, but only if the user's history before this cut-off is
-    exactly what it was built from (same input hash) and that cut-off is not later.
+    exactly what it was built from (same input hash) and that cut-off is not later. Rows marked
+    ``stale`` (their regeneration failed; the previous profile is kept and says so) are exempt from
+    the input match, never from the cut-off.
 
     Returns:
         ``(input_mismatch, later_cutoff)``: user ids.
     """
     expected = {t.entity_id: t.input_hash for t in tasks}
     rows = outputs.select(["user_id", "input_hash", "cutoff"]).to_pylist()
-    stale = [r["user_id"] for r in rows if expected.get(r["user_id"]) != r["input_hash"]]
+    flags = stale_flags(outputs)
+    stale = [r["user_id"] for r, kept in zip(rows, flags, strict=True) if not kept and expected.get(r["user_id"]) != r["input_hash"]]
     later = [r["user_id"] for r in rows if r["cutoff"] > cutoff]
     return stale, later
 
 
 def unexplained_failures(entity: EntityKind, failures: pa.Table, outputs: pa.Table) -> tuple[list[str], int]:
-    """Failed entities that also have an output row (sorted), and failures without an error message."""
+    """Failed entities that also have a fresh output row (sorted), and failures without an error message.
+
+    A ``stale`` row (the previous output, kept because regeneration failed) is expected beside its failure.
+    """
     id_col = f"{entity.value}_id"
-    overlap = sorted(set(failures[id_col].to_pylist()) & set(outputs[id_col].to_pylist()))
+    fresh = {e for e, s in zip(outputs[id_col].to_pylist(), stale_flags(outputs), strict=True) if not s}
+    overlap = sorted(set(failures[id_col].to_pylist()) & fresh)
     return overlap, sum(1 for e in failures["error"].to_pylist() if not e)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from transforms.enrichment.types import EntityKind
+from transforms.enrichment.types import EntityKind, directory_fingerprint
 from warehouse.contracts import ENRICHMENT_EMBEDDING_DIM, embedding_contract
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -75,6 +75,8 @@ class EmbedderConfig:
         model_path: A local sentence-transformers directory; ``None`` for the bundled all-MiniLM-L6-v2.
         model_name: Name stored in the ``model`` column (and part of the cache key); defaults to
             ``sentence-transformers/all-MiniLM-L6-v2`` for the bundled model, else the directory name.
+            For a local directory the stored name is ``<name>@<content hash>``, so two directories
+            that share a name but not their weights never share vectors (nor a semantic-ID codebook).
         device: ``cpu``, ``cuda``, ...
         batch_size: Texts per forward pass.
     """
@@ -86,9 +88,10 @@ class EmbedderConfig:
 
     @property
     def name(self) -> str:
-        if self.model_name:
-            return self.model_name
-        return DEFAULT_EMBEDDING_MODEL if self.model_path is None else Path(self.model_path).name
+        if self.model_path is None:
+            return self.model_name or DEFAULT_EMBEDDING_MODEL
+        name = self.model_name or Path(self.model_path).name
+        return f"{name}@{directory_fingerprint(self.model_path)[:12]}"
 
     def build(self) -> SentenceTransformerEmbedder:
         return SentenceTransformerEmbedder(self)

@@ -118,6 +118,7 @@ class ExtractiveConfig:
 
     kind: ClassVar[GeneratorKind] = GeneratorKind.EXTRACTIVE
     stored_model: ClassVar[str] = EXTRACTIVE_MODEL
+    fingerprint: ClassVar[str] = f"{GeneratorKind.EXTRACTIVE.value}:{EXTRACTIVE_MODEL}"
 
     def build(self) -> ExtractiveGenerator:
         return ExtractiveGenerator()

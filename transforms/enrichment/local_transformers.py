@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from transforms.enrichment.prompts import PROMPTS, OutputError, parse_output
-from transforms.enrichment.types import GenerationOutcome, GenerationTask, GeneratorKind
+from transforms.enrichment.types import (
+    GenerationOutcome,
+    GenerationTask,
+    GeneratorKind,
+    content_hash,
+    directory_fingerprint,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,17 @@ class LocalTransformersConfig:
     def stored_model(self) -> str:
         """The model name written on rows (and part of the cache key)."""
         return self.model_name or Path(self.model_dir).name
+
+    @property
+    def fingerprint(self) -> str:
+        """Kind, the model directory's content and the length limits (part of the cache key)."""
+        return f"{self.kind.value}:" + content_hash(
+            {
+                "weights": directory_fingerprint(self.model_dir),
+                "max_new_tokens": self.max_new_tokens,
+                "max_input_tokens": self.max_input_tokens,
+            }
+        )[:24]
 
     def build(self) -> LocalTransformersGenerator:
         return LocalTransformersGenerator(self)

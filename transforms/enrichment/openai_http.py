@@ -8,7 +8,9 @@ a refusal) is re-asked ``max_invalid_retries`` times and then recorded as a fail
 the server (``usage.prompt_tokens`` / ``completion_tokens``) is summed over every attempt and priced.
 
 The API key is read from the environment variable named in the config when the generator is built,
-never at import.
+never at import. A 401 or 403 stops the batch at once (:class:`AuthenticationError`): no request is
+sent after it. Every error text is redacted (:func:`transforms.enrichment.redact.redact_secrets`): the
+key itself and anything shaped like a key never reach a table or a log.
 """
 
 from __future__ import annotations
@@ -24,13 +26,31 @@ from typing import Any, ClassVar
 import httpx
 
 from transforms.enrichment.prompts import PROMPTS, OutputError, parse_output
-from transforms.enrichment.types import FailureKind, GenerationOutcome, GenerationTask, GeneratorKind
+from transforms.enrichment.redact import redact_secrets
+from transforms.enrichment.types import (
+    FailureKind,
+    GenerationOutcome,
+    GenerationTask,
+    GeneratorKind,
+    content_hash,
+)
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 class MissingApiKeyError(RuntimeError):
     """The configured API-key environment variable is not set."""
+
+
+class AuthenticationError(RuntimeError):
+    """The endpoint refused the credentials (HTTP 401 or 403): the run stops at the first one.
+
+    Every other request would be refused the same way, so none is sent after it; the message names
+    the status and the endpoint, with any key it echoed redacted.
+    """
+
+
+AUTH_STATUS = frozenset({401, 403})
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,21 @@ class OpenAIChatConfig:
     def stored_model(self) -> str:
         """The model name written on rows (and part of the cache key)."""
         return self.model
+
+    @property
+    def fingerprint(self) -> str:
+        """Kind and a hash of every setting that changes an answer (part of the cache key)."""
+        return f"{self.kind.value}:" + content_hash(
+            {
+                "base_url": self.base_url.rstrip("/"),
+                "model": self.model,
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+                "json_mode": self.json_mode,
+                "seed": self.seed,
+                "max_invalid_retries": self.max_invalid_retries,
+            }
+        )[:24]
 
     def build(self) -> OpenAIChatGenerator:
         return OpenAIChatGenerator(self)
@@ -139,6 +174,8 @@ class OpenAIChatGenerator:
         self.config = config
         self.model = config.model
         self.headers = {"Content-Type": "application/json"}
+        self._secret: str | None = None
+        self._auth_failure: str | None = None
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
             if not key:
@@ -147,6 +184,7 @@ class OpenAIChatGenerator:
                     "(set it, or configure api_key_env=None for a server without authentication)"
                 )
             self.headers["Authorization"] = f"Bearer {key}"
+            self._secret = key
         self.url = config.base_url.rstrip("/") + "/chat/completions"
         self._rng = random.Random(config.seed)
         self.requests_sent = 0
@@ -165,7 +203,18 @@ class OpenAIChatGenerator:
         semaphore = asyncio.Semaphore(cfg.max_concurrency)
         limiter = RateLimiter(cfg.requests_per_second)
         async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), limits=limits, headers=self.headers) as client:
-            return list(await asyncio.gather(*(self._one(client, semaphore, limiter, t) for t in tasks)))
+            jobs = [asyncio.ensure_future(self._one(client, semaphore, limiter, t)) for t in tasks]
+            try:
+                return list(await asyncio.gather(*jobs))
+            except _Unauthorized as exc:
+                for job in jobs:  # the queued requests are never sent
+                    job.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
+                advice = f"check ${cfg.api_key_env}" if cfg.api_key_env else "set api_key_env to the variable that holds the API key"
+                raise AuthenticationError(
+                    f"{self.url} refused the credentials ({exc}); the run stopped at the first refusal "
+                    f"without sending the other requests: {advice}"
+                ) from None
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         cfg = self.config
@@ -195,6 +244,8 @@ class OpenAIChatGenerator:
             try:
                 async with semaphore:
                     await limiter.wait()
+                    if self._auth_failure is not None:
+                        raise _Unauthorized(self._auth_failure)
                     content, usage = await self._post(client, body)
                 prompt_tokens += usage[0]
                 completion_tokens += usage[1]
@@ -226,6 +277,9 @@ class OpenAIChatGenerator:
                 f"HTTP {response.status_code}: {response.text[:200]!r}",
                 retry_after_seconds(response.headers.get("retry-after")),
             )
+        if response.status_code in AUTH_STATUS:
+            self._auth_failure = self._redact(f"HTTP {response.status_code}: {response.text[:300]!r}")
+            raise _Unauthorized(self._auth_failure)
         if response.status_code >= 400:
             raise _Permanent(f"HTTP {response.status_code}: {response.text[:300]!r}")
         try:
@@ -249,9 +303,18 @@ class OpenAIChatGenerator:
         prompt_tokens: int,
         completion_tokens: int,
     ) -> GenerationOutcome:
+        error = self._redact(error)
         cost = (prompt_tokens * self.config.input_usd_per_mtok + completion_tokens * self.config.output_usd_per_mtok) / 1e6
         return GenerationOutcome(task.entity_id, output, kind, error, attempts, prompt_tokens, completion_tokens, cost)
 
 
+    def _redact(self, text: str | None) -> str | None:
+        return redact_secrets(text, [self._secret])
+
+
 class _Permanent(Exception):
-    """A response that retrying cannot fix (400, 401, 403, 404, 422, ...)."""
+    """A response that retrying cannot fix (400, 404, 422, ...)."""
+
+
+class _Unauthorized(Exception):
+    """HTTP 401 or 403: the credentials are refused, for this request and every other."""

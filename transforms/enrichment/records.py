@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.enrichment.embedding import embeddings_table
+from transforms.enrichment.redact import redact_secrets
 from transforms.enrichment.types import (
     EntityKind,
     GenerationOutcome,
@@ -57,6 +58,7 @@ class Provenance:
     generator_kind: GeneratorKind
     model: str
     prompt_version: str
+    settings: str = ""  # the generator config's fingerprint: in the cache key, not a column
 
 
 def output_row(task: GenerationTask, outcome: GenerationOutcome, prov: Provenance, at: dt.datetime) -> dict[str, object]:
@@ -73,11 +75,12 @@ def output_row(task: GenerationTask, outcome: GenerationOutcome, prov: Provenanc
         model=prov.model,
         prompt_version=prov.prompt_version,
         input_hash=task.input_hash,
-        cache_key=cache_key(task.input_hash, prov.prompt_version, prov.model),
+        cache_key=task_cache_key(task, prov),
         generated_at=at,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         cost_usd=outcome.cost_usd,
+        stale=False,
     )
     return row
 
@@ -91,7 +94,7 @@ def failure_row(task: GenerationTask, outcome: GenerationOutcome, prov: Provenan
         "prompt_version": prov.prompt_version,
         "input_hash": task.input_hash,
         "failure_kind": (outcome.failure_kind.value if outcome.failure_kind else "unknown"),
-        "error": outcome.error or "unknown error",
+        "error": redact_secrets(outcome.error) or "unknown error",
         "attempts": outcome.attempts,
         "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
@@ -117,7 +120,7 @@ class GenerationPlan:
 
 
 def task_cache_key(task: GenerationTask, prov: Provenance) -> str:
-    return cache_key(task.input_hash, prov.prompt_version, prov.model)
+    return cache_key(task.input_hash, prov.prompt_version, prov.model, prov.settings)
 
 
 def plan_generation(tasks: Sequence[GenerationTask], stored: Iterable[pa.Table], prov: Provenance) -> GenerationPlan:
@@ -148,10 +151,20 @@ def plan_generation(tasks: Sequence[GenerationTask], stored: Iterable[pa.Table],
     return GenerationPlan(todo=[t for t in tasks if t.entity_id not in done], kept=kept)
 
 
-def fold_outputs(entity: EntityKind, parts: Iterable[pa.Table], current_keys: dict[str, str]) -> pa.Table:
+def fold_outputs(
+    entity: EntityKind,
+    parts: Iterable[pa.Table],
+    current_keys: dict[str, str],
+    previous: pa.Table | None = None,
+    cutoff: dt.datetime | None = None,
+) -> pa.Table:
     """The table of record: one row per current entity whose cache key matches, sorted by id.
 
-    Rows of entities no longer present, or generated for an older input, prompt or model, are dropped.
+    Rows of entities no longer present, or generated for an older input, prompt, model or settings,
+    are dropped, except that a current entity with no matching row keeps its row of ``previous`` (the
+    stored table), marked ``stale``: a failed regeneration never empties what was there. A stale user
+    profile is kept only if it was built with a cut-off no later than ``cutoff`` (it must not carry
+    later history into an earlier run).
     """
     contract = OUTPUT_CONTRACTS[entity]
     col = id_column(entity)
@@ -160,8 +173,21 @@ def fold_outputs(entity: EntityKind, parts: Iterable[pa.Table], current_keys: di
         for row in part.select(contract.schema.names).to_pylist():
             eid = row[col]
             if current_keys.get(eid) == row["cache_key"] and eid not in chosen:
-                chosen[eid] = row
+                chosen[eid] = {**row, "stale": False}
+    if previous is not None and previous.num_rows:
+        for row in previous.select(contract.schema.names).to_pylist():
+            eid = row[col]
+            if eid in current_keys and eid not in chosen:
+                if entity is EntityKind.USER and cutoff is not None and row["cutoff"] > cutoff:
+                    continue
+                chosen[eid] = {**row, "stale": True}
     return rows_table(contract, [chosen[k] for k in sorted(chosen)])
+
+
+def fresh_ids(entity: EntityKind, outputs: pa.Table) -> set[str]:
+    """Entities whose row was generated for their current input (not kept as ``stale``)."""
+    stale = outputs["stale"].to_pylist()
+    return {e for e, s in zip(outputs[id_column(entity)].to_pylist(), stale, strict=True) if not s}
 
 
 def fold_failures(entity: EntityKind, parts: Iterable[pa.Table], succeeded: set[str], current: set[str]) -> pa.Table:

@@ -9,11 +9,13 @@ field's length, so a runaway answer is a failure, not a row.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -145,6 +147,44 @@ def content_hash(value: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def cache_key(input_hash: str, prompt_version: str, model: str) -> str:
-    """The cache key of an output: the same input, prompt and model give the same answer."""
-    return content_hash(f"{input_hash}\x1f{prompt_version}\x1f{model}")
+def cache_key(input_hash: str, prompt_version: str, model: str, settings: str = "") -> str:
+    """The cache key of an output: the same input, prompt, model and settings give the same answer.
+
+    ``settings`` is the generator config's ``fingerprint``: its kind and a hash of every setting that
+    changes the output (endpoint, sampling, limits, and for a local model the directory's content).
+    """
+    parts = [input_hash, prompt_version, model] + ([settings] if settings else [])
+    return content_hash("\x1f".join(parts))
+
+
+@functools.lru_cache(maxsize=64)
+def _directory_digest(path: str, listing: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    root = Path(path)
+    for rel, size, _mtime in listing:
+        digest.update(f"{rel}\x1f{size}\x1f".encode())
+        with open(root / rel, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def directory_fingerprint(path: str | Path) -> str:
+    """A hash of every file under ``path`` (relative names and contents): a model directory's identity.
+
+    Two checkpoints that share a directory name (``checkpoint-500``, ``model``) get different
+    fingerprints unless their files are byte-identical. The digest is memoised per process on the
+    files' names, sizes and modification times, so weights are read once per process.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a directory.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"model directory {root} does not exist")
+    listing = tuple(
+        (p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".cache" not in p.relative_to(root).parts
+    )
+    return _directory_digest(str(root.resolve()), listing)

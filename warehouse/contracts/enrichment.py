@@ -14,7 +14,7 @@ ENRICHMENT_PROVENANCE_FIELDS = [
     pa.field("model", pa.string(), nullable=False),
     pa.field("prompt_version", pa.string(), nullable=False),
     pa.field("input_hash", pa.string(), nullable=False),
-    pa.field("cache_key", pa.string(), nullable=False),  # hash of (input_hash, prompt_version, model)
+    pa.field("cache_key", pa.string(), nullable=False),  # hash of (input_hash, prompt_version, model, settings)
     pa.field("generated_at", TS, nullable=False),
     pa.field("prompt_tokens", pa.int64(), nullable=False),
     pa.field("completion_tokens", pa.int64(), nullable=False),
@@ -43,6 +43,7 @@ ENRICHMENT_ITEM_DESCRIPTIONS = _contract(
         pa.field("description", pa.string(), nullable=False),
         pa.field("highlights", pa.list_(pa.string()), nullable=False),
         *ENRICHMENT_PROVENANCE_FIELDS,
+        pa.field("stale", pa.bool_()),  # true: the latest regeneration failed, this is the previous output
     ],
     key=("item_id",),
     not_null=("item_id", "description", "model", "prompt_version", "input_hash"),
@@ -60,6 +61,7 @@ ENRICHMENT_USER_PROFILES = _contract(
         pa.field("intents", pa.list_(pa.string()), nullable=False),
         pa.field("cutoff", TS, nullable=False),
         *ENRICHMENT_PROVENANCE_FIELDS,
+        pa.field("stale", pa.bool_()),  # true: the latest regeneration failed, this is the previous output
     ],
     key=("user_id",),
     not_null=("user_id", "profile", "cutoff", "model", "prompt_version", "input_hash"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -66,3 +68,16 @@ def test_table_round_trip_and_fold_reuse_by_text_hash(embedder: SentenceTransfor
     assert folded.equals(table)
     with pytest.raises(KeyError, match="no embedding"):
         fold_embeddings(EntityKind.ITEM, wanted, {}, "m", 384)
+
+
+def test_two_model_directories_with_one_name_do_not_share_a_model_name(tmp_path: Path) -> None:
+    """Two embedding directories both named ``model``: different weights, different stored names."""
+    from transforms.enrichment import LocalTransformersConfig
+
+    for run, weights in (("a", b"\x00\x01"), ("b", b"\x00\x02"), ("c", b"\x00\x01")):
+        (tmp_path / run / "model").mkdir(parents=True)
+        (tmp_path / run / "model" / "model.safetensors").write_bytes(weights)
+    names = {run: EmbedderConfig(model_path=str(tmp_path / run / "model")).name for run in "abc"}
+    assert names["a"] != names["b"] and names["a"] == names["c"] and names["a"].startswith("model@")
+    keys = {run: LocalTransformersConfig(model_dir=str(tmp_path / run / "model")).fingerprint for run in "abc"}
+    assert keys["a"] != keys["b"] and keys["a"] == keys["c"]

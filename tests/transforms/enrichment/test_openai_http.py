@@ -10,6 +10,7 @@ from tests.fakes.openai_server import Behavior, ServerScript, serve
 from tests.transforms.enrichment.data import CUTOFF, items, reviews
 from transforms.enrichment.inputs import build_item_tasks
 from transforms.enrichment.openai_http import (
+    AuthenticationError,
     MissingApiKeyError,
     OpenAIChatConfig,
     RateLimiter,
@@ -97,11 +98,26 @@ def test_off_schema_answers_and_refusals_are_failures_with_their_tokens(tasks, b
     assert outcome.prompt_tokens > 0 and outcome.cost_usd > 0  # failed calls still cost money
 
 
-def test_client_errors_are_not_retried(tasks) -> None:  # type: ignore[no-untyped-def]
-    with serve(ServerScript(api_key="right")) as server:
-        (outcome,) = _config(server.base_url).build().generate(tasks[:1])  # sends no key
-    assert outcome.failure_kind is FailureKind.HTTP_STATUS and "401" in (outcome.error or "")
+def test_client_errors_are_not_retried_and_an_echoed_key_is_redacted(tasks, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    key = "sk-proj-A1b2C3d4E5f6G7h8"
+    monkeypatch.setenv(KEY_ENV, key)
+    with serve(ServerScript(per_entity={"i1": [Behavior.ECHO_KEY_400]})) as server:
+        (outcome,) = _config(server.base_url, api_key_env=KEY_ENV).build().generate(tasks[:1])
+    assert outcome.failure_kind is FailureKind.HTTP_STATUS and "400" in (outcome.error or "")
+    assert key not in (outcome.error or "") and "[REDACTED]" in (outcome.error or "")
     assert server.count() == 1
+
+
+def test_an_authentication_refusal_stops_the_batch_without_sending_the_rest(tasks, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A 401 that echoes the key: one request is sent, the error names the status and not the key."""
+    key = "sk-wrong-0123456789abcdef"
+    monkeypatch.setenv(KEY_ENV, key)
+    with serve(ServerScript(api_key="sk-right", echo_key=True)) as server:
+        gen = _config(server.base_url, api_key_env=KEY_ENV, max_concurrency=1).build()
+        with pytest.raises(AuthenticationError, match="401") as caught:
+            gen.generate(tasks)
+    assert key not in str(caught.value) and KEY_ENV in str(caught.value)
+    assert server.count() == 1  # not one request after the refusal
 
 
 def test_api_key_is_read_when_built_not_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
