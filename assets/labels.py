@@ -47,7 +47,7 @@ class LabelSettings(dg.ConfigurableResource):
     builds: ClassVar[tuple[type, ...]] = (L.LabelConfig, ClickModelConfig, L.LabelCheckConfig)
     clip_min: float = L.LabelConfig.clip_min
     snips: bool = L.LabelConfig.snips
-    use_logged_propensities: bool = L.LabelConfig.use_logged_propensities
+    estimand: L.Estimand = L.LabelConfig.estimand
     popularity_eta: float = L.LabelConfig.popularity_eta
     positive_rating: float = L.LabelConfig.positive_rating
     relevance_by: L.RelevanceGrouping = L.LabelConfig.relevance_by
@@ -59,7 +59,7 @@ class LabelSettings(dg.ConfigurableResource):
             cutoffs=cutoffs,
             clip_min=self.clip_min,
             snips=self.snips,
-            use_logged_propensities=self.use_logged_propensities,
+            estimand=self.estimand,
             popularity_eta=self.popularity_eta,
             positive_rating=self.positive_rating,
             relevance_by=self.relevance_by,
@@ -123,7 +123,7 @@ def position_bias(
         metadata=metadata,
         check_results=[
             dg.AssetCheckResult(check_name="examination_in_unit_interval", passed=not report.out_of_range,
-                                metadata={"failing_rows": dg.MetadataValue.json(report.out_of_range[:20])}),
+                                metadata={"failing_rows": dg.MetadataValue.json(L.json_safe(report.out_of_range[:20]))}),
             dg.AssetCheckResult(check_name="click_model_converged", passed=not report.unconverged,
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"unconverged": ", ".join(report.unconverged) or "none"}),
@@ -165,7 +165,7 @@ def exposure_propensities(
         },
         check_results=[
             dg.AssetCheckResult(check_name="propensities_in_unit_interval", passed=not report.out_of_range,
-                                metadata={"failing_values": dg.MetadataValue.json(report.out_of_range[:20])}),
+                                metadata={"failing_values": dg.MetadataValue.json(L.json_safe(report.out_of_range[:20]))}),
         ],
     )
 
@@ -198,6 +198,7 @@ def debiased_labels(
     popularity = store.read(LABELS_EXPOSURE_PROPENSITIES)
     with _label_run(store, engine, label_settings, cutoffs) as (eng, config):
         written = _replace_partitions(store, LABELS_DEBIASED_LABELS, L.iter_debiased_labels(eng, config, bias, popularity))
+        diagnostics = L.exposure_diagnostics(eng, config, bias)
         files = store.files(LABELS_DEBIASED_LABELS)
         if files:
             eng.register_parquet("debiased_labels", files)
@@ -216,6 +217,12 @@ def debiased_labels(
             "clipped_share": dg.MetadataValue.float(round(stats.clipped_share, 6)),
             "clip_min": config.clip_min,
             "snips": config.snips,
+            "estimand": str(config.estimand),
+            # What each split's weights estimate: train rows are what a training table takes.
+            "sources_by_split": dg.MetadataValue.json(stats.sources_by_split),
+            "orphan_impressions": diagnostics.orphan_impressions,
+            "orphans_excluded": diagnostics.orphans_excluded,
+            "slot_mismatches": diagnostics.slot_mismatches,
         },
         check_results=[
             dg.AssetCheckResult(check_name="weights_finite_positive",

@@ -134,27 +134,33 @@ def _by_key(labels: pa.Table) -> dict[tuple[str, str], dict[str, object]]:
     return {(r["request_id"], r["item_id"]): r for r in labels.to_pylist()}
 
 
-def test_every_row_records_its_propensity_source_in_preference_order(duckdb_engine: Engine) -> None:
+def test_every_row_records_its_propensity_source_one_estimand_per_split(duckdb_engine: Engine) -> None:
     _register(duckdb_engine, **_tiny_log())
     bias, _, labels = _build(duckdb_engine, _tiny_config())
     rows = _by_key(labels)
     assert labels.num_rows == 5
-    # r1 logs its propensities: logged beats the click model, and examination still multiplies in.
-    assert rows[("r1", "a")]["propensity_source"] == "logged"
-    assert rows[("r1", "b")]["propensity"] == pytest.approx(0.004 * rows[("r1", "b")]["examination"])
-    # r2 and r3 log none: the click model's examination of their slot is the propensity.
-    assert rows[("r2", "a")]["propensity_source"] == "click_model"
-    assert rows[("r2", "a")]["propensity"] == rows[("r2", "a")]["examination"]
-    assert rows[("r3", "c")]["propensity_source"] == "click_model"
+    # r1 logs its propensities, r2 (same split) does not: under the default estimand (auto) the
+    # training split cannot be logged throughout, so every row is debiased for position only...
+    assert {r["propensity_source"] for r in rows.values()} == {"click_model"}
+    assert all(r["propensity"] == r["examination"] for r in rows.values())
+    # ...and r1's logged propensity (of the item's own slot) is still recorded.
+    assert rows[("r1", "b")]["policy_propensity"] == 0.004
     assert rows[("r3", "c")]["examination"] == 1.0  # position 0 is the anchor of the curve
     assert set(bias.column("split").to_pylist()) == {"train", "valid", "test"}
 
 
+def _logged_only() -> dict[str, pa.Table]:
+    """The tiny log's r1 alone: every exposure row logs its propensity."""
+    log = _tiny_log()
+    return {name: t.filter(pc.equal(t["request_id"], "r1")) if name != "events" else t for name, t in log.items()}
+
+
 def test_weights_clip_and_splits(duckdb_engine: Engine) -> None:
-    _register(duckdb_engine, **_tiny_log())
+    _register(duckdb_engine, **_logged_only())
     config = _tiny_config(clip_min=0.05)
     _, _, labels = _build(duckdb_engine, config)
     rows = _by_key(labels)
+    assert {r["propensity_source"] for r in rows.values()} == {"logged"}  # auto: every row is logged
     clicked = rows[("r1", "a")]  # logged 0.5 at position 0 (examination 1): theta = 0.5
     assert clicked["observed"] == 1
     assert clicked["weight_positive"] == pytest.approx(2.0)
@@ -162,8 +168,11 @@ def test_weights_clip_and_splits(duckdb_engine: Engine) -> None:
     assert not clicked["clipped"]
     tiny = rows[("r1", "b")]  # 0.004 * examination < M: clipped, weight 1/M, not clicked
     assert tiny["clipped"] and tiny["ips_weight"] == pytest.approx(20.0)
+    assert tiny["propensity"] == pytest.approx(0.004 * tiny["examination"])
     assert tiny["weight_positive"] == 0.0 and tiny["weight_negative"] == 1.0
-    assert {k: r["split"] for k, r in rows.items()} == {
+    _register(duckdb_engine, **_tiny_log())
+    _, _, labels = _build(duckdb_engine, config)
+    assert {k: r["split"] for k, r in _by_key(labels).items()} == {
         ("r1", "a"): "train", ("r1", "b"): "train", ("r2", "b"): "train", ("r2", "a"): "train", ("r3", "c"): "test",
     }
 
@@ -176,9 +185,9 @@ def test_graded_relevance_from_signals_after_the_click(duckdb_engine: Engine) ->
     assert grades == {("r1", "a"): 3, ("r1", "b"): 0, ("r2", "b"): 0, ("r2", "a"): 2, ("r3", "c"): 0}
 
 
-def test_logged_propensities_can_be_ignored(duckdb_engine: Engine) -> None:
-    _register(duckdb_engine, **_tiny_log())
-    _, _, labels = _build(duckdb_engine, _tiny_config(use_logged_propensities=False))
+def test_the_position_estimand_ignores_logged_propensities(duckdb_engine: Engine) -> None:
+    _register(duckdb_engine, **_logged_only())
+    _, _, labels = _build(duckdb_engine, _tiny_config(estimand=L.Estimand.POSITION))
     assert set(labels.column("propensity_source").to_pylist()) == {"click_model"}
 
 
@@ -199,14 +208,6 @@ def test_ratings_only_data_uses_the_popularity_heuristic(duckdb_engine: Engine) 
     assert y["propensity"] == pytest.approx((1 / 5) ** 0.5)
     assert y["weight_positive"] == pytest.approx(1 / (1 / 5) ** 0.5)
     assert y["relevance_grade"] == 4
-
-
-def test_snips_makes_inverse_propensities_average_one_per_group(duckdb_engine: Engine) -> None:
-    _register(duckdb_engine, **_random_log(seed=1))
-    _, _, labels = _build(duckdb_engine, L.LabelConfig(cutoffs=CUTOFFS, snips=True))
-    df = labels.to_pandas()
-    means = df.groupby(["split", "propensity_source"])["ips_weight"].mean()
-    assert np.allclose(means.to_numpy(), 1.0)
 
 
 # --- a random log, for leakage and engine parity --------------------------------------------------

@@ -178,7 +178,8 @@ def fit_examination(
         The fitted curve, per-item relevance and convergence facts.
 
     Raises:
-        ValueError: The arrays differ in length, are empty, or hold impossible counts.
+        ValueError: The arrays differ in length, are empty, hold impossible counts, or have no
+            impressions at position 0 (the anchor of the curve: without it EM divides 0 by 0).
     """
     config = config or ClickModelConfig()
     positions = np.asarray(positions, dtype=np.int64)
@@ -195,6 +196,11 @@ def fit_examination(
     n_pos = int(positions.max()) + 1
     n_items = int(items.max()) + 1
     per_pos_n = np.bincount(positions, n, n_pos)
+    if per_pos_n[0] <= 0:
+        raise ValueError(
+            f"no impressions at position 0 (the smallest is {int(positions.min())}): positions must be 0-based, "
+            "the top slot anchors the examination curve"
+        )
     per_pos_c = np.bincount(positions, c, n_pos)
     groups, pooled_from = position_groups(per_pos_c, config.min_position_clicks)
     g = groups[positions]

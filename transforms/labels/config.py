@@ -19,6 +19,25 @@ class PropensitySource(StrEnum):
     POPULARITY = "popularity"
 
 
+class Estimand(StrEnum):
+    """What the inverse propensities of exposure rows estimate: one choice per label table and split.
+
+    ``position``: ``theta = P(examined | surface, position)`` for every exposure row (source
+    ``click_model``): the loss is debiased for position only, towards the relevance of what was served.
+    ``logged``: ``theta = P(policy put the item in its slot) * P(examined | slot)`` (source ``logged``):
+    debiased towards the whole catalog; every exposure row must carry a logged propensity (a split with
+    one that does not fails; rows whose slot disagrees with their slate are left out and counted).
+    ``auto``: ``logged`` for a split whose exposure rows all carry a logged propensity, ``position``
+    otherwise (decided per split from that split's rows only).
+
+    Ratings-only splits (no exposure logs before the split's end) use ``popularity`` whatever this says.
+    """
+
+    AUTO = "auto"
+    POSITION = "position"
+    LOGGED = "logged"
+
+
 class Engagement(StrEnum):
     """What makes an exposure's ``Y`` 1: a linked click, or (logs without clicks) a positive rating."""
 
@@ -82,9 +101,10 @@ class LabelConfig:
     Attributes:
         cutoffs: Split boundaries; propensities of a split use only data before its end.
         clip_min: ``M``: propensities are clipped from below at this value before inverting.
-        snips: Self-normalize the inverse propensities per (split, source) to average 1.
-        use_logged_propensities: Use logged policy propensities where present (DESIGN.md's first
-            choice). Off, every exposure row is debiased for position only (``click_model``).
+        snips: Self-normalize the popularity propensities (the only ones without an absolute scale):
+            per split, their inverse is rescaled so that it sums to the number of (user, item) pairs
+            over the observed exposures (SNIPS). Logged and click-model rows are left as they are.
+        estimand: What the exposure rows' weights estimate (:class:`Estimand`): one per split.
         popularity_eta: ``eta`` of the popularity heuristic (Saito et al. use 0.5).
         positive_rating: Ratings-only data: a rating at or above this is an observed positive.
         grades: Signal to grade mapping for graded relevance.
@@ -96,7 +116,7 @@ class LabelConfig:
     cutoffs: Cutoffs
     clip_min: float = 0.01
     snips: bool = False
-    use_logged_propensities: bool = True
+    estimand: Estimand = Estimand.AUTO
     popularity_eta: float = 0.5
     positive_rating: float = 4.0
     grades: tuple[GradeRule, ...] = DEFAULT_GRADES
@@ -109,5 +129,6 @@ class LabelConfig:
             raise ValueError(f"clip_min (M) must be in (0, 1], got {self.clip_min}")
         if self.popularity_eta < 0:
             raise ValueError(f"popularity_eta must be non-negative, got {self.popularity_eta}")
+        object.__setattr__(self, "estimand", Estimand(self.estimand))
         object.__setattr__(self, "grades", tuple(GradeRule(EventType(g.signal), g.grade, g.min_value) for g in self.grades))
 

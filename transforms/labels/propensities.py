@@ -13,11 +13,13 @@ from transforms.engine import Engine
 from transforms.labels.click_model import ExaminationFit, fit_examination
 from transforms.labels.config import Engagement, ExposureBasis, LabelConfig, RelevanceGrouping
 from transforms.labels.exposures import (
+    DEFAULT_SURFACE,
     _before,
     _exposures_sql,
     _ratings_sql,
     engagement_of,
-    has_exposure_logs,
+    register_slate_slots,
+    split_modes,
 )
 from warehouse import contracts
 
@@ -43,6 +45,7 @@ def click_model_cells(
     :class:`RelevanceGrouping` (or is empty).
     """
     d = engine.dialect
+    register_slate_slots(engine)
     if config.relevance_by is RelevanceGrouping.ITEM_CONTEXT:
         category = d.list_element("it.categories", "0")
 
@@ -81,23 +84,43 @@ def click_model_cells(
 def fit_position_bias(engine: Engine, config: LabelConfig) -> tuple[pa.Table, list[SurfaceFit]]:
     """Fit the examination curve of every surface, once per split scope.
 
+    A split without impressions before its end (ratings only) has no fit. The curve is anchored at
+    position 0, so a surface without impressions at position 0 cannot be fitted: a slate surface fails
+    at once (its positions are not 0-based), while orphan impressions (no slate, surface ``default``)
+    beside slate surfaces are left without a fit, and their label rows out (:func:`exposure_diagnostics`
+    counts them).
+
     Returns:
         The ``labels/position_bias`` table (contract ``LABELS_POSITION_BIAS``) and the fits.
+
+    Raises:
+        ValueError: A surface has impressions but none at position 0 in a split's scope.
     """
     rows: dict[str, list[object]] = {f.name: [] for f in contracts.LABELS_POSITION_BIAS.schema}
     fits: list[SurfaceFit] = []
-    engagement = engagement_of(engine)
+    modes = split_modes(engine, config.cutoffs)
     for split in Split:
+        if not modes[split].exposure:
+            continue
         end = config.cutoffs.end_of(split)
-        cells = click_model_cells(engine, config, end, engagement)
+        cells = click_model_cells(engine, config, end, modes[split].engagement)
         if cells.num_rows == 0:
             continue
         columns = {n: np.asarray(cells.column(n).to_pylist(), dtype=object) for n in ("surface", "item_id", "segment")}
         position = cells.column("position").to_numpy().astype(np.int64)
         impressions = cells.column("impressions").to_numpy().astype(np.int64)
         clicks = cells.column("clicks").to_numpy().astype(np.int64)
-        for surface in sorted(set(columns["surface"].tolist())):
+        surfaces = sorted(set(columns["surface"].tolist()))
+        for surface in surfaces:
             mask = columns["surface"] == surface
+            if not np.any(position[mask] == 0):
+                if surface == DEFAULT_SURFACE and len(surfaces) > 1:
+                    continue  # orphan impressions: no anchor, no fit; their rows are left out and counted
+                raise ValueError(
+                    f"surface '{surface}' has {int(impressions[mask].sum())} impressions before "
+                    f"{end or 'the end of the data'} but none at position 0 (its smallest position is "
+                    f"{int(position[mask].min())}): positions must be 0-based, the top slot anchors the examination curve"
+                )
             # One relevance parameter per (item, segment); cells sorted so the EM sums run in one
             # order whatever order the engine returned them in.
             keys = np.array([f"{i}\x1f{g}" for i, g in zip(columns["item_id"][mask], columns["segment"][mask], strict=True)])
@@ -130,6 +153,7 @@ def click_rates_under_policy(engine: Engine, config: LabelConfig, policy: str) -
     model's assumptions: the reference the EM curve is compared with when no truth is known.
     """
     d = engine.dialect
+    register_slate_slots(engine)
     return engine.query(f"""
         SELECT surface, CAST(position AS INT) AS position, COUNT(*) AS impressions,
                CAST(SUM(CASE WHEN click_ts IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS clicks,
@@ -145,28 +169,27 @@ def click_rates_under_policy(engine: Engine, config: LabelConfig, policy: str) -
 def exposure_propensities(engine: Engine, config: LabelConfig) -> pa.Table:
     """Per split scope and item: interaction count ``n_i`` and ``theta_i = (n_i / max n) ** eta``.
 
-    ``n_i`` counts impressions when there are exposure logs and observed ratings otherwise.
+    ``n_i`` counts impressions when the split has exposure logs before its end, and observed ratings
+    (each once, :func:`transforms.labels.exposures._ratings_sql`) otherwise.
 
     Returns:
         The ``labels/exposure_propensities`` table (contract ``LABELS_EXPOSURE_PROPENSITIES``).
     """
-    basis = ExposureBasis.IMPRESSIONS if has_exposure_logs(engine) else ExposureBasis.RATINGS
-    source = "impressions" if basis is ExposureBasis.IMPRESSIONS else f"({_ratings_sql()}) r"
+    modes = split_modes(engine, config.cutoffs)
     parts = []
     for split in Split:
+        basis = ExposureBasis.IMPRESSIONS if modes[split].exposure else ExposureBasis.RATINGS
+        source = "impressions" if basis is ExposureBasis.IMPRESSIONS else f"({_ratings_sql()}) r"
         end = config.cutoffs.end_of(split)
         until = "CAST(NULL AS TIMESTAMP)" if end is None else ts_literal(end)
+        counts = f"SELECT item_id, COUNT(*) AS n FROM {source} WHERE {_before('ts', end)} GROUP BY item_id"
         parts.append(f"""
             SELECT '{split}' AS split, {until} AS fitted_until, c.item_id, c.n AS exposures,
                    POWER(CAST(c.n AS DOUBLE) / m.top, {float(config.popularity_eta)!r}) AS propensity,
                    '{basis}' AS basis
-            FROM (SELECT item_id, COUNT(*) AS n FROM {source} WHERE {_before('ts', end)} GROUP BY item_id) c
-            CROSS JOIN (SELECT MAX(n) AS top FROM (
-                SELECT item_id, COUNT(*) AS n FROM {source} WHERE {_before('ts', end)} GROUP BY item_id) t) m""")
+            FROM ({counts}) c CROSS JOIN (SELECT MAX(n) AS top FROM ({counts}) t) m""")
     table = engine.query(" UNION ALL ".join(parts))
     order = [(c, "ascending") for c in ("split", "item_id")]
     return table.sort_by(order).select(contracts.LABELS_EXPOSURE_PROPENSITIES.schema.names).cast(
         contracts.LABELS_EXPOSURE_PROPENSITIES.schema
     )
-
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +31,8 @@ class PositionBiasReport:
     """Facts about a fitted ``labels/position_bias`` table.
 
     Attributes:
-        out_of_range: Rows whose examination is not in (0, 1], or not 1 at position 0.
+        out_of_range: Rows whose examination is not in (0, 1], or not 1 at position 0 (JSON-safe:
+            :func:`json_safe`).
         unconverged: ``split/surface`` of every fit whose EM did not reach its tolerance.
         fits: One summary per fit (iterations, log-likelihood, pooled tail, counts).
         max_abs_error_vs_truth: Largest distance of the full-data fit from the true curve, rounded to
@@ -40,6 +43,21 @@ class PositionBiasReport:
     unconverged: list[str]
     fits: list[dict[str, Any]]
     max_abs_error_vs_truth: float | None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold spelled out: datetimes and dates as ISO text,
+    NaN and infinities as text; dicts and lists recursively. Check metadata goes through this, so no
+    value in a failing row can make the check itself fail to serialize."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def truth_curves(document: Mapping[str, Any]) -> dict[str, list[float]]:
@@ -67,14 +85,14 @@ def position_bias_report(
         if r["split"] == Split.TEST and r["surface"] in truth and r["position"] < len(truth[r["surface"]])
     ]
     return PositionBiasReport(
-        out_of_range=out_of_range,
+        out_of_range=json_safe(out_of_range),
         unconverged=[f"{f.split}/{f.surface}" for f in fits if not f.fit.converged],
-        fits=[
+        fits=json_safe([
             {"split": str(f.split), "surface": f.surface, "iterations": f.fit.iterations, "converged": f.fit.converged,
              "log_likelihood": round(f.fit.log_likelihood, 3), "pooled_from": f.fit.pooled_from,
              "impressions": int(f.fit.impressions.sum()), "clicks": int(f.fit.clicks.sum())}
             for f in fits
-        ],
+        ]),
         max_abs_error_vs_truth=round(max(errors), 4) if errors else None,
     )
 
@@ -103,5 +121,5 @@ def exposure_propensities_report(table: pa.Table) -> PropensityReport:
         rows=table.num_rows,
         basis=", ".join(sorted(set(table.column("basis").to_pylist()))) or "none",
         min_propensity=float(min(values)) if values else None,
-        out_of_range=[v for v in values if not (v is not None and 0 < v <= 1)],
+        out_of_range=json_safe([v for v in values if not (v is not None and 0 < v <= 1)]),
     )
