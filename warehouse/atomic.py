@@ -12,7 +12,8 @@ the old version in place::
         ...                                     # fill staged.path
         staged.target = folder.parent / name    # the target may be chosen once the content is known
 
-A temporary's name carries the writer's pid, so a later writer removes those of writers that died.
+A temporary's name carries the writer's pid, so a later writer removes those of writers that died
+(:func:`sweep_leftovers`: every writer sweeps the folder it writes into).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -31,6 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TMP_SUFFIX = ".tmp"
+# A writer's temporary or a swapped-out folder: ".<name>.<pid>.<hex>.tmp|.old", maybe with DuckDB's ".wal";
+# earlier versions wrote no pid.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[0-9a-f]+\.(?P<kind>tmp|old)(?:\.wal)?$")
+_LEGACY_FOLDER = re.compile(r"^\.tmp-[0-9a-f]{32}$")  # shard sets' temporaries before write_aside
 
 
 @dataclass
@@ -54,7 +60,7 @@ def write_aside(target: Path, *, directory: bool = False, keep_existing: bool = 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_orphaned_temporaries(target)
-    staged = Staged(path=target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}{TMP_SUFFIX}", target=target)
+    staged = Staged(path=aside_path(target), target=target)
     if directory:
         staged.path.mkdir()
     try:
@@ -73,6 +79,18 @@ def write_aside(target: Path, *, directory: bool = False, keep_existing: bool = 
             shutil.rmtree(staged.path, ignore_errors=True)
         else:
             staged.path.unlink(missing_ok=True)
+
+
+def aside_path(target: Path) -> Path:
+    """A new hidden temporary's name beside ``target`` (with this process's pid, so it is swept if we die)."""
+    return target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+
+
+def swap_in(staged: Path, target: Path) -> None:
+    """Move a finished temporary file (from :func:`aside_path`) over ``target``, durably."""
+    _fsync(staged)
+    os.replace(staged, target)
+    _fsync_dir(target.parent)
 
 
 def write_bytes(path: Path, payload: bytes) -> None:
@@ -107,14 +125,39 @@ def point_link(link: Path, target: Path) -> None:
 
 
 def remove_orphaned_temporaries(target: Path) -> None:
-    """Delete the temporaries of ``target`` left by writers that died (their pid is in the name)."""
-    for tmp in Path(target).parent.glob(f".{Path(target).name}.*{TMP_SUFFIX}"):
-        pid = tmp.name.split(".")[-3]
-        if pid.isdigit() and not process_alive(int(pid)):
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
+    """Delete the leftovers of writers that died, beside ``target`` (see :func:`sweep_leftovers`)."""
+    sweep_leftovers(Path(target).parent)
+
+
+def sweep_leftovers(folder: Path) -> list[Path]:
+    """Delete what killed writers left in ``folder``; returns what was removed or restored.
+
+    - a temporary (``.<name>.<pid>.<hex>.tmp``, DuckDB's ``.tmp.wal`` beside it) whose writer is gone;
+    - a folder's previous version (``.<name>.<pid>.<hex>.old``) whose writer is gone: put back when the
+      writer died between the two renames of a folder swap (no ``<name>``), else deleted;
+    - names of earlier recforge versions, which carried no pid (``.<name>.<hex>.tmp``, shard sets'
+      ``.tmp-<hex>/``): nothing writes them any more, so they are always leftovers.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    swept = []
+    for entry in sorted(folder.iterdir()):
+        found = _LEFTOVER.match(entry.name) or _LEGACY_FOLDER.match(entry.name)
+        if found is None:
+            continue
+        pid = found.groupdict().get("pid")
+        if pid is not None and process_alive(int(pid)):
+            continue
+        final = folder / found["name"] if found.groupdict().get("kind") == "old" else None
+        if final is not None and not final.exists() and not final.is_symlink():
+            os.replace(entry, final)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        swept.append(entry)
+    return swept
 
 
 def _swap_folder(staged: Path, final: Path) -> None:

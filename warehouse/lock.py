@@ -13,7 +13,8 @@ The lock is ``flock`` on ``<root>/.writer.lock``: the kernel releases it when th
 ends, however it ends (``kill -9`` included), so a dead run never blocks the next one. The file names
 the holder (pid, command line, since when) for the message a waiting run shows. A second run waits up
 to :func:`warehouse.settings.lock_timeout` seconds (``$RECFORGE_LOCK_TIMEOUT``; 0 fails at once), then
-fails with :class:`WriterLockTimeout` naming the holder.
+fails with :class:`WriterLockTimeout` naming the holder. A new holder removes what killed writers left
+in the data root (their temporaries, ingest spill folders).
 
 The lock is re-entrant in its process (``recforge materialize`` holds it while the Dagster assets it runs
 in-process ingest) and for the holder's child processes, which inherit ``$RECFORGE_WRITER_LOCK``.
@@ -29,6 +30,7 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -36,12 +38,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from warehouse.atomic import process_alive
+from warehouse.atomic import process_alive, sweep_leftovers
 from warehouse.settings import LOCK_TIMEOUT_ENV, lock_timeout
 
 LOCK_FILE = ".writer.lock"
 HELD_ENV = "RECFORGE_WRITER_LOCK"  # "<pid>:<root>" of the holder, inherited by its child processes
 POLL_SECONDS = 0.2
+# Temporary folders that writing runs create in the data root (``pipelines.connect`` spills there). Only a
+# holder of the lock creates them, so a new holder removes those a killed run left.
+WORK_DIR_PREFIXES = ("recforge-connect-",)
 
 _log = logging.getLogger(__name__)
 _held: dict[Path, tuple[int, int]] = {}  # root -> (file descriptor, depth) of the locks this process holds
@@ -161,7 +166,19 @@ def _acquire(root: Path, timeout: float, command: str | None) -> int:
     record = {"pid": os.getpid(), "command": command or _command_line(), "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(record).encode(), 0)
+    _sweep(root)
     return fd
+
+
+def _sweep(root: Path) -> None:
+    """Remove what killed writers left in the data root (no other writer runs while we hold the lock)."""
+    swept = sweep_leftovers(root)
+    for prefix in WORK_DIR_PREFIXES:
+        for folder in root.glob(f"{prefix}*"):
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder)
+    if swept:
+        _log.info("removed what killed writers left in %s: %s", root, ", ".join(p.name for p in swept))
 
 
 def _release(root: Path) -> None:

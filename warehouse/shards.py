@@ -164,19 +164,47 @@ def current_version_dir(root: Path) -> Path:
     return link.resolve()
 
 
+class ShardSetDamaged(ValueError):
+    """A shard set's manifest does not match its version, or a shard it lists is missing or resized."""
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of a version directory, of a shard root's current version, or a manifest file."""
+    """The manifest of a version directory, of a shard root's current version, or a manifest file.
+
+    Verified on every read: the version is a hash of the manifest, so an edited or damaged manifest is
+    refused; in a version directory, every shard it lists must exist with its recorded size (a cheap
+    check: :func:`verify_shard_set` re-hashes the shards' bytes).
+
+    Raises:
+        ShardSetDamaged: The manifest or a shard is not what was written.
+    """
     path = Path(path)
     if path.is_file():
-        return json.loads(path.read_text())
-    if (path / MANIFEST_FILE).exists():
-        return json.loads((path / MANIFEST_FILE).read_text())
-    return json.loads((current_version_dir(path) / MANIFEST_FILE).read_text())
+        return _checked(path, json.loads(path.read_text()), None)
+    folder = path if (path / MANIFEST_FILE).exists() else current_version_dir(path)
+    return _checked(folder / MANIFEST_FILE, json.loads((folder / MANIFEST_FILE).read_text()), folder)
+
+
+def _checked(path: Path, manifest: dict[str, Any], version_dir: Path | None) -> dict[str, Any]:
+    content = {k: v for k, v in manifest.items() if k != "version"}
+    if hashlib.sha256(_canonical(content)).hexdigest()[:16] != manifest.get("version"):
+        raise ShardSetDamaged(f"{path}: the manifest does not match its version {manifest.get('version')!r} (edited or damaged); "
+                              "rematerialize training_data/sequence_shards")
+    for split in manifest["splits"].values() if version_dir is not None else ():
+        for shard in split["shards"]:
+            file = version_dir / shard["path"]
+            if not file.exists() or file.stat().st_size != shard["bytes"]:
+                raise ShardSetDamaged(f"{file}: missing or not the size its manifest records ({shard['bytes']} bytes); "
+                                      "rematerialize training_data/sequence_shards")
+    return manifest
 
 
 def verify_shard_set(version_dir: Path) -> list[str]:
     """Re-hash every shard against the manifest; returns the problems found (empty when intact)."""
-    manifest = read_manifest(version_dir)
+    try:
+        manifest = _checked(Path(version_dir) / MANIFEST_FILE, json.loads((Path(version_dir) / MANIFEST_FILE).read_text()), None)
+    except (ShardSetDamaged, OSError, ValueError) as exc:
+        return [str(exc)]
     problems = []
     for name, split in manifest["splits"].items():
         for shard in split["shards"]:

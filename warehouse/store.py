@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +30,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse import atomic
-from warehouse.catalog import ensure_view
-from warehouse.contracts import TableContract
+from warehouse.catalog import ensure_view, repair_hint
+from warehouse.contracts import CORE_ID_MAPS, TableContract
+from warehouse.integrity import HASH_FORMAT, META_HASH, META_HASH_FORMAT, META_ROWS, check_file, hash_batch
 from warehouse.layout import MANIFEST_FILE, PART_FILE
 
 ROW_GROUP_ROWS = 128 * 1024
-META_ROWS = b"recforge.rows"
-META_HASH = b"recforge.content_hash"
+# Tables checked against their stored content hash on every read: a damaged id map would renumber
+# users and items silently in everything built from it.
+VERIFIED_ON_READ = frozenset({CORE_ID_MAPS.view_name})
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,14 @@ class WriteResult:
 
 class ContractError(ValueError):
     """A table does not fit its contract."""
+
+
+class CorruptPartitionError(RuntimeError):
+    """A partition file cannot be read, or is not what was written; the message names it and the repair."""
+
+    def __init__(self, contract: TableContract, path: Path, problem: str) -> None:
+        super().__init__(f"{contract.view_name}: {path} is damaged: {problem}. Repair: {repair_hint(contract.view_name)}")
+        self.path = path
 
 
 def conform(table: pa.Table, contract: TableContract) -> pa.Table:
@@ -105,22 +118,9 @@ class Warehouse:
         Memory stays bounded by one batch, so partitions larger than RAM can be written.
         """
         final = self.partition_path(contract, partition)
-        digest = hashlib.sha256()
-        rows = 0
-        with atomic.write_aside(final) as staged, pq.ParquetWriter(staged.path, contract.schema, compression="zstd") as writer:
-            for batch in batches:
-                batch = pa.Table.from_batches([batch]).cast(contract.schema)
-                for chunk in batch.to_batches(ROW_GROUP_ROWS):
-                    _hash_batch(digest, chunk)
-                    writer.write_batch(chunk, row_group_size=ROW_GROUP_ROWS)
-                    rows += chunk.num_rows
-            content_hash = digest.hexdigest()
-            writer.add_key_value_metadata({META_ROWS: str(rows).encode(), META_HASH: content_hash.encode()})
-        self._record(contract, partition, rows, content_hash)
-        if contract.view_name not in self._views:
-            ensure_view(self.root, contract.view_name)
-            self._views.add(contract.view_name)
-        return WriteResult(path=final, rows=rows, content_hash=content_hash, partition=partition)
+        with atomic.write_aside(final) as staged:
+            rows, content_hash = write_partition_file(staged.path, contract, batches)
+        return self._published(contract, partition, rows, content_hash)
 
     def delete_partition(self, contract: TableContract, partition: dt.date | None = None) -> None:
         """Remove one partition (used when a rerun finds the source gone)."""
@@ -164,7 +164,12 @@ class Warehouse:
         files = self.files(contract, partitions)
         if not files:
             return contract.schema.empty_table()
-        return pa.concat_tables(pq.read_table(f, schema=contract.schema) for f in files)
+        if contract.view_name in VERIFIED_ON_READ:
+            for path in files:
+                problem = check_file(path, contract.schema)
+                if problem is not None:
+                    raise CorruptPartitionError(contract, path, problem)
+        return pa.concat_tables(self._read_file(contract, f, schema=contract.schema) for f in files)
 
     def read_as_stored(
         self, contract: TableContract, columns: list[str] | None = None
@@ -177,28 +182,69 @@ class Warehouse:
         files = self.files(contract)
         if not files:
             return None
-        return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+        return pa.concat_tables(self._read_file(contract, f, columns=columns) for f in files)
 
     def iter_batches(
         self, contract: TableContract, partitions: Iterable[dt.date] | None = None, batch_rows: int = ROW_GROUP_ROWS
     ) -> Iterator[pa.RecordBatch]:
         """Stream a table's rows batch by batch without loading it whole."""
         for path in self.files(contract, partitions):
-            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+            try:
+                yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+            except (OSError, pa.ArrowException) as exc:
+                raise CorruptPartitionError(contract, path, str(exc).strip().splitlines()[0]) from None
 
     def manifest(self, contract: TableContract) -> dict[str, dict[str, object]]:
-        """Row count and content hash per partition (key ``YYYY-MM-DD`` or ``all``)."""
+        """Row count and content hash per partition (key ``YYYY-MM-DD`` or ``all``).
+
+        Read from ``_partitions.json``; a partition file it does not list (the manifest was deleted, or
+        is unreadable) is added from the file's own metadata, and an entry whose file is gone is dropped,
+        so the manifest always describes the files on disk.
+        """
         path = self.table_dir(contract) / MANIFEST_FILE
-        if not path.exists():
-            return {}
-        return json.loads(path.read_text())
+        recorded: dict[str, dict[str, object]] = {}
+        if path.exists():
+            try:
+                recorded = json.loads(path.read_text())
+            except ValueError:
+                _log.warning("%s is unreadable: rebuilt from the partition files", path)
+        present = {_partition_key(p): self.partition_path(contract, p) for p in self._present(contract)}
+        manifest = {key: entry for key, entry in recorded.items() if key in present}
+        for key, file in present.items():
+            if key not in manifest:
+                stats = _file_stats(file)
+                if stats is not None:
+                    manifest[key] = {"rows": stats[0], "content_hash": stats[1]}
+        return dict(sorted(manifest.items()))
 
     def stored_stats(self, contract: TableContract, partition: dt.date | None = None) -> tuple[int, str]:
         """Row count and content hash as recorded inside the partition's file."""
-        meta = pq.read_metadata(self.partition_path(contract, partition)).metadata or {}
-        return int(meta[META_ROWS]), meta[META_HASH].decode()
+        path = self.partition_path(contract, partition)
+        stats = _file_stats(path)
+        if stats is None:
+            raise CorruptPartitionError(contract, path, "its footer (row count and hash) cannot be read")
+        return stats
 
     # --- internals -----------------------------------------------------------------------------------
+
+    def _published(self, contract: TableContract, partition: dt.date | None, rows: int, content_hash: str) -> WriteResult:
+        """Record a partition that is now in place in the manifest, and give its table a catalog view."""
+        self._record(contract, partition, rows, content_hash)
+        if contract.view_name not in self._views:
+            ensure_view(self.root, contract.view_name)
+            self._views.add(contract.view_name)
+        return WriteResult(self.partition_path(contract, partition), rows, content_hash, partition)
+
+    def _present(self, contract: TableContract) -> list[dt.date | None]:
+        if contract.partitioned:
+            return list(self.partitions(contract))
+        return [None] if self.partition_path(contract, None).exists() else []
+
+    def _read_file(self, contract: TableContract, path: Path, **options: object) -> pa.Table:
+        try:
+            return pq.read_table(path, **options)
+        except (OSError, pa.ArrowException) as exc:
+            raise CorruptPartitionError(contract, path, str(exc).strip().splitlines()[0]) from None
 
     def _record(self, contract: TableContract, partition: dt.date | None, rows: int, content_hash: str) -> None:
         with self._manifest_lock(contract):
@@ -220,12 +266,32 @@ class Warehouse:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def write_partition_file(path: Path, contract: TableContract, batches: Iterable[pa.RecordBatch]) -> tuple[int, str]:
+    """Write ``batches`` as one partition file at ``path`` (a temporary); returns its rows and content hash."""
+    digest = hashlib.sha256()
+    rows = 0
+    with pq.ParquetWriter(path, contract.schema, compression="zstd") as writer:
+        for batch in batches:
+            batch = pa.Table.from_batches([batch]).cast(contract.schema)
+            for chunk in batch.to_batches(ROW_GROUP_ROWS):
+                if chunk.num_rows == 0:
+                    continue  # no row group is written for it, so a reader could not hash it
+                hash_batch(digest, chunk)  # one chunk, one row group: a reader re-hashes row group by row group
+                writer.write_batch(chunk, row_group_size=ROW_GROUP_ROWS)
+                rows += chunk.num_rows
+        content_hash = digest.hexdigest()
+        writer.add_key_value_metadata({META_ROWS: str(rows).encode(), META_HASH: content_hash.encode(), META_HASH_FORMAT: HASH_FORMAT})
+    return rows, content_hash
+
+
 def _partition_key(partition: dt.date | None) -> str:
     return partition.isoformat() if partition else "all"
 
 
-def _hash_batch(digest: hashlib._Hash, batch: pa.RecordBatch) -> None:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as stream:
-        stream.write_batch(batch)
-    digest.update(sink.getvalue())
+def _file_stats(path: Path) -> tuple[int, str] | None:
+    """Row count and content hash from a partition file's metadata (None when its footer is unreadable)."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+        return int(meta[META_ROWS]), meta[META_HASH].decode()
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None

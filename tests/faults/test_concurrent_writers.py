@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from tests.faults.conftest import python
+from tests.faults.helpers import python
 from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS
 from warehouse.store import Warehouse
 
