@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from warehouse.lock import holding_writer_lock
+
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 LOG_LEVEL = "INFO"  # Dagster's default console level is DEBUG: one line per event, unreadable in a terminal
 
@@ -29,6 +31,7 @@ def dagster_instance(root: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+@holding_writer_lock("root")  # one writing run per data root (warehouse.lock)
 def materialize_everything(
     defs: dg.Definitions,
     root: Path,
