@@ -168,8 +168,10 @@ def evaluate_split(task: nn.Module, data: Data, split: str, cfg: TrainConfig) ->
     task.eval()
     if isinstance(data, PairData):
         assert isinstance(task, MFTask)
-        ks = (cfg.run.valid_k,) if split == "valid" else tuple(sorted({1, 3, cfg.run.eval_k}))
-        return evaluate(task.scores, getattr(data, split), ks)
+        ranking = getattr(data, split)
+        published = ranking.protocol.startswith("coat")  # the Coat protocol reports K = 1, 3, 5; full ranking K = 10, 50, 100
+        ks = (cfg.run.valid_k,) if split == "valid" else (tuple(sorted({1, 3, cfg.run.eval_k})) if published else TWO_TOWER_KS)
+        return evaluate(task.scores, ranking, ks)
     assert isinstance(task, TwoTowerTask)
     queries = getattr(data, split)
     retrieval = TwoTowerRetrieval(task.model, data.num_items)

@@ -93,7 +93,7 @@ def coat_from_labels(labels: pa.Table, test_ratings: pa.Table, config: DataConfi
     """The protocol fed from recforge's tables: ``labels/debiased_labels`` (one row per training rating,
     with its grade and the table's propensity) and ``eval/random_exposure_ratings``.
 
-    Ratings come back from the label table's ``relevance_grade`` and the per-pair propensities are the
+    Rated pairs are the label rows, positives their ``observed`` (Y), and the per-pair propensities the
     table's (``propensity``), so the difference to :func:`load_coat` is exactly what the table holds.
     """
     user_ids = sorted({*labels["user_id"].to_pylist(), *test_ratings["user_id"].to_pylist()}, key=_id_key)
@@ -104,7 +104,10 @@ def coat_from_labels(labels: pa.Table, test_ratings: pa.Table, config: DataConfi
     propensity = np.ones(train.shape, np.float64)
     lu = np.array([u_index[u] for u in labels["user_id"].to_pylist()], np.int64)
     li = np.array([i_index[i] for i in labels["item_id"].to_pylist()], np.int64)
-    train[lu, li] = np.asarray(labels["relevance_grade"].to_numpy(zero_copy_only=False), np.int64)
+    # Every label row is a rated (exposed) pair; the table's Y says whether it is a positive. The rating
+    # itself is not in the table, so positives get ``positive_rating`` and the others 1 (rated, not positive).
+    observed = np.asarray(labels["observed"].to_numpy(zero_copy_only=False), np.int64) > 0
+    train[lu, li] = np.where(observed, config.positive_rating, 1)
     propensity[lu, li] = labels["propensity"].to_numpy(zero_copy_only=False)
     test = np.zeros_like(train)
     tu = np.array([u_index[u] for u in test_ratings["user_id"].to_pylist()], np.int64)

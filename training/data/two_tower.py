@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from training.data.pairs import RankingSplit
+from training.data.pairs import PairData, RankingSplit
 
 SHORT_HISTORY = 5  # users with at most this many prior events are "short-history" in the metrics
 TAIL_SHARE = 0.8  # the 80 % least popular items (by training positives) are the tail
@@ -144,3 +144,20 @@ def _queries(rows: np.ndarray, users: np.ndarray, items: np.ndarray, ts: np.ndar
     candidates = ~seen if filter_seen else None
     protocol = f"temporal_{name}_full" + ("_seen_filtered" if filter_seen else "")
     return QuerySplit(history, RankingSplit(relevant, candidates, skip_empty=True, protocol=protocol), short)
+
+
+def pairs_from_examples(data: TwoTowerData, propensity_power: float = 0.5) -> PairData:
+    """Every (user, item) pair of the two-tower data for pointwise MF: label 1 for a training positive,
+    popularity propensities ``(n_i / max n)^power``; validated and tested on the same temporal queries
+    (full catalogue, seen items filtered) as the two-tower model, so the two are comparable."""
+    positive = torch.zeros(data.num_users, data.num_items, dtype=torch.bool)
+    positive[data.users, data.items] = True
+    counts = positive.sum(0).double()
+    share = counts / counts.max().clamp(min=1)
+    grid_u, grid_i = torch.meshgrid(torch.arange(data.num_users), torch.arange(data.num_items), indexing="ij")
+    theta = (share**propensity_power).float().expand(data.num_users, -1)
+    return PairData(
+        num_users=data.num_users, num_items=data.num_items, users=grid_u.reshape(-1), items=grid_i.reshape(-1),
+        labels=positive.reshape(-1).float(), propensity=theta.reshape(-1), inverse_propensity=((1 - share) ** propensity_power).float().expand(data.num_users, -1).reshape(-1),
+        valid=data.valid.ranking, test=data.test.ranking, versions=dict(data.versions), dataset=data.dataset,
+    )

@@ -30,7 +30,7 @@ from warehouse.contracts.labels import (
     LABELS_EXPOSURE_PROPENSITIES,
     LABELS_POSITION_BIAS,
 )
-from warehouse.contracts.models import MODELS_METRICS
+from warehouse.contracts.models import MODELS_METRICS, MODELS_PROMOTED
 from warehouse.contracts.quarantine import QUARANTINE_FIELDS, QUARANTINE_TABLES, quarantine_contract
 from warehouse.contracts.raw import (
     RAW_EVENTS,
@@ -79,6 +79,7 @@ __all__ = [
     "LABELS_POSITION_BIAS",
     "LAYER_MODULES",
     "MODELS_METRICS",
+    "MODELS_PROMOTED",
     "QUARANTINE_FIELDS",
     "QUARANTINE_RANDOM_EXPOSURE_RATINGS",
     "QUARANTINE_TABLES",

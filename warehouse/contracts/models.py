@@ -28,3 +28,19 @@ MODELS_METRICS = _contract(
     not_null=("model", "version", "dataset", "split", "protocol", "metric", "k", "value", "seed"),
     description="One row per model version, dataset, split, protocol, subset, metric and K: every evaluation in one table.",
 )
+
+MODELS_PROMOTED = _contract(
+    Layer.MODELS,
+    "promoted",
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),
+        pa.field("checkpoint", pa.string(), nullable=False),  # path under the data root
+        pa.field("headline_metric", pa.string(), nullable=False),  # e.g. recall@50
+        pa.field("headline_value", pa.float64(), nullable=False),
+        pa.field("promoted_at", TS, nullable=False),
+    ],
+    key=("model",),
+    not_null=("model", "version", "checkpoint", "headline_metric", "headline_value", "promoted_at"),
+    description="The model registry: per model, the version that passed its promotion checks most recently.",
+)

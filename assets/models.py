@@ -1,0 +1,256 @@
+"""Models trained on the current training data: matrix factorisation, two-tower retrieval and the
+baselines beside them; the one metrics table; and the registry of promoted versions.
+
+    training_data/two_tower_examples + item_frequencies -> models/mf, models/two_tower, models/baselines
+    models/mf, models/two_tower, models/baselines       -> models/metrics (every version's rows, appended)
+    models/mf, models/two_tower (all checks passed)     -> models/promoted (the registry)
+
+Every model is evaluated under one protocol: each user's first example in the last 10 % of the
+training window's timestamps is the query, all their positives from then on are relevant, the
+whole catalogue is ranked with the items of the query's history filtered (``training.data.two_tower``).
+Promotion is gated by blocking checks on each model: finite loss and weights, the headline metric
+beats popularity, and no regression beyond ``REGRESSION_TOLERANCE`` against the promoted version.
+A model that fails is kept (its checkpoint and metrics rows stay) but not promoted: a failed blocking
+check stops ``models/promoted`` in the same run, and ``models/promoted`` re-reads each candidate's
+check results, so materialising it alone promotes nothing that failed.
+"""
+
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from assets.resources import WarehouseResource
+from training.baselines import BASELINES
+from training.config import (
+    DataConfig,
+    DataSource,
+    MFConfig,
+    ModelKind,
+    RunConfig,
+    TrainConfig,
+    TwoTowerConfig,
+)
+from training.data.two_tower import TwoTowerData, pairs_from_examples
+from training.evaluate import evaluate
+from training.report import checkpoint_version, metrics_rows
+from training.train import TWO_TOWER_KS, TrainResult, load_data, train
+from warehouse.atomic import write_bytes, write_json, write_parquet
+from warehouse.contracts import MODELS_METRICS, MODELS_PROMOTED
+from warehouse.store import Warehouse
+
+GROUP = "models"
+EXAMPLES_KEY = dg.AssetKey(["training_data", "two_tower_examples"])
+FREQUENCIES_KEY = dg.AssetKey(["training_data", "item_frequencies"])
+MF_KEY = dg.AssetKey(["models", "mf"])
+TWO_TOWER_KEY = dg.AssetKey(["models", "two_tower"])
+BASELINES_KEY = dg.AssetKey(["models", "baselines"])
+METRICS_KEY = dg.AssetKey(["models", "metrics"])
+PROMOTED_KEY = dg.AssetKey(["models", "promoted"])
+HEADLINE = "recall@50"  # the metric promotion compares
+VALID_K = 50  # validation picks the epoch by recall@50 (two-tower) / map@50 (MF)
+REGRESSION_TOLERANCE = 0.01  # absolute drop of the headline metric tolerated against the promoted version
+PROTOCOL = "temporal_test_full_seen_filtered"
+
+
+class MFModelConfig(dg.Config):
+    """Settings of ``models/mf`` (the defaults are those of ``MFConfig`` and ``RunConfig``)."""
+
+    builds: ClassVar[tuple[type, ...]] = (MFConfig, RunConfig)
+    own_fields: ClassVar[tuple[str, ...]] = ()
+    loss: str = MFConfig.loss.value
+    dim: int = MFConfig.dim
+    lr: float = MFConfig.lr
+    l2: float = MFConfig.l2
+    clip_min: float = MFConfig.clip_min
+    seed: int = RunConfig.seed
+    batch_size: int = RunConfig.batch_size
+    max_epochs: int = RunConfig.max_epochs
+    patience: int = RunConfig.patience
+
+
+class TwoTowerModelConfig(dg.Config):
+    """Settings of ``models/two_tower`` (the defaults are those of ``TwoTowerConfig`` and ``RunConfig``)."""
+
+    builds: ClassVar[tuple[type, ...]] = (TwoTowerConfig, RunConfig)
+    own_fields: ClassVar[tuple[str, ...]] = ()
+    dim: int = TwoTowerConfig.dim
+    hidden: int = TwoTowerConfig.hidden
+    max_history: int = TwoTowerConfig.max_history
+    temperature: float = TwoTowerConfig.temperature
+    logq: bool = TwoTowerConfig.logq
+    uniform_negatives: int = TwoTowerConfig.uniform_negatives
+    use_weights: bool = TwoTowerConfig.use_weights
+    ssl_weight: float = TwoTowerConfig.ssl_weight
+    lr: float = TwoTowerConfig.lr
+    seed: int = RunConfig.seed
+    batch_size: int = RunConfig.batch_size
+    max_epochs: int = RunConfig.max_epochs
+    patience: int = RunConfig.patience
+
+
+def _train_config(model: ModelKind, config: dg.Config, root: Path, name: str) -> TrainConfig:
+    values = config.model_dump()
+    sections: dict[str, Any] = {}
+    for section, dc in (("mf", MFConfig), ("two_tower", TwoTowerConfig), ("run", RunConfig)):
+        names = {f.name for f in dataclasses.fields(dc)}
+        sections[section] = {k: v for k, v in values.items() if k in names and (section == "run" or section == model.value)}
+    cfg = TrainConfig(model=model, data=DataConfig(source=DataSource.TWO_TOWER, path=str(root)))
+    overrides = {f"{s}.{k}": v for s, kv in sections.items() for k, v in kv.items()}
+    overrides |= {"run.valid_k": VALID_K, "run.out_dir": str(_model_dir(root, name) / "run"), "run.resume": False}
+    return cfg.with_overrides(overrides)
+
+
+def _model_dir(root: Path, name: str) -> Path:
+    return root / "models" / "checkpoints" / name
+
+
+def _promoted(store: Warehouse) -> dict[str, dict[str, Any]]:
+    if not store.exists(MODELS_PROMOTED):
+        return {}
+    return {row["model"]: row for row in store.read(MODELS_PROMOTED).to_pylist()}
+
+
+def _finite(result: TrainResult) -> tuple[bool, dict[str, Any]]:
+    losses_ok = all(math.isfinite(v) for v in result.epoch_losses)
+    weights_ok = all(bool(torch.isfinite(t).all()) for t in result.task.state_dict().values() if t.is_floating_point())
+    return losses_ok and weights_ok, {"finite_losses": losses_ok, "finite_weights": weights_ok, "last_loss": result.epoch_losses[-1] if result.epoch_losses else None}
+
+
+def _model_asset(name: str, result: TrainResult, data: TwoTowerData, store: Warehouse) -> dg.MaterializeResult:
+    """Keep the checkpoint and its metrics rows, run the promotion checks, record the candidate."""
+    folder = _model_dir(store.root, name)
+    version = checkpoint_version(result.checkpoint)
+    checkpoint = folder / f"{version}.pt"
+    if result.checkpoint is not None:
+        write_bytes(checkpoint, Path(result.checkpoint).read_bytes())
+    rows = metrics_rows(result.test, model=name, version=version, dataset=data.dataset or "warehouse", split="test", protocol=PROTOCOL,
+                        seen_filtered=True, seed=result.config.run.seed, data_versions=result.versions)
+    write_parquet(rows, folder / f"{version}.metrics.parquet")
+    popularity = evaluate(BASELINES["popularity"](data), data.test.ranking, [50])[HEADLINE]
+    value = result.test[HEADLINE]
+    promoted = _promoted(store).get(name)
+    finite, finite_meta = _finite(result)
+    beats = value > popularity
+    no_regression = promoted is None or value >= promoted["headline_value"] - REGRESSION_TOLERANCE
+    checks = {"finite": finite, "beats_popularity": beats, "no_regression": no_regression}
+    write_json(folder / "candidate.json", {"model": name, "version": version, "checkpoint": str(checkpoint.relative_to(store.root)),
+                                          "headline_metric": HEADLINE, "headline_value": value, "checks": checks})
+    return dg.MaterializeResult(
+        metadata={"version": version, HEADLINE: dg.MetadataValue.float(value), "epochs": result.epochs, "best_epoch": result.best_epoch,
+                  "test": dg.MetadataValue.json({k: round(v, 4) for k, v in result.test.items()}), "checkpoint": str(checkpoint)},
+        check_results=[
+            dg.AssetCheckResult(check_name="finite", passed=finite, metadata=finite_meta),
+            dg.AssetCheckResult(check_name="beats_popularity", passed=beats, metadata={HEADLINE: value, f"popularity_{HEADLINE}": popularity}),
+            dg.AssetCheckResult(check_name="no_regression", passed=no_regression,
+                                metadata={HEADLINE: value, "promoted_version": promoted["version"] if promoted else None,
+                                          "promoted_value": promoted["headline_value"] if promoted else None, "tolerance": REGRESSION_TOLERANCE}),
+        ],
+    )
+
+
+def _checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec("finite", asset=key, blocking=True, description="Training loss and every weight are finite."),
+        dg.AssetCheckSpec("beats_popularity", asset=key, blocking=True, description=f"Test {HEADLINE} above the popularity baseline's."),
+        dg.AssetCheckSpec("no_regression", asset=key, blocking=True,
+                          description=f"Test {HEADLINE} at most {REGRESSION_TOLERANCE} below the promoted version's."),
+    ]
+
+
+@dg.asset(key=MF_KEY, deps=[EXAMPLES_KEY], group_name=GROUP, check_specs=_checks(MF_KEY), kinds={"pytorch"},
+          description="Pointwise matrix factorisation (naive, Rel-MF or MF-DU loss) on every user-item pair of the training data.")
+def mf(config: MFModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    cfg = _train_config(ModelKind.MF, config, warehouse.root, "mf")
+    data = load_data(cfg.with_overrides({"model": "two_tower"}))
+    assert isinstance(data, TwoTowerData)
+    return _model_asset("mf", train(cfg, pairs_from_examples(data)), data, warehouse.store())
+
+
+@dg.asset(key=TWO_TOWER_KEY, deps=[EXAMPLES_KEY, FREQUENCIES_KEY], group_name=GROUP, check_specs=_checks(TWO_TOWER_KEY), kinds={"pytorch"},
+          description="Two-tower retrieval: in-batch sampled softmax with log-Q, weighted by the debiased labels.")
+def two_tower(config: TwoTowerModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    cfg = _train_config(ModelKind.TWO_TOWER, config, warehouse.root, "two_tower")
+    data = load_data(cfg)
+    assert isinstance(data, TwoTowerData)
+    return _model_asset("two_tower", train(cfg, data), data, warehouse.store())
+
+
+@dg.asset(key=BASELINES_KEY, deps=[EXAMPLES_KEY], group_name=GROUP, kinds={"python"},
+          check_specs=[dg.AssetCheckSpec("metrics_finite", asset=BASELINES_KEY, blocking=True, description="Every baseline metric is a finite number in [0, 1].")],
+          description="Popularity and item-kNN under the models' protocol: the floor beside every metric.")
+def baselines(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    store = warehouse.store()
+    data = load_data(TrainConfig(model=ModelKind.TWO_TOWER, data=DataConfig(source=DataSource.TWO_TOWER, path=str(store.root))))
+    assert isinstance(data, TwoTowerData)
+    version = hashlib.sha256(json.dumps(data.versions, sort_keys=True).encode()).hexdigest()[:16]  # a baseline's version is its data's
+    metrics: dict[str, dict[str, float]] = {}
+    for name, make in BASELINES.items():
+        scorer = make(data)
+        metrics[name] = evaluate(scorer, data.test.ranking, TWO_TOWER_KS)
+        metrics[name] |= {f"tail_{k}": v for k, v in evaluate(scorer, data.test.ranking, TWO_TOWER_KS, items=data.tail_items).items()}
+        rows = metrics_rows(metrics[name], model=name, version=version, dataset=data.dataset or "warehouse", split="test", protocol=PROTOCOL,
+                            seen_filtered=True, seed=0, data_versions=data.versions)
+        write_parquet(rows, _model_dir(store.root, name) / f"{version}.metrics.parquet")
+        write_json(_model_dir(store.root, name) / "candidate.json", {"model": name, "version": version})
+    bad = {f"{m}/{k}": v for m, values in metrics.items() for k, v in values.items() if not (math.isfinite(v) and 0.0 <= v <= 1.0)}
+    return dg.MaterializeResult(
+        metadata={f"{m}_{HEADLINE}": dg.MetadataValue.float(v[HEADLINE]) for m, v in metrics.items()},
+        check_results=[dg.AssetCheckResult(check_name="metrics_finite", passed=not bad, metadata={"bad": dg.MetadataValue.json(bad)})],
+    )
+
+
+@dg.asset(key=METRICS_KEY, deps=[MF_KEY, TWO_TOWER_KEY, BASELINES_KEY], group_name=GROUP, kinds={"parquet", "duckdb"},
+          check_specs=[dg.AssetCheckSpec("rows_unique", asset=METRICS_KEY, blocking=True, description="One row per key of the metrics table.")],
+          description=MODELS_METRICS.description)
+def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Every model version's rows in one table (one writer: the model assets write their own files)."""
+    store = warehouse.store()
+    parts = [store.read(MODELS_METRICS)] if store.exists(MODELS_METRICS) else []
+    for name in ("mf", "two_tower", *BASELINES):
+        # Every version's rows, those of versions that failed their checks too (kept, not promoted); a
+        # failed blocking check skips this asset in its own run, so the next run collects them.
+        for path in sorted(_model_dir(store.root, name).glob("*.metrics.parquet")):
+            parts.append(pq.read_table(path).cast(MODELS_METRICS.schema))
+    table = pa.concat_tables(parts) if parts else MODELS_METRICS.schema.empty_table()
+    key = list(MODELS_METRICS.key)
+    # A re-run of the same version replaces its rows: keep the last row of each key.
+    seen: dict[tuple[Any, ...], int] = {}
+    for i, row in enumerate(table.select(key).to_pylist()):
+        seen[tuple(row.values())] = i
+    table = table.take(sorted(seen.values()))
+    store.write(MODELS_METRICS, table)
+    duplicates = table.num_rows - len(seen)
+    return dg.MaterializeResult(metadata={"rows": table.num_rows},
+                                check_results=[dg.AssetCheckResult(check_name="rows_unique", passed=duplicates == 0, metadata={"duplicates": duplicates})])
+
+
+@dg.asset(key=PROMOTED_KEY, deps=[MF_KEY, TWO_TOWER_KEY], group_name=GROUP, kinds={"parquet"},
+          check_specs=[dg.AssetCheckSpec("checkpoints_exist", asset=PROMOTED_KEY, blocking=True, description="Every promoted version's checkpoint is on disk.")],
+          description=MODELS_PROMOTED.description)
+def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    store = warehouse.store()
+    registry = _promoted(store)
+    changed = []
+    for name in ("mf", "two_tower"):
+        path = _model_dir(store.root, name) / "candidate.json"
+        if not path.exists():
+            continue
+        candidate = json.loads(path.read_text())
+        if all(candidate["checks"].values()) and registry.get(name, {}).get("version") != candidate["version"]:
+            registry[name] = {k: candidate[k] for k in ("model", "version", "checkpoint", "headline_metric", "headline_value")} | {"promoted_at": dt.datetime.now(dt.UTC)}
+            changed.append(name)
+    table = pa.Table.from_pylist(sorted(registry.values(), key=lambda r: r["model"]), schema=MODELS_PROMOTED.schema)
+    store.write(MODELS_PROMOTED, table)
+    missing = [r["checkpoint"] for r in registry.values() if not (store.root / r["checkpoint"]).exists()]
+    return dg.MaterializeResult(metadata={"promoted_now": dg.MetadataValue.json(changed), "registry": dg.MetadataValue.json({k: v["version"] for k, v in registry.items()})},
+                                check_results=[dg.AssetCheckResult(check_name="checkpoints_exist", passed=not missing, metadata={"missing": dg.MetadataValue.json(missing)})])
