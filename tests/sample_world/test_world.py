@@ -353,7 +353,7 @@ def test_cold_start_items_are_never_served_before_they_exist(small: tuple[WorldS
     assert cold.index.isin(slates.item_ids).any()  # they are served once they exist
 
 
-def test_uniform_random_propensities_are_one_over_the_remaining_items(small: tuple[WorldSummary, Path]) -> None:
+def test_uniform_random_propensities_are_one_over_the_available_items(small: tuple[WorldSummary, Path]) -> None:
     _, root = small
     items = pq.read_table(root / "truth" / "items.parquet").to_pandas()
     slates = pq.read_table(root / "slates").to_pandas()
@@ -361,12 +361,13 @@ def test_uniform_random_propensities_are_one_over_the_remaining_items(small: tup
     assert len(uniform) > 10
     for ts, propensities in zip(uniform.ts, uniform.propensities, strict=True):
         n_available = int((items.available_from <= ts).sum())
-        np.testing.assert_allclose(propensities, 1.0 / (n_available - np.arange(SMALL.slate_size)))
+        # P(item in slot) is the same at every slot (the step probability 1 / (n - k) is not it).
+        np.testing.assert_allclose(propensities, np.full(SMALL.slate_size, 1.0 / n_available))
 
 
-def test_popularity_propensities_are_plackett_luce_steps(tmp_path: Path) -> None:
-    # Pure popularity on one surface: every request shares one distribution, so the logged step
-    # probabilities can be checked against popularity and against the empirical slot frequencies.
+def test_popularity_slates_are_plackett_luce_draws(tmp_path: Path) -> None:
+    # Pure popularity on one surface: every request shares one distribution, so the logged slot-0
+    # propensities can be checked against popularity and the slots against the empirical frequencies.
     config = WorldConfig(users=3000, items=12, days=1, slate_size=3, surfaces=(Surface.HOME,), personalization=0.0,
                          exploration_share=0.0, cold_start_share=0.0, bad_share=0.0, dup_share=0.0)
     generate_world(config, tmp_path / "w")
