@@ -137,7 +137,8 @@ def _metadata(reports: Sequence[ingestion.IngestReport]) -> dict[str, Any]:
         "rows_staged": summary.rows_staged,
         "rows_quarantined": summary.rows_quarantined,
         "bad_share": summary.bad_share,
-        "partitions_written": summary.partitions,
+        "partitions_written": summary.partitions - summary.partitions_kept,
+        "partitions_kept": summary.partitions_kept,
         "quarantine_reasons": dg.MetadataValue.json(summary.quarantine_reasons),
     }
 

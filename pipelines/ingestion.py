@@ -47,7 +47,14 @@ class LandingRules:
 
 
 class BadRowShareExceeded(RuntimeError):
-    """Too large a share of input rows was rejected: the run fails rather than stage a broken day."""
+    """Too large a share of input rows was rejected: the run fails rather than stage a broken day.
+
+    ``report`` is what the run wrote (the rejected rows are in quarantine), for callers that print it.
+    """
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class RejectedShare:
@@ -91,6 +98,16 @@ class IngestReport(RejectedShare):
     staged: int
     quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
+    kept: bool = False  # no landing file: the partition's stored rows were left as they are
+
+
+def holds_rows(warehouse: Warehouse, contract: contracts.TableContract, day: dt.date | None) -> bool:
+    """Whether the stored partition (or unpartitioned table) exists and holds at least one row."""
+    partition = day if contract.partitioned else None
+    if not warehouse.exists(contract, partition):
+        return False
+    rows, _ = warehouse.stored_stats(contract, partition)
+    return rows > 0
 
 
 def landing_files(landing: Path, table: str, day: dt.date | None = None) -> list[Path]:
@@ -131,10 +148,13 @@ def ingest_table(
 
     The staged rows and the quarantined rows are both written, so ``staged + quarantined = read``. A day
     with no source file is written as an empty partition, so that "no data" is distinguishable from
-    "not ingested yet".
+    "not ingested yet", unless the warehouse already holds rows there: data staged by a connector
+    (``recforge ingest``) or by an earlier run whose landing files are gone is never replaced by nothing.
     """
     spec = SPECS[table]
     files = landing_files(landing, table, day)
+    if not files and holds_rows(warehouse, spec.contract, day):
+        return IngestReport(table=table, partition=day, source_files=[], read=0, staged=0, quarantined=0, kept=True)
     window = day_window(day) if day is not None else None
     staged_parts, quarantined_parts = [], []
     for path in files:
@@ -167,6 +187,7 @@ class IngestSummary:
     rows_quarantined: int
     bad_share: float
     quarantine_reasons: dict[str, int]
+    partitions_kept: int = 0  # partitions without a landing file whose stored rows were left in place
 
 
 def summarize(reports: list[IngestReport]) -> IngestSummary:
@@ -184,6 +205,7 @@ def summarize(reports: list[IngestReport]) -> IngestSummary:
         rows_quarantined=sum(r.quarantined for r in reports),
         bad_share=round(bad / read, 6) if read else 0.0,
         quarantine_reasons=dict(sorted(reasons.items())),
+        partitions_kept=sum(r.kept for r in reports),
     )
 
 

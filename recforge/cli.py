@@ -1,4 +1,9 @@
-"""The ``recforge`` command line: ``world``, ``demo``, ``sql``, ``materialize``."""
+"""The ``recforge`` command line: ``world``, ``demo``, ``sql``, ``materialize`` (``build``, ``ingest``,
+``export`` come from the ``recforge/cli_*.py`` modules).
+
+Errors end the command with one line on stderr and exit status 1; ``--verbose`` (on any command) shows
+the Dagster log and the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,21 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import logging
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from warehouse.settings import data_root
 
+QUIET_LOG_LEVEL = "CRITICAL"  # Dagster's console log without --verbose: a failure is our one line, not its traceback
+VERBOSE_LOG_LEVEL = "INFO"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_library_noise()
     parser = argparse.ArgumentParser(prog="recforge", description="Offline data pipelines for recommender systems.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -39,9 +50,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for extension in _extensions():
         extension(sub)
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true", help="show the Dagster log, and the traceback on errors")
 
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:  # any failure becomes one line unless --verbose asks for the traceback
+        if args.verbose:
+            raise
+        print(f"recforge {args.command}: {one_line_error(exc)}", file=sys.stderr)
+        print("(run again with --verbose for the log and the traceback)", file=sys.stderr)
+        return 1
+
+
+def one_line_error(exc: BaseException) -> str:
+    """The root cause of ``exc`` on one line, with the Dagster step that raised it when there is one."""
+    step = getattr(exc, "step_key", None)
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = " ".join(str(root).split()) or type(root).__name__
+    where = f"{step}: " if step else ""
+    return f"{where}{type(root).__name__}: {text}"
+
+
+def dagster_log_level(args: argparse.Namespace) -> str:
+    """Dagster's console log level for this command (quiet unless ``--verbose``)."""
+    return VERBOSE_LOG_LEVEL if getattr(args, "verbose", False) else QUIET_LOG_LEVEL
+
+
+def _quiet_library_noise() -> None:
+    """Silence import-time chatter that says nothing about the user's data.
+
+    Apache Beam logs "apitools not found" on the root logger when its GCP extras are absent (they are
+    not needed here), and Dagster warns that parameters such as ``backfill_policy`` are in beta.
+    """
+    logging.getLogger().addFilter(lambda record: "apitools" not in record.getMessage())
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
 
 
 def _extensions() -> list:
@@ -94,7 +140,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     summary = generate_world(config, landing)
     print(f"  sample world: {args.users} users, {args.items} items, {args.days} days -> {landing}")
     last = config.start_date + dt.timedelta(days=config.days - 1)
-    _materialize(root, config.start_date, last)
+    _materialize(root, config.start_date, last, dagster_log_level(args))
     _print_summary(root, time.perf_counter() - started)
     del summary
     return 0
@@ -103,18 +149,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_materialize(args: argparse.Namespace) -> int:
     root = data_root()
     started = time.perf_counter()
-    _materialize(root, args.start, args.end)
+    _materialize(root, args.start, args.end, dagster_log_level(args))
     _print_summary(root, time.perf_counter() - started)
     return 0
 
 
-def _materialize(root: Path, first: dt.date, last: dt.date) -> None:
+def _materialize(root: Path, first: dt.date, last: dt.date, log_level: str) -> None:
     from recforge.definitions import defs
     from recforge.materialize import materialize_everything
 
-    for result in materialize_everything(defs, root, first, last):
+    for result in materialize_everything(defs, root, first, last, log_level=log_level):
         if not result.success:
             raise SystemExit("materialization failed; see the Dagster log above")
+
+
+def print_summary(root: Path, seconds: float) -> None:
+    """Every catalog view with its row count."""
+    _print_summary(root, seconds)
 
 
 def _print_summary(root: Path, seconds: float) -> None:

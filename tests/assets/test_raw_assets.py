@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,7 @@ from recforge.materialize import materialize_everything
 from sample_world import WorldConfig, generate_world
 from tests.recforge.test_definitions import EXPECTED_ASSET_KEYS
 from warehouse.catalog import connect_catalog
-from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS, RAW_IMPRESSIONS, quarantine_contract
+from warehouse.contracts import CORE_ID_MAPS, RAW_EVENTS, RAW_IMPRESSIONS, RAW_ITEMS, quarantine_contract
 
 START = dt.date(2026, 1, 1)
 DAYS = 3
@@ -130,3 +131,23 @@ def test_everything_job_materializes_one_day_and_every_downstream_asset(home: Pa
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == set(EXPECTED_ASSET_KEYS)
+
+
+def test_materialize_never_replaces_staged_rows_with_an_empty_partition(home: Path) -> None:
+    # What `recforge ingest` leaves: raw partitions and items staged, and an empty landing zone.
+    make_world(home, days=2, bad_share=0.0)
+    run(home, days=2)
+    store = WarehouseResource(home=str(home)).store()
+    before = {d: store.stored_stats(RAW_EVENTS, d) for d in store.partitions(RAW_EVENTS)}
+    items_before = store.stored_stats(RAW_ITEMS)
+    shutil.rmtree(home / "landing")
+
+    results = run(home, days=3)  # the third day never had data: it is written empty, as before
+
+    assert all(r.success for r in results)
+    after = {d: store.stored_stats(RAW_EVENTS, d) for d in store.partitions(RAW_EVENTS)}
+    assert {d: after[d] for d in before} == before
+    assert after[START + dt.timedelta(days=2)][0] == 0
+    assert store.stored_stats(RAW_ITEMS) == items_before
+    events = next(e for e in results[0].get_asset_materialization_events() if e.asset_key == dg.AssetKey(["raw", "events"]))
+    assert events.materialization.metadata["partitions_kept"].value == 2

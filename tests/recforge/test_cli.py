@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from warehouse.catalog import refresh_catalog
-from warehouse.contracts import RAW_USERS
+from warehouse.contracts import CORE_INTERACTIONS, RAW_EVENTS, RAW_USERS
 from warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,3 +72,72 @@ def test_world_command_writes_the_documented_layout(tmp_path: Path) -> None:
     for expected in ("catalog/items.jsonl", "catalog/users.csv", "slates/2026-01-02.parquet",
                      "events/2026-01-01.jsonl", "impressions/2026-01-02.jsonl", "truth/examination.json"):
         assert (out / expected).exists(), expected
+
+
+# --- recforge build: the layers below raw from the raw tables as they are --------------------------
+
+ML_1M = REPO / "tests" / "fixtures" / "connectors" / "movielens" / "ml-1m"
+
+
+def ingested_home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    ingested = recforge("ingest", "movielens", "--path", str(ML_1M), "--max-bad-share", "1", home=home)
+    assert ingested.returncode == 0, ingested.stderr
+    return home
+
+
+def test_build_materializes_the_layers_below_raw_and_never_touches_raw_or_landing(tmp_path: Path) -> None:
+    home = ingested_home(tmp_path)
+    store = Warehouse(home)
+    raw_before = {d: store.stored_stats(RAW_EVENTS, d) for d in store.partitions(RAW_EVENTS)}
+
+    result = recforge("build", "--select", "core", home=home)
+
+    assert result.returncode == 0, result.stderr
+    assert "built core/interactions" in result.stdout and "built core/id_maps" in result.stdout
+    assert "built raw/" not in result.stdout
+    assert {d: store.stored_stats(RAW_EVENTS, d) for d in store.partitions(RAW_EVENTS)} == raw_before
+    assert not (home / "landing").exists()
+    assert store.read(CORE_INTERACTIONS).num_rows == 2  # the fixture's two valid ratings
+    # No import-time noise from Beam or Dagster on the way.
+    assert "apitools" not in result.stderr and "BetaWarning" not in result.stderr, result.stderr
+
+
+def test_build_errors_are_one_line_unless_verbose(tmp_path: Path) -> None:
+    home = ingested_home(tmp_path)
+
+    session = recforge("build", "--select", "core", "--split", "session", home=home)
+
+    assert session.returncode == 1
+    assert "Traceback" not in session.stderr
+    first = session.stderr.strip().splitlines()[0]
+    assert first.startswith("recforge build: ") and "'session' is not supported here" in first
+    assert "temporal, leave_one_out" in first
+    verbose = recforge("build", "--select", "core", "--split", "session", "--verbose", home=home)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+    unknown = recforge("build", "--select", "nonsense", home=home)
+    assert unknown.returncode == 1 and "unknown layer(s) nonsense" in unknown.stderr
+
+
+def test_build_on_an_empty_warehouse_says_what_to_do_first(tmp_path: Path) -> None:
+    result = recforge("build", home=tmp_path / "empty")
+    assert result.returncode == 1
+    assert "recforge ingest" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_config_accepts_enum_values_as_the_docs_spell_them() -> None:
+    from recforge.definitions import defs
+    from recforge.materialize import RunConfigError, merge_run_config, normalize_run_config, split_run_config
+
+    documented = {"ops": {"training_data__sequence_shards": {"config": {"split_kind": "leave_one_out", "max_len": 50}}}}
+    assert normalize_run_config(defs.assets, documented)["ops"]["training_data__sequence_shards"]["config"] == {
+        "split_kind": "LEAVE_ONE_OUT", "max_len": 50
+    }
+    dagster_spelling = {"ops": {"training_data__sequence_shards": {"config": {"split_kind": "LEAVE_ONE_OUT"}}}}
+    assert normalize_run_config(defs.assets, dagster_spelling) == dagster_spelling
+    # --split reaches every training-data asset and wins over the file; other keys of the file stay.
+    merged = normalize_run_config(defs.assets, merge_run_config(documented, split_run_config(defs, "temporal")))
+    assert merged["ops"]["training_data__sequence_shards"]["config"] == {"split_kind": "TEMPORAL", "max_len": 50}
+    assert all(op["config"]["split_kind"] == "TEMPORAL" for op in merged["ops"].values())
+    with pytest.raises(RunConfigError, match="'sideways' is not supported"):
+        normalize_run_config(defs.assets, split_run_config(defs, "sideways"))
