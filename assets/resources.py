@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
 
-from transforms.cutoffs import DEFAULT_TRAIN_SHARE, DEFAULT_VALID_SHARE, Cutoffs, default_cutoffs
+from transforms.cutoffs import DEFAULT_TRAIN_SHARE, DEFAULT_VALID_SHARE, Cutoffs, cutoffs_for_days
 from transforms.engine import Engine, EngineConfig, EngineKind, open_engine
 from warehouse.catalog import refresh_catalog
-from warehouse.contracts import RAW_EVENTS, RAW_IMPRESSIONS
+from warehouse.contracts import RAW_EVENTS, RAW_IMPRESSIONS, TableContract
 from warehouse.settings import data_root
 from warehouse.store import Warehouse
 
@@ -75,7 +76,7 @@ class CutoffsResource(dg.ConfigurableResource):
     and the temporal split of the training data all resolve their cut-offs here, so one run config
     moves them together. Set both timestamps (ISO-8601, UTC when no zone is given) or neither; when
     neither is set they fall on day boundaries at ``train_share`` and ``train_share + valid_share``
-    of the days with raw events or impressions (:func:`transforms.cutoffs.default_cutoffs`).
+    of the days with raw events or impressions, gaps not counted (:func:`transforms.cutoffs.cutoffs_for_days`).
     """
 
     builds: ClassVar[tuple[type, ...]] = ()
@@ -102,9 +103,21 @@ class CutoffsResource(dg.ConfigurableResource):
             raise ValueError("cutoffs: set both train_end and valid_end, or neither (derived from the data)")
         if self.train_end is not None and self.valid_end is not None:
             return Cutoffs.parse(self.train_end, self.valid_end)
-        days = sorted(set(store.partitions(RAW_EVENTS)) | set(store.partitions(RAW_IMPRESSIONS)))
+        days = days_with_rows(store, RAW_EVENTS) | days_with_rows(store, RAW_IMPRESSIONS)
         if not days:
             raise ValueError(
                 "cutoffs: no days with raw events or impressions: materialize raw/events first or set train_end and valid_end"
             )
-        return default_cutoffs(days[0], days[-1], self.train_share, self.valid_share)
+        return cutoffs_for_days(sorted(days), self.train_share, self.valid_share)
+
+
+def days_with_rows(store: Warehouse, contract: TableContract) -> set[dt.date]:
+    """The partitions of ``contract`` that hold at least one row (empty partitions mean "no data that day")."""
+    recorded = store.manifest(contract)  # one file read, not one Parquet footer per day
+    days = set()
+    for day in store.partitions(contract):
+        entry = recorded.get(day.isoformat())
+        rows = int(entry["rows"]) if entry else store.stored_stats(contract, day)[0]
+        if rows > 0:
+            days.add(day)
+    return days

@@ -41,7 +41,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.ingestion import BadRowShareExceeded, RejectedShare, observed_ids, worst_over_limit
+from pipelines.ingestion import (
+    BadRowShareExceeded,
+    LandingRules,
+    RejectedShare,
+    observed_ids,
+    worst_over_limit,
+)
 from transforms.connectors.base import CONNECTOR_SPECS, Connector, Record
 from transforms.engine import Engine
 from transforms.ingest.id_maps import extend_id_map
@@ -73,14 +79,15 @@ class ConnectRules:
         ts_min: Earliest possible timestamp.
         ts_max: Timestamps at or after this are impossible; None means the start of the run plus one day.
         staging: Validation settings shared with the landing-zone ingestion (rating scale, event types).
-        max_bad_share: Fail when a table's share of bad rows (duplicates excepted) passes this; None: never.
+        max_bad_share: Fail (after writing) when a table's share of bad rows (duplicates excepted) passes
+            this; None: never. The default is the landing zone's (:class:`pipelines.ingestion.LandingRules`).
     """
 
     chunk_lines: int = DEFAULT_CHUNK_LINES
     ts_min: dt.datetime = dt.datetime(1990, 1, 1)
     ts_max: dt.datetime | None = None
     staging: StagingRules = field(default_factory=StagingRules)
-    max_bad_share: float | None = None
+    max_bad_share: float | None = LandingRules.max_bad_share
 
 
 @dataclass(frozen=True)
@@ -302,13 +309,16 @@ class _TableRun:
                 )
                 quarantined_total += rows.num_rows
                 reasons.update(rows["reason"].to_pylist())
-                examples.extend(
-                    QuarantinedExample(r["source_file"], r["line_no"], r["reason"], r["line"])
-                    for r in rows.slice(0, EXAMPLES_PER_TABLE).to_pylist()
-                )
+                # Batches go by day: the first lines of the files may lie in any batch.
+                first = rows.take(pc.sort_indices(rows, [("source_file", "ascending"), ("line_no", "ascending")])[:EXAMPLES_PER_TABLE])
+                examples.extend(QuarantinedExample(r["source_file"], r["line_no"], r["reason"], r["line"]) for r in first.to_pylist())
+                examples = sorted(examples, key=lambda e: (e.source_file, e.line_no))[:EXAMPLES_PER_TABLE]
                 for day in days:
                     part = rows if day is None else rows.filter(pc.equal(rows["day"], pa.scalar(day, pa.date32())))
                     self._write_quarantine(warehouse, part, day)
+        elif not warehouse.exists(self.q_contract):
+            # Nothing quarantined and no quarantine table yet: an empty one, so quarantine_<table> exists.
+            self._write_quarantine(warehouse, self.q_contract.schema.empty_table(), None)
         if staged_total + quarantined_total != self.read:
             raise RuntimeError(
                 f"{self.table}: {self.read} records read but {staged_total} staged + {quarantined_total} quarantined"
@@ -320,7 +330,7 @@ class _TableRun:
             quarantined=quarantined_total,
             reasons=dict(sorted(reasons.items())),
             partitions=tuple(sorted(set(written))),
-            examples=tuple(sorted(examples, key=lambda e: (e.source_file, e.line_no))[:EXAMPLES_PER_TABLE]),
+            examples=tuple(examples),
         )
 
     def _dedupe_sql(self, days: list[dt.date | None]) -> str:
@@ -408,5 +418,6 @@ def _enforce_bad_share(report: ConnectReport, limit: float) -> None:
         raise BadRowShareExceeded(
             f"{report.format} {report.name}: {worst.bad} of {worst.read} {worst.table} rows ({worst.bad_share:.1%}) "
             f"were rejected, above the limit of {limit:.1%}. Most common reasons: {top}. The rejected rows are in "
-            f"{contracts.quarantine_contract(CONNECTOR_SPECS[worst.table].contract).view_name}."
+            f"{contracts.quarantine_contract(CONNECTOR_SPECS[worst.table].contract).view_name}.",
+            report=report,
         )

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipelines.ingestion import LandingRules as ConnectRulesDefaults
 from warehouse.settings import data_root
 
 FORMAT_HELP = {
@@ -39,14 +40,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--name", help="dataset name (prefixes source files and synthetic ids; default: the folder name)")
     parser.add_argument("--mapping", type=Path, help="tabular only: the YAML mapping (default: mapping.yaml beside the data)")
     parser.add_argument("--chunk-lines", type=int, default=1_000_000, help="lines staged at a time per table (memory bound)")
-    parser.add_argument("--max-bad-share", type=float, default=None, help="fail when a table's share of bad rows passes this")
+    parser.add_argument(
+        "--max-bad-share",
+        type=float,
+        default=ConnectRulesDefaults.max_bad_share,
+        help="exit 1 (after staging and writing the quarantine) when a table's share of bad rows passes this "
+        f"(default {ConnectRulesDefaults.max_bad_share:g}; 1 accepts any share)",
+    )
     parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_cmd_ingest)
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from pipelines.connect import ConnectRules, ingest_dataset
+    from pipelines.connect import ConnectReport, ConnectRules, ingest_dataset
     from pipelines.ingestion import BadRowShareExceeded
     from transforms.connectors import ConnectorError, connector_for
     from transforms.engine import EngineConfig, EngineKind, open_engine
@@ -67,15 +74,26 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         except ConnectorError as exc:
             raise SystemExit(f"recforge ingest: {exc}") from exc
         except BadRowShareExceeded as exc:
+            # Staged and quarantined all the same: print what was written, then fail.
             failure = exc
-            report = None
+            report = exc.report
     refresh_catalog(root)
-    if report is None:
+    if not isinstance(report, ConnectReport):
         raise SystemExit(f"recforge ingest: {failure}")
     if args.json:
         print(json.dumps(report.summary(), indent=2, default=str))
-        return 0
-    print(f"recforge ingest {args.format} {report.name} -> {root} ({time.perf_counter() - started:.1f}s)\n")
+    else:
+        _print_report(args.format, report, connector, root, time.perf_counter() - started)
+    read = sum(t.read for t in report.tables.values())
+    if read and not any(t.staged for t in report.tables.values()):
+        raise SystemExit(f"recforge ingest: nothing staged: every one of {read:,} rows was quarantined (see the quarantine_* tables)")
+    if failure is not None:
+        raise SystemExit(f"recforge ingest: {failure}")
+    return 0
+
+
+def _print_report(fmt: str, report: Any, connector: Any, root: Path, seconds: float) -> None:
+    print(f"recforge ingest {fmt} {report.name} -> {root} ({seconds:.1f}s)\n")
     print(f"  {'table':<24} {'read':>12} {'staged':>12} {'quarantined':>12}  reasons")
     for name, counts in report.tables.items():
         reasons = ", ".join(f"{r} {n:,}" for r, n in counts.reasons.items()) or "-"
@@ -87,4 +105,4 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         for name, example in examples:
             why = connector.explain(name, example.reason, example.line or "")
             print(f"    {example.source_file}:{example.line_no} [{name}] {example.reason}" + (f": {why}" if why else ""))
-    return 0
+    print("\n  next: recforge build   (every layer below raw, from these tables)")

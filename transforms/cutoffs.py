@@ -10,6 +10,7 @@ parts: the value type, timestamp parsing and the one default rule.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -122,13 +123,9 @@ def default_cutoffs(
     train_share: float = DEFAULT_TRAIN_SHARE,
     valid_share: float = DEFAULT_VALID_SHARE,
 ) -> Cutoffs:
-    """The default rule: day boundaries at ``train_share`` and ``train_share + valid_share`` of the days.
+    """The default rule over every day from ``first_day`` to ``last_day`` inclusive (all with data).
 
-    The span is the days from ``first_day`` to ``last_day`` inclusive. Train gets
-    ``round(span * train_share)`` days (at least one), valid the next ``round(span * valid_share)``
-    (at least one when ``valid_share > 0`` and days remain),
-    test the rest; both are capped so that ``train_end`` is after the first day's midnight and
-    ``valid_end`` is at most the midnight ending ``last_day``.
+    :func:`cutoffs_for_days` with the whole range; see there.
 
     Raises:
         ValueError: There are no days (either is None, or ``last_day`` precedes ``first_day``), or
@@ -138,15 +135,45 @@ def default_cutoffs(
         raise ValueError("no days with data: cannot derive default cut-offs")
     if last_day < first_day:
         raise ValueError(f"no days with data: last day {last_day} is before first day {first_day}")
+    span = (last_day - first_day).days + 1
+    return cutoffs_for_days([first_day + dt.timedelta(days=n) for n in range(span)], train_share, valid_share)
+
+
+def cutoffs_for_days(
+    days: Sequence[dt.date],
+    train_share: float = DEFAULT_TRAIN_SHARE,
+    valid_share: float = DEFAULT_VALID_SHARE,
+) -> Cutoffs:
+    """The default rule: day boundaries at ``train_share`` and ``train_share + valid_share`` of the days with data.
+
+    Of the ``n`` distinct days in ``days`` (the days that hold data; gaps between them do not count),
+    train gets the first ``round(n * train_share)`` (at least one), valid the next
+    ``round(n * valid_share)`` (at least one when ``valid_share > 0`` and days remain), test the
+    rest. ``train_end`` is the midnight ending the last training day and ``valid_end`` the midnight
+    ending the last validation day (``train_end`` when valid has no day). A dataset whose days
+    cluster at the end of a long span (a few early events, then years of data) is therefore split by
+    its data, not by the calendar.
+
+    Raises:
+        ValueError: ``days`` is empty, or the shares are out of range.
+    """
+    ordered = sorted(set(days))
+    if not ordered:
+        raise ValueError("no days with data: cannot derive default cut-offs")
     if not 0 < train_share <= 1 or not 0 <= valid_share <= 1 or train_share + valid_share > 1:
         raise ValueError(
             f"need 0 < train_share <= 1, 0 <= valid_share and train_share + valid_share <= 1, "
             f"got {train_share} and {valid_share}"
         )
-    span = (last_day - first_day).days + 1
-    train_days = min(span, max(1, round(span * train_share)))
+    n = len(ordered)
+    train_days = min(n, max(1, round(n * train_share)))
     # A validation share that rounds to zero days would leave valid_end == train_end, an empty
     # validation window: valid gets at least one day whenever days remain after training.
-    valid_days = min(span - train_days, max(1 if valid_share > 0 else 0, round(span * valid_share)))
-    start = dt.datetime.combine(first_day, dt.time(), dt.UTC)
-    return Cutoffs(start + dt.timedelta(days=train_days), start + dt.timedelta(days=train_days + valid_days))
+    valid_days = min(n - train_days, max(1 if valid_share > 0 else 0, round(n * valid_share)))
+    train_end = _midnight_after(ordered[train_days - 1])
+    valid_end = _midnight_after(ordered[train_days + valid_days - 1]) if valid_days else train_end
+    return Cutoffs(train_end, valid_end)
+
+
+def _midnight_after(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)

@@ -21,7 +21,7 @@ from assets.resources_enrichment import ExtractiveGeneratorResource
 from pipelines.ingestion import LOG_TABLES, ingest_table
 from sample_world import WorldConfig, generate_world
 from transforms import sequences as seq
-from transforms.cutoffs import Cutoffs, default_cutoffs
+from transforms.cutoffs import Cutoffs, cutoffs_for_days, default_cutoffs
 from transforms.engine import DuckDBEngine, EngineConfig
 from transforms.sequences.label_weights import label_weights_within_splits
 from warehouse.contracts import (
@@ -60,7 +60,7 @@ def test_resolve_explicit_default_half_set_and_empty(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="before train_end"):
         CutoffsResource(train_end="2026-01-05", valid_end="2026-01-04").resolve(store)
 
-    # The default spans the union of the days with events and with impressions.
+    # The default counts the union of the days with events and with impressions (days with data only).
     events_day, impressions_day = dt.date(2026, 1, 2), dt.date(2026, 1, 11)
     store.write(RAW_EVENTS, _one_row(RAW_EVENTS, events_day, event_id="e", user_id="u", event_type="view",
                                      ts=dt.datetime.combine(events_day, dt.time(12), dt.UTC)), events_day)
@@ -68,8 +68,9 @@ def test_resolve_explicit_default_half_set_and_empty(tmp_path: Path) -> None:
     store.write(RAW_IMPRESSIONS, _one_row(RAW_IMPRESSIONS, impressions_day, request_id="r", user_id="u", item_id="i", position=0,
                                           ts=dt.datetime.combine(impressions_day, dt.time(12), dt.UTC)), impressions_day)
     resolved = CutoffsResource().resolve(store)
-    assert resolved == default_cutoffs(events_day, impressions_day) == Cutoffs(T0 + dt.timedelta(days=8), T0 + dt.timedelta(days=10))
-    assert CutoffsResource(train_share=0.5, valid_share=0.5).resolve(store) == default_cutoffs(events_day, impressions_day, 0.5, 0.5)
+    # Two days with data, eight empty days between: train the first, valid the second, not 70 % of the calendar.
+    assert resolved == cutoffs_for_days([events_day, impressions_day]) == Cutoffs(T0 + dt.timedelta(days=2), T0 + dt.timedelta(days=11))
+    assert CutoffsResource(train_share=0.5, valid_share=0.5).resolve(store) == cutoffs_for_days([events_day, impressions_day], 0.5, 0.5)
     assert not CutoffsResource().explicit
 
 

@@ -20,7 +20,9 @@ from warehouse import contracts
 from warehouse.store import Warehouse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "connectors"
-RULES = ConnectRules(ts_max=dt.datetime(2030, 1, 1))  # a fixed sanity bound: no wall clock in tests
+# A fixed sanity bound (no wall clock in tests); the fixtures are mostly broken lines on purpose, so no
+# bad-row limit unless a test sets one.
+RULES = ConnectRules(ts_max=dt.datetime(2030, 1, 1), max_bad_share=None)
 
 # (read, staged, quarantined, reasons) per table for every hand-written fixture; the comments in
 # tests/fixtures/connectors say which line is broken how.
@@ -160,7 +162,7 @@ def test_small_chunks_give_the_same_tables_as_one_chunk(tmp_path: Path, engine: 
     one, many = Warehouse(tmp_path / "one"), Warehouse(tmp_path / "many")
     ingest_dataset(connector_for("movielens", FIXTURES / "movielens/ml-100k"), one, engine, RULES)
     report = ingest_dataset(
-        connector_for("movielens", FIXTURES / "movielens/ml-100k"), many, engine, ConnectRules(chunk_lines=1, ts_max=RULES.ts_max)
+        connector_for("movielens", FIXTURES / "movielens/ml-100k"), many, engine, ConnectRules(chunk_lines=1, ts_max=RULES.ts_max, max_bad_share=None)
     )
     assert report.tables["events"].reasons == {"bad_value:ts": 1, "duplicate": 1, "invalid_json": 1}
     assert _snapshot(one.root) == _snapshot(many.root)
@@ -239,7 +241,7 @@ def test_staged_plus_quarantined_equals_lines(tmp_path_factory: pytest.TempPathF
     mapping = mapping_from_dict({"table": "events", "columns": {"user_id": "user", "item_id": "item", "ts": "when", "event_type": "action"}})
     warehouse = Warehouse(folder / "home")
     report = ingest_dataset(
-        TabularConnector(folder / "log.csv", "log", mapping), warehouse, engine, ConnectRules(chunk_lines=chunk, ts_max=RULES.ts_max)
+        TabularConnector(folder / "log.csv", "log", mapping), warehouse, engine, ConnectRules(chunk_lines=chunk, ts_max=RULES.ts_max, max_bad_share=None)
     )
     counts = report.tables["events"]
     data_lines = len(lines) - 1
@@ -260,13 +262,50 @@ def test_cli_prints_counts_and_explains_quarantined_lines(tmp_path: Path, monkey
     from recforge.cli import main
 
     monkeypatch.setenv("RECFORGE_HOME", str(tmp_path / "home"))
-    assert main(["ingest", "tabular", "--path", str(FIXTURES / "tabular/events/clicks.csv"), "--name", "shop"]) == 0
+    clicks = str(FIXTURES / "tabular/events/clicks.csv")
+    assert main(["ingest", "tabular", "--path", clicks, "--name", "shop", "--max-bad-share", "1"]) == 0
     out = capsys.readouterr().out
-    assert "events" in out and "6" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("events"))
     assert row.split()[1:4] == ["6", "2", "4"]
+    # The first quarantined lines are the first in the file, in line order.
+    listed = [line.split()[0] for line in out.splitlines() if line.strip().startswith("shop/clicks.csv:")]
+    assert listed == sorted(listed, key=lambda s: int(s.rsplit(":", 1)[1])) and listed[0] == "shop/clicks.csv:4"
     assert "shop/clicks.csv:4 [events] bad_value:ts: column 'when' (mapped to ts)" in out
     assert (tmp_path / "home" / "catalog.duckdb").exists()
+
+
+def test_cli_fails_over_five_percent_bad_rows_by_default_after_writing_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recforge.cli import main
+
+    monkeypatch.setenv("RECFORGE_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit, match=r"4 of 6 events rows \(66.7%\) were rejected, above the limit of 5.0%"):
+        main(["ingest", "tabular", "--path", str(FIXTURES / "tabular/events/clicks.csv"), "--name", "shop"])
+    assert "first quarantined lines" in capsys.readouterr().out  # the report is printed all the same
+    home = Warehouse(tmp_path / "home")
+    assert home.read(contracts.RAW_EVENTS).num_rows == 2
+    assert home.read(contracts.quarantine_contract(contracts.RAW_EVENTS)).num_rows == 4
+
+
+def test_cli_exits_non_zero_when_every_row_is_quarantined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recforge.cli import main
+
+    monkeypatch.setenv("RECFORGE_HOME", str(tmp_path / "home"))
+    (tmp_path / "log.csv").write_text("uid,sku,when,action\nalice,i1,yesterday,click\nbob,i2,never,view\n")
+    (tmp_path / "mapping.yaml").write_text("table: events\ncolumns: {user_id: uid, item_id: sku, ts: when, event_type: action}\ngenerate_ids: true\n")
+    with pytest.raises(SystemExit, match="nothing staged: every one of 2 rows was quarantined"):
+        main(["ingest", "tabular", "--path", str(tmp_path / "log.csv"), "--max-bad-share", "1"])
+
+
+def test_quarantine_tables_exist_even_when_nothing_was_quarantined(warehouse: Warehouse, engine: DuckDBEngine) -> None:
+    from warehouse.catalog import connect_catalog, refresh_catalog
+
+    report = ingest_dataset(connector_for("movielens", FIXTURES / "movielens/ml-1m"), warehouse, engine, RULES)
+    assert report.tables["items"].quarantined == 0
+    refresh_catalog(warehouse.root)
+    with connect_catalog(warehouse.root) as con:
+        assert con.execute("SELECT count(*) FROM quarantine_items").fetchone() == (0,)
 
 
 def test_cli_reports_a_bad_mapping_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -284,7 +323,7 @@ def test_dagster_job_stages_a_dataset_and_reports_materializations(tmp_path: Pat
     from assets.resources import EngineResource, WarehouseResource
 
     result = dataset_ingest_job.execute_in_process(
-        run_config={"ops": {"dataset_ingest": {"config": {"format": "coat", "path": str(FIXTURES / "coat")}}}},
+        run_config={"ops": {"dataset_ingest": {"config": {"format": "coat", "path": str(FIXTURES / "coat"), "max_bad_share": None}}}},
         resources={"warehouse": WarehouseResource(home=str(tmp_path / "home")), "engine": EngineResource(memory_limit="1GB")},
     )
     assert result.success

@@ -4,10 +4,11 @@
   impressions ("N3-1 N4-0 ...")`` → one slate per line (items in list order, ``surface = "news"``),
   one impression per listed item (position = index), one ``click`` event per item labelled ``-1``
   (the test split has no labels: impressions only).
-- history → earlier ``click`` events, once per user (the first line of that user): history clicks
-  happened before the logs but MIND gives no times, so click k of n gets the user's first impression
-  time minus (n - k) seconds, which keeps their order and puts them before every logged impression;
-  they carry ``session_id = "history"`` so they can be told apart.
+- history → earlier ``click`` events, once per user (the history of the user's first line): history
+  clicks happened before the logs but MIND gives no times, so click k of n gets the user's earliest
+  impression time (over every behaviors file, whatever the line order) minus (n - k) seconds, which
+  keeps their order and puts them before every logged impression; they carry
+  ``session_id = "history"`` so they can be told apart.
 - ``news.tsv``: ``news_id, category, subcategory, title, abstract, url, title_entities,
   abstract_entities`` → items (title, description = abstract, categories ``[category,
   "category > subcategory"]``, the URL as an attribute).
@@ -44,9 +45,24 @@ class MindConnector(Connector):
             raise ConnectorError(f"mind: no behaviors.tsv or news.tsv in {self.path}")
         for path in news:
             yield from self._news(path)
+        # A first pass finds each user's earliest impression: lines are not in time order.
+        earliest: dict[str, dt.datetime] = {}
+        for path in behaviors:
+            for user, moment in self._impression_times(path):
+                if user not in earliest or moment < earliest[user]:
+                    earliest[user] = moment
         seen_users: set[str] = set()
         for path in behaviors:
-            yield from self._behaviors(path, seen_users)
+            yield from self._behaviors(path, seen_users, earliest)
+
+    @staticmethod
+    def _impression_times(path: Path) -> Iterator[tuple[str, dt.datetime]]:
+        for _, text in iter_lines(path):
+            fields = text.split("\t")
+            if len(fields) == 5:
+                moment = _parse_time(fields[2])
+                if moment is not None:
+                    yield fields[1], moment
 
     def _news(self, path: Path) -> Iterator[Record]:
         src = self.source_name(path)
@@ -65,7 +81,7 @@ class MindConnector(Connector):
             }
             yield Record("items", src, no, dumps(without_nulls(item)))
 
-    def _behaviors(self, path: Path, seen_users: set[str]) -> Iterator[Record]:
+    def _behaviors(self, path: Path, seen_users: set[str], earliest: dict[str, dt.datetime]) -> Iterator[Record]:
         src = self.source_name(path)
         for no, text in iter_lines(path):
             fields = text.split("\t")
@@ -73,10 +89,7 @@ class MindConnector(Connector):
                 yield Record("slates", src, no, text)
                 continue
             impression_id, user, time_text, history, shown = fields
-            try:
-                moment: dt.datetime | None = dt.datetime.strptime(time_text, MIND_TIME_FORMAT).replace(tzinfo=dt.UTC)
-            except ValueError:
-                moment = None
+            moment = _parse_time(time_text)
             ts = iso_ts(moment) if moment else time_text
             request = f"{self.name}:{impression_id}"
             pairs = [entry.rsplit("-", 1) if "-" in entry else [entry, ""] for entry in shown.split()]
@@ -92,7 +105,15 @@ class MindConnector(Connector):
             if user not in seen_users:
                 seen_users.add(user)
                 clicked = history.split()
+                first = earliest.get(user)
                 for k, item in enumerate(clicked):
-                    when = iso_ts(moment - dt.timedelta(seconds=len(clicked) - k)) if moment else ts
+                    when = iso_ts(first - dt.timedelta(seconds=len(clicked) - k)) if first else ts
                     event = {"event_id": f"{self.name}:history:{user}:{k}", "user_id": user, "ts": when, "event_type": "click", "item_id": item, "session_id": "history"}
                     yield Record("events", src, no, dumps(event))
+
+
+def _parse_time(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(text, MIND_TIME_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None

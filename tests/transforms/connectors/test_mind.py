@@ -31,3 +31,16 @@ def test_news_become_items(fixtures: Path) -> None:
     items = objects(by_table(connector_for("mind", fixtures / "mind"))["items"])
     assert items[0]["title"] == "The Brands Queen Elizabeth Loves" and items[0]["description"] == "Shop the notebooks."
     assert items[0]["categories"] == ["lifestyle", "lifestyle > lifestyleroyals"]
+
+
+def test_history_is_dated_from_the_earliest_impression_not_the_first_line(tmp_path: Path) -> None:
+    # carol's first line is her later impression (3 PM); her history must precede the 9 AM one too.
+    folder = tmp_path / "mind"
+    folder.mkdir()
+    (folder / "behaviors.tsv").write_text(
+        "1\tcarol\t11/12/2019 3:00:00 PM\tN1 N2\tN5-1 N6-0\n"
+        "2\tcarol\t11/12/2019 9:00:00 AM\tN1 N2\tN7-0\n"
+    )
+    events = objects(by_table(connector_for("mind", folder))["events"])
+    history = [(e["item_id"], e["ts"]) for e in events if e.get("session_id") == "history"]
+    assert history == [("N1", "2019-11-12T08:59:58.000Z"), ("N2", "2019-11-12T08:59:59.000Z")]
