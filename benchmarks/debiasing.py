@@ -84,6 +84,7 @@ def world_section(tmp: Path, quick: bool) -> dict[str, object]:
         t0 = time.perf_counter()
         bias, fits, labels = _labels(engine, L.LabelConfig(cutoffs=cutoffs))
         label_seconds = time.perf_counter() - t0
+        _, _, snips_labels = _labels(engine, L.LabelConfig(cutoffs=cutoffs, snips=True))
         item_only, _ = L.fit_position_bias(engine, L.LabelConfig(cutoffs=cutoffs, relevance_by=L.RelevanceGrouping.ITEM))
 
     truth = json.loads((tmp / "world" / "truth" / "examination.json").read_text())["surfaces"]
@@ -100,17 +101,36 @@ def world_section(tmp: Path, quick: bool) -> dict[str, object]:
     err_train, _ = max_error(bias, "train")
     err_item_only, _ = max_error(item_only, "test")
 
-    served = pq.read_table(tmp / "world" / "truth" / "served", columns=["request_id", "item_id", "position", "impressed", "relevance_prob"])
+    served = pq.read_table(tmp / "world" / "truth" / "served",
+                           columns=["request_id", "item_id", "position", "impressed", "relevance_prob", "propensity", "examination_prob"])
     served = served.filter(served["impressed"]).drop(["impressed"])
-    joined = labels.select(["request_id", "item_id", "position", "observed", "weight_positive", "examination", "propensity_source", "clipped"]).join(
-        served, ["request_id", "item_id", "position"], join_type="inner")
-    click_model = joined.filter(pc.equal(joined["propensity_source"], "click_model"))
-    truth_mean = pc.mean(click_model["relevance_prob"]).as_py()
-    naive = pc.mean(click_model["observed"]).as_py()
-    ips = pc.mean(click_model["weight_positive"]).as_py()
-    # Every row (logged ones too) debiased for position only: Y / examination.
-    all_truth = pc.mean(joined["relevance_prob"]).as_py()
-    all_ips = pc.mean(pc.divide(pc.cast(joined["observed"], pa.float64()), joined["examination"])).as_py()
+    keys = ["request_id", "item_id", "position"]
+
+    def with_truth(table: pa.Table) -> pa.Table:
+        cols = [*keys, "split", "observed", "weight_positive", "examination", "propensity_source", "clipped"]
+        joined = table.select(cols).join(served, keys, join_type="inner")
+        assert joined.num_rows == table.num_rows, "every label row is a served impression"
+        return joined
+
+    joined, snipped = with_truth(labels), with_truth(snips_labels)
+    # The label table's estimand (default auto: the world logs half its slates, so no split is logged
+    # throughout and every row is position-debiased): mean of weight_positive = Y / max(theta, M)
+    # estimates the mean relevance of the exposed items.
+    truth_mean = pc.mean(joined["relevance_prob"]).as_py()
+    naive = pc.mean(joined["observed"]).as_py()
+    ips = pc.mean(joined["weight_positive"]).as_py()
+    snips_ips = pc.mean(snipped["weight_positive"]).as_py()
+    train = joined.filter(pc.equal(joined["split"], "train"))
+    train_truth, train_ips = pc.mean(train["relevance_prob"]).as_py(), pc.mean(train["weight_positive"]).as_py()
+    # The logged path: the world logs P(item in slot), so for any item available all along the mean
+    # over requests of 1{item in slot k} / logged propensity is 1 at every slot (checked for the most
+    # popular such item at slots 0-2; Plackett-Luce step probabilities gave 1.00 / 0.50 / 0.20).
+    catalog = pq.read_table(tmp / "world" / "truth" / "items.parquet", columns=["item_id", "popularity", "cold_start"]).to_pandas()
+    top = catalog[~catalog.cold_start].sort_values("popularity").item_id.iloc[-1]
+    slots = pq.read_table(tmp / "world" / "truth" / "served", columns=["request_id", "item_id", "position", "propensity"]).to_pandas()
+    n_requests = slots.request_id.nunique()
+    hits = slots[slots.item_id == top]
+    inverse_check = [round(float((1.0 / hits[hits.position == k].propensity).sum() / n_requests), 3) for k in range(3)]
     figures: dict[str, object] = {
         "world_users": config.users,
         "world_items": config.items,
@@ -119,19 +139,26 @@ def world_section(tmp: Path, quick: bool) -> dict[str, object]:
         "examination_max_abs_error": round(err_all, 4),
         "examination_max_abs_error_train_scope": round(err_train, 4),
         "examination_max_abs_error_item_only_relevance": round(err_item_only, 4),
+        "label_estimand_by_split": json.dumps(
+            {s: sorted(set(joined.filter(pc.equal(joined["split"], s))["propensity_source"].to_pylist())) for s in ("train", "valid", "test")}),
         "true_mean_relevance": round(truth_mean, 4),
         "naive_click_rate": round(naive, 4),
-        "ips_mean_relevance": round(ips, 4),
+        "label_weights_mean_relevance": round(ips, 4),
+        "label_weights_snips_mean_relevance": round(snips_ips, 4),
+        "train_true_mean_relevance": round(train_truth, 4),
+        "train_label_weights_mean_relevance": round(train_ips, 4),
         "naive_relevance_error": round(abs(naive - truth_mean), 4),
         "ips_relevance_error": round(abs(ips - truth_mean), 4),
+        "snips_relevance_error": round(abs(snips_ips - truth_mean), 4),
         "relevance_error_ratio": round(abs(naive - truth_mean) / max(abs(ips - truth_mean), 1e-9), 1),
-        "all_rows_position_ips_relevance_error": round(abs(all_ips - all_truth), 4),
         "clipped_share": round(pc.mean(pc.cast(labels["clipped"], pa.float64())).as_py(), 4),
-        "logged_rows_clipped_share": round(pc.mean(pc.cast(joined.filter(pc.equal(joined["propensity_source"], "logged"))["clipped"], pa.float64())).as_py(), 4),
+        "logged_inverse_propensity_mean_top_item_slots_0_2": json.dumps(inverse_check),
         "world_ingest_seconds": round(ingest_seconds, 1),
         "world_label_seconds": round(label_seconds, 1),
         "em_iterations_max": max(f.fit.iterations for f in fits),
     }
+    print(f"sample world, mean relevance of exposed items: truth {truth_mean:.4f}, naive click rate {naive:.4f}, "
+          f"label weights {ips:.4f} (SNIPS {snips_ips:.4f}); train split: truth {train_truth:.4f}, label weights {train_ips:.4f}")
     for surface, curve in curves.items():
         errors = [abs(v - t) for v, t in zip(curve, truth[surface]["curve"], strict=False)]
         figures[f"examination_max_abs_error_{surface}"] = round(max(errors), 4)

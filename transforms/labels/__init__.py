@@ -4,21 +4,27 @@ Following Saito et al. (WSDM 2020), an observed engagement is ``Y = O * R``: exp
 relevance ``R``. With ``theta = P(O = 1)`` clipped from below at ``M``, the unbiased point-wise loss
 weights the positive term by ``Y / theta`` and the negative term by ``1 - Y / theta``. This module
 turns staged raw tables into one label row per exposure, each carrying its propensity and the
-estimator that produced it, in the preference order of DESIGN.md section 2:
+estimator that produced it (DESIGN.md section 2). Each split uses ONE estimand
+(:class:`Estimand`, the ``estimand`` setting), named per row in ``propensity_source``:
 
 =================  ================================================================================
 ``logged``          the logging policy's probability of the item in its slot (``impressions.propensity``
-                    or ``slates.propensities[position]``), times the click model's examination of the
-                    slot: being served is not being seen, the policy's propensity knows nothing of it
+                    or ``slates.propensities[j]``, ``j`` the item's index in ``slates.item_ids``), times
+                    the click model's examination of the slot: being served is not being seen
 ``click_model``     ``P(examined | surface, position)`` from a position-based click model fitted by EM
                     (:mod:`transforms.labels.click_model`) to impressions and the clicks linked to them
-``popularity``      ``(n_i / max n) ** eta`` for datasets without exposure logs (ratings only), ``n_i``
+``popularity``      ``(n_i / max n) ** eta`` for splits without exposure logs (ratings only), ``n_i``
                     the item's observed interactions
 =================  ================================================================================
 
-Rows. With exposure logs: one row per rendered impression ``(request, user, item, position)``; ``Y``
+``estimand``: ``position`` (``click_model`` for every exposure row), ``logged`` (every exposure row
+must log a propensity), ``auto`` (``logged`` for a split logged throughout, else ``position``).
+
+Rows. A split with exposure logs before its end: one row per rendered impression ``(request, user, item, position)``; ``Y``
 is 1 when a click links to it (``events.request_id``). Without them (ratings-only data): one row per
-observed positive (a rating at or above ``positive_rating``).
+observed positive (a rating at or above ``positive_rating``; a rating held both as an event and as a
+review is one). Whether a split has exposure logs, and whether its clicks link to requests, is decided
+from the data before its end (:func:`split_modes`).
 
 Graded relevance comes from explicit signals that follow a click on the same item by the same user
 within ``attribution_window`` (dwell of a view, add to cart, purchase, a review's rating), mapped by
@@ -32,10 +38,11 @@ at or after ``train_end``. The cut-offs are :class:`transforms.cutoffs.Cutoffs`,
 layer uses (resolved once per run by ``assets.resources.CutoffsResource``).
 
 Scale. Every relational step (joins of impressions with slates and clicks, per-cell counts, popularity,
-label assembly, clipping, SNIPS sums) is SQL run by the engine over Parquet files, written once with
-:class:`transforms.engine.Dialect` macros for DuckDB and Spark. Python only sees aggregates (per
-``(surface, position, item)`` click-model cells and per-item counts) and one day of labels at a time
-(:func:`iter_debiased_labels`), so memory does not grow with the number of impressions.
+label assembly, clipping) is SQL run by the engine over Parquet files, written once with
+:class:`transforms.engine.Dialect` macros for DuckDB and Spark. Python sees aggregates (per
+``(surface, position, item)`` click-model cells, per-item counts, from which it sums the SNIPS scales in
+a fixed, exactly rounded way) and the label rows, built for the whole range in one set-based query and
+cut into daily partitions (:func:`iter_debiased_labels`): cost grows with rows, not days.
 """
 
 from transforms.cutoffs import Cutoffs, Split
