@@ -18,6 +18,7 @@ Blocking checks stop a bad table before anything downstream (sequence shards, ge
 reads it; a table that fails them is not written, so the previous IDs stay in place.
 """
 
+import datetime as dt
 from typing import ClassVar
 
 import dagster as dg
@@ -37,14 +38,22 @@ from transforms.semantic_ids import (
     load_codebook,
 )
 from transforms.semantic_ids.inputs import (
+    EmbeddingSource,
     ItemEmbeddings,
     SemanticIdInputsError,
     item_embeddings,
     top_categories,
+    with_items_without_text,
 )
-from transforms.semantic_ids.nightly import config_differs, train_next_version, update_semantic_ids
+from transforms.semantic_ids.nightly import (
+    config_differs,
+    cutoff_conflict,
+    train_next_version,
+    update_semantic_ids,
+)
 from warehouse.contracts import (
     ENRICHMENT_ITEM_EMBEDDINGS,
+    RAW_EVENTS,
     RAW_ITEMS,
     SEMANTIC_IDS_CODEBOOKS,
     SEMANTIC_IDS_ID_LOOKUP,
@@ -86,20 +95,32 @@ class CodebookConfig(dg.Config):
         return SemanticIdConfig(**shared_fields(self, SemanticIdConfig), train_end=train_end)
 
 
-def _read_item_embeddings(store: Warehouse) -> ItemEmbeddings:
+def _read_item_embeddings(store: Warehouse, cutoff: dt.datetime, context: dg.AssetExecutionContext) -> ItemEmbeddings:
+    """Text embeddings of the catalog, plus every item of the event logs without one (co-occurrence in
+    the training window before ``cutoff``, else an id-seeded vector), each marked by its source."""
     # Read without the contract's fixed dim: a configured model may embed in another dimension.
     table = store.read_as_stored(ENRICHMENT_ITEM_EMBEDDINGS)
-    if table is None:
-        raise dg.Failure("enrichment_item_embeddings is empty: materialize enrichment/item_embeddings first")
+    events = store.read_as_stored(RAW_EVENTS, columns=["user_id", "item_id", "ts"])
+    if table is None and events is None:
+        raise dg.Failure("enrichment_item_embeddings and raw_events are empty: materialize enrichment/item_embeddings first")
     try:
-        return item_embeddings(table)
+        embeddings = with_items_without_text(item_embeddings(table) if table is not None else None, events, cutoff)
     except SemanticIdInputsError as err:
         raise dg.Failure(str(err)) from err
+    if embeddings.without_content_share > 0:
+        context.log.warning(
+            f"{embeddings.without_content_share:.1%} of items have no catalog text; their semantic IDs come from "
+            f"other sources {embeddings.source_counts()}"
+        )
+    return embeddings
 
 
 def _kept(context: dg.AssetExecutionContext, config: CodebookConfig, cutoffs: CutoffsResource, store: Warehouse, stored: pa.Table) -> dg.MaterializeResult:
-    """The stored version stays: a run config that differs from it is only reported."""
+    """The stored version stays: a run config that differs from it is only reported; a later cut-off is refused."""
     codebook = load_codebook(stored)
+    conflict = cutoff_conflict(codebook, cutoffs.resolve(store).train_end)
+    if conflict:
+        raise dg.Failure(conflict)
     # The default cut-off moves with the data; only an explicitly configured one is compared.
     wanted = config.semantic_id_config(cutoffs.resolve(store).train_end.isoformat() if cutoffs.explicit else None)
     if config_differs(codebook, wanted):
@@ -139,16 +160,17 @@ def codebooks(
     current = latest_version(stored)
     if current is not None and not config.rebuild:
         return _kept(context, config, cutoffs, store, stored)
-    embeddings = _read_item_embeddings(store)
     try:
         cutoff = cutoffs.resolve(store).train_end
     except ValueError as err:
         raise dg.Failure(f"semantic_ids/codebooks needs a training cut-off: {err}") from err
-    if not store.exists(RAW_ITEMS):
+    embeddings = _read_item_embeddings(store, cutoff, context)
+    if embeddings.source_counts().get(EmbeddingSource.TEXT.value, 0) and not store.exists(RAW_ITEMS):
         raise dg.Failure(
             "raw_items is not staged: the codebook trains only on items available before the cut-off, "
             "which needs their available_from; materialize raw/items first"
         )
+    # Without any text (an events-only dataset) the co-occurrence items train instead.
     try:
         trained = train_next_version(embeddings, store.read(RAW_ITEMS), config.semantic_id_config(cutoff.isoformat()), cutoff, current)
     except InsufficientTrainingItemsError as err:
@@ -160,12 +182,19 @@ def codebooks(
     unchanged = reread.slice(0, stored.num_rows).equals(stored) and load_codebook(reread).version == trained.codebook.version
     utilization = list(trained.report.utilization)
     return dg.MaterializeResult(
-        metadata=trained.to_metadata(),
+        metadata={**trained.to_metadata(), **_source_metadata(embeddings)},
         check_results=[
             dg.AssetCheckResult(check_name="versions_immutable", passed=unchanged, metadata={"earlier_versions": stored.num_rows}),
             dg.AssetCheckResult(check_name="codes_alive", passed=min(utilization) >= MIN_UTILIZATION, metadata={"utilization": utilization}),
         ],
     )
+
+
+def _source_metadata(embeddings: ItemEmbeddings) -> dict[str, object]:
+    return {
+        "items_without_content_share": round(embeddings.without_content_share, 6),
+        "items_by_embedding_source": embeddings.source_counts(),
+    }
 
 
 def _stored_ids(store: Warehouse) -> pa.Table | None:
@@ -176,7 +205,7 @@ def _stored_ids(store: Warehouse) -> pa.Table | None:
 
 @dg.asset(
     key=ITEM_SEMANTIC_IDS_KEY,
-    deps=[CODEBOOKS_KEY, ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY],
+    deps=[CODEBOOKS_KEY, ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY, RAW_EVENTS_KEY],
     group_name="semantic_ids",
     description=SEMANTIC_IDS_ITEM_SEMANTIC_IDS.description,
     kinds={"numpy", "parquet", "duckdb"},
@@ -189,13 +218,18 @@ def _stored_ids(store: Warehouse) -> pa.Table | None:
         ),
     ],
 )
-def item_semantic_ids(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Give new items IDs with the latest codebook; keep existing IDs; remap everything after a rebuild."""
+def item_semantic_ids(context: dg.AssetExecutionContext, warehouse: WarehouseResource, cutoffs: CutoffsResource) -> dg.MaterializeResult:
+    """Give new items IDs with the latest codebook; keep existing IDs; remap everything after a rebuild.
+
+    Items without catalog text take their co-occurrence embedding as of the codebook's own cut-off
+    (the space it was trained in), so nightly runs encode them in the same basis.
+    """
     store = warehouse.store()
     codebook = load_codebook(store.read(SEMANTIC_IDS_CODEBOOKS))
     previous = _stored_ids(store)
+    embeddings = _read_item_embeddings(store, codebook.config.train_end_time or cutoffs.resolve(store).train_end, context)
     try:
-        update = update_semantic_ids(codebook, _read_item_embeddings(store), previous)
+        update = update_semantic_ids(codebook, embeddings, previous)
     except SemanticIdInputsError as err:
         raise dg.Failure(str(err)) from err
     table, mapping = update.assignment.table, update.mapping
@@ -210,7 +244,7 @@ def item_semantic_ids(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     items = store.read(RAW_ITEMS) if store.exists(RAW_ITEMS) else None
     report = update.report(top_categories(items, table["item_id"].to_pylist()))
     return dg.MaterializeResult(
-        metadata=update.to_metadata(report),
+        metadata={**update.to_metadata(report), **_source_metadata(embeddings)},
         check_results=[
             dg.AssetCheckResult(
                 check_name="full_ids_unique", passed=update.duplicates == 0,

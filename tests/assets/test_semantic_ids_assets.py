@@ -245,3 +245,64 @@ def test_without_a_catalogue_the_codebook_refuses_to_train(tmp_path: Path) -> No
         _run(home, catalogue=False)
     with pytest.raises(dg.Failure, match="materialize raw/events first or set train_end and valid_end"):
         _run(home, train_end=None)
+
+
+def _write_events(store: Warehouse, histories: dict[str, list[str]], day: int = 2) -> None:
+    """One event a minute per user in list order, on ``day`` February (before TRAIN_END)."""
+    start = dt.datetime(2026, 2, day, tzinfo=dt.UTC)
+    rows = [(u, item, start + dt.timedelta(minutes=i)) for u, items in histories.items() for i, item in enumerate(items)]
+    columns = {f.name: pa.nulls(len(rows), f.type) for f in RAW_EVENTS.schema}
+    columns.update(
+        event_id=pa.array([f"e{k}" for k in range(len(rows))]), user_id=pa.array([r[0] for r in rows]),
+        item_id=pa.array([r[1] for r in rows]), event_type=pa.array(["click"] * len(rows)),
+        ts=pa.array([r[2] for r in rows], pa.timestamp("ms", tz="UTC")),
+    )
+    store.write(RAW_EVENTS, pa.table(columns), partition=start.date())
+
+
+# 24 items in four tastes of six; each user walks through one taste.
+TASTES = {f"u{k}": [f"t{k % 4}_{j}" for j in range(6)][k % 3:] + [f"t{k % 4}_{j}" for j in range(6)][: k % 3] for k in range(32)}
+
+
+def test_an_events_only_dataset_gets_a_semantic_id_for_every_item(tmp_path: Path) -> None:
+    """No catalog, no text embeddings: the codebook trains on co-occurrence embeddings of the training window."""
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    _write_events(store, TASTES)
+    result = _run(home, catalogue=False)
+    assert result.success and all(_checks(result).values())
+    table = pq.read_table(store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)[0])
+    assert sorted(table["item_id"].to_pylist()) == sorted({i for items in TASTES.values() for i in items})
+    assert set(table["embedding_source"].to_pylist()) == {"cooccurrence"}
+    assert {len(c) for c in table["codes"].to_pylist()} == {3}  # 2 levels + the disambiguating code
+    meta = _codebook_meta(result)
+    assert meta["items_without_content_share"] == 1.0 and str(meta["embedding_model"]).startswith("cooccurrence-ppmi-svd@1")
+
+
+def test_items_without_catalog_text_get_ids_of_the_same_width_marked_by_source(tmp_path: Path) -> None:
+    """Text for 20 of 24 logged items plus 4 logged ones without any: all 24 + the 20 get an ID."""
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    logged = sorted({i for items in TASTES.values() for i in items})
+    _write_embeddings(store, logged[:20], _embeddings(20))
+    _write_events(store, TASTES)
+    result = _run(home)
+    assert result.success and all(_checks(result).values())
+    table = pq.read_table(store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)[0])
+    sources = dict(zip(table["item_id"].to_pylist(), table["embedding_source"].to_pylist(), strict=True))
+    assert sorted(sources) == logged
+    assert [sources[i] for i in logged[20:]] == ["cooccurrence"] * 4 and {sources[i] for i in logged[:20]} == {"text"}
+    assert {len(c) for c in table["codes"].to_pylist()} == {3} and len(set(table["semantic_id"].to_pylist())) == 24
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("semantic_ids__item_semantic_ids")[0].metadata.items()}
+    assert meta["items_without_content_share"] == round(4 / 24, 6)
+
+
+def test_a_codebook_with_a_later_cut_off_is_refused_for_an_earlier_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    _write_embeddings(store, [f"item{i:03d}" for i in range(20)], _embeddings(20))
+    assert _run(home, train_end=LATER.isoformat()).success
+    with pytest.raises(dg.Failure, match="later than this run's cut-off"):
+        _run(home)  # the backtest's cut-off (TRAIN_END) is before the codebook's
+    assert _run(home, train_end=LATER.isoformat()).success  # the same cut-off keeps it
+    assert _run(home, rebuild=True).success  # an explicit rebuild trains a version on the earlier one

@@ -140,7 +140,7 @@ def assign_semantic_ids(
         SemanticIdCapacityError: ``REASSIGN_LAST`` found a prefix without enough free codes.
     """
     contract = contract_for_codebook(codebook)
-    existing = contract.schema.empty_table() if existing is None else existing
+    existing = contract.schema.empty_table() if existing is None else with_source_column(existing)
     _check_existing(existing, codebook)
     ids, x, hashes = _sorted_inputs(item_ids, embeddings, text_hashes, codebook.embedding_dim)
     fresh = pc.invert(pc.is_in(ids, value_set=existing["item_id"].combine_chunks()))
@@ -211,7 +211,15 @@ def ids_table(
         columns[name] = pa.array(np.ascontiguousarray(codes[:, level]), pa.int32())
     columns["codebook_version"] = pa.array(np.full(len(codes), version, np.int32))
     columns["text_hash"] = text_hashes
+    columns["embedding_source"] = pa.nulls(len(codes), pa.string())  # set by the caller that knows it
     return pa.table(columns).cast(contract.schema)
+
+
+def with_source_column(table: pa.Table) -> pa.Table:
+    """A stored IDs table written before ``embedding_source`` existed, with the column (null)."""
+    if "embedding_source" in table.column_names:
+        return table
+    return table.append_column("embedding_source", pa.nulls(table.num_rows, pa.string()))
 
 
 def id_lookup(ids: pa.Table) -> pa.Table:

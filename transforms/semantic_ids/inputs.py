@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.semantic_ids.codebook import available_before
+from transforms.semantic_ids.cooccurrence import CooccurrenceConfig, cooccurrence_embeddings, id_hash_vectors
 
 
 class SemanticIdInputsError(ValueError):
@@ -31,12 +33,95 @@ class ItemEmbeddings:
         vectors: ``(n, dim)`` float32.
         text_hashes: Hash of the text each row embeds.
         model: The embedding model (None when the table is empty).
+        sources: Per row, where its vector comes from (:class:`EmbeddingSource`); None: all text.
     """
 
     item_ids: pa.Array
     vectors: np.ndarray
     text_hashes: pa.Array
     model: str | None
+    sources: pa.Array | None = None
+
+    def source_counts(self) -> dict[str, int]:
+        """Rows per embedding source."""
+        if self.sources is None:
+            return {EmbeddingSource.TEXT.value: len(self.item_ids)}
+        return {r["values"]: r["counts"] for r in pc.value_counts(self.sources).to_pylist()}
+
+    @property
+    def without_content_share(self) -> float:
+        """Share of items whose vector does not come from catalog text."""
+        n = len(self.item_ids)
+        return (n - self.source_counts().get(EmbeddingSource.TEXT.value, 0)) / n if n else 0.0
+
+
+class EmbeddingSource(StrEnum):
+    """Where an item's vector (and so its semantic ID) comes from: the ``embedding_source`` column."""
+
+    TEXT = "text"  # the embedding of its generated description
+    COOCCURRENCE = "cooccurrence"  # co-occurrence in the training window (mapped into the text space when there is one)
+    ID_HASH = "id_hash"  # neither: a unit vector seeded by its id (unique, but carries no meaning)
+
+
+RIDGE = 1e-2  # regularisation of the map from co-occurrence space to text space
+
+
+def with_items_without_text(
+    text: ItemEmbeddings | None, events: pa.Table | None, cutoff: dt.datetime, config: CooccurrenceConfig = CooccurrenceConfig()
+) -> ItemEmbeddings:
+    """Every item of the catalog embeddings and the event logs, each with a vector and its source.
+
+    Items with text keep their text embedding. The others get their co-occurrence embedding from
+    the events before ``cutoff`` (:func:`cooccurrence_embeddings`): mapped into the text space by a
+    ridge regression fitted on the items that have both, or, when no item has text (an events-only
+    dataset), used as they are, in a space named by ``config.model``. Items with neither (seen only
+    after the cut-off, or alone in every history) get :func:`id_hash_vectors`.
+
+    Raises:
+        SemanticIdInputsError: There is no item at all, or no text and no co-occurrence to learn from.
+    """
+    has_text = text is not None and len(text.item_ids) > 0
+    text_ids = text.item_ids.to_pylist() if has_text else []  # type: ignore[union-attr]
+    logged = [] if events is None or events.num_rows == 0 else pc.unique(events["item_id"].drop_null()).to_pylist()
+    known = set(text_ids)
+    missing = sorted(set(logged) - known)
+    if has_text and not missing:
+        return text  # type: ignore[return-value]
+    co_ids, co_vectors = cooccurrence_embeddings(events, cutoff, config) if events is not None else ([], np.zeros((0, 0)))
+    co_at = {item: i for i, item in enumerate(co_ids)}
+    if has_text:
+        assert text is not None
+        dim, model = text.vectors.shape[1], text.model
+        both = [i for i, item in enumerate(text_ids) if item in co_at]
+        mapped = [item for item in missing if item in co_at] if len(both) >= 2 else []
+        vectors = np.zeros((len(mapped), dim), np.float32)
+        if mapped:
+            a = co_vectors[[co_at[text_ids[i]] for i in both]].astype(np.float64)
+            w = np.linalg.solve(a.T @ a + RIDGE * np.eye(a.shape[1]), a.T @ text.vectors[both].astype(np.float64))
+            projected = co_vectors[[co_at[item] for item in mapped]] @ w
+            norms = np.linalg.norm(projected, axis=1, keepdims=True)
+            vectors = (projected / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    else:
+        if not co_ids:
+            raise SemanticIdInputsError(
+                "no item has catalog text and no two items co-occur in a user history before the cut-off: "
+                "there is nothing to learn item semantic IDs from"
+            )
+        dim, model, mapped = co_vectors.shape[1], config.model, [i for i in missing if i in co_at]
+        vectors = co_vectors[[co_at[item] for item in mapped]]
+    hashed = [item for item in missing if item not in set(mapped)]
+    ids = [*text_ids, *mapped, *hashed]
+    sources = [EmbeddingSource.TEXT] * len(text_ids) + [EmbeddingSource.COOCCURRENCE] * len(mapped) + [EmbeddingSource.ID_HASH] * len(hashed)
+    parts = [text.vectors] if has_text else []  # type: ignore[union-attr]
+    matrix = np.concatenate([*parts, vectors, id_hash_vectors(hashed, dim, model or "")]) if ids else np.zeros((0, dim), np.float32)
+    hashes = text.text_hashes.to_pylist() if has_text else []  # type: ignore[union-attr]
+    return ItemEmbeddings(
+        item_ids=pa.array(ids, pa.string()),
+        vectors=np.ascontiguousarray(matrix, np.float32),
+        text_hashes=pa.array(hashes + [None] * (len(ids) - len(hashes)), pa.string()),
+        model=model,
+        sources=pa.array([s.value for s in sources], pa.string()),
+    )
 
 
 def item_embeddings(table: pa.Table) -> ItemEmbeddings:
@@ -72,19 +157,29 @@ class TrainingRows:
     eligible: int
 
 
-def training_rows(items: pa.Table, item_ids: pa.Array | pa.ChunkedArray, cutoff: dt.datetime) -> TrainingRows:
-    """Each item's availability from the catalogue ``items`` (``item_id``, ``available_from``)."""
+def training_rows(
+    items: pa.Table, item_ids: pa.Array | pa.ChunkedArray, cutoff: dt.datetime, seen_before: np.ndarray | None = None
+) -> TrainingRows:
+    """Each item's availability from the catalogue ``items`` (``item_id``, ``available_from``).
+
+    ``seen_before`` (row-aligned, optional) marks items the catalogue does not list that may still be
+    trained on, available from the start: items whose co-occurrence embedding was learned from the
+    training window alone (an events-only dataset's codebook trains on them).
+    """
     items = items.select(["item_id", "available_from"]).combine_chunks()
     if isinstance(item_ids, pa.ChunkedArray):
         item_ids = item_ids.combine_chunks()
     position = pc.index_in(item_ids, value_set=items["item_id"])
-    known = pc.is_valid(position).to_numpy(zero_copy_only=False)
-    available = items["available_from"].take(position.filter(pc.is_valid(position)))
+    in_catalogue = pc.is_valid(position).to_numpy(zero_copy_only=False)
+    known = in_catalogue | (seen_before if seen_before is not None else False)
+    every = items["available_from"].take(position)  # null where the catalogue does not list the item
+    available = every.filter(pa.array(known))
+    unknown = int((~in_catalogue).sum())
     return TrainingRows(
         train_end=cutoff.isoformat(),
         known=known,
         available_from=available,
-        unknown_items=int((~known).sum()),
+        unknown_items=unknown,
         eligible=int(available_before(available, cutoff).sum()),
     )
 

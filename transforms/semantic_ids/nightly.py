@@ -28,10 +28,17 @@ from transforms.semantic_ids.assign import (
     assign_semantic_ids,
     contract_for_codebook,
     id_mapping,
+    with_source_column,
 )
 from transforms.semantic_ids.codebook import Codebook, quantize, train_codebook
 from transforms.semantic_ids.config import SemanticIdConfig
-from transforms.semantic_ids.inputs import ItemEmbeddings, SemanticIdInputsError, TrainingRows, training_rows
+from transforms.semantic_ids.inputs import (
+    EmbeddingSource,
+    ItemEmbeddings,
+    SemanticIdInputsError,
+    TrainingRows,
+    training_rows,
+)
 from transforms.semantic_ids.metrics import SemanticIdReport, semantic_id_report
 from transforms.semantic_ids.tokens import codes_matrix
 
@@ -46,6 +53,24 @@ def config_differs(stored: Codebook, wanted: SemanticIdConfig) -> bool:
     """
     stored_config = stored.config if wanted.train_end is not None else dataclasses.replace(stored.config, train_end=None)
     return stored_config != wanted
+
+
+def cutoff_conflict(stored: Codebook, run_cutoff: dt.datetime) -> str | None:
+    """Why ``stored`` must not serve a run whose training cut-off is ``run_cutoff`` (None: it may).
+
+    A codebook trained with a later cut-off (or without one) has item embeddings of the run's future
+    in its geometry: reusing it for an earlier cut-off (a backtest) leaks them. This is compared
+    whether the cut-off was configured or is the default rule's.
+    """
+    trained = stored.config.train_end_time
+    if trained is not None and trained <= run_cutoff:
+        return None
+    when = "without a cut-off (on every item)" if trained is None else f"with the cut-off {trained.isoformat()}"
+    return (
+        f"codebook v{stored.version} was trained {when}, later than this run's cut-off {run_cutoff.isoformat()}: "
+        "its codes were shaped by items of this run's future; materialize semantic_ids/codebooks with rebuild: true "
+        "to train a version on this cut-off"
+    )
 
 
 @dataclass(frozen=True)
@@ -68,7 +93,7 @@ class TrainedVersion:
             "train_end": codebook.config.train_end,
             "training_items": rows.eligible,  # available before the cut-off
             "trained_items": codebook.trained_items,  # of those, the training sample
-            "items_after_cutoff": self.items - rows.unknown_items - rows.eligible,
+            "items_after_cutoff": int(rows.known.sum()) - rows.eligible,
             "items_not_in_catalogue": rows.unknown_items,
             "items": self.items,
             **self.report.to_metadata(),
@@ -94,7 +119,11 @@ def train_next_version(
     """
     vectors = embeddings.vectors
     order = pc.sort_indices(embeddings.item_ids).to_numpy()
-    rows = training_rows(items, embeddings.item_ids.take(pa.array(order)), cutoff)
+    seen_before = None
+    if embeddings.sources is not None and embeddings.source_counts().get(EmbeddingSource.TEXT.value, 0) == 0:
+        # No text anywhere: the codebook's space is co-occurrence, learned from the training window only.
+        seen_before = pc.equal(embeddings.sources, EmbeddingSource.COOCCURRENCE.value).to_numpy(zero_copy_only=False)[order]
+    rows = training_rows(items, embeddings.item_ids.take(pa.array(order)), cutoff, seen_before)
     codebook = train_codebook(
         vectors[order][rows.known], config, version=(current or 0) + 1, parent_version=current,
         embedding_model=embeddings.model, available_from=rows.available_from,
@@ -189,7 +218,7 @@ def update_semantic_ids(codebook: Codebook, embeddings: ItemEmbeddings, previous
     stale, changed, changed_examples = 0, 0, list[str]()
     if previous is not None and previous_version == codebook.version:
         action = "incremental"
-        existing = previous.cast(contract_for_codebook(codebook).schema)
+        existing = with_source_column(previous).cast(contract_for_codebook(codebook).schema)
         assignment = assign_semantic_ids(codebook, item_ids, vectors, existing=existing, text_hashes=hashes)
         now = dict(zip(item_ids.to_pylist(), hashes.to_pylist(), strict=True))
         stale = sum(
@@ -202,10 +231,23 @@ def update_semantic_ids(codebook: Codebook, embeddings: ItemEmbeddings, previous
         action = "full_build" if previous is None or previous_version is None else "rebuild"
         if previous is not None and previous_version is not None:
             mapping = id_mapping(previous, assignment.table, previous_version, codebook.version)
+    assignment = dataclasses.replace(assignment, table=_mark_sources(assignment.table, embeddings))
     duplicates, duplicate_examples = _duplicate_ids(assignment.table)
     return IdUpdate(
         codebook, assignment, action, mapping, stale, duplicates, duplicate_examples, changed, changed_examples
     )
+
+
+def _mark_sources(table: pa.Table, embeddings: ItemEmbeddings) -> pa.Table:
+    """``embedding_source`` of every row: a kept row keeps its stored source; a new row takes its
+    vector's source; rows from before the column existed were encoded from text."""
+    now = dict(
+        zip(embeddings.item_ids.to_pylist(), embeddings.sources.to_pylist(), strict=True)
+    ) if embeddings.sources is not None else {}
+    stored = table["embedding_source"].to_pylist()
+    filled = [s or now.get(i) or EmbeddingSource.TEXT.value for i, s in zip(table["item_id"].to_pylist(), stored, strict=True)]
+    at = table.schema.get_field_index("embedding_source")
+    return table.set_column(at, table.schema.field(at), pa.array(filled, pa.string()))
 
 
 def _changed_ids(before: pa.Table, after: pa.Table) -> tuple[int, list[str]]:

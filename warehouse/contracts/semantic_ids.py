@@ -54,6 +54,7 @@ def item_semantic_ids_contract(id_length: int = 4) -> TableContract:
             *[pa.field(c, pa.int32(), nullable=False) for c in semantic_id_code_columns(id_length)],
             pa.field("codebook_version", pa.int32(), nullable=False),
             pa.field("text_hash", pa.string()),  # hash of the text whose embedding was encoded
+            pa.field("embedding_source", pa.string()),  # text | cooccurrence | id_hash (where the vector came from)
         ],
         key=("item_id",),
         not_null=("item_id", "semantic_id", "codes", "codebook_version"),
