@@ -182,7 +182,7 @@ def test_only_changed_items_are_regenerated(tmp_path: Path) -> None:
     rows = {r["item_id"]: r for r in sink.outputs().to_pylist()}
     assert sorted(rows) == ["i1", "i2", "i3"]
     assert rows["i3"]["generated_at"] == SECOND and "Chef Pan Pro" in rows["i3"]["description"]
-    assert rows["i1"]["generated_at"] == FIRST and rows["i1"]["model"] == "extractive@1"
+    assert rows["i1"]["generated_at"] == FIRST and rows["i1"]["model"] == "extractive@2"
 
 
 def test_failures_are_recorded_and_the_run_succeeds_under_the_allowed_share(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 No model writes anything: a description is assembled from the catalog fields and the TF-IDF key
 phrases of the item's reviews, a profile from the user's pre-cut-off history summarised in the payload
 (top categories and brands, price band, recency, review sentiment, likes, dislikes, intents). Every
-row it writes says ``generator_kind = extractive`` and ``model = extractive@1``, and every text starts
+row it writes says ``generator_kind = extractive`` and ``model = extractive@2``, and every text starts
 with "(extractive)" so nobody mistakes it for model output. Its answers pass through the same schema
 validation as an LLM's.
 """
@@ -23,12 +23,17 @@ from transforms.enrichment.types import (
     GeneratorKind,
 )
 
-EXTRACTIVE_MODEL = "extractive@1"
+EXTRACTIVE_MODEL = "extractive@2"
 LABEL = "(extractive)"
 
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _clip(text: str, n: int) -> str:
@@ -42,7 +47,7 @@ def describe_item(p: Mapping[str, Any]) -> dict[str, Any]:
     if p.get("brand"):
         parts[0] += f" by {p['brand']}"
     if p.get("categories"):
-        parts[0] += f", in {p['categories'][-1]}"
+        parts[0] += f", in {_and(p['categories'])}"
     if p.get("price") is not None:
         parts[0] += f", priced {p['price']:.2f}"
     parts[0] += "."
@@ -51,12 +56,17 @@ def describe_item(p: Mapping[str, Any]) -> dict[str, Any]:
     attrs = p.get("attributes") or {}
     if attrs:
         parts.append("Attributes: " + ", ".join(f"{k} {v}" for k, v in attrs.items()) + ".")
+    ratings = p.get("rating_count", p.get("review_count") if p.get("mean_rating") is not None else 0)
+    if p.get("mean_rating") is not None and ratings:
+        parts.append(f"Rated {p['mean_rating']:.1f}/5 over {_n(ratings, 'rating')}.")
     if p.get("review_count"):
-        parts.append(f"Rated {p['mean_rating']:.1f}/5 over {p['review_count']} review{'s' if p['review_count'] != 1 else ''}."
-                     if p.get("mean_rating") is not None else f"{p['review_count']} reviews.")
+        parts.append(f"{_n(p['review_count'], 'written review')}.")
     if p.get("key_phrases"):
         parts.append("Reviewers mention: " + ", ".join(p["key_phrases"]) + ".")
+    if p.get("tags"):
+        parts.append("Tagged: " + ", ".join(p["tags"]) + ".")
     highlights = [f"{k}: {v}" for k, v in attrs.items()][:4] + list(p.get("key_phrases") or [])[:4]
+    highlights += [f"tag: {t}" for t in p.get("tags") or []][: max(0, 8 - len(highlights))]
     return {"description": _clip(" ".join(parts), 1500), "highlights": [_clip(h, 120) for h in highlights][:8]}
 
 

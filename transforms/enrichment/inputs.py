@@ -8,7 +8,8 @@ regenerated exactly when something that the generator would see has changed.
 Payload layouts (JSON-serialisable dicts; lists are in a deterministic order)::
 
     item: item_id, title, brand, categories, price, attributes{}, catalog_description,
-          review_count, mean_rating, key_phrases[], reviews[{rating, title, text, helpful_votes}]
+          review_count, rating_count, mean_rating, key_phrases[], tags[], tag_count,
+          reviews[{rating, title, text, helpful_votes}]
     user: user_id, interactions, purchases, top_categories[{name, weight}],
           top_brands[{name, weight}], price_band, median_price, last_active,
           review_count, mean_review_rating, review_sentiment, likes[], dislikes[], intents[],
@@ -47,6 +48,10 @@ EVENT_WEIGHTS: dict[str, float] = {
 }
 LIKED_RATING = 4.0
 DISLIKED_RATING = 2.0
+# A tag is stored as a review without rating or title whose text is a short label ("dark comedy",
+# "based on a book"): it is a tag, never a review, in counts and quotes.
+TAG_MAX_WORDS = 5
+TAG_MAX_CHARS = 60
 
 _STOPWORDS = frozenset(
     " ".join(
@@ -134,6 +139,25 @@ def key_phrases(documents: Mapping[str, Iterable[str]], k: int) -> dict[str, lis
     return result
 
 
+def is_tag(review: Mapping[str, Any]) -> bool:
+    """Whether a raw review row is a tag (MovieLens ``tags``): no rating, no title, a short label."""
+    text = (review.get("text") or "").strip()
+    return (
+        review.get("rating") is None and not review.get("title") and bool(text)
+        and len(text) <= TAG_MAX_CHARS and len(text.split()) <= TAG_MAX_WORDS
+    )
+
+
+def leaf_categories(categories: Iterable[str] | None) -> list[str]:
+    """Every category of an item except those that are a path prefix of another one.
+
+    Genres are all kept (``["Comedy", "Drama"]``); of a path (``["Outdoor", "Outdoor > Tents"]``)
+    only its most specific step is.
+    """
+    cats = [c for c in (categories or []) if c]
+    return [c for c in cats if not any(o != c and o.startswith(f"{c} >") for o in cats)]
+
+
 def _attributes(raw: str | None) -> dict[str, str]:
     if not raw:
         return {}
@@ -160,10 +184,15 @@ def build_item_tasks(
     """
     reviews = cutoff_filter(reviews, cutoff)
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    tags_of: dict[str, Counter[str]] = defaultdict(Counter)
     for r in reviews.select(["review_id", "item_id", "ts", "rating", "title", "text", "helpful_votes"]).to_pylist():
-        by_item[r["item_id"]].append(r)
+        if is_tag(r):
+            tags_of[r["item_id"]][sanitize_untrusted(r["text"], 80).lower()] += 1
+        else:
+            by_item[r["item_id"]].append(r)
     phrases = key_phrases(
-        {i: [sanitize_untrusted(r["text"]) for r in rs] for i, rs in sorted(by_item.items())}, limits.max_key_phrases
+        {i: [sanitize_untrusted(r["text"]) for r in rs if r["text"]] for i, rs in sorted(by_item.items())},
+        limits.max_key_phrases,
     )
     tasks = []
     for it in sorted(items.to_pylist(), key=lambda r: r["item_id"]):
@@ -171,17 +200,21 @@ def build_item_tasks(
         rs = by_item.get(item_id, [])
         best = sorted(rs, key=lambda r: (-(r["helpful_votes"] or 0), -r["ts"].timestamp(), r["review_id"]))
         ratings = [r["rating"] for r in rs if r["rating"] is not None]
+        tags = tags_of.get(item_id, Counter())
         payload = {
             "item_id": item_id,
             "title": sanitize_untrusted(it.get("title"), MAX_FIELD_CHARS),
             "brand": sanitize_untrusted(it.get("brand"), 80) or None,
-            "categories": [sanitize_untrusted(c, 80) for c in (it.get("categories") or [])],
+            "categories": [sanitize_untrusted(c, 80) for c in leaf_categories(it.get("categories"))],
             "price": _round(it.get("price")),
             "attributes": _attributes(it.get("attributes")),
             "catalog_description": sanitize_untrusted(it.get("description"), 1000),
-            "review_count": len(rs),
+            "review_count": sum(1 for r in rs if r["text"]),
+            "rating_count": len(ratings),
             "mean_rating": _round(statistics.fmean(ratings)) if ratings else None,
             "key_phrases": phrases.get(item_id, []),
+            "tags": [t for t, _ in sorted(tags.items(), key=lambda tc: (-tc[1], tc[0]))[: limits.max_key_phrases]],
+            "tag_count": sum(tags.values()),
             "reviews": [
                 {
                     "rating": r["rating"],
@@ -189,7 +222,7 @@ def build_item_tasks(
                     "text": sanitize_untrusted(r["text"]),
                     "helpful_votes": r["helpful_votes"],
                 }
-                for r in best[: limits.max_reviews]
+                for r in [r for r in best if r["text"] or r["title"]][: limits.max_reviews]
             ],
         }
         tasks.append(GenerationTask(EntityKind.ITEM, item_id, payload, content_hash(payload)))
@@ -263,9 +296,8 @@ def build_user_tasks(
         row = catalog.get(item_id)
         return sanitize_untrusted(row["title"], 120) if row and row["title"] else item_id
 
-    def category(item_id: str) -> str | None:
-        cats = (catalog.get(item_id) or {}).get("categories") or []
-        return sanitize_untrusted(cats[-1], 80) if cats else None
+    def categories(item_id: str) -> list[str]:
+        return [sanitize_untrusted(c, 80) for c in leaf_categories((catalog.get(item_id) or {}).get("categories"))]
 
     history: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in events.select(["user_id", "ts", "event_type", "item_id", "event_id"]).to_pylist():
@@ -273,7 +305,8 @@ def build_user_tasks(
             history[e["user_id"]].append(e)
     written: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in reviews.select(["user_id", "item_id", "ts", "rating", "title", "text", "review_id"]).to_pylist():
-        written[r["user_id"]].append(r)
+        if not is_tag(r):
+            written[r["user_id"]].append(r)
 
     tasks = []
     for user_id in sorted(set(history) | set(written)):
@@ -284,9 +317,8 @@ def build_user_tasks(
         prices: list[float] = []
         for e in evs:
             w = EVENT_WEIGHTS.get(e["event_type"], 1.0)
-            cat = category(e["item_id"])
             row = catalog.get(e["item_id"]) or {}
-            if cat:
+            for cat in categories(e["item_id"]):
                 cat_w[cat] += w
             if row.get("brand"):
                 brand_w[sanitize_untrusted(row["brand"], 80)] += w
@@ -317,7 +349,7 @@ def build_user_tasks(
             "dislikes": _dedupe((title(i) for i in disliked), limits.max_likes),
             "intents": _dedupe(
                 [f"considering {title(i)}" for i in reversed(carted) if i not in purchased]
-                + [f"browsing {c}" for c in (category(i) for i in recent) if c],
+                + [f"browsing {c}" for i in recent for c in categories(i)],
                 limits.max_intents,
             ),
             "reviews": [
