@@ -19,9 +19,10 @@ FORMAT_HELP = {
     "coat": "Coat folder (train.ascii, test.ascii, propensities.ascii, user_item_features/)",
     "yahoo-r3": "Yahoo! R3 folder (ydata-ymusic-rating-study-v1_0-{train,test}.txt)",
     "diginetica": "DIGINETICA folder (train-item-views.csv, train-purchases.csv, product-categories.csv)",
-    "yoochoose": "YooChoose folder (yoochoose-clicks.dat, yoochoose-buys.dat)",
+    "yoochoose": "YooChoose folder (yoochoose-clicks.dat, yoochoose-buys.dat, or session-rec/GRU4Rec SessionId/ItemId/Time .txt)",
     "finn": "FINN.no slates folder (data.npz, itemattr.npz)",
-    "tabular": "your CSV/TSV/JSONL/Parquet file or folder, with --mapping YAML",
+    "sequences": "ordered item lists without times (*.inter.json, optional *.index.json; the TIGER Beauty split)",
+    "tabular": "your CSV/TSV/JSONL/Parquet (.txt/.dat with format: in the mapping) file or folder, with --mapping YAML",
 }
 
 

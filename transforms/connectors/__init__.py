@@ -24,6 +24,7 @@ from transforms.connectors.finn import FinnConnector
 from transforms.connectors.mind import MindConnector
 from transforms.connectors.movielens import MovieLensConnector
 from transforms.connectors.obd import OpenBanditConnector
+from transforms.connectors.sequences import SequencesConnector
 from transforms.connectors.tabular import TabularConnector, TabularMapping, TabularMappingError, load_mapping
 from transforms.connectors.yahoo_r3 import YahooR3Connector
 from transforms.connectors.yoochoose import YooChooseConnector
@@ -41,6 +42,7 @@ class ConnectorFormat(StrEnum):
     DIGINETICA = "diginetica"
     YOOCHOOSE = "yoochoose"
     FINN = "finn"
+    SEQUENCES = "sequences"
     TABULAR = "tabular"
 
 
@@ -54,6 +56,7 @@ CONNECTORS: dict[ConnectorFormat, type[Connector]] = {
     ConnectorFormat.DIGINETICA: DigineticaConnector,
     ConnectorFormat.YOOCHOOSE: YooChooseConnector,
     ConnectorFormat.FINN: FinnConnector,
+    ConnectorFormat.SEQUENCES: SequencesConnector,
     ConnectorFormat.TABULAR: TabularConnector,
 }
 

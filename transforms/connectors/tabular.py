@@ -188,6 +188,8 @@ class TabularConnector(Connector):
     format = "tabular"
     tables = tuple(CONNECTOR_SPECS)
     DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".csv.gz", ".tsv.gz", ".jsonl.gz")
+    # Read only when the mapping's `format:` says what they hold (the suffix does not).
+    DECLARED_SUFFIXES = (".txt", ".dat", ".txt.gz", ".dat.gz")
 
     def __init__(self, path: Path, name: str | None = None, mapping: TabularMapping | Path | None = None) -> None:
         super().__init__(path, name)
@@ -203,12 +205,16 @@ class TabularConnector(Connector):
     def files(self) -> list[Path]:
         if self.path.is_file():
             return [self.path]
-        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(self.DATA_SUFFIXES))
+        suffixes = self.DATA_SUFFIXES + (self.DECLARED_SUFFIXES if self.mapping.format else ())
+        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(suffixes))
 
     def records(self) -> Iterator[Record]:
         files = self.files()
         if not files:
-            raise ConnectorError(f"tabular: no data files ({', '.join(self.DATA_SUFFIXES)}) in {self.path}")
+            raise ConnectorError(
+                f"tabular: no data files ({', '.join(self.DATA_SUFFIXES)}; {', '.join(self.DECLARED_SUFFIXES)} with"
+                f" `format:` in the mapping) in {self.path}"
+            )
         for path in files:
             fmt = self._format(path)
             if fmt is FileFormat.PARQUET:

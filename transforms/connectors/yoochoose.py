@@ -7,6 +7,10 @@
 
 YooChoose has no users: ``user_id`` is ``"session-<SessionID>"`` and ``session_id`` the session.
 Timestamps are already ISO-8601 UTC (``2014-04-07T10:51:09.277Z``).
+
+The prepared files that session-rec and GRU4Rec publish (``rsc15_train_full.txt``, ``rsc15_test.txt``,
+any ``*.txt`` / ``*.tsv`` whose header is ``SessionId<TAB>ItemId<TAB>Time``, Time in epoch seconds)
+are read as ``click`` events by the same rules; they carry no categories, so no items.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from transforms.connectors.base import Connector, ConnectorError, Record, dumps, iter_lines
+from transforms.connectors.base import Connector, ConnectorError, Record, dumps, iso_from_epoch, iter_lines
 
 MISSING_CATEGORY = "0"
+PREPARED_HEADER = ("SessionId", "ItemId", "Time")  # session-rec / GRU4Rec, tab-separated
 
 
 class YooChooseConnector(Connector):
@@ -26,8 +31,13 @@ class YooChooseConnector(Connector):
     def records(self) -> Iterator[Record]:
         clicks = self.find("*clicks.dat")
         buys = self.find("*buys.dat")
-        if not clicks and not buys:
-            raise ConnectorError(f"yoochoose: no yoochoose-clicks.dat or yoochoose-buys.dat in {self.path}")
+        prepared = [p for p in self.find("*.txt", "*.tsv", "*.txt.gz", "*.tsv.gz") if _is_prepared(p)]
+        if not clicks and not buys and not prepared:
+            raise ConnectorError(
+                f"yoochoose: no yoochoose-clicks.dat, yoochoose-buys.dat or tab-separated SessionId/ItemId/Time file in {self.path}"
+            )
+        for path in prepared:
+            yield from self._prepared(path)
         # item -> (first source, first line, categories in first-seen order): bounded by the catalog size.
         items: dict[str, tuple[str, int, list[str]]] = {}
         for path in clicks:
@@ -67,3 +77,23 @@ class YooChooseConnector(Connector):
             event = {"event_id": f"{self.name}:buy:{session}:{ts}:{item}", "user_id": f"session-{session}", "ts": ts,
                      "event_type": "purchase", "item_id": item, "value": value, "session_id": session}
             yield Record("events", src, no, dumps(event))
+
+    def _prepared(self, path: Path) -> Iterator[Record]:
+        src = self.source_name(path)
+        lines = iter_lines(path)
+        next(lines, None)  # the header
+        for no, text in lines:
+            fields = text.split("\t")
+            if len(fields) != len(PREPARED_HEADER):
+                yield Record("events", src, no, text)
+                continue
+            session, item, seconds = fields
+            ts = iso_from_epoch(seconds, "s") or seconds
+            event = {"event_id": f"{self.name}:click:{session}:{seconds}:{item}", "user_id": f"session-{session}", "ts": ts,
+                     "event_type": "click", "item_id": item, "session_id": session}
+            yield Record("events", src, no, dumps(event))
+
+
+def _is_prepared(path: Path) -> bool:
+    first = next(iter_lines(path), None)
+    return first is not None and tuple(first[1].split("\t")) == PREPARED_HEADER
