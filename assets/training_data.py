@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
+from typing import ClassVar
 
 import dagster as dg
 import pyarrow as pa
@@ -45,6 +46,7 @@ from warehouse.contracts import (
     TRAINING_TWO_TOWER_EXAMPLES,
     TRAINING_USER_SEQUENCES,
     TRAINING_WINDOW,
+    EventType,
     TableContract,
 )
 from warehouse.shards import ShardConfig, item_counts, shard_root, verify_shard_set, write_shard_set
@@ -66,6 +68,8 @@ ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 
 LABELS_TABLE = ("labels", "debiased_labels")
 SEMANTIC_IDS_TABLE = ("semantic_ids", "item_semantic_ids")
+CODEBOOKS_TABLE = ("semantic_ids", "codebooks")
+LABEL_COLUMNS = ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight", "split", "propensity_source", "examination"]
 ITEM_EMBEDDINGS_TABLE = ("enrichment", "item_embeddings")
 WINDOW_PARAMS_FILE = "_window.json"  # beside the training window's part file: what it was built with
 MAX_SHARD_IMBALANCE_ROWS = 1  # the writer's promise: shard row counts within a split differ by at most one
@@ -73,30 +77,55 @@ PROBABILITY_TOLERANCE = 1e-9  # item sampling probabilities add up to one within
 
 
 class SequenceDataConfig(dg.Config):
-    """Run configuration shared by the training-data assets (keep them equal across one run)."""
+    """Run configuration shared by the training-data assets (keep them equal across one run).
 
-    split_kind: seq.SplitKind = seq.SplitKind.TEMPORAL  # temporal cut-offs: the ``cutoffs`` resource
-    max_len: int = 200
-    min_len: int = 2
-    k_core: int | None = None
+    Defaults are those of the dataclasses it builds. ``event_types`` are the event types that count as
+    interactions (None: all); ``estimand`` is what the label weights of every training table estimate
+    (``auto``, ``position``, ``logged``, ``popularity``, ``none``; recorded in the shard manifest).
+    ``split_kind`` takes ``temporal``, ``leave_one_out`` or ``session`` in any case, with ``-`` or ``_``.
+    """
+
+    builds: ClassVar[tuple[type, ...]] = (
+        seq.SequenceConfig, seq.SplitConfig, seq.WeightConfig, seq.TwoTowerConfig, seq.GraphConfig, ShardConfig,
+    )
+    own_fields: ClassVar[tuple[str, ...]] = ("split_kind", "session_gap_minutes", "shard_seed")
+
+    split_kind: str = seq.SplitKind.TEMPORAL.value  # temporal cut-offs: the ``cutoffs`` resource
+    max_len: int | None = seq.SequenceConfig.max_len
+    min_len: int = seq.SequenceConfig.min_len
+    k_core: int | None = seq.SequenceConfig.k_core
+    event_types: list[str] | None = None
+    estimand: str = seq.WeightConfig.estimand.value
+    clip_min: float = seq.WeightConfig.clip_min
+    session_test_days: int = seq.SplitConfig.session_test_days
+    session_valid_days: int = seq.SplitConfig.session_valid_days
     session_gap_minutes: int = 30
-    world_size: int = 1
-    shards_per_rank: int = 2
-    row_group_rows: int = 1024
-    shard_seed: int = 0
-    two_tower_history: int = 50
-    max_session_items: int = 50
+    world_size: int = ShardConfig.world_size
+    shards_per_rank: int = ShardConfig.shards_per_rank
+    row_group_rows: int = ShardConfig.row_group_rows
+    shard_seed: int = ShardConfig.seed
+    two_tower_history: int = seq.TwoTowerConfig.two_tower_history
+    max_session_items: int = seq.GraphConfig.max_session_items
+
+    @property
+    def kind(self) -> seq.SplitKind:
+        return seq.SplitKind.parse(self.split_kind)
 
     def sequence_config(self) -> seq.SequenceConfig:
-        return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core)
+        types = None if self.event_types is None else tuple(EventType(e) for e in self.event_types)
+        return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core, event_types=types)
+
+    def weight_config(self) -> seq.WeightConfig:
+        return seq.WeightConfig(estimand=seq.WeightEstimand(self.estimand.lower()), clip_min=self.clip_min)
 
     def split_config(self, cutoffs: Cutoffs | None) -> seq.SplitConfig:
-        """Leave-one-out, or the temporal split at ``cutoffs`` (required then)."""
-        if self.split_kind is seq.SplitKind.LEAVE_ONE_OUT:
+        """Leave-one-out, or the temporal or session split at ``cutoffs`` (required then)."""
+        if self.kind is seq.SplitKind.LEAVE_ONE_OUT:
             return seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT)
         if cutoffs is None:
-            raise ValueError("a temporal split needs the run's cut-offs")
-        return seq.SplitConfig(cutoffs=cutoffs)
+            raise ValueError(f"a {self.kind.value} split needs its cut-offs")
+        return seq.SplitConfig(kind=self.kind, cutoffs=cutoffs, session_test_days=self.session_test_days,
+                               session_valid_days=self.session_valid_days)
 
 
 # --- assets ------------------------------------------------------------------------------------------
@@ -156,21 +185,29 @@ def training_window(
         raise ValueError("core_interactions is missing: materialize core/interactions first")
     split = config.split_config(_resolve(config, cutoffs, store))
     id_maps = store.read(CORE_ID_MAPS)
-    labels = _optional(store, LABELS_TABLE, ["request_id", "user_id", "item_id", "ts", "observed", "ips_weight", "split"])
-    semantic = _optional(store, SEMANTIC_IDS_TABLE, ["item_id", "codes"])
+    labels = _optional(store, LABELS_TABLE, LABEL_COLUMNS)
+    semantic = _optional(store, SEMANTIC_IDS_TABLE, ["item_id", "codes", "codebook_version"])
     codes = seq.item_codes_from_semantic_ids(semantic, id_maps) if semantic is not None else None
+    label_cutoffs = cutoffs.resolve(store) if labels is not None and split.kind is not seq.SplitKind.TEMPORAL else split.cutoffs
+    weights = config.weight_config()
     with engine.open() as eng:
-        window = build_training_window(eng, interactions, config.sequence_config(), split, labels, codes)
+        window = build_training_window(eng, interactions, config.sequence_config(), split, labels, codes, weights, label_cutoffs)
+        pairs = None
+        if config.k_core is not None and split.kind is not seq.SplitKind.TEMPORAL:
+            seq.register_source(eng, "td_all_interactions", interactions)
+            pairs = seq.training_pairs(eng, "td_all_interactions", config.sequence_config(), split)
     written = store.write(TRAINING_WINDOW, window.events)
     params = window_params(
         window, config.sequence_config(), split, summaries.id_space(id_maps),
         _sources(store, labels is not None, semantic is not None), labels is not None, semantic is not None,
+        weights, summaries.codebook_sizes(semantic, _optional(store, CODEBOOKS_TABLE, ["version", "levels", "codes_per_level"])),
     )
     write_json(store.table_dir(TRAINING_WINDOW) / WINDOW_PARAMS_FILE, {**params.to_json(), "content_hash": written.content_hash})
     repeated = summaries.duplicate_rows(window.events, ["event_id"])
-    below_k = summaries.k_core_violations(window.events, config.k_core, split.cutoffs)
+    below_k = summaries.k_core_violations(window.events, config.k_core, split.cutoffs, pairs)
     return dg.MaterializeResult(
         metadata={"events": window.events.num_rows, "k_core_iterations": params.k_core_iterations, "split": dg.MetadataValue.json(params.split),
+                  "weights": dg.MetadataValue.json(params.weights),
                   "with_label_weights": params.has_label_weights, "with_semantic_ids": params.has_semantic_ids},
         check_results=[
             dg.AssetCheckResult(check_name="events_unique", passed=repeated == 0, metadata={"repeated": repeated}),
@@ -232,13 +269,14 @@ def sequence_shards(
     with engine.open() as eng:
         prep, params = _open_window(eng, store, config, cutoffs)
         rows = seq.build_splits(eng, prep)
-    vocab = summaries.vocab(params.id_space, params.has_semantic_ids, rows)
+    vocab = summaries.vocab(params.id_space, params.has_semantic_ids, rows, params.semantic_id_codebook_sizes)
     train = rows.filter(pc.equal(rows["split"], "train"))
     shard_set = write_shard_set(
         shard_root(warehouse.root),
         rows,
         ShardConfig(world_size=config.world_size, shards_per_rank=config.shards_per_rank, row_group_rows=config.row_group_rows, seed=config.shard_seed),
-        params={"split": params.split, "sequence": prep.config.params(), "k_core_iterations": params.k_core_iterations},
+        params={"split": params.split, "sequence": prep.config.params(), "k_core_iterations": params.k_core_iterations,
+                "weights": params.weights},
         sources=params.sources,
         vocab=vocab,
         statistics={"item_frequencies_train": item_counts(train["item_ids"], vocab["items"]), "lengths": summaries.length_summary(rows)},
@@ -253,6 +291,7 @@ def sequence_shards(
             "path": dg.MetadataValue.path(str(shard_set.version_dir)),
             "rows": dg.MetadataValue.json(shard_set.manifest["rows"]),
             "split": dg.MetadataValue.json(params.split),
+            "estimand": params.weights.get("resolved", "none"),
             "item_vocab": vocab["items"],
         },
         check_results=[
@@ -280,7 +319,7 @@ def two_tower_examples(
     store = warehouse.store()
     with engine.open() as eng:
         prep, params = _open_window(eng, store, config, cutoffs)
-        examples, frequencies = seq.build_two_tower_examples(eng, prep, config.two_tower_history)
+        examples, frequencies = seq.build_two_tower_examples(eng, prep, seq.TwoTowerConfig(config.two_tower_history).two_tower_history)
     store.write(TRAINING_TWO_TOWER_EXAMPLES, examples)
     store.write(TRAINING_ITEM_FREQUENCIES, frequencies)
     late = summaries.rows_after_training(examples["ts"], prep.split.cutoffs if prep.split else None)
@@ -345,8 +384,16 @@ def graph(
 
 
 def _resolve(config: SequenceDataConfig, cutoffs: CutoffsResource, store: Warehouse) -> Cutoffs | None:
-    """The run's cut-offs for a temporal split; None for leave-one-out."""
-    return cutoffs.resolve(store) if config.split_kind is seq.SplitKind.TEMPORAL else None
+    """The run's cut-offs for a temporal split; a session split's from the last day of the interactions;
+    None for leave-one-out."""
+    if config.kind is seq.SplitKind.TEMPORAL:
+        return cutoffs.resolve(store)
+    if config.kind is seq.SplitKind.SESSION:
+        last = pc.max(store.read_as_stored(CORE_INTERACTIONS, ["ts"])["ts"]).as_py()
+        if last is None:
+            raise ValueError("core_interactions is empty: a session split needs interactions")
+        return seq.session_cutoffs(last, config.session_test_days, config.session_valid_days)
+    return None
 
 
 def _open_window(
@@ -362,7 +409,7 @@ def _open_window(
     if params.content_hash != content_hash:
         raise ValueError(f"{path} describes another version of training_data/training_window (an interrupted write): rematerialize it")
     split = config.split_config(_resolve(config, cutoffs, store))
-    return prepare_window(eng, files, params, config.sequence_config(), split), params
+    return prepare_window(eng, files, params, config.sequence_config(), split, config.weight_config()), params
 
 
 def _sources(store: Warehouse, with_labels: bool, with_semantic_ids: bool) -> dict[str, str]:

@@ -1,13 +1,14 @@
-"""``recforge export hstu|sasrec|recbole``: the current sequence shards in other trainers' formats."""
+"""``recforge export hstu|sasrec|recbole``: the training data in other trainers' formats.
+
+Every export holds FULL histories: they are built from the stored training window (the interactions
+the shards were built from, k-core and estimand included) with no ``max_len``."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from warehouse.settings import data_root
 
@@ -18,56 +19,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     hstu = formats.add_parser("hstu", help="HSTU CSV, one line per user with the full ordered history (leave-one-out shards)")
     hstu.add_argument("--out", type=Path, required=True, help="output CSV file")
-    _shards_arg(hstu)
     hstu.set_defaults(func=_cmd_hstu)
 
     sasrec = formats.add_parser("sasrec", help="SASRec 'user item' lines in time order (leave-one-out shards)")
     sasrec.add_argument("--out", type=Path, required=True, help="output text file")
-    _shards_arg(sasrec)
     sasrec.set_defaults(func=_cmd_sasrec)
 
     recbole = formats.add_parser("recbole", help="RecBole atomic files <name>.{train,valid,test}.inter (+ <name>.item)")
     recbole.add_argument("--out", type=Path, required=True, help="output folder (RecBole data_path/<name>)")
     recbole.add_argument("--name", default="recforge", help="dataset name (file prefix)")
     recbole.add_argument("--no-items", action="store_true", help="do not write the .item file")
-    _shards_arg(recbole)
     recbole.set_defaults(func=_cmd_recbole)
 
 
-def _shards_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shards", type=Path, default=None, help="shard root or version folder (default: the warehouse's current shards)")
+def _window_prep(engine, leave_one_out: bool):
+    """The stored training window, registered for the builders with no ``max_len`` (full histories)."""
+    import json
 
+    from assets.training_data import WINDOW_PARAMS_FILE
+    from transforms import sequences as seq
+    from transforms.cutoffs import Cutoffs
+    from transforms.sequences.window import WindowParams, prepare_window
+    from warehouse.contracts import TRAINING_WINDOW
+    from warehouse.store import Warehouse
 
-def _version_dir(args: argparse.Namespace) -> Path:
-    from warehouse.shards import current_version_dir, shard_root
-
-    if args.shards is not None:
-        return args.shards if (args.shards / "manifest.json").exists() else current_version_dir(args.shards)
-    return current_version_dir(shard_root(data_root()))
-
-
-def _batches(version_dir: Path, split: str) -> Iterator[pa.RecordBatch]:
-    from warehouse.shards import read_manifest
-
-    manifest = read_manifest(version_dir)
-    for shard in manifest["splits"].get(split, {}).get("shards", []):
-        yield from pq.ParquetFile(version_dir / shard["path"]).iter_batches()
+    store = Warehouse(data_root())
+    files = store.files(TRAINING_WINDOW)
+    path = store.table_dir(TRAINING_WINDOW) / WINDOW_PARAMS_FILE
+    if not files or not path.exists():
+        raise SystemExit("training_data/training_window is missing: materialize it (and training_data/sequence_shards) first")
+    params = WindowParams.from_json(json.loads(path.read_text()))
+    kind = seq.SplitKind.parse(params.split["kind"])
+    if leave_one_out and kind is not seq.SplitKind.LEAVE_ONE_OUT:
+        raise SystemExit(
+            f"the training window holds a {kind.value!r} split; HSTU and SASRec files hold full histories and their "
+            "trainers hold out the last items themselves: materialize training_data/training_window and "
+            "training_data/sequence_shards with split_kind=leave_one_out first"
+        )
+    cutoffs = None if kind is seq.SplitKind.LEAVE_ONE_OUT else Cutoffs.parse(params.split["train_end"], params.split["valid_end"])
+    split = seq.SplitConfig(kind=kind, cutoffs=cutoffs)
+    types = None if params.event_types is None else tuple(params.event_types)
+    config = seq.SequenceConfig(max_len=None, min_len=1, k_core=params.k_core, event_types=types)  # type: ignore[arg-type]
+    return prepare_window(engine, files, params, config, split), str(path.parent)
 
 
 def _loo_sequences(args: argparse.Namespace):
-    from transforms.sequences import SplitKind
-    from transforms.sequences.exports import full_sequences_from_leave_one_out
-    from warehouse.shards import read_manifest
+    from transforms.engine import EngineConfig, open_engine
+    from transforms.sequences.exports import full_histories
 
-    version = _version_dir(args)
-    kind = read_manifest(version)["params"].get("split", {}).get("kind")
-    if kind != SplitKind.LEAVE_ONE_OUT.value:
-        raise SystemExit(
-            f"the shards at {version} hold a {kind!r} split; HSTU and SASRec files hold full histories and their "
-            "trainers hold out the last items themselves: materialize training_data/sequence_shards with "
-            "split_kind=leave_one_out first"
-        )
-    return version, full_sequences_from_leave_one_out(_batches(version, "test"))
+    with open_engine(EngineConfig()) as engine:
+        prep, where = _window_prep(engine, leave_one_out=True)
+        return where, full_histories(engine, prep)
 
 
 def _cmd_hstu(args: argparse.Namespace) -> int:
@@ -89,17 +91,21 @@ def _cmd_sasrec(args: argparse.Namespace) -> int:
 
 
 def _cmd_recbole(args: argparse.Namespace) -> int:
+    from transforms import sequences as seq
+    from transforms.engine import EngineConfig, open_engine
     from transforms.sequences.exports import write_recbole
     from warehouse.contracts import CORE_ID_MAPS, RAW_ITEMS
     from warehouse.store import Warehouse
 
-    version = _version_dir(args)
+    with open_engine(EngineConfig()) as engine:
+        prep, version = _window_prep(engine, leave_one_out=False)
+        rows = seq.build_splits(engine, prep)  # full histories: the window's split with no max_len
     items = id_maps = None
     if not args.no_items:
         store = Warehouse(data_root())
         if store.exists(RAW_ITEMS):
             items, id_maps = store.read(RAW_ITEMS), store.read(CORE_ID_MAPS)
-    splits = {name: _batches(version, name) for name in ("train", "valid", "test")}
+    splits = {name: [rows.filter(pc.equal(rows["split"], name))] for name in ("train", "valid", "test")}
     report = write_recbole(splits, args.out, args.name, items, id_maps)  # type: ignore[arg-type]
     print(f"wrote {', '.join(str(f) for f in report.files)} ({report.users} users, {report.events} events) from {version}")
     return 0

@@ -78,10 +78,26 @@ def test_sessions_dedup_and_features(duckdb_engine: Engine) -> None:
     assert by_id["e3"]["session_id"] == by_id["e4"]["session_id"] == "gap:u1:2"  # 95 min > 30 min gap
     assert by_id["e9"]["session_index"] == 2
     assert by_id["e5"]["session_id"] == by_id["e6"]["session_id"] == "s9"  # logged id respected across 8 hours
-    assert by_id["e5"]["session_length"] == 2 and by_id["e5"]["session_duration_ms"] == 500 * 60_000
+    # Session features see only the session so far: s9 at its first event has one event and lasted 0 ms.
+    assert by_id["e5"]["session_length"] == 1 and by_id["e5"]["session_duration_ms"] == 0
+    assert by_id["e6"]["session_length"] == 2 and by_id["e6"]["session_duration_ms"] == 500 * 60_000
     assert by_id["e7"]["session_index"] == 1  # unlogged click after s9 is a session of its own
     assert by_id["e2"]["session_surface"] == "home" and by_id["e2"]["surface"] is None
     assert by_id["e3"]["session_surface"] is None
+
+
+def test_session_features_never_read_later_events(duckdb_engine: Engine) -> None:
+    # A view, then (in the same logged session) a click from a slate on the "home" surface 10 minutes later.
+    # The view's session surface, length and duration must not come from the click.
+    rows = [ev("v1", "u1", 0, "view", "i1", "s1"), ev("c1", "u1", 10, "click", "i2", "s1", request="r1")]
+    out = {r["event_id"]: r for r in seq.build_interactions(duckdb_engine, events_table(rows), id_maps_for(rows), SLATES).to_pylist()}
+    assert out["v1"]["session_surface"] is None and out["v1"]["session_length"] == 1 and out["v1"]["session_duration_ms"] == 0
+    assert out["c1"]["session_surface"] == "home" and out["c1"]["session_length"] == 2
+    split = seq.SplitConfig(cutoffs=Cutoffs(T0 + dt.timedelta(minutes=5), T0 + dt.timedelta(days=1)))
+    prep = seq.prepare(duckdb_engine, seq.build_interactions(duckdb_engine, events_table(rows), id_maps_for(rows), SLATES),
+                       seq.SequenceConfig(min_len=1), split)
+    examples, _ = seq.build_two_tower_examples(duckdb_engine, prep)
+    assert examples.num_rows == 1 and examples["surface"].to_pylist() == [None]  # the click is after train_end
 
 
 def test_gap_is_configurable(duckdb_engine: Engine) -> None:
@@ -117,12 +133,25 @@ def test_user_sequences_keep_the_most_recent(duckdb_engine: Engine) -> None:
     assert out[0]["semantic_ids"] is None
 
 
-def expected_by_user(inter: pa.Table) -> dict[int, list[tuple[int, str, int]]]:
-    """Plain-Python reference: per user, (ts_ms, event_id, item) in time order."""
+def expected_by_user(inter: pa.Table, cutoffs: Cutoffs | None = None) -> dict[int, list[tuple[int, str, int]]]:
+    """Plain-Python reference: per user, the interactions (ts_ms, event_id, item) in time order.
+
+    Events are ordered by time, then by event id shorter first; consecutive events on the same item
+    (within one split of ``cutoffs``) are one interaction, with its first event's time and id.
+    """
     out: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
     for r in inter.to_pylist():
         out[r["user_idx"]].append((int(r["ts"].timestamp() * 1000), r["event_id"], r["item_idx"]))
-    return {u: sorted(v) for u, v in out.items()}
+    steps: dict[int, list[tuple[int, str, int]]] = {}
+    for user, events in out.items():
+        kept: list[tuple[int, str, int, object]] = []
+        for ts, eid, item in sorted(events, key=lambda e: (e[0], len(e[1]), e[1])):
+            part = None if cutoffs is None else cutoffs.split_of(dt.datetime.fromtimestamp(ts / 1000, dt.UTC))
+            if kept and kept[-1][2] == item and kept[-1][3] == part:
+                continue
+            kept.append((ts, eid, item, part))
+        steps[user] = [(ts, eid, item) for ts, eid, item, _ in kept]
+    return steps
 
 
 @SETTINGS
@@ -134,7 +163,7 @@ def test_temporal_split_never_leaks(duckdb_engine: Engine, seed: int, cut: int, 
     prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(max_len=max_len, min_len=1), seq.SplitConfig(cutoffs=cutoffs))
     out = seq.build_splits(duckdb_engine, prep)
     t, v = (int(c.timestamp() * 1000) for c in (cutoffs.train_end, cutoffs.valid_end))
-    reference = expected_by_user(inter)
+    reference = expected_by_user(inter, cutoffs)
     for r in out.to_pylist():
         limit = v if r["split"] == "test" else t
         assert all(ts < limit for ts in r["timestamps"]), "a history event at or after its cut-off"

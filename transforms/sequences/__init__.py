@@ -32,6 +32,8 @@ Leakage rules (DESIGN.md §3.1):
 from __future__ import annotations
 
 from transforms.sequences.config import (
+    EVENT_STRENGTH,
+    EVENT_TYPE_BITS,
     EVENT_TYPE_CODES,
     GRAPH_EDGES_SCHEMA,
     GRAPH_NODES_SCHEMA,
@@ -50,6 +52,9 @@ from transforms.sequences.config import (
     Source,
     SplitConfig,
     SplitKind,
+    TwoTowerConfig,
+    WeightConfig,
+    WeightEstimand,
 )
 from transforms.sequences.graph import GraphConfig, build_graph
 from transforms.sequences.inputs import (
@@ -59,14 +64,19 @@ from transforms.sequences.inputs import (
     label_weights_from_debiased,
     prepare,
     register_source,
+    steps_ctes,
+    training_core,
+    training_pairs,
 )
 from transforms.sequences.interactions import build_interactions
 from transforms.sequences.kcore import KCoreResult, k_core
-from transforms.sequences.splits import EVENT_FIELDS, build_splits, build_user_sequences
+from transforms.sequences.splits import EVENT_FIELDS, build_splits, build_user_sequences, session_cutoffs
 from transforms.sequences.two_tower import build_two_tower_examples, item_frequencies
 
 __all__ = [
     "EVENT_FIELDS",
+    "EVENT_STRENGTH",
+    "EVENT_TYPE_BITS",
     "EVENT_TYPE_CODES",
     "GRAPH_EDGES_SCHEMA",
     "GRAPH_NODES_SCHEMA",
@@ -88,6 +98,9 @@ __all__ = [
     "Source",
     "SplitConfig",
     "SplitKind",
+    "TwoTowerConfig",
+    "WeightConfig",
+    "WeightEstimand",
     "build_graph",
     "build_interactions",
     "build_splits",
@@ -100,4 +113,8 @@ __all__ = [
     "label_weights_from_debiased",
     "prepare",
     "register_source",
+    "session_cutoffs",
+    "steps_ctes",
+    "training_core",
+    "training_pairs",
 ]

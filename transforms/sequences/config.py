@@ -41,6 +41,7 @@ SPLIT_ROWS_SCHEMA = pa.schema(
         pa.field("timestamps", pa.list_(pa.int64()), nullable=False),
         pa.field("weights", pa.list_(pa.float32()), nullable=False),
         pa.field("semantic_ids", SID_TYPE),
+        pa.field("event_type_masks", pa.list_(pa.int16()), nullable=False),  # each step's event types (EVENT_TYPE_BITS)
         pa.field("target_item_ids", pa.list_(pa.int64()), nullable=False),  # empty for training rows
         pa.field("target_timestamps", pa.list_(pa.int64()), nullable=False),
         pa.field("target_weights", pa.list_(pa.float32()), nullable=False),
@@ -71,8 +72,57 @@ ITEM_EMBEDDINGS_SCHEMA = pa.schema(
 
 
 class SplitKind(StrEnum):
+    """How rows are split: ``temporal`` (the run's cut-offs), ``leave_one_out`` (per user), ``session``
+    (the sessions of the last days are the test set; next item within a session from its prefix)."""
+
     TEMPORAL = "temporal"
     LEAVE_ONE_OUT = "leave_one_out"
+    SESSION = "session"
+
+    @classmethod
+    def parse(cls, text: str | SplitKind) -> SplitKind:
+        """A kind from any spelling people write: ``leave_one_out``, ``LEAVE_ONE_OUT``, ``leave-one-out``."""
+        value = str(text.value if isinstance(text, SplitKind) else text).strip().lower().replace("-", "_")
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"unknown split kind {text!r}; one of {[k.value for k in cls]}") from None
+
+
+EVENT_STRENGTH: tuple[EventType, ...] = (
+    EventType.SKIP,
+    EventType.SEARCH,
+    EventType.VIEW,
+    EventType.PLAY,
+    EventType.CLICK,
+    EventType.LIKE,
+    EventType.SHARE,
+    EventType.RATING,
+    EventType.ADD_TO_CART,
+    EventType.PURCHASE,
+)
+"""Event types from weakest to strongest: an interaction's event type is its strongest event's."""
+
+EVENT_TYPE_BITS: dict[str, int] = {name: 1 << code for name, code in EVENT_TYPE_CODES.items()}
+"""An interaction's event types as a feature: the OR of ``1 << code`` over its events (``event_type_masks``)."""
+
+
+class WeightEstimand(StrEnum):
+    """What the label weights of a training table estimate: ONE choice per table, recorded in the manifest.
+
+    ``position``: ``1 / max(examination, M)`` for every exposure row (logged or click-model rows alike):
+    debiased for position only, towards the relevance of what was served. ``logged``: the labels'
+    ``ips_weight`` (policy propensity x examination), only when every label row used is ``logged``.
+    ``popularity``: the labels' ``ips_weight``, only when every label row used is ``popularity``
+    (ratings-only data). ``none``: no label weights, every interaction weighs 1. ``auto``:
+    ``popularity`` when the labels hold only popularity rows, else ``position``.
+    """
+
+    AUTO = "auto"
+    POSITION = "position"
+    LOGGED = "logged"
+    POPULARITY = "popularity"
+    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -92,12 +142,17 @@ class SplitConfig:
 
     kind: SplitKind = SplitKind.TEMPORAL
     cutoffs: Cutoffs | None = None
+    session_test_days: int = 1
+    session_valid_days: int = 1
 
     def __post_init__(self) -> None:
-        if self.kind is SplitKind.TEMPORAL and self.cutoffs is None:
-            raise ValueError("a temporal split needs cutoffs")
+        object.__setattr__(self, "kind", SplitKind.parse(self.kind))
+        if self.kind is not SplitKind.LEAVE_ONE_OUT and self.cutoffs is None:
+            raise ValueError(f"a {self.kind.value} split needs cutoffs (session: from session_cutoffs)")
         if self.kind is SplitKind.LEAVE_ONE_OUT and self.cutoffs is not None:
             raise ValueError("a leave-one-out split takes no cutoffs")
+        if self.session_test_days < 1 or self.session_valid_days < 0:
+            raise ValueError("session_test_days must be positive and session_valid_days non-negative")
 
     def params(self) -> dict[str, object]:
         """The split's parameters, as recorded in manifests and metadata."""
@@ -105,7 +160,13 @@ class SplitConfig:
         if self.cutoffs is not None:
             out["train_end"] = _iso(self.cutoffs.train_end)
             out["valid_end"] = _iso(self.cutoffs.valid_end)
-        else:
+        if self.kind is SplitKind.SESSION:
+            out["rule"] = (
+                f"sessions as sequences, by the time of their last interaction: test = the last {self.session_test_days} day(s) "
+                f"(from valid_end), valid = the {self.session_valid_days} day(s) before (from train_end), train = earlier sessions; "
+                "valid and test rows predict each next interaction of a session from its prefix"
+            )
+        elif self.cutoffs is None:
             out["rule"] = "per user in time order: train = 1..n-2, valid target = n-1, test target = n; users with n >= 3"
         return out
 
@@ -119,7 +180,9 @@ class SequenceConfig:
         min_len: Minimum events of a training sequence (and of a user sequence).
         k_core: Iteratively drop users and items with fewer than ``k`` distinct partners in the
             training window until none is left (a fixed point); None disables it.
-        event_types: Event types that count as interactions (None: all).
+        event_types: Event types that count as interactions (None: all). Consecutive events of a user
+            on the same item are ONE interaction (a step of a sequence) carrying its strongest event
+            type (:data:`EVENT_STRENGTH`) and all its event types (:data:`EVENT_TYPE_BITS`).
     """
 
     max_len: int | None = 200
@@ -128,6 +191,8 @@ class SequenceConfig:
     event_types: tuple[EventType, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.event_types is not None:
+            object.__setattr__(self, "event_types", tuple(EventType(e) for e in self.event_types))
         if self.max_len is not None and self.max_len < 1:
             raise ValueError("max_len must be positive")
         if self.min_len < 1:
@@ -141,7 +206,37 @@ class SequenceConfig:
             "min_len": self.min_len,
             "k_core": self.k_core,
             "event_types": None if self.event_types is None else [e.value for e in self.event_types],
+            "interactions": "consecutive events of a user on the same item are one step (its strongest event type)",
         }
+
+
+@dataclass(frozen=True)
+class WeightConfig:
+    """Which label weights the training tables carry (one estimand per table).
+
+    Attributes:
+        estimand: :class:`WeightEstimand`.
+        clip_min: ``M`` of ``position``'s ``1 / max(examination, M)`` (the labels' default).
+    """
+
+    estimand: WeightEstimand = WeightEstimand.AUTO
+    clip_min: float = 0.01
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "estimand", WeightEstimand(str(self.estimand).lower()))
+        if not 0.0 < self.clip_min <= 1.0:
+            raise ValueError(f"clip_min (M) must be in (0, 1], got {self.clip_min}")
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    """Two-tower examples: how many previous interactions an example's history holds."""
+
+    two_tower_history: int = 50
+
+    def __post_init__(self) -> None:
+        if self.two_tower_history < 1:
+            raise ValueError("two_tower_history must be positive")
 
 
 

@@ -7,8 +7,9 @@ reserves 0 for padding (HSTU, SASRec); RecBole reads ids as tokens and gets them
   ``index,user_id,sequence_item_ids,sequence_ratings,sequence_timestamps`` with the three sequences
   comma-joined inside quotes (that trainer's format, not ours), oldest first, timestamps in seconds.
   The trainer holds out the last item (test) and the one before (validation) itself, so the export
-  of a leave-one-out split is each user's full ordered history: training prefix + valid + test
-  target. ``sequence_ratings`` carries the label weights.
+  of a leave-one-out split is each user's FULL ordered history of interactions (:func:`full_histories`,
+  never truncated to ``max_len``). ``sequence_ratings`` carries the ratings (0 for an interaction
+  without a rating event).
 * **SASRec** (Kang & McAuley's reference code): ``user item`` per line, grouped by user, in time order.
 * **RecBole**: atomic files ``<name>.train.inter``, ``<name>.valid.inter``, ``<name>.test.inter``
   (its ``benchmark_filename`` pre-split mode) with typed headers, and ``<name>.item`` when the
@@ -24,6 +25,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from transforms.engine import Engine
+from transforms.sequences.inputs import PreparedInputs, _base_cte
+from transforms.sequences.splits import EVENT_FIELDS
+
 HSTU_HEADER = ["index", "user_id", "sequence_item_ids", "sequence_ratings", "sequence_timestamps"]
 RECBOLE_INTER_HEADER = ["user_id:token", "item_id:token", "timestamp:float", "weight:float"]
 RECBOLE_ITEM_HEADER = ["item_id:token", "title:token_seq", "categories:token_seq", "brand:token"]
@@ -37,6 +42,21 @@ class ExportReport:
     files: tuple[Path, ...]
     users: int
     events: int
+
+
+def full_histories(engine: Engine, prep: PreparedInputs, min_len: int = 3) -> list[dict[str, object]]:
+    """Each user's full ordered history of interactions (users with ``min_len`` or more; leave-one-out
+    needs 3): ``user_idx, item_ids, timestamps, weights, ratings`` (rating 0 where an interaction has
+    no rating event). Nothing is truncated: the builders' ``max_len`` does not apply."""
+    d = engine.dialect
+    fields = dict(EVENT_FIELDS, rating="COALESCE(rating, 0.0)")
+    table = engine.query(f"""
+WITH {_base_cte(d, prep)},
+grouped AS (SELECT user_idx, {d.ordered_structs(fields, "pos")} AS evs FROM base GROUP BY user_idx HAVING COUNT(*) >= {min_len})
+SELECT user_idx, {d.list_field("evs", "item")} AS item_ids, {d.list_field("evs", "ts")} AS timestamps,
+       {d.list_field("evs", "w")} AS weights, {d.list_field("evs", "rating")} AS ratings
+FROM grouped ORDER BY user_idx""")
+    return table.to_pylist()
 
 
 def full_sequences_from_leave_one_out(test_rows: Iterable[pa.RecordBatch | pa.Table]) -> Iterable[dict[str, object]]:
@@ -70,10 +90,10 @@ def write_hstu(sequences: Iterable[dict[str, object]], out: Path) -> ExportRepor
         writer.writerow(HSTU_HEADER)
         for seq in sorted(sequences, key=lambda s: int(s["user_idx"])):  # type: ignore[call-overload]
             items = [int(i) + ID_SHIFT for i in seq["item_ids"]]  # type: ignore[attr-defined]
-            weights = [float(w) for w in seq["weights"]]  # type: ignore[attr-defined]
+            ratings = [float(r) for r in seq.get("ratings") or [0.0] * len(items)]  # type: ignore[attr-defined]
             seconds = [int(t) // 1000 for t in seq["timestamps"]]  # type: ignore[attr-defined]
             writer.writerow(
-                [users, int(seq["user_idx"]) + ID_SHIFT, _join(items), _join(f"{w:g}" for w in weights), _join(seconds)]  # type: ignore[call-overload]
+                [users, int(seq["user_idx"]) + ID_SHIFT, _join(items), _join(f"{r:g}" for r in ratings), _join(seconds)]  # type: ignore[call-overload]
             )
             users += 1
             events += len(items)

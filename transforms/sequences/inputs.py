@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 from transforms.cutoffs import Cutoffs, Split
 from transforms.engine import Dialect, Engine
 from transforms.sequences.config import (
+    EVENT_STRENGTH,
+    EVENT_TYPE_BITS,
     EVENT_TYPE_CODES,
     ITEM_CODES_SCHEMA,
     ITEM_EMBEDDINGS_SCHEMA,
@@ -20,6 +22,7 @@ from transforms.sequences.config import (
     SequenceConfig,
     Source,
     SplitConfig,
+    SplitKind,
     _conform,
 )
 from transforms.sequences.kcore import KCoreResult, k_core
@@ -63,16 +66,30 @@ def prepare(
     engine.register_arrow("seq_item_codes", codes.select(ITEM_CODES_SCHEMA.names).cast(ITEM_CODES_SCHEMA))
     core = None
     if config.k_core is not None:
-        window = "TRUE"
-        if split is not None and split.cutoffs is not None:
-            window = _in_train(split.cutoffs, engine.dialect.epoch_ms("ts"))
-        pairs = engine.query(
-            f"SELECT DISTINCT user_idx, item_idx FROM seq_interactions WHERE {window} AND {_event_filter(config)}"
-        )
-        core = k_core(engine, pairs, config.k_core)
+        core = training_core(engine, "seq_interactions", config, split)
         engine.register_arrow("seq_core_users", core.users)
         engine.register_arrow("seq_core_items", core.items)
     return PreparedInputs(split, config, item_codes is not None, core)
+
+
+def training_pairs(engine: Engine, source: str, config: SequenceConfig, split: SplitConfig | None) -> pa.Table:
+    """The distinct ``user_idx, item_idx`` pairs of the training window (what the k-core reads).
+
+    The training window in interactions: the train split of a temporal split, the train sessions of a
+    session split, and each user's training prefix (steps ``1..n-2``) under leave-one-out, so held-out
+    targets never keep a user or an item in the core.
+    """
+    d = engine.dialect
+    ctes = steps_ctes(d, config, split, source=source, weights=None, codes=None)
+    return engine.query(f"WITH {ctes} SELECT DISTINCT user_idx, item_idx FROM base WHERE in_train = 1")
+
+
+def training_core(engine: Engine, source: str, config: SequenceConfig, split: SplitConfig | None) -> KCoreResult:
+    """The k-core (``config.k_core``) of the training window of the registered relation ``source``
+    (:func:`training_pairs`: under leave-one-out each user's training prefix, so held-out targets never
+    keep a user or an item in the core). One pass: the prefixes are those of the unfiltered sequences."""
+    assert config.k_core is not None
+    return k_core(engine, training_pairs(engine, source, config, split), config.k_core)
 
 
 def _in_train(cutoffs: Cutoffs, ts_ms: str) -> str:
@@ -92,41 +109,107 @@ def _event_code(column: str) -> str:
     return f"CAST(CASE {column} {whens} ELSE {PAD} END AS INT)"
 
 
+TIE_ORDER = "LENGTH(event_id), event_id"
+"""How events at the same millisecond are ordered: by event id, shorter first, so ids that number lines
+(``click:6`` before ``click:35``) keep their line order; the text alone put ``click:35`` first. The raw
+tables carry no source file and line, so this is the closest order the interactions know."""
+
+
+def steps_ctes(
+    d: Dialect,
+    config: SequenceConfig,
+    split: SplitConfig | None,
+    source: str = "seq_interactions",
+    core_join: str = "",
+    weights: str | None = "seq_label_weights",
+    codes: str | None = "seq_item_codes",
+) -> str:
+    """CTEs ending in ``base``: one row per interaction (step), numbered ``pos`` per user.
+
+    Consecutive events of a user on the same item (among ``config.event_types``) are one step, which
+    never crosses a split boundary (the temporal split of its events; its session under a session
+    split). A step carries its first event's ``event_id``, time, session and session surface, its
+    strongest event type (:data:`EVENT_STRENGTH`, as ``event_type`` and ``event_code``), all its event
+    types (``event_mask``), one weight (the largest label weight among its events, 1 without one: all
+    events of an interaction share it), its ``rating`` (the largest rating value, null without a
+    rating), the user's step count ``n`` and the training flag ``in_train``.
+    """
+    strength = " ".join(f"WHEN '{e.value}' THEN {k}" for k, e in enumerate(EVENT_STRENGTH, start=1))
+    code_of = " ".join(f"WHEN {k} THEN {EVENT_TYPE_CODES[e.value]}" for k, e in enumerate(EVENT_STRENGTH, start=1))
+    type_of = " ".join(f"WHEN {k} THEN '{e.value}'" for k, e in enumerate(EVENT_STRENGTH, start=1))
+    mask = " + ".join(f"MAX(CASE WHEN event_type = '{name}' THEN {bit} ELSE 0 END)" for name, bit in EVENT_TYPE_BITS.items())
+    order = f"ts_ms, {TIE_ORDER}"
+    weight = "w.weight" if weights else "CAST(NULL AS DOUBLE)"
+    weight_join = f"LEFT JOIN {weights} w ON w.event_id = i.event_id" if weights else ""
+    sid = "c.codes" if codes else d.null_list("INT", 1)
+    codes_join = f"LEFT JOIN {codes} c ON c.item_idx = s.item_idx" if codes else ""
+    kind = None if split is None else split.kind
+    if kind is SplitKind.TEMPORAL:
+        part = split.cutoffs.split_sql("ts_ms", epoch_ms=True)  # type: ignore[union-attr]
+    elif kind is SplitKind.SESSION:
+        part = "session_id"
+    else:
+        part = "''"
+    if split is None:
+        in_train = "TRUE"
+    elif kind is SplitKind.TEMPORAL:
+        in_train = f"part = '{Split.TRAIN}'"
+    elif kind is SplitKind.SESSION:
+        in_train = f"{split.cutoffs.split_sql('session_end_ms', epoch_ms=True)} = '{Split.TRAIN}'"  # type: ignore[union-attr]
+    else:
+        in_train = "pos <= n - 2"
+    return f"""
+ev AS (
+    SELECT i.event_id, i.user_idx, i.item_idx, {d.epoch_ms("i.ts")} AS ts_ms, i.ts, i.event_type, i.value, i.session_id,
+           i.session_surface, {weight} AS label_weight
+    FROM {source} i
+    {core_join}
+    {weight_join}
+    WHERE {_event_filter(config, "i.event_type")}
+),
+keyed AS (SELECT e.*, {part} AS part FROM ev e),
+marked AS (
+    SELECT k.*, CASE WHEN LAG(item_idx) OVER (PARTITION BY user_idx ORDER BY {order}) = item_idx
+                      AND LAG(part) OVER (PARTITION BY user_idx ORDER BY {order}) = part THEN 0 ELSE 1 END AS starts
+    FROM keyed k
+),
+stepped AS (
+    SELECT m.*, SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS pos
+    FROM marked m
+),
+steps AS (
+    SELECT user_idx, pos, MIN(item_idx) AS item_idx, MIN(ts_ms) AS ts_ms, MIN(ts) AS ts, MIN(part) AS part,
+           MAX(CASE event_type {strength} ELSE 0 END) AS strength, {mask} AS event_mask,
+           CAST(COALESCE(MAX(label_weight), 1.0) AS DOUBLE) AS weight,
+           MAX(CASE WHEN event_type = 'rating' THEN value END) AS rating,
+           MAX(CASE WHEN starts = 1 THEN event_id END) AS event_id,
+           MAX(CASE WHEN starts = 1 THEN session_id END) AS session_id,
+           MAX(CASE WHEN starts = 1 THEN session_surface END) AS session_surface
+    FROM stepped GROUP BY user_idx, pos
+),
+positioned AS (
+    SELECT s.user_idx, s.pos, s.item_idx, s.ts_ms, s.ts, s.part, CAST(s.event_mask AS SMALLINT) AS event_mask, s.weight, s.rating,
+           s.event_id, s.session_id, s.session_surface,
+           CAST(CASE s.strength {code_of} ELSE {PAD} END AS INT) AS event_code,
+           CASE s.strength {type_of} END AS event_type, {sid} AS codes,
+           COUNT(*) OVER (PARTITION BY s.user_idx) AS n,
+           MAX(s.ts_ms) OVER (PARTITION BY s.user_idx, s.session_id) AS session_end_ms
+    FROM steps s {codes_join}
+),
+base AS (
+    SELECT p.*, CASE WHEN {in_train} THEN 1 ELSE 0 END AS in_train FROM positioned p
+)"""
+
+
 def _base_cte(d: Dialect, prep: PreparedInputs) -> str:
-    """``base``: the kept events with position ``pos`` (1-based, per user, by time then event id),
-    the user's event count ``n`` and the training-window flag ``in_train``."""
+    """``base``: the kept interactions (:func:`steps_ctes`) with position ``pos`` (1-based, per user, by
+    time), the user's step count ``n`` and the training-window flag ``in_train``."""
     core_join = ""
     if prep.k_core is not None:
         core_join = (
             "JOIN seq_core_users cu ON cu.user_idx = i.user_idx JOIN seq_core_items ci ON ci.item_idx = i.item_idx"
         )
-    sid = "c.codes" if prep.has_semantic_ids else d.null_list("INT", 1)
-    split = prep.split
-    if split is None:
-        in_train = "TRUE"
-    elif split.cutoffs is not None:
-        in_train = _in_train(split.cutoffs, "ts_ms")
-    else:
-        in_train = "pos <= n - 2"
-    return f"""
-filtered AS (
-    SELECT i.event_id, i.user_idx, i.item_idx, {d.epoch_ms("i.ts")} AS ts_ms, i.ts, i.event_type,
-           {_event_code("i.event_type")} AS event_code, i.session_id, i.session_surface,
-           CAST(COALESCE(w.weight, 1.0) AS DOUBLE) AS weight, {sid} AS codes
-    FROM seq_interactions i
-    {core_join}
-    LEFT JOIN seq_label_weights w ON w.event_id = i.event_id
-    LEFT JOIN seq_item_codes c ON c.item_idx = i.item_idx
-    WHERE {_event_filter(prep.config, "i.event_type")}
-),
-positioned AS (
-    SELECT f.*, ROW_NUMBER() OVER (PARTITION BY user_idx ORDER BY ts_ms, event_id) AS pos,
-           COUNT(*) OVER (PARTITION BY user_idx) AS n
-    FROM filtered f
-),
-base AS (
-    SELECT p.*, CASE WHEN {in_train} THEN 1 ELSE 0 END AS in_train FROM positioned p
-)"""
+    return steps_ctes(d, prep.config, prep.split, core_join=core_join, codes="seq_item_codes" if prep.has_semantic_ids else None)
 
 
 

@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from transforms.engine import Engine
 from transforms.sequences.config import INTERACTIONS_SCHEMA, SessionConfig, Source, _conform
-from transforms.sequences.inputs import register_source
+from transforms.sequences.inputs import TIE_ORDER, register_source
 
 
 def build_interactions(
@@ -22,8 +22,12 @@ def build_interactions(
     out. Duplicates are the same action (user, item, timestamp, event type) logged more than once;
     the copy with the smallest event id is kept. Events that carry a logged ``session_id`` keep it;
     the others are split into sessions where the gap to the user's previous unlogged event exceeds
-    ``config.gap`` and get the id ``gap:<user_id>:<n>``. A session's surface is the surface (from the
-    slate of ``request_id``) of its first event that has one.
+    ``config.gap`` and get the id ``gap:<user_id>:<n>``.
+
+    Session features see only the session so far (at or before the event, in time order): its
+    ``session_length`` is the event's 1-based place in its session, ``session_duration_ms`` the time
+    since the session's first event, ``session_surface`` the surface (from the slate of ``request_id``)
+    of the session's first event that has one, null while no event so far has one.
 
     Args:
         engine: DuckDB or Spark.
@@ -42,7 +46,7 @@ def build_interactions(
         slates = pa.table({"request_id": pa.array([], pa.string()), "surface": pa.array([], pa.string())})
     register_source(engine, "seq_slates", slates)
     gap_ms = int(config.gap.total_seconds() * 1000)
-    order = "ts_ms, event_id"
+    order = f"ts_ms, {TIE_ORDER}"
     sql = f"""
 WITH users AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'user'),
 items AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'item'),
@@ -81,26 +85,26 @@ sessioned AS (
     SELECT d.*, COALESCE(d.session_id, g.gap_session) AS sid
     FROM dedup d LEFT JOIN gap_sessions g ON g.event_id = d.event_id AND g.user_idx = d.user_idx
 ),
-session_stats AS (
-    SELECT user_idx, sid, COUNT(*) AS session_length, MIN(ts_ms) AS first_ms, MAX(ts_ms) - MIN(ts_ms) AS session_duration_ms
-    FROM sessioned GROUP BY user_idx, sid
-),
 session_rank AS (
-    SELECT user_idx, sid, session_length, session_duration_ms,
-           DENSE_RANK() OVER (PARTITION BY user_idx ORDER BY first_ms, sid) - 1 AS session_index
-    FROM session_stats
+    SELECT user_idx, sid, DENSE_RANK() OVER (PARTITION BY user_idx ORDER BY first_ms, sid) - 1 AS session_index
+    FROM (SELECT user_idx, sid, MIN(ts_ms) AS first_ms FROM sessioned GROUP BY user_idx, sid) f
+),
+so_far AS (
+    SELECT s.*, ROW_NUMBER() OVER (PARTITION BY user_idx, sid ORDER BY {order}) AS spos,
+           MIN(ts_ms) OVER (PARTITION BY user_idx, sid) AS first_ms
+    FROM sessioned s
 ),
 first_surface AS (
-    SELECT user_idx, sid, surface FROM (
-        SELECT user_idx, sid, surface, ROW_NUMBER() OVER (PARTITION BY user_idx, sid ORDER BY {order}) AS rn
-        FROM sessioned WHERE surface IS NOT NULL
+    SELECT user_idx, sid, surface, spos FROM (
+        SELECT user_idx, sid, surface, spos, ROW_NUMBER() OVER (PARTITION BY user_idx, sid ORDER BY spos) AS rn
+        FROM so_far WHERE surface IS NOT NULL
     ) f WHERE rn = 1
 )
 SELECT s.event_id, s.user_idx, s.item_idx, s.user_id, s.item_id, s.ts, s.event_type, s.value, s.request_id,
        s.surface, s.sid AS session_id, CAST(r.session_index AS INT) AS session_index,
-       CAST(r.session_length AS INT) AS session_length, CAST(r.session_duration_ms AS BIGINT) AS session_duration_ms,
-       f.surface AS session_surface
-FROM sessioned s
+       CAST(s.spos AS INT) AS session_length, CAST(s.ts_ms - s.first_ms AS BIGINT) AS session_duration_ms,
+       CASE WHEN f.spos <= s.spos THEN f.surface END AS session_surface
+FROM so_far s
 JOIN session_rank r ON r.user_idx = s.user_idx AND r.sid = s.sid
 LEFT JOIN first_surface f ON f.user_idx = s.user_idx AND f.sid = s.sid
 ORDER BY s.user_idx, s.ts, s.event_id

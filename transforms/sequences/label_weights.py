@@ -9,12 +9,16 @@ the run's cut-offs (built with other cut-offs) is refused.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs, Split
 from transforms.engine import Engine
+from transforms.sequences.inputs import steps_ctes
 
 
 def label_weights_within_splits(eng: Engine, interactions: seq.Source, labels: pa.Table, cutoffs: Cutoffs) -> pa.Table:
@@ -57,12 +61,104 @@ def check_label_splits(labels: pa.Table, cutoffs: Cutoffs) -> None:
         )
 
 
-def label_weights_for_split(engine: Engine, interactions: seq.Source, labels: pa.Table, cutoffs: Cutoffs | None) -> pa.Table:
-    """The label weights a split may use: within splits for a temporal split (``cutoffs``), else from every row.
+def label_weights_for_split(
+    engine: Engine,
+    interactions: seq.Source,
+    labels: pa.Table,
+    cutoffs: Cutoffs | None,
+    split: seq.SplitConfig | None = None,
+    horizon_source: str | None = None,
+) -> pa.Table:
+    """The label weights a split may use.
 
-    Leave-one-out (``cutoffs`` None) has no time boundary to respect: every label row counts
-    (:func:`transforms.sequences.label_weights_from_debiased`).
+    Temporal split (``split`` None or temporal, ``cutoffs`` the run's): within splits
+    (:func:`label_weights_within_splits`). Leave-one-out and session splits: an event takes a label
+    row's weight only when the propensities of that row (fitted on the labels' split, which ends at
+    ``cutoffs``' ``end_of`` that split) could not have seen the data its training rows must not see:
+    under leave-one-out the user's held-out interactions (the fit must end at or before the user's
+    first held-out interaction, from ``horizon_source``: the registered relation of the interactions
+    the steps are built from); under a session split the sessions after the split's ``train_end``.
+    Without ``cutoffs`` (the labels' cut-offs unknown) every label row counts.
     """
+    kind = seq.SplitKind.TEMPORAL if split is None else split.kind
+    if kind is seq.SplitKind.TEMPORAL:
+        if cutoffs is None:
+            return seq.label_weights_from_debiased(engine, interactions, labels)
+        return label_weights_within_splits(engine, interactions, labels, cutoffs)
     if cutoffs is None:
         return seq.label_weights_from_debiased(engine, interactions, labels)
-    return label_weights_within_splits(engine, interactions, labels, cutoffs)
+    check_label_splits(labels, cutoffs)
+    never = 2**62
+    ends = {s: never if (end := cutoffs.end_of(s)) is None else _ms(end) for s in Split}
+    fit_end = f"CASE l.split WHEN '{Split.TRAIN}' THEN {ends[Split.TRAIN]} WHEN '{Split.VALID}' THEN {ends[Split.VALID]} ELSE {never} END"
+    seq.register_source(engine, "lw_events", interactions)
+    engine.register_arrow("lw_labels", labels)
+    if kind is seq.SplitKind.SESSION:
+        assert split is not None and split.cutoffs is not None
+        horizons = f"SELECT DISTINCT user_idx, {_ms(split.cutoffs.train_end)} AS horizon_ms FROM lw_events"
+    else:
+        assert horizon_source is not None
+        config = seq.SequenceConfig(max_len=None, min_len=1)
+        ctes = steps_ctes(engine.dialect, config, split, source=horizon_source, weights=None, codes=None)
+        horizons = f"WITH {ctes} SELECT user_idx, MIN(CASE WHEN pos = n - 1 THEN ts_ms END) AS horizon_ms FROM base GROUP BY user_idx"
+    engine.register_arrow("lw_horizons", engine.query(horizons))
+    result = engine.query(f"""
+WITH matched AS (
+    SELECT e.event_id, e.user_idx, l.ips_weight, {fit_end} AS fit_end FROM lw_events e
+    JOIN lw_labels l ON l.request_id = e.request_id AND l.user_id = e.user_id AND l.item_id = e.item_id
+    WHERE l.observed = 1
+    UNION ALL
+    SELECT e.event_id, e.user_idx, l.ips_weight, {fit_end} AS fit_end FROM lw_events e
+    JOIN lw_labels l ON l.user_id = e.user_id AND l.item_id = e.item_id AND l.ts = e.ts
+    WHERE l.observed = 1 AND l.request_id IS NULL AND e.request_id IS NULL
+)
+SELECT m.event_id, AVG(m.ips_weight) AS weight FROM matched m
+JOIN lw_horizons h ON h.user_idx = m.user_idx
+WHERE m.fit_end <= h.horizon_ms
+GROUP BY m.event_id ORDER BY m.event_id""")
+    return result.select(seq.LABEL_WEIGHTS_SCHEMA.names).cast(seq.LABEL_WEIGHTS_SCHEMA)
+
+
+def select_estimand(labels: pa.Table, config: seq.WeightConfig) -> tuple[pa.Table | None, seq.WeightEstimand]:
+    """The label rows with ``ips_weight`` holding the weight of ONE estimand, and that estimand.
+
+    ``position``: ``1 / max(examination, M)`` on every row with an examination (logged and click-model
+    rows alike; rows without one, popularity rows, are left out: their events weigh 1). ``logged`` and
+    ``popularity``: the labels' ``ips_weight``, refused when an observed positive has another
+    ``propensity_source``. ``none``: no rows (None). ``auto``: ``popularity`` when every observed
+    positive is a popularity row, else ``position``.
+
+    Raises:
+        ValueError: The labels cannot give the chosen estimand (naming the sources they hold).
+    """
+    positives = labels.filter(pc.equal(labels["observed"], 1))
+    has_source = "propensity_source" in labels.column_names
+    sources = set(pc.unique(positives["propensity_source"]).to_pylist()) - {None} if has_source else set()
+    estimand = config.estimand
+    if estimand is seq.WeightEstimand.AUTO:
+        if not has_source or "examination" not in labels.column_names:
+            raise ValueError("the labels carry no propensity_source / examination: choose the estimand explicitly (none)")
+        estimand = seq.WeightEstimand.POPULARITY if sources and sources <= {"popularity"} else seq.WeightEstimand.POSITION
+    if estimand is seq.WeightEstimand.NONE:
+        return None, estimand
+    if estimand is seq.WeightEstimand.POSITION:
+        if "examination" not in labels.column_names:
+            raise ValueError("the position estimand needs the labels' examination column")
+        rows = positives.filter(pc.is_valid(positives["examination"]))
+        if rows.num_rows == 0 and positives.num_rows:
+            raise ValueError(f"the position estimand needs exposure rows; the labels' positives are {sorted(sources)}: use popularity")
+        weight = pc.divide(1.0, pc.max_element_wise(pc.cast(rows["examination"], pa.float64()), config.clip_min))
+        return rows.set_column(rows.column_names.index("ips_weight"), "ips_weight", weight), estimand
+    wanted = estimand.value
+    other = sources - {wanted}
+    if not has_source or other:
+        raise ValueError(
+            f"the {wanted} estimand needs every labelled positive to be a {wanted} row; the labels hold {sorted(sources) or 'no sources'}: "
+            "choose position (or none)"
+        )
+    return positives, estimand
+
+
+def _ms(value: dt.datetime) -> int:
+    """Epoch milliseconds of a cut-off, rounded up (as ``Cutoffs.split_sql``'s epoch-ms form has it)."""
+    return math.ceil(value.timestamp() * 1000)

@@ -26,13 +26,35 @@ def id_space(id_maps: pa.Table) -> dict[str, int]:
     return {"users": size("user"), "items": size("item")}
 
 
-def vocab(id_space: dict[str, int], has_semantic_ids: bool, rows: pa.Table) -> dict[str, Any]:
+def codebook_sizes(semantic_ids: pa.Table | None, codebooks: pa.Table | None) -> list[int]:
+    """The true size of each semantic-ID level: the codebook's ``codes_per_level`` for its ``levels``
+    quantized levels, and for a disambiguating level beyond them the largest code of the whole ID table
+    + 1 (it counts collisions, it has no fixed size). Without the codebook row, every level's largest
+    code over the whole ID table + 1. Empty without semantic IDs."""
+    if semantic_ids is None or semantic_ids.num_rows == 0:
+        return []
+    codes = pc.list_flatten(semantic_ids["codes"])
+    length = int(pc.max(pc.list_value_length(semantic_ids["codes"])).as_py() or 0)
+    matrix = np.asarray(codes.to_numpy(zero_copy_only=False)).reshape(-1, max(length, 1))
+    sizes = (matrix.max(axis=0) + 1).tolist() if matrix.size else [0] * length
+    if codebooks is not None and "codebook_version" in semantic_ids.column_names and codebooks.num_rows:
+        version = pc.max(semantic_ids["codebook_version"]).as_py()
+        row = codebooks.filter(pc.equal(codebooks["version"], version)).to_pylist()
+        if row:
+            levels = min(int(row[0]["levels"]), length)
+            sizes[:levels] = [int(row[0]["codes_per_level"])] * levels
+    return [int(v) for v in sizes]
+
+
+def vocab(id_space: dict[str, int], has_semantic_ids: bool, rows: pa.Table, codebook_sizes: list[int] | None = None) -> dict[str, Any]:
     """The shard manifest's vocabulary: id-space sizes, event-type codes, padding and semantic-ID levels.
 
     Args:
         id_space: :func:`id_space` of the id map the rows were numbered with.
         has_semantic_ids: Whether the rows carry semantic IDs.
         rows: Split rows (:data:`transforms.sequences.SPLIT_ROWS_SCHEMA`).
+        codebook_sizes: The true size of each level (:func:`codebook_sizes`); without them, the
+            largest code seen in the rows + 1 (a lower bound).
 
     Raises:
         ValueError: Items have semantic IDs of different lengths.
@@ -48,13 +70,15 @@ def vocab(id_space: dict[str, int], has_semantic_ids: bool, rows: pa.Table) -> d
     }
     if has_semantic_ids and rows.num_rows:
         inner = pc.list_flatten(rows["semantic_ids"])
+        inner = inner.filter(pc.is_valid(inner))  # events of items without a semantic ID have none (the loader pads them)
         lengths = pc.list_value_length(inner)
         levels = int(pc.max(lengths).as_py() or 0)
         if levels and pc.min(lengths).as_py() != levels:
             raise ValueError("semantic IDs of different lengths; the shards need one length per item")
         codes = np.asarray(pc.list_flatten(inner).to_numpy(zero_copy_only=False)).reshape(-1, max(levels, 1))
         vocab["semantic_id_levels"] = levels
-        vocab["semantic_id_codebook_sizes"] = (codes.max(axis=0) + 1).tolist() if codes.size else []
+        seen = (codes.max(axis=0) + 1).tolist() if codes.size else []
+        vocab["semantic_id_codebook_sizes"] = list(codebook_sizes) if codebook_sizes and len(codebook_sizes) == levels else seen
     return vocab
 
 
@@ -146,18 +170,26 @@ def duplicate_rows(table: pa.Table, key: list[str]) -> int:
     return table.num_rows - table.group_by(key).aggregate([]).num_rows
 
 
-def k_core_violations(events: pa.Table, k: int | None, cutoffs: Cutoffs | None) -> int:
+def k_core_violations(events: pa.Table, k: int | None, cutoffs: Cutoffs | None, pairs: pa.Table | None = None) -> int:
     """Users and items of ``events`` with fewer than ``k`` distinct partners in the training window.
 
-    The training window is the train split of ``cutoffs`` (every event for leave-one-out, ``cutoffs``
-    None), as in the k-core filter; a k-cored table has none. Always 0 when ``k`` is None.
+    The training window is the train split of ``cutoffs``, or ``pairs`` when given (the distinct
+    ``user_idx, item_idx`` of the training window of the interactions the core was computed on,
+    :func:`transforms.sequences.training_pairs`: what leave-one-out and session splits need; only those
+    of kept users and items count), as in the k-core filter; a k-cored table has none. Always 0 when
+    ``k`` is None.
     """
     if k is None or events.num_rows == 0:
         return 0
-    train = events
-    if cutoffs is not None:
-        train = events.filter(pc.equal(cutoffs.split_array(events["ts"]), str(Split.TRAIN)))
-    pairs = train.group_by(["user_idx", "item_idx"]).aggregate([])
+    if pairs is None:
+        train = events
+        if cutoffs is not None:
+            train = events.filter(pc.equal(cutoffs.split_array(events["ts"]), str(Split.TRAIN)))
+        pairs = train.group_by(["user_idx", "item_idx"]).aggregate([])
+    else:
+        kept = pc.and_(pc.is_in(pairs["user_idx"], value_set=pc.unique(events["user_idx"])),
+                       pc.is_in(pairs["item_idx"], value_set=pc.unique(events["item_idx"])))
+        pairs = pairs.filter(kept)
     return sum(_below(events[side], pairs[side], k) for side in ("user_idx", "item_idx"))
 
 

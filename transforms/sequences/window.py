@@ -23,9 +23,9 @@ from typing import Any
 import pyarrow as pa
 
 from transforms import sequences as seq
-from transforms.cutoffs import Split
+from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
-from transforms.sequences.label_weights import label_weights_for_split
+from transforms.sequences.label_weights import label_weights_for_split, select_estimand
 from warehouse.contracts import TRAINING_WINDOW
 
 WINDOW_SCHEMA = TRAINING_WINDOW.schema
@@ -33,10 +33,12 @@ WINDOW_SCHEMA = TRAINING_WINDOW.schema
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """The prepared events (:data:`WINDOW_SCHEMA`, sorted by user, time, event id) and the k-core run."""
+    """The prepared events (:data:`WINDOW_SCHEMA`, sorted by user, time, event id), the k-core run and
+    the estimand of the label weights (``none`` without labels)."""
 
     events: pa.Table
     k_core: seq.KCoreResult | None
+    estimand: seq.WeightEstimand = seq.WeightEstimand.NONE
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class WindowParams:
         id_space: Sizes of the id map's dense ids, ``users`` and ``items`` (the shards' vocabulary).
         sources: Content hash of each input table's snapshot (recorded in the shard manifest).
         content_hash: The stored window's content hash, so a reader knows these parameters are its own.
+        weights: The label weights' setting (``estimand`` asked, ``clip_min``) and the ``resolved``
+            estimand every weight of the window estimates (``none`` without labels).
+        semantic_id_codebook_sizes: The true size of each semantic-ID level (the codebook's codes per
+            level; the disambiguating level: its largest code over the whole ID table + 1).
     """
 
     split: dict[str, Any]
@@ -64,6 +70,8 @@ class WindowParams:
     id_space: dict[str, int]
     sources: dict[str, str]
     content_hash: str = ""
+    weights: dict[str, Any] = dataclasses.field(default_factory=dict)
+    semantic_id_codebook_sizes: list[int] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,6 +88,8 @@ def build_training_window(
     split: seq.SplitConfig,
     labels: pa.Table | None = None,
     item_codes: pa.Table | None = None,
+    weights: seq.WeightConfig = seq.WeightConfig(),
+    label_cutoffs: Cutoffs | None = None,
 ) -> TrainingWindow:
     """The interactions of the training data: k-cored, with label weights and semantic IDs.
 
@@ -87,49 +97,54 @@ def build_training_window(
         engine: DuckDB or Spark.
         interactions: Rows of ``core_interactions`` (a table or its Parquet files).
         config: Sequence settings: ``k_core`` and ``event_types`` are applied here.
-        split: A temporal split: the k-core reads its train split and each event's label weight comes
-            from label rows of its split or earlier. Leave-one-out: the k-core reads every event and
-            every label row counts.
+        split: The k-core reads its training window (the train split; the train sessions; under
+            leave-one-out each user's training prefix, in interactions). A temporal split's label
+            weights come from label rows of an event's split or earlier; leave-one-out and session
+            splits take a weight only from label rows fitted before the user's held-out data
+            (:func:`transforms.sequences.label_weights.label_weights_for_split`).
         labels: ``labels_debiased_labels`` rows, if built (``request_id, user_id, item_id, ts,
-            observed, ips_weight, split``).
+            observed, ips_weight, split``, and ``propensity_source, examination`` for the estimand).
         item_codes: ``item_idx, codes`` (:data:`transforms.sequences.ITEM_CODES_SCHEMA`), if built.
+        weights: Which estimand the label weights carry (:func:`select_estimand`).
+        label_cutoffs: The cut-offs the labels were built with (leave-one-out and session splits;
+            a temporal split's are its own).
 
     Returns:
         The kept events with ``label_weight`` (null without a label) and ``semantic_id`` (null without
-        one), and the k-core result (None when ``config.k_core`` is None).
+        one), the k-core result (None when ``config.k_core`` is None) and the estimand.
 
     Raises:
-        ValueError: The labels were built with other cut-offs.
+        ValueError: The labels were built with other cut-offs, or cannot give the chosen estimand.
     """
     seq.register_source(engine, "tw_interactions", interactions)
-    weights = seq.LABEL_WEIGHTS_SCHEMA.empty_table()
-    if labels is not None:
-        weights = label_weights_for_split(engine, interactions, labels, split.cutoffs)
-    engine.register_arrow("tw_label_weights", weights)
-    codes = item_codes if item_codes is not None else seq.ITEM_CODES_SCHEMA.empty_table()
-    engine.register_arrow("tw_item_codes", codes.select(seq.ITEM_CODES_SCHEMA.names).cast(seq.ITEM_CODES_SCHEMA))
     kept = _event_filter(config, "i.event_type")
     core = None
     core_join = ""
     if config.k_core is not None:
-        window = "TRUE"
-        if split.cutoffs is not None:
-            window = f"{split.cutoffs.split_sql(engine.dialect.epoch_ms('i.ts'), epoch_ms=True)} = '{Split.TRAIN}'"
-        pairs = engine.query(f"SELECT DISTINCT user_idx, item_idx FROM tw_interactions i WHERE {window} AND {kept}")
-        core = seq.k_core(engine, pairs, config.k_core)
+        core = seq.training_core(engine, "tw_interactions", config, split)
         engine.register_arrow("tw_core_users", core.users)
         engine.register_arrow("tw_core_items", core.items)
         core_join = "JOIN tw_core_users cu ON cu.user_idx = i.user_idx JOIN tw_core_items ci ON ci.item_idx = i.item_idx"
     columns = ", ".join(f"i.{name}" for name in seq.INTERACTIONS_SCHEMA.names)
-    events = engine.query(f"""
+    events = engine.query(f"SELECT {columns} FROM tw_interactions i {core_join} WHERE {kept}")
+    engine.register_arrow("tw_kept", events)
+    label_weights = seq.LABEL_WEIGHTS_SCHEMA.empty_table()
+    estimand = seq.WeightEstimand.NONE
+    if labels is not None:
+        rows, estimand = select_estimand(labels, weights)
+        if rows is not None:
+            cutoffs = split.cutoffs if split.kind is seq.SplitKind.TEMPORAL else label_cutoffs
+            label_weights = label_weights_for_split(engine, events, rows, cutoffs, split, horizon_source="tw_kept")
+    engine.register_arrow("tw_label_weights", label_weights)
+    codes = item_codes if item_codes is not None else seq.ITEM_CODES_SCHEMA.empty_table()
+    engine.register_arrow("tw_item_codes", codes.select(seq.ITEM_CODES_SCHEMA.names).cast(seq.ITEM_CODES_SCHEMA))
+    result = engine.query(f"""
 SELECT {columns}, w.weight AS label_weight, c.codes AS semantic_id
-FROM tw_interactions i
-{core_join}
+FROM tw_kept i
 LEFT JOIN tw_label_weights w ON w.event_id = i.event_id
 LEFT JOIN tw_item_codes c ON c.item_idx = i.item_idx
-WHERE {kept}
 ORDER BY i.user_idx, i.ts, i.event_id""")
-    return TrainingWindow(events.select(WINDOW_SCHEMA.names).cast(WINDOW_SCHEMA), core)
+    return TrainingWindow(result.select(WINDOW_SCHEMA.names).cast(WINDOW_SCHEMA), core, estimand)
 
 
 def window_params(
@@ -140,9 +155,13 @@ def window_params(
     sources: dict[str, str],
     has_label_weights: bool,
     has_semantic_ids: bool,
+    weights: seq.WeightConfig = seq.WeightConfig(),
+    semantic_id_codebook_sizes: list[int] | None = None,
 ) -> WindowParams:
     """What ``window`` was built with (its ``content_hash`` is filled in once it is stored)."""
     return WindowParams(
+        weights=_weights_params(weights, window.estimand),
+        semantic_id_codebook_sizes=list(semantic_id_codebook_sizes or []),
         split=split.params(),
         k_core=config.k_core,
         event_types=config.params()["event_types"],  # type: ignore[arg-type]
@@ -154,8 +173,14 @@ def window_params(
     )
 
 
-def check_window(params: WindowParams, config: seq.SequenceConfig, split: seq.SplitConfig) -> None:
-    """Refuse a training window built with another split, k-core or event types than this run's.
+def _weights_params(weights: seq.WeightConfig, resolved: seq.WeightEstimand) -> dict[str, Any]:
+    return {"estimand": weights.estimand.value, "clip_min": weights.clip_min, "resolved": resolved.value}
+
+
+def check_window(
+    params: WindowParams, config: seq.SequenceConfig, split: seq.SplitConfig, weights: seq.WeightConfig | None = None
+) -> None:
+    """Refuse a training window built with another split, k-core, event types or estimand than this run's.
 
     Raises:
         ValueError: Naming what differs; rematerialize ``training_data/training_window`` with this run's
@@ -163,6 +188,9 @@ def check_window(params: WindowParams, config: seq.SequenceConfig, split: seq.Sp
     """
     wanted = {"split": split.params(), "k_core": config.k_core, "event_types": config.params()["event_types"]}
     built = {"split": params.split, "k_core": params.k_core, "event_types": params.event_types}
+    if weights is not None and params.weights:
+        wanted["weights"] = {"estimand": weights.estimand.value, "clip_min": weights.clip_min}
+        built["weights"] = {k: params.weights.get(k) for k in ("estimand", "clip_min")}
     differ = {name: {"window": built[name], "run": value} for name, value in wanted.items() if built[name] != value}
     if differ:
         raise ValueError(
@@ -172,7 +200,12 @@ def check_window(params: WindowParams, config: seq.SequenceConfig, split: seq.Sp
 
 
 def prepare_window(
-    engine: Engine, window: seq.Source, params: WindowParams, config: seq.SequenceConfig, split: seq.SplitConfig
+    engine: Engine,
+    window: seq.Source,
+    params: WindowParams,
+    config: seq.SequenceConfig,
+    split: seq.SplitConfig,
+    weights: seq.WeightConfig | None = None,
 ) -> seq.PreparedInputs:
     """Register a stored training window for the builders (:func:`transforms.sequences.build_user_sequences`, ...).
 
@@ -182,7 +215,7 @@ def prepare_window(
     Raises:
         ValueError: The window was built with another split, k-core or event types (:func:`check_window`).
     """
-    check_window(params, config, split)
+    check_window(params, config, split, weights)
     seq.register_source(engine, "tw_window", window)
     weights = engine.query("SELECT event_id, label_weight AS weight FROM tw_window WHERE label_weight IS NOT NULL")
     codes = None

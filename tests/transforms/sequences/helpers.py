@@ -13,7 +13,7 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 LABEL_SCHEMA = pa.schema([("request_id", pa.string()), ("user_id", pa.string()), ("item_id", pa.string()),
                           ("ts", pa.timestamp("ms", tz="UTC")), ("observed", pa.int8()), ("ips_weight", pa.float64()),
-                          ("split", pa.string())])
+                          ("split", pa.string()), ("propensity_source", pa.string()), ("examination", pa.float64())])
 
 
 def event(eid: str, user: int, item: int, hours: float, event_type: str = "click", request: str | None = None,
@@ -29,9 +29,12 @@ def interactions(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=CORE_INTERACTIONS.schema)
 
 
-def label(request: str | None, user: int, item: int, hours: float, split: str, weight: float, observed: int = 1) -> dict:
+def label(request: str | None, user: int, item: int, hours: float, split: str, weight: float, observed: int = 1,
+          source: str = "click_model") -> dict:
+    """A label row; a click-model row's examination is ``1 / weight``, so its position weight is ``weight``."""
     return {"request_id": request, "user_id": f"u{user}", "item_id": f"i{item}", "ts": T0 + hours * HOUR,
-            "observed": observed, "ips_weight": weight, "split": split}
+            "observed": observed, "ips_weight": weight, "split": split, "propensity_source": source,
+            "examination": None if source == "popularity" else 1.0 / weight}
 
 
 def labels(rows: list[dict]) -> pa.Table:

@@ -91,9 +91,16 @@ def test_window_keeps_the_k_core_of_the_train_split(duckdb_engine: Engine) -> No
     window = build_training_window(duckdb_engine, interactions(rows), seq.SequenceConfig(k_core=2), TEMPORAL)
     assert window.events["event_id"].to_pylist() == ["a", "b", "h", "c", "d"]  # by user, then time
     assert window.k_core is not None and window.k_core.iterations == 2
-    # Leave-one-out has no time boundary: i3's two users keep it.
+    # Leave-one-out computes the core on each user's training prefix (interactions 1..n-2): u1's
+    # interactions are i1, i2 (b and the view h), i3 and u2's i1, i2, i3, so each prefix holds i1 only and
+    # no user has two distinct training items. Counting the held-out targets kept everyone.
     loo = build_training_window(duckdb_engine, interactions(rows), seq.SequenceConfig(k_core=2), LOO)
-    assert sorted(loo.events["event_id"].to_pylist()) == ["a", "b", "c", "d", "f", "g", "h"]
+    assert loo.events.num_rows == 0
+    # With i4 first for u1 and u2, their prefixes are i4, i1: a 2-core of u1, u2 and i1, i4; i2 and i3
+    # occur only as held-out targets and go (as items first seen after train_end do in a temporal split).
+    more = [*rows, event("a2", 1, 4, 0.5), event("c2", 2, 4, 0.5)]
+    loo = build_training_window(duckdb_engine, interactions(more), seq.SequenceConfig(k_core=2), LOO)
+    assert sorted(loo.events["event_id"].to_pylist()) == ["a", "a2", "c", "c2"]
 
 
 def test_window_joins_label_weights_semantic_ids_and_event_types(duckdb_engine: Engine) -> None:
