@@ -9,7 +9,6 @@ after everything that succeeded was written.
 """
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,24 +16,11 @@ import pyarrow as pa
 
 from assets.resources import CutoffsResource, WarehouseResource
 from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
-from pipelines.enrichment import (
-    EmbeddingRun,
-    GenerationResult,
-    GenerationRun,
-    RunStats,
-    run_embedding,
-    run_generation,
-)
+from pipelines.enrichment import EmbeddingRun, GenerationRun, run_embedding, run_generation
 from transforms.cutoffs import Cutoffs
-from transforms.enrichment.checks import (
-    covers_every_text,
-    off_unit_norm,
-    profiles_outside_window,
-    provenance_complete,
-    unexplained_failures,
-)
 from transforms.enrichment.inputs import build_item_tasks, build_user_tasks
 from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
+from transforms.enrichment.reports import Report, embedding_report, generation_reports, partitions_to_read
 from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
 from warehouse.contracts import (
     RAW_EVENTS,
@@ -53,12 +39,11 @@ ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 USER_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "user_embeddings"])
 
 WORK_DIR = (".work", "enrichment")  # checkpoints of an unfinished run, hidden from the catalog
-PREVIEW_ROWS = 3
 
 
 def _read_until(store: Warehouse, contract: TableContract, cutoff: dt.datetime) -> pa.Table:
-    """Daily partitions up to the cut-off's day (rows at or after the cut-off are dropped later)."""
-    return store.read(contract, [d for d in store.partitions(contract) if d <= cutoff.date()])
+    """The daily partitions that may hold rows before the cut-off, late ones included (filtered later)."""
+    return store.read(contract, partitions_to_read(store.partitions(contract), cutoff))
 
 
 def _now() -> dt.datetime:
@@ -66,82 +51,10 @@ def _now() -> dt.datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _work_dir(root: Path, name: str) -> Path:
-    return root.joinpath(*WORK_DIR, name)
-
-
-def _preview(table: pa.Table, columns: list[str]) -> dg.MetadataValue:
-    rows = table.select(columns).slice(0, PREVIEW_ROWS).to_pylist()
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c])[:160].replace("|", "/") for c in columns) + " |" for r in rows]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
-def _generation_results(
-    entity: EntityKind,
-    result: GenerationResult,
-    tasks: list[GenerationTask],
-    keys: tuple[dg.AssetKey, dg.AssetKey],
-    cutoffs: Cutoffs,
-    generator: GeneratorResource,
-) -> list[dg.MaterializeResult]:
-    key, failures_key = keys
-    cutoff = cutoffs.train_end
-    outputs, stats = result.outputs, result.stats
-    id_col = f"{entity.value}_id"
-    checks = [
-        dg.AssetCheckResult(
-            asset_key=key,
-            check_name="provenance_complete",
-            passed=provenance_complete(outputs),
-            metadata={"rows": outputs.num_rows},
-        ),
-        dg.AssetCheckResult(
-            asset_key=key,
-            check_name="failure_share_within_limit",
-            passed=stats.failure_share <= generator.max_failure_share,
-            metadata={"failure_share": stats.failure_share, "limit": generator.max_failure_share},
-        ),
-    ]
-    if entity is EntityKind.USER:
-        stale, later = profiles_outside_window(outputs, tasks, cutoff)
-        checks.append(
-            dg.AssetCheckResult(
-                asset_key=key,
-                check_name="profiles_use_training_window",
-                passed=not stale and not later,
-                metadata={"cutoff": cutoff.isoformat(), "input_mismatch": stale[:10], "later_cutoff": later[:10]},
-            )
-        )
-    meta: dict[str, Any] = {
-        **stats.as_metadata(),
-        "cutoff": cutoff.isoformat(),
-        **cutoffs.as_metadata(),
-        "generator_kind": generator.config().kind.value,
-        "model": generator.config().stored_model,
-        "preview": _preview(outputs, [id_col, TEXT_FIELD[entity], "model", "generated_at"]),
-        "dagster/row_count": outputs.num_rows,
-    }
-    failures = result.failures
-    overlap, unexplained = unexplained_failures(entity, failures, outputs)
-    failure_check = dg.AssetCheckResult(
-        asset_key=failures_key,
-        check_name="failures_explained",
-        passed=not overlap and unexplained == 0,
-        metadata={"also_in_outputs": overlap[:10], "without_error": unexplained},
-    )
-    return [
-        dg.MaterializeResult(asset_key=key, metadata=meta, check_results=checks),
-        dg.MaterializeResult(
-            asset_key=failures_key,
-            metadata={
-                "dagster/row_count": failures.num_rows,
-                "by_kind": {k: failures["failure_kind"].to_pylist().count(k) for k in sorted(set(failures["failure_kind"].to_pylist()))},
-                "examples": _preview(failures, [id_col, "failure_kind", "error"]),
-            },
-            check_results=[failure_check],
-        ),
-    ]
+def _results(key: dg.AssetKey, report: Report) -> dg.MaterializeResult:
+    metadata = {k: dg.MetadataValue.md(v) if k in report.markdown else v for k, v in report.metadata.items()}
+    checks = [dg.AssetCheckResult(asset_key=key, check_name=n, passed=p, metadata=m) for n, (p, m) in report.checks.items()]
+    return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
 
 
 def _generate(
@@ -149,8 +62,10 @@ def _generate(
     tasks: list[GenerationTask],
     warehouse: WarehouseResource,
     generator: GeneratorResource,
-    context: dg.AssetExecutionContext,
-) -> GenerationResult:
+    cutoffs: Cutoffs,
+    keys: tuple[dg.AssetKey, dg.AssetKey],
+) -> list[dg.MaterializeResult]:
+    """Run the generation pipeline for ``tasks`` and report both tables."""
     store = warehouse.store()
     out_contract, fail_contract = OUTPUT_CONTRACTS[entity], FAILURE_CONTRACTS[entity]
 
@@ -159,17 +74,16 @@ def _generate(
         store.write(fail_contract, failures)
         warehouse.refresh_catalog()
 
-    run = GenerationRun(
-        entity=entity,
-        generator=generator.config(),
-        work_dir=_work_dir(warehouse.root, out_contract.name),
-        generated_at=_now(),
-        max_failure_share=generator.max_failure_share,
-        beam=generator.beam(),
+    config = generator.config()
+    run = GenerationRun(entity, config, warehouse.root.joinpath(*WORK_DIR, out_contract.name), _now(),
+                        generator.max_failure_share, generator.beam())
+    result = run_generation(tasks, lambda: store.read(out_contract), run, sink)  # read once the work folder is locked
+    run_meta = {**result.stats.as_metadata(), "cutoff": cutoffs.train_end.isoformat(), **cutoffs.as_metadata(),
+                "generator_kind": config.kind.value, "model": config.stored_model}
+    outputs, failures = generation_reports(
+        entity, result.outputs, result.failures, tasks, run_meta, generator.max_failure_share, cutoffs.train_end
     )
-    result = run_generation(tasks, store.read(out_contract), run, sink)
-    context.log.info(f"{out_contract.view_name}: {result.stats.as_metadata()}")
-    return result
+    return [_results(keys[0], outputs), _results(keys[1], failures)]
 
 
 def _spec(key: dg.AssetKey, contract: TableContract, deps: list[dg.AssetKey]) -> dg.AssetSpec:
@@ -215,11 +129,8 @@ def item_descriptions(
     """Describe every catalog item from its catalog fields and its reviews before the cut-off."""
     store = warehouse.store()
     resolved = cutoffs.resolve(store)
-    cutoff = resolved.train_end
-    tasks = build_item_tasks(store.read(RAW_ITEMS), _read_until(store, RAW_REVIEWS, cutoff), cutoff)
-    result = _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, context)
-    keys = (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY)
-    yield from _generation_results(EntityKind.ITEM, result, tasks, keys, resolved, enrichment_generator)
+    tasks = build_item_tasks(store.read(RAW_ITEMS), _read_until(store, RAW_REVIEWS, resolved.train_end), resolved.train_end)
+    yield from _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, resolved, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY))
 
 
 @dg.multi_asset(
@@ -239,9 +150,7 @@ def user_profiles(
     tasks = build_user_tasks(
         _read_until(store, RAW_EVENTS, cutoff), _read_until(store, RAW_REVIEWS, cutoff), store.read(RAW_ITEMS), cutoff
     )
-    result = _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, context)
-    keys = (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY)
-    yield from _generation_results(EntityKind.USER, result, tasks, keys, resolved, enrichment_generator)
+    yield from _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, resolved, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY))
 
 
 def _embedding_asset(entity: EntityKind, key: dg.AssetKey, source_key: dg.AssetKey) -> dg.AssetsDefinition:
@@ -262,31 +171,21 @@ def _embedding_asset(entity: EntityKind, key: dg.AssetKey, source_key: dg.AssetK
     def _embeddings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, enrichment_embedder: EmbedderResource) -> dg.MaterializeResult:
         store = warehouse.store()
         wanted = texts_to_embed(entity, store.read(source), TEXT_FIELD[entity])
-        embedder = enrichment_embedder.config()
-        # The stored table's dim may differ from a newly configured model's: read it without a fixed dim.
         contract = embedding_contract(entity.value)
-        stored = store.read_as_stored(contract)
-        if stored is None:
-            stored = contract.schema.empty_table()
+        embedder = enrichment_embedder.config()
+
+        def stored() -> pa.Table:  # the stored dim may differ from a newly configured model's: read as stored
+            table = store.read_as_stored(contract)
+            return contract.schema.empty_table() if table is None else table
+
         def sink(table: pa.Table) -> None:
             store.write(embedding_contract(entity.value, table.schema.field("embedding").type.list_size), table)
             warehouse.refresh_catalog()
 
-        run = EmbeddingRun(entity, embedder, _work_dir(warehouse.root, contract.name), enrichment_embedder.beam())
+        run = EmbeddingRun(entity, embedder, warehouse.root.joinpath(*WORK_DIR, contract.name), enrichment_embedder.beam())
         result = run_embedding(wanted, stored, run, sink)
-        table = result.embeddings
-        dim = table.schema.field("embedding").type.list_size
-        bad_norm = off_unit_norm(table)
-        covered = covers_every_text(entity, table, wanted)
-        stats: RunStats = result.stats
-        context.log.info(f"{contract.view_name}: {stats.as_metadata()}")
-        return dg.MaterializeResult(
-            metadata={**stats.as_metadata(), "model": embedder.name, "dim": dim, "dagster/row_count": table.num_rows},
-            check_results=[
-                dg.AssetCheckResult(check_name="vectors_normalized", passed=bad_norm == 0, metadata={"off_unit_norm": bad_norm}),
-                dg.AssetCheckResult(check_name="covers_every_text", passed=covered, metadata={"rows": table.num_rows, "texts": wanted.num_rows}),
-            ],
-        )
+        report = embedding_report(entity, result.embeddings, wanted, {**result.stats.as_metadata(), "model": embedder.name})
+        return _results(key, report)
 
     return _embeddings
 

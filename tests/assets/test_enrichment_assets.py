@@ -1,0 +1,53 @@
+"""The enrichment assets over a real warehouse: what they read around the cut-off, what they report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from assets import enrichment as assets
+from assets.resources import CutoffsResource, WarehouseResource
+from assets.resources_enrichment import ExtractiveGeneratorResource
+from tests.transforms.enrichment.data import events, items, reviews
+from transforms.enrichment.reports import partitions_to_read
+from warehouse.contracts import ENRICHMENT_USER_PROFILES, RAW_EVENTS, RAW_ITEMS, RAW_REVIEWS
+from warehouse.store import Warehouse
+
+NOON = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)  # a cut-off that is not at midnight
+
+
+def _materialize(home: Path, cutoff: dt.datetime) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [assets.user_profiles],
+        resources={
+            "warehouse": WarehouseResource(home=str(home)),
+            "cutoffs": CutoffsResource(train_end=cutoff.isoformat(), valid_end=cutoff.isoformat()),
+            "enrichment_generator": ExtractiveGeneratorResource(),
+        },
+    )
+
+
+def test_a_late_event_before_a_noon_cut_off_reaches_the_profile(tmp_path: Path) -> None:
+    """Bob's click at 11:00 on the 10th arrived late and was logged in the 11th's partition (ingestion
+    accepts a day of lateness); the cut-off is noon on the 10th, so his profile must count it."""
+    store = Warehouse(tmp_path / "home")
+    store.write(RAW_ITEMS, items())
+    store.write(RAW_REVIEWS, reviews().slice(0, 0), dt.date(2026, 1, 1))
+    base = events().filter(pa.array([t < NOON for t in events()["ts"].to_pylist()]))
+    for day in sorted({t.date() for t in base["ts"].to_pylist()}):
+        store.write(RAW_EVENTS, base.filter(pa.array([t.date() == day for t in base["ts"].to_pylist()])), day)
+    late = events([{"event_id": "late", "user_id": "u2", "ts": NOON - dt.timedelta(hours=1), "event_type": "click",
+                    "item_id": "i3", "request_id": None, "value": None, "session_id": None}]).slice(9, 1)
+    store.write(RAW_EVENTS, late, dt.date(2026, 1, 11))
+    assert _materialize(tmp_path / "home", NOON).success
+    bob = next(r for r in store.read(ENRICHMENT_USER_PROFILES).to_pylist() if r["user_id"] == "u2")
+    assert bob["profile"].startswith("(extractive) Before the cut-off: 3 interactions")  # click, purchase, late click
+
+
+def test_partitions_are_read_to_the_cut_off_date_plus_the_late_tolerance() -> None:
+    days = [dt.date(2026, 1, d) for d in range(8, 14)]
+    assert partitions_to_read(days, NOON)[-1] == dt.date(2026, 1, 11)
+    assert partitions_to_read(days, NOON, dt.timedelta(0))[-1] == dt.date(2026, 1, 10)
