@@ -58,7 +58,31 @@ def epoch_users(root: Path, world: int, workers: int, epoch: int = 0, **cfg: obj
 def test_every_row_exactly_once_per_epoch(shard_root: Path, world: int, workers: int, batch: int, buffer: int, epoch: int, shuffle: bool) -> None:
     streams = epoch_users(shard_root, world, workers, epoch, batch_size=batch, buffer_row_groups=buffer, shuffle=shuffle)
     seen = sorted(u for s in streams for u in s)
-    assert seen == list(range(USERS))
+    if world == 1:
+        assert seen == list(range(USERS))
+    else:  # ranks yield the same number of batches: a rank may leave its last few rows unread, none is read twice
+        assert len(set(seen)) == len(seen) and set(seen) <= set(range(USERS))
+        assert USERS - len(seen) < world * (workers * batch + 10)  # row_group_rows = 10
+        per_rank = [ShardedSequenceDataset(shard_root, "train", LoaderConfig(batch_size=batch), rank=r, world_size=world).batches_per_epoch(workers)
+                    for r in range(world)]
+        assert len(set(per_rank)) == 1
+
+
+@pytest.mark.parametrize("world", [4, 5])
+def test_ranks_get_the_same_batches_whatever_the_world_size(shard_root: Path, world: int) -> None:
+    # Shards written for 2 ranks (6 shards); 4 ranks once read 2 shards, 2 shards, 1 and 1 (346/345/173/173
+    # rows on the sample world) and ran different step counts: DDP hung in its next collective.
+    counts, batches, seen = [], [], []
+    for rank in range(world):
+        ds = ShardedSequenceDataset(shard_root, "train", LoaderConfig(batch_size=8), rank=rank, world_size=world)
+        got = list(ds.iter_worker(0, 1))
+        batches.append(len(got))
+        counts.append(ds.rows_for_rank())
+        seen += [u for b in got for u in b["user_idx"].tolist()]
+        assert len(got) == ds.batches_per_epoch()
+    assert len(set(batches)) == 1
+    assert max(counts) - min(counts) <= 10  # at most one row group (row_group_rows) apart
+    assert len(set(seen)) == len(seen)
 
 
 def test_real_dataloader_workers_and_ranks(shard_root: Path) -> None:
@@ -66,14 +90,16 @@ def test_real_dataloader_workers_and_ranks(shard_root: Path) -> None:
     for rank in range(2):
         loader = make_dataloader(shard_root, "train", LoaderConfig(batch_size=16), num_workers=2, rank=rank, world_size=2, epoch=1)
         seen += [u for b in loader for u in b["user_idx"].tolist()]
-    assert sorted(seen) == list(range(USERS))
+    assert len(set(seen)) == len(seen) and USERS - len(seen) < 2 * 2 * 16
 
 
 def test_shuffle_is_deterministic_per_epoch(shard_root: Path) -> None:
     a = epoch_users(shard_root, 2, 2, epoch=0, batch_size=8)
     assert a == epoch_users(shard_root, 2, 2, epoch=0, batch_size=8)  # same epoch, same order
     b = epoch_users(shard_root, 2, 2, epoch=1, batch_size=8)
-    assert a != b and sorted(u for s in a for u in s) == sorted(u for s in b for u in s)  # another epoch, another order, same rows
+    assert a != b  # another epoch, another order
+    one = [epoch_users(shard_root, 1, 2, epoch=e, batch_size=8) for e in (0, 1)]
+    assert sorted(u for s in one[0] for u in s) == sorted(u for s in one[1] for u in s)  # one rank: the same rows
     plain = epoch_users(shard_root, 1, 1, batch_size=8, shuffle=False)[0]
     shuffled = epoch_users(shard_root, 1, 1, batch_size=8)[0]
     assert plain != shuffled
@@ -191,3 +217,18 @@ def test_an_abandoned_iteration_stops_its_reader(shard_root: Path) -> None:
         LoaderConfig(read_ahead=-1)
     with pytest.raises(ValueError, match="decode_threads"):
         LoaderConfig(decode_threads=0)
+
+
+def test_items_without_semantic_ids_are_padding(tmp_path: Path) -> None:
+    # Items 0 and 3 have no semantic ID (a catalog gap): their events hold null codes. The loader once
+    # failed on such shards ("semantic IDs are not 2 codes per event").
+    table = rows(12)
+    fixed = [[None if i in (0, 3) else c for i, c in zip(r["item_ids"], r["semantic_ids"], strict=True)] for r in table.to_pylist()]
+    table = table.set_column(table.schema.get_field_index("semantic_ids"), "semantic_ids", pa.array(fixed, SPLIT_ROWS_SCHEMA.field("semantic_ids").type))
+    write_shard_set(tmp_path, table, ShardConfig(row_group_rows=5), vocab={"items": 50, "semantic_id_levels": 2})
+    for layout in BatchLayout:
+        batches = list(ShardedSequenceDataset(tmp_path, "train", LoaderConfig(batch_size=4, max_len=6, layout=layout), rank=0, world_size=1))
+        for b in batches:
+            items, codes = b["item_ids"], b["semantic_ids"]
+            missing = (items == 1) | (items == 4)  # ids + 1
+            assert bool((codes[missing] == 0).all()) and bool((codes[(items > 0) & ~missing] > 0).all())

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -89,25 +90,78 @@ class ShardedSequenceDataset(IterableDataset):
         self.epoch = epoch
 
     def shards_for_rank(self, rank: int | None = None) -> list[dict[str, Any]]:
+        """The shards rank ``rank`` reads from (all of them when the shard count is not a multiple of the
+        world size: then ranks share shards and split their row groups)."""
         rank = self.rank if rank is None else rank
-        return list(self.manifest["splits"][self.split]["shards"][rank :: self.world_size])
+        shards = self.manifest["splits"][self.split]["shards"]
+        if len(shards) % self.world_size == 0:
+            return list(shards[rank :: self.world_size])
+        paths = {u.path for u in self._rank_units(rank)}
+        return [s for s in shards if s["path"] in paths]
 
     def rows_for_rank(self, rank: int | None = None) -> int:
-        return sum(int(s["rows"]) for s in self.shards_for_rank(rank))
+        return sum(u.rows for u in self._rank_units(self.rank if rank is None else rank))
 
-    def units_for_worker(self, worker: int, num_workers: int) -> list[_Unit]:
-        """The row groups worker ``worker`` of ``num_workers`` reads this epoch, in reading order."""
+    def _rank_units(self, rank: int) -> list[_Unit]:
+        """Rank ``rank``'s row groups, before shuffling. Shards are dealt to ranks when their count is a
+        multiple of the world size (the world size they were written for, or a divisor of their count);
+        otherwise each row group goes to the rank with the fewest rows so far, so ranks differ by at most one row group."""
+        shards = self.manifest["splits"][self.split]["shards"]
+        rg_rows = int(self.manifest["shards"]["row_group_rows"])
+        whole = len(shards) % self.world_size == 0
         units: list[_Unit] = []
-        for shard in self.shards_for_rank():
+        for shard in shards[rank :: self.world_size] if whole else shards:
             rows_left = int(shard["rows"])
-            rg_rows = int(self.manifest["shards"]["row_group_rows"])
             for rg in range(int(shard["row_groups"])):
                 units.append(_Unit(shard["path"], rg, min(rg_rows, rows_left), len(units)))
                 rows_left -= rg_rows
+        if not whole:
+            # Each row group goes to the rank with the fewest rows so far (ties: the lowest rank).
+            totals = [0] * self.world_size
+            mine = []
+            for unit in units:
+                to = totals.index(min(totals))
+                totals[to] += unit.rows
+                if to == rank:
+                    mine.append(_Unit(unit.path, unit.row_group, unit.rows, len(mine)))
+            units = mine
+        return units
+
+    def _units(self, rank: int, worker: int, num_workers: int) -> list[_Unit]:
+        units = self._rank_units(rank)
         if self.config.shuffle:
-            order = np.random.default_rng([self.config.seed, self.epoch, self.rank]).permutation(len(units))
+            order = np.random.default_rng([self.config.seed, self.epoch, rank]).permutation(len(units))
             units = [units[i] for i in order]
         return units[worker::num_workers]
+
+    def units_for_worker(self, worker: int, num_workers: int) -> list[_Unit]:
+        """The row groups worker ``worker`` of ``num_workers`` reads this epoch, in reading order."""
+        return self._units(self.rank, worker, num_workers)
+
+    def batches_for_worker(self, worker: int, num_workers: int) -> int:
+        """How many batches worker ``worker`` yields this epoch. Every rank yields the same number in
+        total (the fewest any rank has rows for), so DDP ranks run the same number of steps and none waits
+        forever in a collective: a rank with more takes its extra batches from its busiest workers' ends,
+        leaving a few rows unread this epoch (which ones changes with the epoch's shuffle)."""
+        return self._worker_caps(self.rank, num_workers)[worker]
+
+    def _worker_caps(self, rank: int, num_workers: int) -> list[int]:
+        size = self.config.batch_size
+
+        def own(r: int) -> list[int]:
+            rows = [sum(u.rows for u in self._units(r, w, num_workers)) for w in range(num_workers)]
+            return [n // size if self.config.drop_last else -(-n // size) for n in rows]
+
+        caps = own(rank)
+        excess = sum(caps) - min(sum(own(r)) for r in range(self.world_size))
+        while excess > 0:
+            caps[caps.index(max(caps))] -= 1
+            excess -= 1
+        return caps
+
+    def batches_per_epoch(self, num_workers: int = 0) -> int:
+        """Batches this rank yields per epoch (the same on every rank): ``steps_per_epoch`` for DDP."""
+        return sum(self._worker_caps(self.rank, max(num_workers, 1)))
 
     # --- iteration ---------------------------------------------------------------------------------
 
@@ -121,15 +175,17 @@ class ShardedSequenceDataset(IterableDataset):
         units = self.units_for_worker(worker, num_workers)
         rng = np.random.default_rng([self.config.seed, self.epoch, self.rank, worker, 1])
         self.peak_buffered_rows = 0
-        return self._batches(units, rng)
+        return self._batches(units, rng, self.batches_for_worker(worker, num_workers))
 
-    def _batches(self, units: list[_Unit], rng: np.random.Generator) -> Generator[dict[str, torch.Tensor], None, None]:
+    def _batches(self, units: list[_Unit], rng: np.random.Generator, limit: int) -> Generator[dict[str, torch.Tensor], None, None]:
         cfg = self.config
         threads = cfg.decode_threads or (1 if get_worker_info() is not None else DEFAULT_DECODE_THREADS)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recforge-read-ahead") if cfg.read_ahead else None
         try:
             draws = self._draws(self._decoded(units, pool), rng)
-            for picks, take in draws:
+            for count, (picks, take) in enumerate(draws):
+                if count >= limit:  # every rank yields the same number of batches
+                    break
                 yield self._collate(picks, take)
         finally:
             if pool is not None:
@@ -285,10 +341,7 @@ class _Group:
         self.codes = np.zeros(0, OUTPUT_DTYPES["semantic_ids"])
         self.code_bounds = self.bounds * sid_levels
         if sid_levels:
-            sid = _list_column(table["semantic_ids"])
-            codes = sid.values.values.to_numpy(zero_copy_only=False)
-            if codes.size != last * sid_levels:
-                raise ValueError(f"semantic IDs are not {sid_levels} codes per event in the shard rows")
+            codes = _dense_codes(_list_column(table["semantic_ids"]).values, sid_levels, last)
             self.codes = pack_rows(codes[first * sid_levels : last * sid_levels], starts * sid_levels, kept * sid_levels,
                                     order, 1, OUTPUT_DTYPES["semantic_ids"], total * sid_levels)
         self.user_idx = table["user_idx"].to_numpy().astype(np.int64, copy=False)[order]
@@ -332,6 +385,19 @@ def make_dataloader(
     dataset = ShardedSequenceDataset(shards, split, config, rank=rank, world_size=world_size)
     dataset.set_epoch(epoch)
     return DataLoader(dataset, batch_size=None, num_workers=num_workers, persistent_workers=False)
+
+
+def _dense_codes(per_event: pa.ListArray, levels: int, events: int) -> np.ndarray:
+    """Each event's ``levels`` codes, flattened (``[events * levels]``); an event of an item without a
+    semantic ID (a null or empty list) gets -1s, which the +1 shift makes padding (0)."""
+    if per_event.null_count == 0 and len(per_event.values) == len(per_event) * levels and len(per_event) == events:
+        return per_event.values.to_numpy(zero_copy_only=False)  # the common case: every event has its codes
+    lengths = pc.list_value_length(per_event).fill_null(0).to_numpy(zero_copy_only=False)
+    if np.any((lengths != 0) & (lengths != levels)):
+        raise ValueError(f"semantic IDs are not {levels} codes per event in the shard rows")
+    dense = np.full((len(per_event), levels), -1, np.int64)
+    dense[lengths == levels] = pc.list_flatten(per_event).to_numpy(zero_copy_only=False).reshape(-1, levels)
+    return dense.ravel()[: events * levels]
 
 
 def _list_column(column: pa.ChunkedArray | pa.Array) -> pa.ListArray:

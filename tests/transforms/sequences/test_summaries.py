@@ -102,3 +102,15 @@ def test_leaking_rows_matches_the_cutoffs_rule() -> None:
     expected = sum(bool(h) and CUTOFFS.split_of(T0.fromtimestamp(h[-1] / 1000, T0.tzinfo)) not in
                    ({"train"} if s != "test" else {"train", "valid"}) for s, h in zip(splits, histories, strict=True))
     assert summaries.leaking_rows(rows(splits, histories), CUTOFFS) == expected > 0
+
+
+def test_codebook_sizes_are_the_codebooks_not_the_codes_seen() -> None:
+    # 3 quantized levels of 256 codes and a disambiguating level; the rows use only small codes, and one
+    # item (not in the rows) holds the largest collision counter.
+    ids = pa.table({"item_id": ["a", "b", "c"], "codes": [[1, 2, 3, 0], [1, 2, 3, 1], [9, 9, 9, 4]], "codebook_version": [2, 2, 2]})
+    books = pa.table({"version": [1, 2], "levels": [3, 3], "codes_per_level": [64, 256]})
+    assert summaries.codebook_sizes(ids, books) == [256, 256, 256, 5]
+    assert summaries.codebook_sizes(ids, None) == [10, 10, 10, 5]  # no codebook row: the whole table's largest codes
+    rows = pa.table({"semantic_ids": pa.array([[[1, 2, 3, 0], None]], pa.list_(pa.list_(pa.int32())))})
+    vocab = summaries.vocab({"items": 3, "users": 1}, True, rows, [256, 256, 256, 5])
+    assert vocab["semantic_id_levels"] == 4 and vocab["semantic_id_codebook_sizes"] == [256, 256, 256, 5]
