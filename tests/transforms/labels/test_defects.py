@@ -296,3 +296,17 @@ def test_labels_are_one_pass_whose_queries_do_not_grow_with_days(duckdb_engine: 
     assert days == [DAY0.date() + dt.timedelta(days=d) for d in range(9)]
     for day, part in tables[1]:
         assert part.num_rows == 9 and {t.date() for t in part.column("ts").to_pylist()} == {day}
+
+
+@pytest.mark.spark
+def test_spark_builds_the_same_labels_on_the_new_paths(duckdb_engine: Engine, spark_engine: Engine) -> None:
+    # The slot lookup by item (a mismatch included), an orphan, and a late impression after ratings.
+    log = _slate_log([("r1", 0, ["a", "b", "c"], [0.6, 0.3, 0.1]), ("r2", 1, ["b", "a"], [0.5, 0.5])],
+                     [("r1", "a", 0), ("r1", "c", 1), ("r2", "b", 0), ("r2", "a", 1), ("lost", "c", 3)],
+                     [("r1", "a"), ("r2", "a")])
+    outputs = []
+    for engine in (duckdb_engine, spark_engine):
+        _register(engine, **log)
+        outputs.append(_build(engine, _config()))
+    assert outputs[0][0].equals(outputs[1][0])
+    assert outputs[0][2].equals(outputs[1][2])
