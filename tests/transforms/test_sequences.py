@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -476,3 +477,44 @@ def test_hstu_export_of_ml100k_leave_one_out(duckdb_engine: Engine, shared_datas
         assert [int(x) for x in line["sequence_item_ids"].split(",")] == [item for _, _, item in history]
         assert [int(x) for x in line["sequence_timestamps"].split(",")] == [ts for ts, _, _ in history]
     assert report.events == len(rows) == 100_000
+
+
+# --- the sample world: targets are interactions, not the event before them repeated ------------------
+
+
+def sample_world_events(root: Path) -> pa.Table:
+    import json
+
+    rows = []
+    for path in sorted((root / "events").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            rows.append(dict(r, ts=dt.datetime.fromisoformat(r["ts"].replace("Z", "+00:00"))))
+    return pa.Table.from_pylist(rows, schema=RAW_EVENTS.schema)
+
+
+def test_leave_one_out_targets_on_the_sample_world_are_interactions(duckdb_engine: Engine, tmp_path: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from sample_world import WorldConfig, generate_world
+
+    root = tmp_path / "world"
+    generate_world(WorldConfig(users=300, items=200, days=3, seed=11, bad_share=0.0, dup_share=0.0), root)
+    events = sample_world_events(root)
+    inter = seq.build_interactions(duckdb_engine, events, id_maps_for(events.to_pylist()))
+    prep = seq.prepare(duckdb_engine, inter, seq.SequenceConfig(max_len=None, min_len=1), seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT))
+    splits = seq.build_splits(duckdb_engine, prep)
+    test = splits.filter(pc.equal(splits["split"], "test"))
+    repeats = [r["target_item_ids"][0] == r["item_ids"][-1] for r in test.to_pylist()]
+    # The truth: each click is one interaction (its view, cart and purchase follow it); the share of a
+    # user's consecutive clicks on the same item.
+    served = pq.read_table(root / "truth" / "served").filter(pc.field("clicked")).to_pandas().sort_values(["user_id", "request_id", "position"])
+    same = total = 0
+    for _, clicks in served.groupby("user_id"):
+        items = clicks["item_id"].tolist()
+        same += sum(a == b for a, b in itertools.pairwise(items))
+        total += max(len(items) - 1, 0)
+    assert len(repeats) > 50 and total > 50
+    # Over raw events the test target was the last history item for ~90 % of users.
+    assert sum(repeats) / len(repeats) <= same / total
