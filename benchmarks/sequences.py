@@ -1,7 +1,7 @@
 """Benchmark: sequence build + shard write, and the streaming dataloader.
 
 * **Build**: events -> deduplicated, sessionized interactions (written, as the asset does) -> temporal
-  split (train / valid / test histories, most recent 200 events) -> balanced shards with a manifest.
+  split over interactions (consecutive events on one item are one step) (train / valid / test histories, most recent 200 events) -> balanced shards with a manifest.
   recforge (``transforms.sequences`` on DuckDB, ``warehouse.shards``) against a straightforward pandas
   implementation written here, and against the same recforge SQL on Spark ``local[2]``.
   Ratios are baseline seconds / recforge seconds (larger is better for recforge).
@@ -167,6 +167,10 @@ def build_pandas(data: Path, out: Path) -> dict[str, object]:
     ev["weight"] = 1.0
     ev = ev.sort_values(["user_idx", "ms", "event_id"])
     t, v = int(TRAIN_END.timestamp() * 1000), int(VALID_END.timestamp() * 1000)
+    # Interactions: consecutive events of a user on one item (within one split) are one step.
+    ev["part"] = np.where(ev.ms < t, 0, np.where(ev.ms < v, 1, 2))
+    same = (ev.groupby("user_idx")["item_idx"].shift() == ev.item_idx) & (ev.groupby("user_idx")["part"].shift() == ev.part)
+    ev = ev[~same]
 
     def histories(frame: pd.DataFrame) -> pd.DataFrame:
         recent = frame.groupby("user_idx").tail(MAX_LEN)

@@ -138,3 +138,39 @@ def test_spark_builds_the_same_window(duckdb_engine: Engine, spark_engine: Engin
     spark = build_training_window(spark_engine, interactions(rows), config, TEMPORAL, labs, item_codes())
     assert duck.events.num_rows > 0 and spark.events.equals(duck.events)
     assert spark.k_core == duck.k_core
+
+
+def test_one_estimand_per_window(duckdb_engine: Engine) -> None:
+    # e1's click came from a slate that logged its propensity (ips_weight 56.8: logged x examination),
+    # e2's from one that did not (click model, 1.9). Both were examined with probability 0.5: under the
+    # position estimand both weigh 2, whichever slate logged what; the view after e1 (same item) shares it.
+    rows = [event("e1", 1, 1, 1, request="r1"), event("e1v", 1, 1, 1.5, "view"), event("e2", 1, 2, 2, request="r2"),
+            event("e3", 1, 3, 3)]
+    labs = pa.Table.from_pylist([
+        dict(label("r1", 1, 1, 1, "train", 56.8, source="logged"), examination=0.5),
+        dict(label("r2", 1, 2, 2, "train", 1.9), examination=0.5),
+    ], schema=labels([]).schema)
+    config = seq.SequenceConfig(min_len=1)
+    window = build_training_window(duckdb_engine, interactions(rows), config, TEMPORAL, labs)
+    assert window.estimand is seq.WeightEstimand.POSITION
+    got = dict(zip(window.events["event_id"].to_pylist(), window.events["label_weight"].to_pylist(), strict=True))
+    assert got == {"e1": 2.0, "e1v": None, "e2": 2.0, "e3": None}
+    prep = prepare_window(duckdb_engine, window.events, params_of(window, config, TEMPORAL), config, TEMPORAL)
+    sequence = seq.build_user_sequences(duckdb_engine, prep).to_pylist()[0]
+    assert sequence["item_ids"] == [1, 2, 3] and sequence["weights"] == [2.0, 2.0, 1.0]  # one step per interaction
+    with pytest.raises(ValueError, match="logged estimand needs every labelled positive"):
+        build_training_window(duckdb_engine, interactions(rows), config, TEMPORAL, labs, weights=seq.WeightConfig(seq.WeightEstimand.LOGGED))
+    none = build_training_window(duckdb_engine, interactions(rows), config, TEMPORAL, labs, weights=seq.WeightConfig(seq.WeightEstimand.NONE))
+    assert none.estimand is seq.WeightEstimand.NONE and none.events["label_weight"].null_count == none.events.num_rows
+
+
+def test_session_split_keeps_test_sessions_out_of_training(duckdb_engine: Engine) -> None:
+    # u1: session a on day 1 (items 1 2 3), session b on the last day (4 5 6); u2: session c on day 2 (1 2).
+    rows = [event(f"a{k}", 1, k, k / 10, session="a") for k in (1, 2, 3)]
+    rows += [event(f"b{k}", 1, k, 48 + k / 10, session="b") for k in (4, 5, 6)]
+    rows += [event(f"c{k}", 2, k, 24 + k / 10, session="c") for k in (1, 2)]
+    cutoffs = seq.session_cutoffs(max(r["ts"] for r in rows), test_days=1, valid_days=1)
+    split = seq.SplitConfig(kind="session", cutoffs=cutoffs)
+    prep = seq.prepare(duckdb_engine, interactions(rows), seq.SequenceConfig(min_len=2), split)
+    out = [(r["split"], r["user_idx"], r["item_ids"], r["target_item_ids"]) for r in seq.build_splits(duckdb_engine, prep).to_pylist()]
+    assert out == [("train", 1, [1, 2, 3], []), ("valid", 2, [1], [2]), ("test", 1, [4], [5]), ("test", 1, [4, 5], [6])]
