@@ -82,7 +82,8 @@ class SequenceDataConfig(dg.Config):
     Defaults are those of the dataclasses it builds. ``event_types`` are the event types that count as
     interactions (None: all); ``estimand`` is what the label weights of every training table estimate
     (``auto``, ``position``, ``logged``, ``popularity``, ``none``; recorded in the shard manifest).
-    ``split_kind`` takes ``temporal``, ``leave_one_out`` or ``session`` in any case, with ``-`` or ``_``.
+    ``split_kind`` is ``temporal``, ``leave_one_out`` or ``session`` (``recforge build`` accepts the values
+    as the docs spell them and Dagster's member names).
     """
 
     builds: ClassVar[tuple[type, ...]] = (
@@ -90,12 +91,12 @@ class SequenceDataConfig(dg.Config):
     )
     own_fields: ClassVar[tuple[str, ...]] = ("split_kind", "session_gap_minutes", "shard_seed")
 
-    split_kind: str = seq.SplitKind.TEMPORAL.value  # temporal cut-offs: the ``cutoffs`` resource
+    split_kind: seq.SplitKind = seq.SplitKind.TEMPORAL  # temporal cut-offs: the ``cutoffs`` resource
     max_len: int | None = seq.SequenceConfig.max_len
     min_len: int = seq.SequenceConfig.min_len
     k_core: int | None = seq.SequenceConfig.k_core
     event_types: list[str] | None = None
-    estimand: str = seq.WeightConfig.estimand.value
+    estimand: seq.WeightEstimand = seq.WeightConfig.estimand
     clip_min: float = seq.WeightConfig.clip_min
     session_test_days: int = seq.SplitConfig.session_test_days
     session_valid_days: int = seq.SplitConfig.session_valid_days
@@ -116,7 +117,7 @@ class SequenceDataConfig(dg.Config):
         return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core, event_types=types)
 
     def weight_config(self) -> seq.WeightConfig:
-        return seq.WeightConfig(estimand=seq.WeightEstimand(self.estimand.lower()), clip_min=self.clip_min)
+        return seq.WeightConfig(estimand=seq.WeightEstimand(self.estimand), clip_min=self.clip_min)
 
     def split_config(self, cutoffs: Cutoffs | None) -> seq.SplitConfig:
         """Leave-one-out, or the temporal or session split at ``cutoffs`` (required then)."""

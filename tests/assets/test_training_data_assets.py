@@ -109,7 +109,7 @@ def test_training_data_assets_end_to_end(home: Path) -> None:
 
 def test_leave_one_out_shards_and_exports(home: Path, tmp_path: Path) -> None:
     # max_len 3 truncates the shards' histories; the exports still hold every interaction.
-    config = td.SequenceDataConfig(split_kind="leave_one_out", max_len=3, world_size=2, shards_per_rank=1)
+    config = td.SequenceDataConfig(split_kind=SplitKind.LEAVE_ONE_OUT, max_len=3, world_size=2, shards_per_rank=1)
     materialize(home, [td.interactions, td.training_window, td.sequence_shards], config)
     manifest = read_manifest(shard_root(home))
     assert manifest["params"]["split"]["kind"] == "leave_one_out" and manifest["shards"]["num_shards"] == 2
