@@ -1,0 +1,42 @@
+"""Beam search constrained to valid semantic IDs (the trie of ``training.generative.semantic_ids``).
+
+At depth ``d`` every beam holds a trie node (its prefix); the level's logits are masked to the codes the
+node allows, so a beam can only ever spell a prefix of a real ID, and after the last level (the
+disambiguation level) its node IS an item: every prediction maps back to exactly one item. When fewer
+valid IDs exist than beams, the remaining beams score ``-inf`` and come back as item ``-1``.
+
+    scores [B, beam]  --+ log p(code | prefix) [B, beam, V_d], masked--> top beam of [B, beam * V_d]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from training.generative.semantic_ids import Trie
+from training.models.tiger import TIGER
+
+
+@torch.no_grad()
+def constrained_beam_search(model: TIGER, memory: torch.Tensor, padding: torch.Tensor, trie: Trie, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(items [B, beam], log-probabilities [B, beam])``, best first; item -1 where no valid ID was left."""
+    batch, device = memory.shape[0], memory.device
+    memory = memory.repeat_interleave(beam, 0)
+    padding = padding.repeat_interleave(beam, 0)
+    prefix = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
+    node = torch.zeros(batch * beam, dtype=torch.long, device=device)
+    score = torch.full((batch, beam), float("-inf"), device=device)
+    score[:, 0] = 0.0  # one live beam at the root
+    for depth in range(trie.levels):
+        size = model.sizes[depth]
+        logits = model.level_logits(model.decode(memory, padding, prefix)[:, -1], depth)
+        logp = F.log_softmax(logits.float(), dim=-1).masked_fill(~trie.allowed[depth][node, :size], float("-inf"))
+        total = (score.reshape(-1, 1) + logp).reshape(batch, beam * size)
+        score, flat = total.topk(beam, dim=1)
+        source = (torch.arange(batch, device=device).unsqueeze(1) * beam + flat // size).reshape(-1)
+        code = (flat % size).reshape(-1)
+        prefix = torch.cat([prefix[source], code.unsqueeze(1)], dim=1)
+        node = trie.child[depth][node[source], code]
+        node = torch.where(torch.isfinite(score.reshape(-1)), node, 0)  # dead beams park at a valid row
+    items = torch.where(torch.isfinite(score), node.reshape(batch, beam), -1)
+    return items, score

@@ -1,0 +1,203 @@
+"""Frozen configs of the generative recommenders (SASRec, HSTU, TIGER), in the style of
+``training.config``: one dataclass per model, the run's ``RunConfig`` reused, and one
+``GenerativeConfig`` that a checkpoint holds whole (``to_dict`` / ``from_dict`` / ``with_overrides``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, get_type_hints
+
+from training.config import RunConfig
+
+
+class GenerativeKind(StrEnum):
+    SASREC = "sasrec"
+    HSTU = "hstu"
+    TIGER = "tiger"
+
+
+class SoftmaxKind(StrEnum):
+    FULL = "full"  # cross-entropy over the whole catalogue at every position
+    SAMPLED = "sampled"  # in-batch positives plus uniform negatives, log-Q corrected
+
+
+class SequenceSource(StrEnum):
+    SHARDS = "shards"  # training_data/sequence_shards of a warehouse (a leave-one-out build)
+    BEAUTY = "beauty"  # the TIGER Amazon Beauty split: {user: [items]} JSON (+ optional published semantic IDs)
+    MOVIELENS = "movielens"  # an ml-100k style ``u.data`` (user, item, rating, unix seconds)
+
+
+@dataclass(frozen=True)
+class SequenceDataConfig:
+    """Where the sequences come from and how they are evaluated.
+
+    Attributes:
+        source: Which reader builds the data.
+        path: Shard root / warehouse root (``SHARDS``), the Beauty folder, or the MovieLens folder.
+        dataset: Name recorded with the metrics.
+        max_len: Most recent items a model sees (SASRec / HSTU history length).
+        filter_seen: Items of the query history are removed from the ranking (the target never is);
+            recorded in the protocol name.
+    """
+
+    source: SequenceSource = SequenceSource.BEAUTY
+    path: str = ""
+    dataset: str = ""
+    max_len: int = 50
+    filter_seen: bool = True
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """SASRec (Kang and McAuley, ICDM 2018), trained on every position with a full softmax by default.
+
+    Attributes:
+        dim: Embedding and hidden width (item embeddings are shared with the output layer).
+        layers: Transformer blocks.
+        heads: Attention heads.
+        dropout: Dropout of embeddings, attention and feed-forward.
+        loss: Full cross-entropy, or sampled softmax (in-batch + ``negatives`` uniform, log-Q corrected).
+        negatives: Uniform negatives per batch of the sampled softmax.
+        temperature: Sampled-softmax logits are divided by it.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    dim: int = 64
+    layers: int = 2
+    heads: int = 2
+    dropout: float = 0.3
+    loss: SoftmaxKind = SoftmaxKind.FULL
+    negatives: int = 256
+    temperature: float = 1.0
+    lr: float = 0.001
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class HSTUConfig:
+    """HSTU (Zhai et al., ICML 2024), defaults after the reference's MovieLens configuration.
+
+    Attributes:
+        dim: Item embedding width (and the residual stream).
+        layers: HSTU blocks.
+        heads: Attention heads.
+        attention_dim: Per-head width of Q and K.
+        linear_dim: Per-head width of U and V.
+        dropout: Dropout of the input and of each block's output projection.
+        num_buckets: Time-difference buckets of the relative bias (ln(seconds) / 0.301, as the reference).
+        action_types: Add an embedding of each event's type (the loader's ``event_types``) to its item.
+        negatives: Uniform negatives per batch of the sampled softmax.
+        temperature: Logits are cosine similarities divided by it.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    dim: int = 64
+    layers: int = 2
+    heads: int = 1
+    attention_dim: int = 64
+    linear_dim: int = 64
+    dropout: float = 0.2
+    num_buckets: int = 128
+    action_types: bool = True
+    negatives: int = 128
+    temperature: float = 0.05
+    lr: float = 0.001
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class TIGERConfig:
+    """TIGER (Rajput et al., NeurIPS 2023): encoder-decoder over semantic-ID tokens.
+
+    Attributes:
+        dim: Model width (the paper: 128).
+        layers: Encoder layers and decoder layers each (the paper: 4).
+        heads: Attention heads (the paper: 6 of width 64; here ``dim`` is split).
+        ff: Feed-forward width (the paper: 1024).
+        dropout: Dropout (the paper: 0.1).
+        max_items: History items encoded, most recent last (the paper: 20).
+        user_buckets: Hash buckets of the user token (the paper: 2000).
+        beam: Beams of the constrained beam search at test time (at least the largest K).
+        valid_beam: Beams when validating.
+        valid_users: Validation users decoded per evaluation (0: all), the first ones in a fixed order.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    dim: int = 128
+    layers: int = 4
+    heads: int = 4
+    ff: int = 1024
+    dropout: float = 0.1
+    max_items: int = 20
+    user_buckets: int = 2000
+    beam: int = 50
+    valid_beam: int = 10
+    valid_users: int = 2000
+    lr: float = 0.001
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class GenerativeConfig:
+    """Everything ``train_generative`` needs; ``budget_seconds`` bounds the training wall clock (0: none)."""
+
+    model: GenerativeKind = GenerativeKind.SASREC
+    data: SequenceDataConfig = field(default_factory=SequenceDataConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=128, max_epochs=200, patience=10, valid_k=10))
+    sasrec: SASRecConfig = field(default_factory=SASRecConfig)
+    hstu: HSTUConfig = field(default_factory=HSTUConfig)
+    tiger: TIGERConfig = field(default_factory=TIGERConfig)
+    budget_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> GenerativeConfig:
+        flat = {f"{s}.{k}": v for s, values in payload.items() if isinstance(values, dict) for k, v in values.items()}
+        flat |= {k: v for k, v in payload.items() if not isinstance(v, dict)}
+        return cls().with_overrides(flat)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> GenerativeConfig:
+        """A copy with ``{"section.key": value}`` (or a top-level ``{"model": ...}``) applied; strings
+        are parsed to the field's type."""
+        config = self
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if not key:
+                kind = get_type_hints(type(config))[section]
+                config = dataclasses.replace(config, **{section: _parse(value, kind)})
+                continue
+            part = getattr(config, section, None)
+            if not dataclasses.is_dataclass(part) or key not in {f.name for f in dataclasses.fields(part)}:
+                raise KeyError(f"unknown setting {dotted!r}")
+            kind = get_type_hints(type(part))[key]
+            config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{key: _parse(value, kind)})})  # type: ignore[arg-type]
+        return config
+
+    @property
+    def lr(self) -> float:
+        return float(getattr(self, self.model.value).lr)
+
+    @property
+    def weight_decay(self) -> float:
+        return float(getattr(self, self.model.value).weight_decay)
+
+
+def _parse(value: Any, kind: Any) -> Any:
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return kind(value)
+    if not isinstance(value, str):
+        return value
+    if kind is bool:
+        if value.lower() not in {"true", "false", "1", "0"}:
+            raise ValueError(f"not a boolean: {value!r}")
+        return value.lower() in {"true", "1"}
+    return kind(value) if isinstance(kind, type) else value

@@ -1,0 +1,76 @@
+"""Leave-one-out evaluation: one held-out item per query, ranked against the whole catalogue.
+
+With one relevant item the ranking reduces to its rank ``r`` (0-based): ``hits[u, k] = (r_u == k)``,
+and every metric of ``training.metrics`` follows from those hits (HR@K = Recall@K, NDCG@K =
+1 / log2(r + 2) when r < K, MRR@K). ``mrr@<I>`` (K = the catalogue) is the untruncated MRR.
+
+Ties are counted against the model: the target's rank is the number of OTHER candidates scoring at
+least as high, so a model that scores everything equally ranks every target last (not first).
+With ``filter_seen`` the query history's items are not candidates; the target always is (an item
+consumed again is still a hit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from training.generative.data import SequenceBatch
+from training.metrics import per_user
+
+KS = (5, 10, 50)
+METRICS = ("hr", "ndcg", "mrr")
+
+Scorer = Callable[[SequenceBatch], torch.Tensor]  # queries [U'] -> scores [U', I]
+
+
+@torch.no_grad()
+def full_ranks(scorer: Scorer, queries: SequenceBatch, num_items: int, *, filter_seen: bool, chunk: int = 1024) -> torch.Tensor:
+    """``[U]`` rank of each query's target among the candidates (0 = first)."""
+    out = []
+    for start in range(0, len(queries), chunk):
+        part = queries.rows(torch.arange(start, min(start + chunk, len(queries))))
+        scores = scorer(part).float().cpu()
+        target = part.targets - 1
+        if filter_seen:
+            seen = torch.zeros(len(part), num_items + 1, dtype=torch.bool)
+            seen.scatter_(1, part.items, True)
+            seen = seen[:, 1:]
+            seen[torch.arange(len(part)), target] = False
+            scores = scores.masked_fill(seen, float("-inf"))
+        target_score = scores.gather(1, target.unsqueeze(1))
+        out.append((scores >= target_score).sum(1) - 1)
+    return torch.cat(out)
+
+
+def rank_metrics(ranks: torch.Tensor, ks: Sequence[int] = KS, num_items: int | None = None) -> dict[str, float]:
+    """HR@K, NDCG@K, MRR@K (and Recall@K, equal to HR@K here) from 0-based ranks; ``mrr@<num_items>`` when given."""
+    top = max(ks)
+    hits = (ranks.unsqueeze(1) == torch.arange(top)).float()
+    n_relevant = torch.ones(len(ranks))
+    out: dict[str, float] = {}
+    for k in ks:
+        values = per_user(hits[:, :k], n_relevant)
+        for name in (*METRICS, "recall"):
+            out[f"{name}@{k}"] = float(values[name].mean()) if len(ranks) else 0.0
+    if num_items is not None:
+        out[f"mrr@{num_items}"] = float((1.0 / (ranks.double() + 1)).mean()) if len(ranks) else 0.0
+    return out
+
+
+def ranks_from_lists(recommended: torch.Tensor, targets: torch.Tensor, miss: int, seen: torch.Tensor | None = None) -> torch.Tensor:
+    """``[U]`` rank of each target in ``recommended [U, K]`` (item ids, -1 for an empty slot), ``miss`` when
+    absent; items flagged in ``seen [U, K]`` are left out of the list first (seen-item filtering)."""
+    found = recommended == targets.unsqueeze(1)
+    first = found.float().argmax(1)
+    if seen is not None:
+        before = (seen.long().cumsum(1) - seen.long()).gather(1, first.unsqueeze(1)).squeeze(1)
+        first = first - before
+    return torch.where(found.any(1), first, torch.full_like(first, miss))
+
+
+def popularity_scorer(popularity: torch.Tensor) -> Scorer:
+    """Scores every item by its training count (the floor every model is compared with)."""
+    scores = popularity.float()
+    return lambda queries: scores.expand(len(queries), -1)

@@ -1,0 +1,188 @@
+"""``train_generative(cfg) -> GenerativeResult``: the trainer's order and pieces (``training.train``'s
+early stopping, DDP set-up, checkpoints and ``TrainResult``) for SASRec, HSTU and TIGER.
+
+Config, seed, data, model, optimiser, (resume), loop, eval, checkpoint. An epoch is one pass over the
+training rows: one sequence per user (SASRec, HSTU: every position of it is a target) or one example
+per (user, position) (TIGER). Validation (the second-to-last items) picks the epoch; the test split
+(the last items) is evaluated once, with the selected weights. ``budget_seconds`` stops training at
+the first step past it (then the epoch is validated as usual), and ``curve`` records the learning
+curve reached (seconds, epoch, training loss, validation metric).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from training.checkpoint import load_checkpoint
+from training.data import BatchLayout
+from training.generative.config import GenerativeConfig, GenerativeKind, SequenceSource
+from training.generative.data import PrefixData, SequenceBatch, SequenceData, from_shards
+from training.generative.datasets import beauty_ids, load_beauty, load_movielens
+from training.generative.evaluate import KS, full_ranks, rank_metrics, ranks_from_lists
+from training.generative.semantic_ids import SemanticIdTable
+from training.generative.tasks import HSTUTask, SASRecTask, TIGERTask
+from training.models.hstu import HSTU
+from training.models.sasrec import SASRec
+from training.models.tiger import TIGER
+from training.train import ProgressFn, TrainResult, _distributed, _EarlyStopping, _mean_across_ranks, _save
+
+
+@dataclass
+class GenerativeResult(TrainResult):
+    curve: list[dict[str, float]] = field(default_factory=list)
+    protocol: str = ""
+    seconds: float = 0.0
+
+
+def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, ids: SemanticIdTable | None = None,
+                     progress: ProgressFn | None = None) -> GenerativeResult:
+    """Train one generative model; ``data`` (and TIGER's ``ids``) override ``cfg.data`` (tests pass tiny data)."""
+    # -- config
+    run = cfg.run
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    rank, world, device, owns_group = _distributed(run.device)
+    try:
+        # -- seed
+        torch.manual_seed(run.seed)
+        # -- data
+        if data is None:
+            data, loaded_ids = load_sequence_data(cfg)
+            ids = ids if ids is not None else loaded_ids
+        task = build_generative_task(cfg, data, ids).to(device)
+        examples_data: Any = PrefixData.of(data, cfg.tiger.max_items) if cfg.model is GenerativeKind.TIGER else (
+            data.with_layout(BatchLayout.JAGGED if cfg.model is GenerativeKind.HSTU else BatchLayout.PADDED))
+        wrapped: nn.Module = nn.parallel.DistributedDataParallel(task) if world > 1 else task
+        # -- optimiser
+        optimiser = torch.optim.AdamW(task.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        state = _EarlyStopping()
+        out_dir = Path(run.out_dir) if run.out_dir else None
+        resumed = None
+        if out_dir is not None and run.resume and (saved := load_checkpoint(out_dir)) is not None:
+            task.load_state_dict(saved["state"]["task"])
+            optimiser.load_state_dict(saved["state"]["optimiser"])
+            state = _EarlyStopping(**saved["state"]["early_stopping"])
+            resumed = state.next_epoch
+        # -- loop
+        steps_per_epoch = math.ceil(len(examples_data) / run.batch_size)
+        total = run.max_steps or steps_per_epoch * run.max_epochs
+        curve: list[dict[str, float]] = []
+        examples, started = 0, time.perf_counter()
+        out_of_time = False
+        while state.next_epoch < run.max_epochs and not state.stopped and not out_of_time and not (run.max_steps and state.step >= run.max_steps):
+            epoch = state.next_epoch
+            order = examples_data.epoch_order(run.seed, epoch)
+            loss_sum, batches = torch.zeros((), device=device), 0
+            wrapped.train()
+            for b in range(steps_per_epoch):
+                rows = order[b * run.batch_size : (b + 1) * run.batch_size][rank::world]
+                loss = wrapped(examples_data.batch(rows).to(device))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                state.step += 1
+                loss_sum += loss.detach()
+                batches += 1
+                examples += len(rows) * world
+                if progress is not None and rank == 0:
+                    progress(state.step, total, float(loss.detach()), examples / max(time.perf_counter() - started, 1e-9))
+                out_of_time = bool(cfg.budget_seconds) and time.perf_counter() - started > cfg.budget_seconds
+                if out_of_time or (run.max_steps and state.step >= run.max_steps):
+                    break
+            state.losses.append(_mean_across_ranks(loss_sum / max(batches, 1), world))
+            state.next_epoch = epoch + 1
+            # -- eval (validation picks the epoch)
+            if state.next_epoch % run.eval_every_epochs == 0 or state.next_epoch == run.max_epochs or out_of_time:
+                valid = evaluate_generative(task, data, "valid", cfg)
+                state.observe(valid, f"ndcg@{run.valid_k}", epoch, task, run.patience)
+                curve.append({"epoch": state.next_epoch, "seconds": round(time.perf_counter() - started, 2),
+                              "train_loss": state.losses[-1], f"valid_ndcg@{run.valid_k}": valid[f"ndcg@{run.valid_k}"],
+                              f"valid_hr@{run.valid_k}": valid[f"hr@{run.valid_k}"]})
+            # -- checkpoint
+            if out_dir is not None and rank == 0:
+                _save(out_dir, cfg, data, state, task, optimiser)  # type: ignore[arg-type]
+        elapsed = time.perf_counter() - started
+        if state.best_task is not None:
+            task.load_state_dict(state.best_task)
+        test = evaluate_generative(task, data, "test", cfg)
+        return GenerativeResult(
+            config=cfg, steps=state.step, epochs=state.next_epoch, best_epoch=state.best_epoch, valid=state.best_valid, test=test,  # type: ignore[arg-type]
+            epoch_losses=state.losses, examples_per_second=examples / max(elapsed, 1e-9), task=task,
+            checkpoint=(out_dir / "checkpoint.pt") if out_dir is not None else None, versions=dict(data.versions),
+            resumed_from_epoch=resumed, curve=curve, protocol=data.protocol if cfg.model is not GenerativeKind.TIGER else _tiger_protocol(data, cfg),
+            seconds=elapsed,
+        )
+    finally:
+        if owns_group:
+            dist.destroy_process_group()
+
+
+def load_sequence_data(cfg: GenerativeConfig) -> tuple[SequenceData, SemanticIdTable | None]:
+    """The data ``cfg.data`` names, and the ID table it brings (Beauty's published IDs), if any."""
+    source = cfg.data
+    if source.source is SequenceSource.BEAUTY:
+        data, index = load_beauty(Path(source.path), max_len=source.max_len, filter_seen=source.filter_seen)
+        has_ids = any(Path(source.path).glob("*.index.json"))
+        return data, beauty_ids(Path(source.path), index) if has_ids else None
+    if source.source is SequenceSource.MOVIELENS:
+        return load_movielens(Path(source.path), max_len=source.max_len, filter_seen=source.filter_seen), None
+    from warehouse.settings import data_root
+
+    shards = Path(source.path) if source.path else data_root(None) / "training_data" / "sequence_shards"
+    return from_shards(shards, max_len=source.max_len, filter_seen=source.filter_seen, dataset=source.dataset), None
+
+
+def build_generative_task(cfg: GenerativeConfig, data: SequenceData, ids: SemanticIdTable | None = None) -> nn.Module:
+    max_len = data.train.items.shape[1]
+    if cfg.model is GenerativeKind.SASREC:
+        s = cfg.sasrec
+        return SASRecTask(SASRec(data.num_items, max_len, s.dim, s.layers, s.heads, s.dropout), s, data.log_q)
+    if cfg.model is GenerativeKind.HSTU:
+        h = cfg.hstu
+        return HSTUTask(HSTU(data.num_items, max_len, data.num_event_types if h.action_types else 0, h.dim, h.layers, h.heads,
+                             h.attention_dim, h.linear_dim, h.dropout, h.num_buckets), h)
+    if ids is None:
+        raise ValueError("TIGER needs a semantic-ID table (import one, or build recforge's)")
+    t = cfg.tiger
+    return TIGERTask(TIGER(ids.sizes, t.max_items, t.user_buckets, t.dim, t.layers, t.heads, t.ff, t.dropout), t, ids)
+
+
+@torch.no_grad()
+def evaluate_generative(task: nn.Module, data: SequenceData, split: str, cfg: GenerativeConfig) -> dict[str, float]:
+    """Leave-one-out metrics of one split: K = ``valid_k`` on validation, K in {5, 10, 50} (and MRR) on test."""
+    task.eval()
+    queries: SequenceBatch = getattr(data, split)
+    device = next(task.parameters()).device
+    ks = (cfg.run.valid_k,) if split == "valid" else KS
+    if isinstance(task, TIGERTask):
+        t = cfg.tiger
+        if split == "valid" and t.valid_users:
+            queries = queries.rows(torch.arange(min(t.valid_users, len(queries))))
+        beam = t.valid_beam if split == "valid" else t.beam
+        ks = tuple(k for k in ks if k <= beam)
+        lists = torch.cat([task.recommend(queries.rows(torch.arange(s, min(s + 64, len(queries)))).to(device), beam).cpu()
+                           for s in range(0, len(queries), 64)])
+        seen = _seen(lists, queries) if data.filter_seen else None
+        return rank_metrics(ranks_from_lists(lists, queries.targets - 1, data.num_items, seen), ks)
+    scorer = task.scores  # type: ignore[union-attr]
+    ranks = full_ranks(lambda part: scorer(part.to(device)), queries, data.num_items, filter_seen=data.filter_seen)
+    return rank_metrics(ranks, ks, None if split == "valid" else data.num_items)
+
+
+def _seen(lists: torch.Tensor, queries: SequenceBatch) -> torch.Tensor:
+    """``[U, beam]``: the recommended item is in the query's history (and is not its target)."""
+    history = queries.items - 1  # -1 for padding
+    hit = (lists.unsqueeze(2) == history.unsqueeze(1)).any(2) & (lists >= 0)
+    return hit & (lists != (queries.targets - 1).unsqueeze(1))
+
+
+def _tiger_protocol(data: SequenceData, cfg: GenerativeConfig) -> str:
+    return f"loo_beam{cfg.tiger.beam}" + ("_seen_filtered" if data.filter_seen else "")

@@ -1,0 +1,75 @@
+"""TIGER (Rajput et al., NeurIPS 2023): a transformer encoder-decoder that reads the semantic-ID tokens
+of a user's history and writes the next item's ID, one code per step.
+
+    encoder tokens  [user] a1 b1 c1 e1  a2 b2 c2 e2 ... (oldest first, PAD after; C codes per item)
+                    token ids: 0 PAD | 1..U hashed user | code tokens (level l, code c: base + offset_l + c)
+                    + level embedding (C levels, and one for the user token) + position
+    decoder input   [BOS] a b c          (teacher forcing: the target's first C - 1 codes)
+    decoder output  logits of level 0 | level 1 | ... | level C - 1 (each over that level's codes only)
+
+Level-wise outputs are slices of one output layer over all levels' codes; training takes each
+level's slice for its cross-entropy, decoding masks the slice with the trie of valid IDs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PAD, BOS = 0, 0
+
+
+class TIGER(nn.Module):
+    def __init__(self, sizes: tuple[int, ...], max_items: int, user_buckets: int, dim: int = 128, layers: int = 4, heads: int = 4,
+                 ff: int = 1024, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.sizes = tuple(int(s) for s in sizes)
+        self.levels = len(self.sizes)
+        self.user_buckets = user_buckets
+        self.register_buffer("offsets", torch.tensor([0, *self.sizes]).cumsum(0)[:-1], persistent=False)
+        codes = sum(self.sizes)
+        self.code_base = 1 + user_buckets
+        self.tokens = nn.Embedding(self.code_base + codes, dim, padding_idx=PAD)
+        self.token_levels = nn.Embedding(self.levels + 1, dim)  # the last row marks the user token
+        self.positions = nn.Embedding(1 + max_items * self.levels, dim)
+        self.decoder_tokens = nn.Embedding(1 + codes, dim)  # 0: BOS, then every level's codes
+        self.decoder_levels = nn.Embedding(self.levels, dim)
+        self.transformer = nn.Transformer(dim, heads, layers, layers, ff, dropout, activation="gelu", batch_first=True, norm_first=True)
+        self.head = nn.Linear(dim, codes)
+        for table in (self.tokens, self.token_levels, self.positions, self.decoder_tokens, self.decoder_levels):
+            nn.init.normal_(table.weight, std=0.02)
+
+    def encoder_tokens(self, codes: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(tokens [B, 1 + H C], levels, padding mask)`` from the history's codes ``[B, H, C]`` (-1 = no item; any
+        padding first: it is moved behind the real items) and the hashed ``users [B]``."""
+        batch, history, levels = codes.shape
+        present = codes[:, :, 0] >= 0
+        order = torch.sort((~present).long(), dim=1, stable=True).indices  # real items first, order kept
+        codes = codes.gather(1, order.unsqueeze(-1).expand(-1, -1, levels))
+        present = present.gather(1, order)
+        tokens = torch.where(present.unsqueeze(-1), codes + self.offsets + self.code_base, PAD).reshape(batch, history * levels)
+        user = (users % self.user_buckets + 1).unsqueeze(1)
+        tokens = torch.cat([user, tokens], dim=1)
+        level = torch.cat([torch.full((batch, 1), levels, device=codes.device),
+                           torch.arange(levels, device=codes.device).repeat(history).expand(batch, -1)], dim=1)
+        return tokens, level, tokens == PAD
+
+    def encode(self, tokens: torch.Tensor, levels: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.tokens(tokens) + self.token_levels(levels) + self.positions(positions)
+        return self.transformer.encoder(x, src_key_padding_mask=padding)
+
+    def decode(self, memory: torch.Tensor, padding: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """``[B, d + 1, codes]`` output logits after ``[BOS] + prefix`` (``prefix [B, d]`` codes of levels 0..d-1)."""
+        depth = prefix.shape[1]
+        shifted = prefix + self.offsets[:depth] + 1
+        inputs = torch.cat([torch.full((len(prefix), 1), BOS, device=prefix.device, dtype=torch.long), shifted], dim=1)
+        x = self.decoder_tokens(inputs) + self.decoder_levels(torch.arange(depth + 1, device=prefix.device))
+        causal = nn.Transformer.generate_square_subsequent_mask(depth + 1, device=prefix.device)
+        hidden = self.transformer.decoder(x, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=padding)
+        return self.head(hidden)
+
+    def level_logits(self, logits: torch.Tensor, level: int) -> torch.Tensor:
+        """The slice of ``logits [..., codes]`` that scores level ``level``'s codes."""
+        start = int(self.offsets[level])
+        return logits[..., start : start + self.sizes[level]]
