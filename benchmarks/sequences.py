@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.append(str(REPO / "benchmarks"))  # after the repo: benchmarks/training.py must not shadow the training package
 
 from _harness import RESULTS, print_table, sample_peak_rss, write_results  # noqa: E402
 

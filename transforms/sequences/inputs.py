@@ -144,6 +144,8 @@ def steps_ctes(
     sid = "c.codes" if codes else d.null_list("INT", 1)
     codes_join = f"LEFT JOIN {codes} c ON c.item_idx = s.item_idx" if codes else ""
     kind = None if split is None else split.kind
+    # A session's end (the session split's membership); a window only that split pays for.
+    session_end = "MAX(s.ts_ms) OVER (PARTITION BY s.user_idx, s.session_id)" if kind is SplitKind.SESSION else "s.ts_ms"
     if kind is SplitKind.TEMPORAL:
         part = split.cutoffs.split_sql("ts_ms", epoch_ms=True)  # type: ignore[union-attr]
     elif kind is SplitKind.SESSION:
@@ -192,8 +194,7 @@ positioned AS (
            s.event_id, s.session_id, s.session_surface,
            CAST(CASE s.strength {code_of} ELSE {PAD} END AS INT) AS event_code,
            CASE s.strength {type_of} END AS event_type, {sid} AS codes,
-           COUNT(*) OVER (PARTITION BY s.user_idx) AS n,
-           MAX(s.ts_ms) OVER (PARTITION BY s.user_idx, s.session_id) AS session_end_ms
+           COUNT(*) OVER (PARTITION BY s.user_idx) AS n, {session_end} AS session_end_ms
     FROM steps s {codes_join}
 ),
 base AS (
