@@ -198,7 +198,7 @@ def _held_by_parent(root: Path) -> bool:
     if not pid.isdigit() or Path(held_root) != root or int(pid) == os.getpid():
         return False
     found = holder(root)
-    return bool(found) and found.get("pid") == int(pid) and process_alive(int(pid))
+    return found is not None and found.get("pid") == int(pid) and process_alive(int(pid))
 
 
 def _command_line() -> str:
