@@ -21,13 +21,19 @@ from training.models.tiger import TIGER
 def constrained_beam_search(model: TIGER, memory: torch.Tensor, padding: torch.Tensor, trie: Trie, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(items [B, beam], log-probabilities [B, beam])``, best first; item -1 where no valid ID was left."""
     batch, device = memory.shape[0], memory.device
+    # Depth 0 has one live beam per query: score it before the memory is copied per beam.
+    first = model.level_logits(model.decode(memory, padding, torch.zeros(batch, 0, dtype=torch.long, device=device))[:, -1], 0)
+    first = F.log_softmax(first.float(), dim=-1).masked_fill(~trie.allowed[0][torch.zeros(batch, dtype=torch.long, device=device), : model.sizes[0]], float("-inf"))
+    width = min(beam, first.shape[1])
+    score, code = first.topk(width, dim=1)
+    if width < beam:
+        score = torch.cat([score, score.new_full((batch, beam - width), float("-inf"))], dim=1)
+        code = torch.cat([code, code.new_zeros((batch, beam - width))], dim=1)
+    prefix = code.reshape(-1, 1)
+    node = torch.where(torch.isfinite(score.reshape(-1)), trie.child[0][0, code.reshape(-1)], 0)
     memory = memory.repeat_interleave(beam, 0)
     padding = padding.repeat_interleave(beam, 0)
-    prefix = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
-    node = torch.zeros(batch * beam, dtype=torch.long, device=device)
-    score = torch.full((batch, beam), float("-inf"), device=device)
-    score[:, 0] = 0.0  # one live beam at the root
-    for depth in range(trie.levels):
+    for depth in range(1, trie.levels):
         size = model.sizes[depth]
         logits = model.level_logits(model.decode(memory, padding, prefix)[:, -1], depth)
         logp = F.log_softmax(logits.float(), dim=-1).masked_fill(~trie.allowed[depth][node, :size], float("-inf"))

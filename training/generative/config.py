@@ -126,6 +126,7 @@ class TIGERConfig:
         beam: Beams of the constrained beam search at test time (at least the largest K).
         valid_beam: Beams when validating.
         valid_users: Validation users decoded per evaluation (0: all), the first ones in a fixed order.
+        test_users: Test users decoded (0: all), a seeded random sample (beam search is the cost on a CPU).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
     """
@@ -140,6 +141,7 @@ class TIGERConfig:
     beam: int = 50
     valid_beam: int = 10
     valid_users: int = 2000
+    test_users: int = 0
     lr: float = 0.001
     weight_decay: float = 0.0
 

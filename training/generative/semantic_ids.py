@@ -114,3 +114,39 @@ class Trie:
         self.allowed = [a.to(device) for a in self.allowed]
         self.child = [c.to(device) for c in self.child]
         return self
+
+
+def cooccurrence_ids(data_train_items: torch.Tensor, num_items: int, *, levels: int = 3, codes_per_level: int = 256, dim: int = 32,
+                     seed: int = 0) -> SemanticIdTable:
+    """recforge's own semantic IDs for a catalogue without text: co-occurrence embeddings of the TRAINING rows
+    (``transforms.semantic_ids.cooccurrence``; an id-seeded vector for items that never co-occur), a residual
+    k-means codebook, and the disambiguation level.
+
+    Args:
+        data_train_items: ``[U, L]`` training rows (ids + 1, 0 = padding): nothing held out is read.
+        num_items: Catalogue size.
+    """
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from transforms.semantic_ids.codebook import quantize, train_codebook
+    from transforms.semantic_ids.config import SemanticIdConfig
+    from transforms.semantic_ids.cooccurrence import (
+        CooccurrenceConfig,
+        cooccurrence_embeddings,
+        id_hash_vectors,
+    )
+
+    rows, cols = (data_train_items > 0).nonzero(as_tuple=True)
+    start = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    events = pa.table({"user_id": pa.array(rows.numpy().astype(str)),
+                       "item_id": pa.array((data_train_items[rows, cols] - 1).numpy().astype(str)),
+                       "ts": pa.array([start + dt.timedelta(seconds=int(c)) for c in cols.numpy()], pa.timestamp("us", tz="UTC"))})
+    keys, vectors = cooccurrence_embeddings(events, dt.datetime(2100, 1, 1, tzinfo=dt.UTC), CooccurrenceConfig(dim=dim, seed=seed))
+    embeddings = id_hash_vectors([str(i) for i in range(num_items)], vectors.shape[1] if len(keys) else dim, salt="tiger")
+    if len(keys):
+        embeddings[np.asarray(keys, dtype=np.int64)] = vectors
+    config = SemanticIdConfig(levels=levels, codes_per_level=min(codes_per_level, num_items), seed=seed)
+    codes = quantize(train_codebook(embeddings, config), embeddings).codes
+    return disambiguate(codes, (config.codes_per_level,) * levels)

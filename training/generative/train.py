@@ -166,6 +166,8 @@ def evaluate_generative(task: nn.Module, data: SequenceData, split: str, cfg: Ge
         t = cfg.tiger
         if split == "valid" and t.valid_users:
             queries = queries.rows(torch.arange(min(t.valid_users, len(queries))))
+        if split == "test" and t.test_users and t.test_users < len(queries):
+            queries = queries.rows(torch.randperm(len(queries), generator=torch.Generator().manual_seed(0))[: t.test_users].sort().values)
         beam = t.valid_beam if split == "valid" else t.beam
         ks = tuple(k for k in ks if k <= beam)
         lists = torch.cat([task.recommend(queries.rows(torch.arange(s, min(s + 64, len(queries)))).to(device), beam).cpu()
@@ -185,4 +187,5 @@ def _seen(lists: torch.Tensor, queries: SequenceBatch) -> torch.Tensor:
 
 
 def _tiger_protocol(data: SequenceData, cfg: GenerativeConfig) -> str:
-    return f"loo_beam{cfg.tiger.beam}" + ("_seen_filtered" if data.filter_seen else "")
+    sample = f"_sample{cfg.tiger.test_users}" if cfg.tiger.test_users and cfg.tiger.test_users < len(data.test) else ""
+    return f"loo_beam{cfg.tiger.beam}{sample}" + ("_seen_filtered" if data.filter_seen else "")
