@@ -7,6 +7,9 @@
    batch 1024; early stopping on validation MAP@3, patience 5), mean and std over seeds 1..10; the
    popularity and item-kNN baselines under the same protocol; and Rel-MF trained from recforge's own
    label table after ``recforge ingest coat`` (``coat_relmf_from_labels_*``).
+3. Two-tower retrieval (with and without log-Q, with SSL) against popularity and item-kNN on ML-100K
+   and Amazon Beauty (LETTER's 5-core sequences): Recall@50 overall, on tail items and on short-history
+   users, full-catalogue ranking with seen items filtered, temporal split of the examples.
 
 Usage: ``python benchmarks/training.py [--quick]`` (``--quick``: 3 seeds, smaller data path);
 writes ``benchmarks/results/training.json`` (``training_quick.json`` with ``--quick``).
@@ -170,18 +173,103 @@ def coat_from_labels_section(tmp: Path, seeds: list[int]) -> dict[str, object]:
     return figures
 
 
+# --- 3. Two-tower on public datasets ----------------------------------------------------------------
+
+TT_HISTORY = 20  # a CPU-sized two-tower: 20 history items, width 64, 32-d outputs
+TT_VARIANTS = {"two_tower": {}, "two_tower_nologq": {"two_tower.logq": False}, "two_tower_ssl": {"two_tower.ssl_weight": 0.3}}
+
+
+def examples_from_sequences(sequences: dict[int, list[tuple[int, int]]], history: int = 50) -> pa.Table:
+    """``training_data/two_tower_examples`` rows from time-ordered (item, ts) lists: one row per event, the
+    history being the user's earlier items (built here, not by the pipeline: the benchmark measures the model)."""
+    from warehouse.contracts import TRAINING_TWO_TOWER_EXAMPLES
+
+    cols: dict[str, list[object]] = {f.name: [] for f in TRAINING_TWO_TOWER_EXAMPLES.schema}
+    for user, events in sequences.items():
+        items = [i for i, _ in events]
+        for n, (item, ts) in enumerate(events):
+            cols["user_idx"].append(user)
+            cols["history_item_ids"].append(items[max(0, n - history) : n])
+            cols["history_length"].append(min(n, history))
+            cols["user_prior_events"].append(n)
+            cols["surface"].append(None)
+            cols["event_type"].append("rating")
+            cols["item_idx"].append(item)
+            cols["weight"].append(1.0)
+            cols["ts"].append(ts)
+    cols["ts"] = pa.array(cols["ts"], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))  # type: ignore[assignment]
+    return pa.table(cols, schema=TRAINING_TWO_TOWER_EXAMPLES.schema)
+
+
+def _movielens() -> dict[int, list[tuple[int, int]]] | None:
+    path = DATASETS / "movielens-100k" / "ml-100k" / "u.data"
+    if not path.exists():
+        return None
+    rows = np.loadtxt(path, dtype=np.int64)
+    out: dict[int, list[tuple[int, int]]] = {}
+    for user, item, _, ts in rows[np.lexsort((rows[:, 1], rows[:, 3]))]:
+        out.setdefault(int(user) - 1, []).append((int(item) - 1, int(ts) * 1000))
+    return out
+
+
+def _beauty() -> dict[int, list[tuple[int, int]]] | None:
+    import json
+
+    path = DATASETS / "amazon2014-beauty-sequences" / "Beauty.inter.json"
+    if not path.exists():
+        return None
+    # No timestamps: order is all there is, so an event's position is its time (one step = one second).
+    return {int(u): [(int(i), n * 1000) for n, i in enumerate(items)] for u, items in json.loads(path.read_text()).items()}
+
+
+def two_tower_section(quick: bool) -> dict[str, object]:
+    from training.data.two_tower import two_tower_data
+
+    figures: dict[str, object] = {}
+    for name, load in (("ml100k", _movielens), ("beauty", _beauty)):
+        sequences = load()
+        if sequences is None:
+            continue
+        data = two_tower_data(examples_from_sequences(sequences, TT_HISTORY), None, max_history=TT_HISTORY, dataset=name)
+        figures[f"{name}_train_examples"] = len(data)
+        for model, make in (("popularity", popularity), ("itemknn", item_knn)):
+            scorer = make(data)
+            figures[f"{name}_{model}_recall50"] = round(evaluate(scorer, data.test.ranking, [50])["recall@50"], 4)
+            figures[f"{name}_{model}_tail_recall50"] = round(evaluate(scorer, data.test.ranking, [50], items=data.tail_items)["recall@50"], 4)
+        for model, overrides in TT_VARIANTS.items():
+            started = time.perf_counter()
+            cfg = TrainConfig().with_overrides({"model": "two_tower", "run.valid_k": 50, "run.batch_size": 1024, "run.threads": 2,
+                                                "two_tower.max_history": TT_HISTORY, "two_tower.hidden": 64, "two_tower.dim": 32,
+                                                "run.max_epochs": 2 if quick else 12, "run.patience": 2, **overrides})
+            result = train(cfg, data)
+            figures[f"{name}_{model}_recall50"] = round(result.test["recall@50"], 4)
+            figures[f"{name}_{model}_tail_recall50"] = round(result.test["tail_recall@50"], 4)
+            figures[f"{name}_{model}_short_recall50"] = round(result.test["short_recall@50"], 4)
+            figures[f"{name}_{model}_epochs"] = result.epochs
+            figures[f"{name}_{model}_seconds"] = round(time.perf_counter() - started, 1)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sections", default="data_path,coat,coat_labels,two_tower", help="comma-separated subset to run (results: training_partial.json)")
     args = parser.parse_args()
+    run = set(args.sections.split(","))
     seeds = list(range(1, 4 if args.quick else 11))
     figures: dict[str, object] = {"load_average_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
-        figures |= data_path_section(Path(tmp) / "d", args.quick)
-        figures |= coat_section(seeds)
-        figures |= coat_from_labels_section(Path(tmp) / "c", seeds)
+        if "data_path" in run:
+            figures |= data_path_section(Path(tmp) / "d", args.quick)
+        if "coat" in run:
+            figures |= coat_section(seeds)
+        if "coat_labels" in run:
+            figures |= coat_from_labels_section(Path(tmp) / "c", seeds)
+        if "two_tower" in run:
+            figures |= two_tower_section(args.quick)
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
-    path = write_results("training_quick" if args.quick else "training", figures)
+    complete = run >= {"data_path", "coat", "coat_labels", "two_tower"}
+    path = write_results(("training_quick" if args.quick else "training") if complete else "training_partial", figures)
     print_table("training", list(figures.items()))
     print(path)
 

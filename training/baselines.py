@@ -36,23 +36,37 @@ def item_similarity(matrix: torch.Tensor) -> torch.Tensor:
     return sim
 
 
-def item_knn(data: PairData | TwoTowerData, neighbours: int = 50) -> Scorer:
+def item_knn(data: PairData | TwoTowerData, neighbours: int = 50, chunk: int = 2048) -> Scorer:
     """Score = sum of the similarities (top ``neighbours`` per item) to the items in the user's profile:
-    their training positives (pairs) or their query history (two-tower splits)."""
+    their training positives (pairs) or their query history (two-tower splits). The similarity rows are
+    built ``chunk`` items at a time from a sparse user-item matrix, so memory is ``I x neighbours``."""
     matrix = user_item_matrix(data)
-    sim = item_similarity(matrix)
-    if neighbours < sim.shape[1]:
-        keep = sim.topk(neighbours, dim=1).indices
-        sim = torch.zeros_like(sim).scatter_(1, keep, sim.gather(1, keep))
+    sparse = matrix.to_sparse()
+    norms = matrix.sum(0).clamp(min=1).sqrt()
+    k = min(neighbours, data.num_items - 1)
+    rows, cols, vals = [], [], []
+    for start in range(0, data.num_items, chunk):
+        index = torch.arange(start, min(start + chunk, data.num_items))
+        block = torch.sparse.mm(sparse.t().index_select(0, index).coalesce(), matrix)  # [chunk, I] co-occurrence
+        block = block / norms[index, None] / norms[None, :]
+        block[torch.arange(len(index)), index] = 0.0
+        top = block.topk(k, dim=1)
+        rows.append(index.repeat_interleave(k))
+        cols.append(top.indices.reshape(-1))
+        vals.append(top.values.reshape(-1))
+    sim = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals), (data.num_items, data.num_items),
+                                  check_invariants=True).coalesce()
     if isinstance(data, PairData):
-        return lambda index: matrix[index] @ sim
+        return lambda index: torch.sparse.mm(sim.t(), matrix[index].T).T
 
-    def from_history(history: torch.Tensor) -> Scorer:
-        profile = torch.zeros(history.shape[0], data.num_items)
-        profile.scatter_(1, (history - 1).clamp(min=0), (history > 0).float())
-        return lambda index: profile[index] @ sim
+    history = data.test.history
 
-    return from_history(data.test.history)
+    def from_history(index: torch.Tensor) -> torch.Tensor:
+        profile = torch.zeros(len(index), data.num_items)
+        profile.scatter_add_(1, (history[index] - 1).clamp(min=0), (history[index] > 0).float()).clamp_(max=1.0)  # pads add 0
+        return torch.sparse.mm(sim.t(), profile.T).T
+
+    return from_history
 
 
 BASELINES = {"popularity": popularity, "item_knn": item_knn}

@@ -66,13 +66,15 @@ def sampled_softmax(
     Row ``b`` scores its user against every in-batch positive (its own on the diagonal) and the
     extra negatives::
 
-        logits [B, B + N] = [ U V^T - log Q(item_j) | U E^T - log(N / catalogue) ] / temperature
+        logits [B, B + N] = [ U V^T / temperature - log Q(item_j) | U E^T / temperature - log(N / catalogue) ]
+
+    (the corrections are applied after the temperature: they are log-probabilities, not similarities)
 
     Args:
         users: ``[B, D]`` user vectors.
         items: ``[B, D]`` positive item vectors (row ``b`` is row ``b``'s positive).
         item_ids: ``[B]`` the positives' ids (for accidental hits).
-        temperature: Divides every logit.
+        temperature: Divides every similarity.
         log_q: ``[B]`` log sampling probability of each in-batch item (None: no correction).
         extra_items: ``[N, D]`` uniformly sampled negatives, shared by the batch.
         extra_ids: ``[N]`` their ids.
@@ -80,14 +82,13 @@ def sampled_softmax(
         remove_accidental_hits: Mask candidates (other than the diagonal) whose id is the row's positive.
         weights: ``[B]`` per-example weights (None: 1); the loss is their weighted mean.
     """
-    logits = users @ items.T
+    logits = users @ items.T / temperature
     if log_q is not None:
         logits = logits - log_q.unsqueeze(0)
     candidate_ids = item_ids
     if extra_items is not None and extra_ids is not None:
-        logits = torch.cat([logits, users @ extra_items.T - extra_log_q], dim=1)
+        logits = torch.cat([logits, users @ extra_items.T / temperature - extra_log_q], dim=1)
         candidate_ids = torch.cat([item_ids, extra_ids])
-    logits = logits / temperature
     target = torch.arange(len(users), device=users.device)
     if remove_accidental_hits:
         hits = item_ids.unsqueeze(1) == candidate_ids.unsqueeze(0)
