@@ -6,7 +6,7 @@
    hyper-parameters (dim 128; MF lr 0.005 l2 1e-9; Rel-MF lr 0.005 l2 1e-5; MF-DU lr 0.01 l2 1e-7;
    batch 1024; early stopping on validation MAP@3, patience 5), mean and std over seeds 1..10; the
    popularity and item-kNN baselines under the same protocol; and Rel-MF trained from recforge's own
-   label table after ``recforge ingest coat`` (``coat_relmf_from_labels_*``).
+   label table after ``recforge ingest coat`` and ``recforge build --select core,labels`` (``coat_relmf_from_labels_*``).
 3. Two-tower retrieval (with and without log-Q, with SSL) against popularity and item-kNN on ML-100K
    and Amazon Beauty (LETTER's 5-core sequences): Recall@50 overall, on tail items and on short-history
    users, full-catalogue ranking with seen items filtered, temporal split of the examples.
@@ -18,7 +18,7 @@ writes ``benchmarks/results/training.json`` (``training_quick.json`` with ``--qu
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -38,9 +38,11 @@ from _harness import print_table, write_results
 from training.baselines import item_knn, popularity
 from training.config import DataConfig, TrainConfig
 from training.data import LoaderConfig, make_dataloader
-from training.data.coat import coat_from_labels, load_coat
+from training.data.coat import load_coat
 from training.evaluate import evaluate
 from training.train import train
+from warehouse import contracts as C
+from warehouse.store import Warehouse
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 PUBLISHED = {"mf": 0.3714, "relmf": 0.3922, "mfdu": 0.3984}
@@ -141,33 +143,27 @@ def coat_section(seeds: list[int]) -> dict[str, object]:
 
 
 def coat_from_labels_section(tmp: Path, seeds: list[int]) -> dict[str, object]:
-    """The user's path: ``recforge ingest coat`` into a fresh warehouse, the label transforms over its
-    raw tables, then Rel-MF and MF on ``labels/debiased_labels`` under the same protocol."""
-    from transforms import labels as L
-    from transforms.engine import DuckDBEngine, EngineConfig
-    from warehouse import contracts as C
-    from warehouse.store import Warehouse
+    """The user's path: ``recforge ingest coat`` and ``recforge build --select core,labels`` into a fresh
+    warehouse, then MF and Rel-MF on its ``labels/debiased_labels`` (``data.source=labels``) under the same protocol."""
+    from training.config import DataSource
+    from training.train import load_data
 
     folder = DATASETS / "coat"
     if not (folder / "train.ascii").exists():
         return {}
     home = tmp / "home"
     env = {**os.environ, "RECFORGE_HOME": str(home)}
-    subprocess.run([sys.executable, "-m", "recforge.cli", "ingest", "coat", "--path", str(folder)], check=True, env=env, capture_output=True)
-    store = Warehouse(home)
-    far = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
-    config = L.LabelConfig(cutoffs=L.Cutoffs(far, far), clip_min=0.1)
-    with DuckDBEngine(EngineConfig(memory_limit="1GB", spill_dir=str(tmp / "spill"))) as engine:
-        L.register_sources(engine, {name: store.files(contract) for name, contract in L.SOURCE_RELATIONS.items()})
-        bias, _ = L.fit_position_bias(engine, config)
-        pop = L.exposure_propensities(engine, config)
-        labels = pa.concat_tables([t for _, t in L.iter_debiased_labels(engine, config, bias, pop)])
-    ratings = store.read(C.EVAL_RANDOM_RATINGS)
-    data = coat_from_labels(labels, ratings, DataConfig())
+    started = time.perf_counter()
+    for command in (["ingest", "coat", "--path", str(folder)], ["build", "--select", "core,labels"]):
+        subprocess.run([sys.executable, "-m", "recforge.cli", *command], check=True, env=env, capture_output=True)
+    cfg = TrainConfig(data=DataConfig(source=DataSource.LABELS, path=str(home)))
+    data = load_data(cfg)
+    labels = Warehouse(home).read(C.LABELS_DEBIASED_LABELS)
     sources = labels["propensity_source"].value_counts().to_pylist()
     figures: dict[str, object] = {"coat_labels_rows": labels.num_rows, "coat_labels_positives": int(np.asarray(labels["observed"]).sum()),
                                   "coat_labels_propensity_sources": {s["values"]: s["counts"] for s in sources},
-                                  "coat_labels_train_positives": int(data.labels.sum())}
+                                  "coat_labels_train_positives": int(data.labels.sum()),
+                                  "coat_labels_build_seconds": round(time.perf_counter() - started, 1)}
     _seeds_summary("coat_relmf_from_labels", _run_seeds(data, HYPER["relmf"], seeds), figures)
     _seeds_summary("coat_mf_from_labels", _run_seeds(data, HYPER["mf"], seeds), figures)
     return figures
@@ -253,7 +249,7 @@ def two_tower_section(quick: bool) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sections", default="data_path,coat,coat_labels,two_tower", help="comma-separated subset to run (results: training_partial.json)")
+    parser.add_argument("--sections", default="data_path,coat,coat_labels,two_tower", help="comma-separated subset to run (updates those figures in the results)")
     args = parser.parse_args()
     run = set(args.sections.split(","))
     seeds = list(range(1, 4 if args.quick else 11))
@@ -268,8 +264,12 @@ def main() -> None:
         if "two_tower" in run:
             figures |= two_tower_section(args.quick)
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
-    complete = run >= {"data_path", "coat", "coat_labels", "two_tower"}
-    path = write_results(("training_quick" if args.quick else "training") if complete else "training_partial", figures)
+    name = "training_quick" if args.quick else "training"
+    previous = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    if not run >= {"data_path", "coat", "coat_labels", "two_tower"} and previous.exists():
+        # A partial run refreshes its sections' figures and keeps the others.
+        figures = json.loads(previous.read_text()) | figures
+    path = write_results(name, figures)
     print_table("training", list(figures.items()))
     print(path)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -145,7 +146,7 @@ def load_data(cfg: TrainConfig) -> Data:
     if source.source is DataSource.LABELS:
         labels = store.read(C.LABELS_DEBIASED_LABELS)
         ratings = store.read(C.EVAL_RANDOM_RATINGS)
-        ratings = ratings.filter(ratings["dataset"] == source.dataset) if ratings.num_rows else ratings
+        ratings = ratings.filter(pc.equal(ratings["dataset"], source.dataset))
         return coat_from_labels(labels, ratings, source, _table_versions(store, C.LABELS_DEBIASED_LABELS, C.EVAL_RANDOM_RATINGS))
     examples = store.read(C.TRAINING_TWO_TOWER_EXAMPLES)
     frequencies = store.read(C.TRAINING_ITEM_FREQUENCIES) if store.exists(C.TRAINING_ITEM_FREQUENCIES) else None
