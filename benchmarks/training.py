@@ -209,8 +209,6 @@ def _movielens() -> dict[int, list[tuple[int, int]]] | None:
 
 
 def _beauty() -> dict[int, list[tuple[int, int]]] | None:
-    import json
-
     path = DATASETS / "amazon2014-beauty-sequences" / "Beauty.inter.json"
     if not path.exists():
         return None
