@@ -79,3 +79,13 @@ def test_config_overrides_and_files(tmp_path: Path) -> None:
     assert load_config(path, {"run.seed": "3"}, model="two_tower").run.seed == 3
     with pytest.raises(KeyError):
         cfg.with_overrides({"mf.nope": 1})
+
+
+@pytest.mark.gpu
+def test_cuda_run_matches_cpu(data: PairData) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cpu = train(tiny_config(**{"run.device": "cpu"}), data)
+    gpu = train(tiny_config(**{"run.device": "cuda"}), data)
+    assert next(gpu.task.parameters()).is_cuda
+    assert gpu.epoch_losses == pytest.approx(cpu.epoch_losses, rel=1e-3)
