@@ -13,6 +13,9 @@ beats popularity, and no regression beyond ``REGRESSION_TOLERANCE`` against the 
 A model that fails is kept (its checkpoint and metrics rows stay) but not promoted: a failed blocking
 check stops ``models/promoted`` in the same run, and ``models/promoted`` re-reads each candidate's
 check results, so materialising it alone promotes nothing that failed.
+
+Nightly: every asset here is eager, so the downstream automation sensor retrains after the nightly
+data layers refresh ``training_data``; ``models_job`` runs the group on demand.
 """
 
 
@@ -60,6 +63,9 @@ HEADLINE = "recall@50"  # the metric promotion compares
 VALID_K = 50  # validation picks the epoch by recall@50 (two-tower) / map@50 (MF)
 REGRESSION_TOLERANCE = 0.01  # absolute drop of the headline metric tolerated against the promoted version
 PROTOCOL = "temporal_test_full_seen_filtered"
+# Nightly retraining: when the nightly data layers refresh the training data, the downstream automation
+# sensor (assets/jobs.py) materialises the models, then the metrics table and the registry, in order.
+NIGHTLY = dg.AutomationCondition.eager()
 
 
 class MFModelConfig(dg.Config):
@@ -167,7 +173,7 @@ def _checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     ]
 
 
-@dg.asset(key=MF_KEY, deps=[EXAMPLES_KEY], group_name=GROUP, check_specs=_checks(MF_KEY), kinds={"pytorch"},
+@dg.asset(key=MF_KEY, deps=[EXAMPLES_KEY], group_name=GROUP, automation_condition=NIGHTLY, check_specs=_checks(MF_KEY), kinds={"pytorch"},
           description="Pointwise matrix factorisation (naive, Rel-MF or MF-DU loss) on every user-item pair of the training data.")
 def mf(config: MFModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     cfg = _train_config(ModelKind.MF, config, warehouse.root, "mf")
@@ -176,7 +182,7 @@ def mf(config: MFModelConfig, warehouse: WarehouseResource) -> dg.MaterializeRes
     return _model_asset("mf", train(cfg, pairs_from_examples(data)), data, warehouse.store())
 
 
-@dg.asset(key=TWO_TOWER_KEY, deps=[EXAMPLES_KEY, FREQUENCIES_KEY], group_name=GROUP, check_specs=_checks(TWO_TOWER_KEY), kinds={"pytorch"},
+@dg.asset(key=TWO_TOWER_KEY, deps=[EXAMPLES_KEY, FREQUENCIES_KEY], group_name=GROUP, automation_condition=NIGHTLY, check_specs=_checks(TWO_TOWER_KEY), kinds={"pytorch"},
           description="Two-tower retrieval: in-batch sampled softmax with log-Q, weighted by the debiased labels.")
 def two_tower(config: TwoTowerModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     cfg = _train_config(ModelKind.TWO_TOWER, config, warehouse.root, "two_tower")
@@ -185,7 +191,7 @@ def two_tower(config: TwoTowerModelConfig, warehouse: WarehouseResource) -> dg.M
     return _model_asset("two_tower", train(cfg, data), data, warehouse.store())
 
 
-@dg.asset(key=BASELINES_KEY, deps=[EXAMPLES_KEY], group_name=GROUP, kinds={"python"},
+@dg.asset(key=BASELINES_KEY, deps=[EXAMPLES_KEY], group_name=GROUP, automation_condition=NIGHTLY, kinds={"python"},
           check_specs=[dg.AssetCheckSpec("metrics_finite", asset=BASELINES_KEY, blocking=True, description="Every baseline metric is a finite number in [0, 1].")],
           description="Popularity and item-kNN under the models' protocol: the floor beside every metric.")
 def baselines(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -209,7 +215,7 @@ def baselines(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(key=METRICS_KEY, deps=[MF_KEY, TWO_TOWER_KEY, BASELINES_KEY], group_name=GROUP, kinds={"parquet", "duckdb"},
+@dg.asset(key=METRICS_KEY, deps=[MF_KEY, TWO_TOWER_KEY, BASELINES_KEY], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet", "duckdb"},
           check_specs=[dg.AssetCheckSpec("rows_unique", asset=METRICS_KEY, blocking=True, description="One row per key of the metrics table.")],
           description=MODELS_METRICS.description)
 def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -234,7 +240,7 @@ def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
                                 check_results=[dg.AssetCheckResult(check_name="rows_unique", passed=duplicates == 0, metadata={"duplicates": duplicates})])
 
 
-@dg.asset(key=PROMOTED_KEY, deps=[MF_KEY, TWO_TOWER_KEY], group_name=GROUP, kinds={"parquet"},
+@dg.asset(key=PROMOTED_KEY, deps=[MF_KEY, TWO_TOWER_KEY], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet"},
           check_specs=[dg.AssetCheckSpec("checkpoints_exist", asset=PROMOTED_KEY, blocking=True, description="Every promoted version's checkpoint is on disk.")],
           description=MODELS_PROMOTED.description)
 def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -254,3 +260,8 @@ def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:
     missing = [r["checkpoint"] for r in registry.values() if not (store.root / r["checkpoint"]).exists()]
     return dg.MaterializeResult(metadata={"promoted_now": dg.MetadataValue.json(changed), "registry": dg.MetadataValue.json({k: v["version"] for k, v in registry.items()})},
                                 check_results=[dg.AssetCheckResult(check_name="checkpoints_exist", passed=not missing, metadata={"missing": dg.MetadataValue.json(missing)})])
+
+
+models_job = dg.define_asset_job("models_job", selection=dg.AssetSelection.groups(GROUP))  # retrain and re-evaluate on demand
+
+JOBS = [models_job]
