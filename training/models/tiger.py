@@ -34,7 +34,10 @@ class TIGER(nn.Module):
         self.positions = nn.Embedding(1 + max_items * self.levels, dim)
         self.decoder_tokens = nn.Embedding(1 + codes, dim)  # 0: BOS, then every level's codes
         self.decoder_levels = nn.Embedding(self.levels, dim)
-        self.transformer = nn.Transformer(dim, heads, layers, layers, ff, dropout, activation="gelu", batch_first=True, norm_first=True)
+        block = nn.TransformerEncoderLayer(dim, heads, ff, dropout, activation="gelu", batch_first=True, norm_first=True)
+        encoder = nn.TransformerEncoder(block, layers, nn.LayerNorm(dim), enable_nested_tensor=False)  # pre-LN cannot nest anyway
+        self.transformer = nn.Transformer(dim, heads, layers, layers, ff, dropout, activation="gelu", custom_encoder=encoder,
+                                          batch_first=True, norm_first=True)
         self.head = nn.Linear(dim, codes)
         for table in (self.tokens, self.token_levels, self.positions, self.decoder_tokens, self.decoder_levels):
             nn.init.normal_(table.weight, std=0.02)

@@ -1,0 +1,107 @@
+"""SASRec, the leave-one-out data and the evaluation it shares with HSTU: tiny seeded data, a few steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.generative.config import GenerativeConfig
+from training.generative.data import leave_one_out
+from training.generative.evaluate import full_ranks, rank_metrics, ranks_from_lists
+from training.generative.train import build_generative_task, train_generative
+from training.models.sasrec import SASRec, align_right
+
+NUM_ITEMS = 40
+
+
+def cycle_data(users: int = 64, length: int = 12, seed: int = 0):
+    """Every user walks the catalogue in steps of one from a random start: the next item is always
+    the current one + 1 (mod I), a rule a sequential model learns in a few steps and a random one cannot."""
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, NUM_ITEMS, users)
+    items = (starts[:, None] + np.arange(length)) % NUM_ITEMS
+    user = np.repeat(np.arange(users), length)
+    times = np.tile(np.arange(length) * 60, users)
+    return leave_one_out(user, items.ravel(), times, max_len=8, num_items=NUM_ITEMS)
+
+
+def tiny(model: str, **overrides) -> GenerativeConfig:
+    return GenerativeConfig().with_overrides({
+        "model": model, "run.batch_size": 16, "run.max_epochs": 8, "run.patience": 0, "run.valid_k": 10, "run.threads": 1,
+        "sasrec.dim": 32, "sasrec.dropout": 0.0, "sasrec.lr": 0.01, **overrides})
+
+
+def test_leave_one_out_holds_out_the_last_two_items() -> None:
+    # alice: 10 11 12 13 (in time order, given shuffled); bob: 20 21 (too short: dropped)
+    data = leave_one_out(np.array([0, 0, 0, 0, 1, 1]), np.array([12, 10, 13, 11, 20, 21]), np.array([3, 1, 4, 2, 1, 2]),
+                         max_len=4, num_items=30)
+    assert data.num_users == 1
+    assert data.train.items.tolist() == [[0, 0, 11, 12]]  # ids + 1: items 10, 11
+    assert data.valid.items.tolist() == [[0, 0, 11, 12]] and data.valid.targets.tolist() == [13]
+    assert data.test.items.tolist() == [[0, 11, 12, 13]] and data.test.targets.tolist() == [14]
+    assert data.popularity[[10, 11, 12, 13]].tolist() == [1, 1, 0, 0]  # held-out items are not counted
+
+
+def test_jagged_batch_drops_the_padding_in_order() -> None:
+    data = cycle_data(users=3, length=5)
+    jagged = data.train.rows(torch.arange(3)).jagged()
+    assert jagged.offsets.tolist() == [0, 3, 6, 9]
+    assert torch.equal(jagged.items, data.train.items[data.train.items > 0])
+
+
+def test_ties_count_against_the_model_and_seen_items_are_filtered() -> None:
+    data = cycle_data(users=4)
+    constant = full_ranks(lambda q: torch.zeros(len(q), NUM_ITEMS), data.test, NUM_ITEMS, filter_seen=False)
+    assert constant.tolist() == [NUM_ITEMS - 1] * 4  # all tied: ranked last, not first
+    filtered = full_ranks(lambda q: torch.zeros(len(q), NUM_ITEMS), data.test, NUM_ITEMS, filter_seen=True)
+    assert (filtered == NUM_ITEMS - 1 - 8).all()  # the 8 (max_len) history items are no longer candidates
+
+
+def test_rank_metrics_from_ranks() -> None:
+    metrics = rank_metrics(torch.tensor([0, 1, 9, 60]), ks=(1, 10), num_items=100)
+    assert metrics["hr@1"] == pytest.approx(0.25) and metrics["hr@10"] == pytest.approx(0.75)
+    assert metrics["ndcg@10"] == pytest.approx((1 + 1 / np.log2(3) + 1 / np.log2(11)) / 4)
+    assert metrics["mrr@100"] == pytest.approx((1 + 1 / 2 + 1 / 10 + 1 / 61) / 4)
+    # a list: the target at position 2, an earlier seen item is dropped first -> rank 1
+    ranks = ranks_from_lists(torch.tensor([[5, 7, 9]]), torch.tensor([9]), miss=100, seen=torch.tensor([[False, True, False]]))
+    assert ranks.tolist() == [1]
+
+
+def test_align_right_and_shapes() -> None:
+    items = torch.tensor([[0, 0, 3, 4], [1, 2, 3, 4]])
+    aligned, lengths = align_right(items)
+    assert aligned.tolist() == [[3, 4, 0, 0], [1, 2, 3, 4]] and lengths.tolist() == [2, 4]
+    model = SASRec(NUM_ITEMS, 4, dim=16, layers=1, heads=2, dropout=0.0)
+    hidden, _, _ = model(items)
+    assert hidden.shape == (2, 4, 16) and model.last(items).shape == (2, 16)
+
+
+def test_no_position_sees_a_later_one() -> None:
+    torch.manual_seed(0)
+    model = SASRec(NUM_ITEMS, 6, dim=16, layers=2, heads=2, dropout=0.0).eval()
+    items = torch.tensor([[0, 5, 6, 7, 8, 9]])
+    changed = items.clone()
+    changed[0, 4:] = torch.tensor([30, 31])  # perturb the future (the last two items)
+    before, after = model(items)[0], model(changed)[0]
+    assert torch.allclose(before[0, :3], after[0, :3], atol=1e-6)  # positions of items 5, 6, 7: unchanged
+    assert not torch.allclose(before[0, 3], after[0, 3])  # the perturbed position itself does change
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_loss_falls_and_beats_a_random_model(loss: str) -> None:
+    torch.manual_seed(0)
+    data = cycle_data()
+    cfg = tiny("sasrec", **{"sasrec.loss": loss, "sasrec.negatives": 16, "sasrec.temperature": 0.5 if loss == "sampled" else 1.0})
+    result = train_generative(cfg, data)
+    assert result.epoch_losses[-1] < 0.7 * result.epoch_losses[0]
+    random_hr10 = 10 / (NUM_ITEMS - 8)  # a random ranking of the candidates left after filtering
+    assert result.test["hr@10"] > 2 * random_hr10
+    assert set(result.test) >= {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@50", "ndcg@50", f"mrr@{NUM_ITEMS}"}
+    assert len(result.curve) == result.epochs and result.protocol == "loo_full_seen_filtered"
+
+
+def test_untrained_model_scores_every_item() -> None:
+    data = cycle_data(users=4)
+    task = build_generative_task(tiny("sasrec"), data)
+    assert task.scores(data.test).shape == (4, NUM_ITEMS)

@@ -1,0 +1,88 @@
+"""TIGER: ID tables (collision check, disambiguation level, imports), the trie, beam-search validity,
+and learning on tiny seeded data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training.test_sasrec import NUM_ITEMS, cycle_data, tiny
+from training.generative.beam import constrained_beam_search
+from training.generative.semantic_ids import Trie, cooccurrence_ids, disambiguate, import_codes
+from training.generative.train import build_generative_task, train_generative
+from training.models.tiger import TIGER
+
+
+def test_colliding_items_get_distinct_disambiguation_codes() -> None:
+    # items 0 and 2 share (1, 2); item 1 is alone
+    table = disambiguate(np.array([[1, 2], [0, 3], [1, 2]]))
+    assert table.codes.tolist() == [[1, 2, 0], [0, 3, 0], [1, 2, 1]]
+    assert table.colliding_items == 2 and table.distinct_before == 2 and table.sizes == (2, 4, 2)
+
+
+def test_imported_tokens_are_parsed_by_level_and_checked() -> None:
+    # the Beauty index's format; items "7" and "9" collide
+    index = {"7": 0, "8": 1, "9": 2}
+    table = import_codes({"7": ["<a_1>", "<b_5>"], "8": ["<a_0>", "<b_5>"], "9": ["<a_1>", "<b_5>"]}, index)
+    assert table.codes.tolist() == [[1, 5, 0], [0, 5, 0], [1, 5, 1]]
+    with pytest.raises(ValueError, match="is not <b_N>"):
+        import_codes({"7": ["<a_1>", "<c_5>"], "8": ["<a_0>", "<b_5>"], "9": ["<a_2>", "<b_5>"]}, index)
+    with pytest.raises(ValueError, match="no semantic ID"):
+        import_codes({"7": ["<a_1>", "<b_5>"]}, index)
+
+
+def test_trie_leads_every_valid_path_to_its_item() -> None:
+    table = disambiguate(np.random.default_rng(0).integers(0, 3, (25, 2)))
+    trie = Trie(table)
+    for item, codes in enumerate(table.codes):
+        node = 0
+        for depth, code in enumerate(codes):
+            assert trie.allowed[depth][node, code]
+            node = int(trie.child[depth][node, code])
+        assert node == item
+    assert int(trie.allowed[0][0].sum()) == len(np.unique(table.codes[:, 0]))
+
+
+@pytest.mark.parametrize("beam", [5, 40])
+def test_every_beam_is_a_valid_id_of_exactly_one_item(beam: int) -> None:
+    torch.manual_seed(0)
+    table = disambiguate(np.random.default_rng(1).integers(0, 4, (30, 2)))
+    model = TIGER(table.sizes, max_items=3, user_buckets=10, dim=16, layers=1, heads=2, ff=32).eval()
+    history = torch.from_numpy(table.codes[:6]).reshape(2, 3, 3)
+    tokens, levels, padding = model.encoder_tokens(history, torch.tensor([1, 2]))
+    items, scores = constrained_beam_search(model, model.encode(tokens, levels, padding), padding, Trie(table), beam)
+    assert items.shape == (2, beam)
+    for row, row_scores in zip(items, scores, strict=True):
+        live = row[row >= 0]
+        assert len(live) == min(beam, 30) and len(set(live.tolist())) == len(live)  # distinct real items
+        assert torch.all(row_scores[: len(live)][:-1] >= row_scores[: len(live)][1:])  # best first
+
+
+def test_history_padding_is_moved_behind_the_items() -> None:
+    model = TIGER((4, 4), max_items=3, user_buckets=5, dim=8, layers=1, heads=2, ff=16)
+    history = torch.tensor([[[-1, -1], [1, 2], [3, 0]]])  # one missing item first (left padding)
+    tokens, levels, padding = model.encoder_tokens(history, torch.tensor([7]))
+    base = model.code_base
+    assert tokens.tolist() == [[7 % 5 + 1, base + 1, base + 4 + 2, base + 3, base + 4 + 0, 0, 0]]
+    assert padding.tolist() == [[False] * 5 + [True] * 2] and levels[0, :3].tolist() == [2, 0, 1]
+
+
+def test_own_ids_from_cooccurrence_are_unique() -> None:
+    data = cycle_data()
+    table = cooccurrence_ids(data.train.items, NUM_ITEMS, levels=2, codes_per_level=4, dim=8)
+    assert table.codes.shape == (NUM_ITEMS, 3) and len(np.unique(table.codes, axis=0)) == NUM_ITEMS
+
+
+def test_loss_falls_and_beats_a_random_model() -> None:
+    torch.manual_seed(0)
+    data = cycle_data()
+    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
+    cfg = tiny("tiger", **{"tiger.dim": 32, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 64, "tiger.dropout": 0.0, "tiger.max_items": 4,
+                           "tiger.user_buckets": 8, "tiger.lr": 0.005, "tiger.beam": 10, "tiger.valid_beam": 10, "run.max_epochs": 4})
+    result = train_generative(cfg, data, ids)
+    assert result.epoch_losses[-1] < 0.7 * result.epoch_losses[0]
+    assert result.test["recall@10"] > 2 * 10 / (NUM_ITEMS - 8)
+    assert "hr@50" not in result.test  # K above the beam is not reported
+    task = build_generative_task(cfg, data, ids)
+    assert (task.recommend(data.test, beam=10) >= 0).all()
