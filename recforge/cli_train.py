@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 MODELS = {"mf": {"model": "mf", "mf.loss": "naive"}, "relmf": {"model": "mf", "mf.loss": "relmf"},
-          "mfdu": {"model": "mf", "mf.loss": "mfdu"}, "two_tower": {"model": "two_tower", "data.source": "two_tower", "run.valid_k": "50"}}
+          "mfdu": {"model": "mf", "mf.loss": "mfdu"}, "two_tower": {"model": "two_tower", "data.source": "two_tower", "run.valid_k": "50"},
+          "sasrec": {"model": "sasrec"}, "hstu": {"model": "hstu"}, "tiger": {"model": "tiger"}}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +38,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.model in GENERATIVE_MODELS:
+        return _cmd_train_generative(args)
     from tqdm import tqdm
 
     from training.config import load_config
@@ -74,5 +77,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
         existing = store.read(C.MODELS_METRICS) if store.exists(C.MODELS_METRICS) else rows.schema.empty_table()
         import pyarrow as pa
 
+        store.write(C.MODELS_METRICS, pa.concat_tables([existing, rows]))
+    return 0
+
+
+GENERATIVE_MODELS = ("sasrec", "hstu", "tiger")  # trained by training.generative.train_generative (GenerativeConfig)
+
+
+def _cmd_train_generative(args: argparse.Namespace) -> int:
+    """``recforge train sasrec|hstu|tiger``: the warehouse's leave-one-out sequence shards by default
+    (``recforge build --split leave-one-out``), or ``--set data.source=beauty|movielens --set data.path=...``."""
+    from tqdm import tqdm
+
+    from training.generative.config import GenerativeConfig
+    from training.generative.train import train_generative
+    from training.report import checkpoint_version, metrics_rows
+
+    cfg = GenerativeConfig.from_dict(json.loads(args.config.read_text())) if args.config else GenerativeConfig()
+    cfg = cfg.with_overrides({"model": args.model} | parse_overrides(args.overrides))
+    bar = None if args.no_progress else tqdm(unit="step", dynamic_ncols=True, mininterval=0.5)
+
+    def progress(step: int, total: int, loss: float, rate: float) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{rate:,.0f}", refresh=False)
+            bar.update(step - bar.n)
+
+    result = train_generative(cfg, progress=progress)
+    if bar is not None:
+        bar.close()
+    headline = {k: round(v, 4) for k, v in result.test.items() if k.split("@")[0] in ("hr", "recall", "ndcg") and k.endswith(("@10", "@50"))}
+    print(f"{args.model}: {result.epochs} epochs, {result.steps} steps, best epoch {result.best_epoch}, "
+          f"{result.examples_per_second:,.0f} ex/s, {result.seconds:.0f} s, test ({result.protocol}) {json.dumps(headline)}")
+    if args.metrics:
+        import pyarrow as pa
+
+        from warehouse import contracts as C
+        from warehouse.settings import data_root
+        from warehouse.store import Warehouse
+
+        store = Warehouse(data_root())
+        rows = metrics_rows(result.test, model=args.model, version=checkpoint_version(result.checkpoint), dataset=cfg.data.dataset or cfg.data.source.value,
+                            split="test", protocol=result.protocol, seen_filtered=cfg.data.filter_seen, seed=cfg.run.seed, data_versions=result.versions)
+        existing = store.read(C.MODELS_METRICS) if store.exists(C.MODELS_METRICS) else rows.schema.empty_table()
         store.write(C.MODELS_METRICS, pa.concat_tables([existing, rows]))
     return 0

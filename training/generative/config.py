@@ -44,7 +44,7 @@ class SequenceDataConfig:
             recorded in the protocol name.
     """
 
-    source: SequenceSource = SequenceSource.BEAUTY
+    source: SequenceSource = SequenceSource.SHARDS
     path: str = ""
     dataset: str = ""
     max_len: int = 50

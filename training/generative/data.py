@@ -222,13 +222,30 @@ def from_shards(shards: Path, *, max_len: int = 50, filter_seen: bool = True, da
     (DESIGN.md §2); the catalogue is the manifest's item id space. The query time of a shard query is its
     last history event's (the shards' target times are not part of the loader's batch).
     """
+    data, _ = shards_with_codes(shards, max_len=max_len, filter_seen=filter_seen, dataset=dataset, batch_size=batch_size)
+    return data
+
+
+def shards_with_codes(shards: Path, *, max_len: int = 50, filter_seen: bool = True, dataset: str = "",
+                      batch_size: int = 4096) -> tuple[SequenceData, np.ndarray | None]:
+    """``from_shards`` and the semantic IDs the shards carry, ``[I, C]`` codes per item (-1: an item seen
+    in no row, or without an ID), or None when the shards have none."""
     splits = {}
     manifest: dict = {}
+    codes: np.ndarray | None = None
     for split in ("train", "valid", "test"):
-        loader = ShardedSequenceDataset(shards, split, LoaderConfig(batch_size=batch_size, max_len=max_len, shuffle=False,
-                                                                     semantic_ids=False, read_ahead=0), rank=0, world_size=1)
+        loader = ShardedSequenceDataset(shards, split, LoaderConfig(batch_size=batch_size, max_len=max_len, shuffle=False, read_ahead=0),
+                                        rank=0, world_size=1)
         manifest = loader.manifest
-        parts = [from_loader(b) for b in loader]
+        raw = list(loader)
+        levels = int(manifest.get("vocab", {}).get("semantic_id_levels") or 0)
+        if levels and raw and "semantic_ids" in raw[0]:
+            if codes is None:
+                codes = np.full((int(manifest["vocab"]["items"]), levels), -1, np.int64)
+            for b in raw:
+                present = (b["item_ids"] > 0) & (b["semantic_ids"][..., 0] > 0)
+                codes[(b["item_ids"][present] - 1).numpy()] = (b["semantic_ids"][present] - 1).numpy()
+        parts = [from_loader(b) for b in raw]
         assert all(isinstance(p, SequenceBatch) for p in parts)
         joined = [torch.cat(ts) for ts in zip(*(p._tensors() for p in parts), strict=True)]  # type: ignore[union-attr]
         joined[-1] = torch.arange(len(joined[0]))
@@ -237,11 +254,12 @@ def from_shards(shards: Path, *, max_len: int = 50, filter_seen: bool = True, da
     num_items = int(vocab["items"])
     train = splits["train"]
     popularity = torch.bincount(train.items[train.items > 0] - 1, minlength=num_items)
-    codes = vocab.get("event_types", {})
-    return SequenceData(
-        num_items=num_items, num_event_types=max(codes.values(), default=1) + 1, train=train, valid=splits["valid"], test=splits["test"],
+    event_codes = vocab.get("event_types", {})
+    data = SequenceData(
+        num_items=num_items, num_event_types=max(event_codes.values(), default=1) + 1, train=train, valid=splits["valid"], test=splits["test"],
         popularity=popularity, filter_seen=filter_seen, dataset=dataset, versions={"training_data/sequence_shards": str(manifest.get("version", ""))},
     )
+    return data, codes
 
 
 @dataclass(frozen=True)

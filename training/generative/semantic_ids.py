@@ -84,6 +84,20 @@ def import_codes(mapping: dict[str, list[str]] | dict[str, list[int]], item_inde
     return disambiguate(np.asarray(rows, np.int64))
 
 
+def with_missing(codes: np.ndarray, sizes: tuple[int, ...] | None = None) -> SemanticIdTable:
+    """``codes [I, C]`` where rows of -1 are items without an ID (no content, not in any shard row): they get
+    a reserved first code (one past the level's codes) and are told apart by the disambiguation level, so the
+    trie still has exactly one ID per item."""
+    codes = np.array(codes, np.int64)
+    missing = (codes < 0).any(axis=1)
+    base = tuple(sizes) if sizes is not None else tuple(int(c) + 1 for c in np.where(missing[:, None], 0, codes).max(axis=0))
+    if missing.any():
+        codes[missing] = 0
+        codes[missing, 0] = base[0]
+        base = (base[0] + 1, *base[1:])
+    return disambiguate(codes, base)
+
+
 class Trie:
     """The valid IDs of a ``SemanticIdTable`` as dense per-depth tables (module docstring)."""
 

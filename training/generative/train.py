@@ -24,10 +24,10 @@ from torch import nn
 from training.checkpoint import load_checkpoint
 from training.data import BatchLayout
 from training.generative.config import GenerativeConfig, GenerativeKind, SequenceSource
-from training.generative.data import PrefixData, SequenceBatch, SequenceData, from_shards
+from training.generative.data import PrefixData, SequenceBatch, SequenceData, shards_with_codes
 from training.generative.datasets import beauty_ids, load_beauty, load_movielens
 from training.generative.evaluate import KS, full_ranks, rank_metrics, ranks_from_lists
-from training.generative.semantic_ids import SemanticIdTable
+from training.generative.semantic_ids import SemanticIdTable, with_missing
 from training.generative.tasks import HSTUTask, SASRecTask, TIGERTask
 from training.models.hstu import HSTU
 from training.models.sasrec import SASRec
@@ -137,7 +137,8 @@ def load_sequence_data(cfg: GenerativeConfig) -> tuple[SequenceData, SemanticIdT
     from warehouse.settings import data_root
 
     shards = Path(source.path) if source.path else data_root(None) / "training_data" / "sequence_shards"
-    return from_shards(shards, max_len=source.max_len, filter_seen=source.filter_seen, dataset=source.dataset), None
+    data, codes = shards_with_codes(shards, max_len=source.max_len, filter_seen=source.filter_seen, dataset=source.dataset)
+    return data, with_missing(codes) if codes is not None else None
 
 
 def build_generative_task(cfg: GenerativeConfig, data: SequenceData, ids: SemanticIdTable | None = None) -> nn.Module:
