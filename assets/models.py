@@ -265,3 +265,93 @@ def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:
 models_job = dg.define_asset_job("models_job", selection=dg.AssetSelection.groups(GROUP))  # retrain and re-evaluate on demand
 
 JOBS = [models_job]
+
+
+# --- Generative recommenders (issue 16): SASRec, HSTU, TIGER on the leave-one-out sequence shards ---------------
+
+SHARDS_KEY = dg.AssetKey(["training_data", "sequence_shards"])
+GENERATIVE_HEADLINE = "ndcg@10"  # leave-one-out, full ranking (TIGER: its beams), what promotion compares
+
+
+class GenerativeModelConfig(dg.Config):
+    """Settings of ``models/sasrec``, ``models/hstu`` and ``models/tiger``: the run's knobs, a training budget,
+    and any ``GenerativeConfig`` settings as ``section.key=value`` separated by ``;`` (e.g. ``sasrec.dim=128;sasrec.layers=3``)."""
+
+    seed: int = 1
+    batch_size: int = 128
+    max_epochs: int = 50
+    patience: int = 5
+    budget_seconds: float = 0.0
+    settings: str = ""
+
+
+def _generative_asset(name: str, config: GenerativeModelConfig, store: Warehouse) -> dg.MaterializeResult:
+    """Train on the current shards, keep the checkpoint and metrics rows, run the promotion checks, record the candidate."""
+    from training.generative.config import GenerativeConfig, SequenceDataConfig, SequenceSource
+    from training.generative.evaluate import KS, full_ranks, popularity_scorer, rank_metrics
+    from training.generative.train import load_sequence_data, train_generative
+
+    overrides: dict[str, Any] = {"model": name, "run.seed": config.seed, "run.batch_size": config.batch_size, "run.max_epochs": config.max_epochs,
+                                 "run.patience": config.patience, "run.valid_k": 10, "budget_seconds": config.budget_seconds,
+                                 "run.out_dir": str(_model_dir(store.root, name) / "run"), "run.resume": False}
+    overrides |= dict(s.strip().split("=", 1) for s in config.settings.split(";") if s.strip())
+    shards = store.root / "training_data" / "sequence_shards"
+    cfg = GenerativeConfig(data=SequenceDataConfig(source=SequenceSource.SHARDS, path=str(shards), dataset="warehouse")).with_overrides(overrides)
+    data, ids = load_sequence_data(cfg)
+    result = train_generative(cfg, data, ids)
+    folder = _model_dir(store.root, name)
+    version = checkpoint_version(result.checkpoint)
+    checkpoint = folder / f"{version}.pt"
+    if result.checkpoint is not None:
+        write_bytes(checkpoint, Path(result.checkpoint).read_bytes())
+    rows = metrics_rows(result.test, model=name, version=version, dataset=data.dataset, split="test", protocol=result.protocol,
+                        seen_filtered=data.filter_seen, seed=cfg.run.seed, data_versions=result.versions)
+    write_parquet(rows, folder / f"{version}.metrics.parquet")
+    ranks = full_ranks(popularity_scorer(data.popularity), data.test, data.num_items, filter_seen=data.filter_seen)
+    popularity = rank_metrics(ranks, KS)[GENERATIVE_HEADLINE]
+    value = result.test[GENERATIVE_HEADLINE]
+    promoted = _promoted(store).get(name)
+    finite, finite_meta = _finite(result)
+    beats = value > popularity
+    no_regression = promoted is None or value >= promoted["headline_value"] - REGRESSION_TOLERANCE
+    checks = {"finite": finite, "beats_popularity": beats, "no_regression": no_regression}
+    write_json(folder / "candidate.json", {"model": name, "version": version, "checkpoint": str(checkpoint.relative_to(store.root)),
+                                          "headline_metric": GENERATIVE_HEADLINE, "headline_value": value, "checks": checks})
+    return dg.MaterializeResult(
+        metadata={"version": version, GENERATIVE_HEADLINE: dg.MetadataValue.float(value), "protocol": result.protocol, "epochs": result.epochs,
+                  "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
+                  "test": dg.MetadataValue.json({k: round(v, 4) for k, v in result.test.items()}), "checkpoint": str(checkpoint)},
+        check_results=[
+            dg.AssetCheckResult(check_name="finite", passed=finite, metadata=finite_meta),
+            dg.AssetCheckResult(check_name="beats_popularity", passed=beats,
+                                metadata={GENERATIVE_HEADLINE: value, f"popularity_{GENERATIVE_HEADLINE}": popularity}),
+            dg.AssetCheckResult(check_name="no_regression", passed=no_regression,
+                                metadata={GENERATIVE_HEADLINE: value, "promoted_version": promoted["version"] if promoted else None,
+                                          "promoted_value": promoted["headline_value"] if promoted else None, "tolerance": REGRESSION_TOLERANCE}),
+        ],
+    )
+
+
+def _generative_checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec("finite", asset=key, blocking=True, description="Training loss and every weight are finite."),
+        dg.AssetCheckSpec("beats_popularity", asset=key, blocking=True, description=f"Test {GENERATIVE_HEADLINE} above the popularity baseline's."),
+        dg.AssetCheckSpec("no_regression", asset=key, blocking=True,
+                          description=f"Test {GENERATIVE_HEADLINE} at most {REGRESSION_TOLERANCE} below the promoted version's."),
+    ]
+
+
+def _generative_model(name: str, description: str) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["models", name])
+
+    @dg.asset(key=key, deps=[SHARDS_KEY], group_name=GROUP, automation_condition=NIGHTLY, check_specs=_generative_checks(key),
+              kinds={"pytorch"}, description=description)
+    def _model(config: GenerativeModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        return _generative_asset(name, config, warehouse.store())
+
+    return _model
+
+
+sasrec = _generative_model("sasrec", "SASRec: causal self-attention over the item history, full softmax, leave-one-out.")
+hstu = _generative_model("hstu", "HSTU: pointwise SiLU attention with relative position and time biases over jagged histories.")
+tiger = _generative_model("tiger", "TIGER: encoder-decoder over semantic-ID tokens, beam search constrained to valid IDs.")

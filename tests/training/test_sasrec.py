@@ -109,25 +109,10 @@ def test_untrained_model_scores_every_item() -> None:
 
 def test_leave_one_out_shards_read_through_the_loader_match_the_events(tmp_path) -> None:
     """The same users as ``cycle_data`` written as a leave-one-out shard set (the pipeline's path)."""
-    import pyarrow as pa
-
     from training.generative.data import shards_with_codes
-    from transforms.sequences import SPLIT_ROWS_SCHEMA
-    from warehouse.shards import ShardConfig, write_shard_set
 
     expected = cycle_data(users=6, length=7)
-    rows = []
-    for split, batch in (("train", expected.train), ("valid", expected.valid), ("test", expected.test)):
-        for u in range(len(batch)):
-            items = (batch.items[u][batch.items[u] > 0] - 1).tolist()
-            times = batch.timestamps[u][batch.items[u] > 0].tolist()
-            target = [] if split == "train" else [int(batch.targets[u]) - 1]
-            rows.append({"split": split, "user_idx": u, "item_ids": items, "event_types": [1] * len(items),
-                         "timestamps": [t * 1000 for t in times], "weights": [1.0] * len(items),
-                         "semantic_ids": [[i % 4, i // 4] for i in items], "event_type_masks": [2] * len(items),
-                         "target_item_ids": target, "target_timestamps": [0] * len(target), "target_weights": [1.0] * len(target)})
-    write_shard_set(tmp_path, pa.Table.from_pylist(rows, schema=SPLIT_ROWS_SCHEMA), ShardConfig(world_size=1, shards_per_rank=2, row_group_rows=4),
-                    vocab={"items": NUM_ITEMS, "semantic_id_levels": 2, "event_types": {"click": 1}})
+    write_loo_shards(tmp_path, expected)
     data, codes = shards_with_codes(tmp_path, max_len=8)
     order = torch.argsort(data.test.users)
     assert torch.equal(data.test.items[order], expected.test.items) and torch.equal(data.test.targets[order], expected.test.targets)
@@ -147,3 +132,43 @@ def test_recforge_train_sasrec_on_a_movielens_folder(tmp_path, capsys) -> None:
     assert code in (0, None)
     out = capsys.readouterr().out
     assert out.startswith("sasrec: 2 epochs") and "loo_full_seen_filtered" in out and '"hr@10"' in out
+
+
+def write_loo_shards(root, data) -> None:  # type: ignore[no-untyped-def]
+    """``data``'s splits as a leave-one-out shard set under ``root`` (the columns of the pipeline's split rows)."""
+    import pyarrow as pa
+
+    from transforms.sequences import SPLIT_ROWS_SCHEMA
+    from warehouse.shards import ShardConfig, write_shard_set
+
+    rows = []
+    for split, batch in (("train", data.train), ("valid", data.valid), ("test", data.test)):
+        for u in range(len(batch)):
+            kept = batch.items[u] > 0
+            items = (batch.items[u][kept] - 1).tolist()
+            target = [] if split == "train" else [int(batch.targets[u]) - 1]
+            rows.append({"split": split, "user_idx": u, "item_ids": items, "event_types": [1] * len(items),
+                         "timestamps": [t * 1000 for t in batch.timestamps[u][kept].tolist()], "weights": [1.0] * len(items),
+                         "semantic_ids": [[i % 4, i // 4] for i in items], "event_type_masks": [2] * len(items),
+                         "target_item_ids": target, "target_timestamps": [0] * len(target), "target_weights": [1.0] * len(target)})
+    write_shard_set(root, pa.Table.from_pylist(rows, schema=SPLIT_ROWS_SCHEMA), ShardConfig(world_size=1, shards_per_rank=2, row_group_rows=16),
+                    vocab={"items": NUM_ITEMS, "semantic_id_levels": 2, "event_types": {"click": 1}})
+
+
+def test_models_sasrec_asset_trains_gates_and_records_a_candidate(tmp_path) -> None:
+    import json
+
+    import dagster as dg
+
+    from assets import models as M
+    from assets.resources import WarehouseResource
+
+    write_loo_shards(tmp_path / "training_data" / "sequence_shards", cycle_data())
+    config = {"batch_size": 16, "max_epochs": 6, "patience": 0, "settings": "sasrec.dim=32;sasrec.dropout=0.0;sasrec.lr=0.01;run.threads=1"}
+    result = dg.materialize([M.sasrec], resources={"warehouse": WarehouseResource(home=str(tmp_path))},
+                            run_config={"ops": {"models__sasrec": {"config": config}}}, raise_on_error=False)
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"finite": True, "beats_popularity": True, "no_regression": True}
+    candidate = json.loads((tmp_path / "models" / "checkpoints" / "sasrec" / "candidate.json").read_text())
+    assert candidate["headline_metric"] == "ndcg@10" and (tmp_path / candidate["checkpoint"]).exists()
