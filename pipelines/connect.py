@@ -292,8 +292,7 @@ class _TableRun:
                     late_quarantine.append(dups.select(["source_file", "line_no", "reason", "line", "day"]))
                 kept = rows.filter(good)
                 staged_total += kept.num_rows
-                for day in days:
-                    part = kept if day is None else kept.filter(pc.equal(kept["day"], pa.scalar(day, pa.date32())))
+                for day, part in _split_by_day(kept, days):
                     self._write_staged(warehouse, part, day)
                     if day is not None:
                         written.append(day)
@@ -313,8 +312,7 @@ class _TableRun:
                 first = rows.take(pc.sort_indices(rows, [("source_file", "ascending"), ("line_no", "ascending")])[:EXAMPLES_PER_TABLE])
                 examples.extend(QuarantinedExample(r["source_file"], r["line_no"], r["reason"], r["line"]) for r in first.to_pylist())
                 examples = sorted(examples, key=lambda e: (e.source_file, e.line_no))[:EXAMPLES_PER_TABLE]
-                for day in days:
-                    part = rows if day is None else rows.filter(pc.equal(rows["day"], pa.scalar(day, pa.date32())))
+                for day, part in _split_by_day(rows, days):
                     self._write_quarantine(warehouse, part, day)
         elif not warehouse.exists(self.q_contract):
             # Nothing quarantined and no quarantine table yet: an empty one, so quarantine_<table> exists.
@@ -357,18 +355,40 @@ ORDER BY source_file, line_no
     def _write_staged(self, warehouse: Warehouse, rows: pa.Table, day: dt.date | None) -> None:
         new = _conform(rows.drop_columns([c for c in HELPER_COLUMNS if c in rows.column_names]), self.contract)
         partition = self._partition(day)
-        existing = warehouse.read(self.contract, [partition] if partition else None)
-        merged = pa.concat_tables([_rows_without_keys(existing, new, list(self.contract.key)), new])
+        # A partition this run creates has nothing to merge with: no read (most days of a backfill).
+        if warehouse.exists(self.contract, partition):
+            existing = warehouse.read(self.contract, [partition] if partition else None)
+            merged = pa.concat_tables([_rows_without_keys(existing, new, list(self.contract.key)), new])
+        else:
+            merged = new
         warehouse.write(self.contract, _sorted(merged, list(self.contract.key)), partition)
 
     def _write_quarantine(self, warehouse: Warehouse, rows: pa.Table, day: dt.date | None) -> None:
         partition = (day or UNDATED) if self.q_contract.partitioned else None
-        existing = warehouse.read(self.q_contract, [partition] if partition else None)
-        # Quarantine rows of the files this run read are replaced; those of other sources stay.
-        others = existing.filter(pc.invert(pc.is_in(existing["source_file"], pa.array(sorted(self.sources), pa.string()))))
         new = rows.select(self.q_contract.schema.names).cast(self.q_contract.schema)
-        merged = pa.concat_tables([others, new])
+        merged = new
+        if warehouse.exists(self.q_contract, partition):
+            existing = warehouse.read(self.q_contract, [partition] if partition else None)
+            # Quarantine rows of the files this run read are replaced; those of other sources stay.
+            others = existing.filter(pc.invert(pc.is_in(existing["source_file"], pa.array(sorted(self.sources), pa.string()))))
+            merged = pa.concat_tables([others, new])
         warehouse.write(self.q_contract, _sorted(merged, ["source_file", "line_no", "reason", "line"]), partition)
+
+
+def _split_by_day(rows: pa.Table, days: list[dt.date | None]) -> Iterator[tuple[dt.date | None, pa.Table]]:
+    """``(day, rows of that day)`` for every day of ``days``: one sort, then slices (not one filter per day)."""
+    if days == [None]:
+        yield None, rows
+        return
+    ordered = rows.take(pc.sort_indices(rows, [("day", "ascending")]))
+    spans: dict[dt.date, tuple[int, int]] = {}
+    offset = 0
+    for entry in sorted(pc.value_counts(ordered["day"]).to_pylist(), key=lambda e: e["values"]):
+        spans[entry["values"]] = (offset, entry["counts"])
+        offset += entry["counts"]
+    for day in sorted(d for d in days if d is not None):
+        start, n = spans.get(day, (0, 0))
+        yield day, ordered.slice(start, n)
 
 
 def _day_batches(days: Counter[dt.date | None], batch_rows: int) -> Iterator[list[dt.date | None]]:
