@@ -172,3 +172,11 @@ def test_models_sasrec_asset_trains_gates_and_records_a_candidate(tmp_path) -> N
     assert checks == {"finite": True, "beats_popularity": True, "no_regression": True}
     candidate = json.loads((tmp_path / "models" / "checkpoints" / "sasrec" / "candidate.json").read_text())
     assert candidate["headline_metric"] == "ndcg@10" and (tmp_path / candidate["checkpoint"]).exists()
+
+
+def test_a_run_resumes_from_its_checkpoint(tmp_path) -> None:
+    data = cycle_data()
+    first = train_generative(tiny("sasrec", **{"run.max_epochs": 2, "run.out_dir": str(tmp_path)}), data)
+    assert first.checkpoint is not None and first.checkpoint.exists()
+    second = train_generative(tiny("sasrec", **{"run.max_epochs": 3, "run.out_dir": str(tmp_path)}), data)
+    assert second.resumed_from_epoch == 2 and second.epochs == 3 and len(second.epoch_losses) == 3

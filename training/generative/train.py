@@ -70,6 +70,7 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             task.load_state_dict(saved["state"]["task"])
             optimiser.load_state_dict(saved["state"]["optimiser"])
             state = _EarlyStopping(**saved["state"]["early_stopping"])
+            torch.set_rng_state(saved["state"]["rng"])
             resumed = state.next_epoch
         # -- loop
         steps_per_epoch = math.ceil(len(examples_data) / run.batch_size)
