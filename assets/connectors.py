@@ -6,10 +6,13 @@ Launch it from the UI's launchpad (or ``dagster job execute``) with run config::
       dataset_ingest:
         config: {format: movielens, path: /data/ml-100k, name: ml-100k}
 
-It writes the same raw, quarantine and id-map tables as ``recforge ingest`` and records an asset
-materialization for every raw table partition it wrote, so the raw assets show the dataset's days.
-It is an op job, not an asset: a dataset is a one-off load chosen at launch, and the asset graph's
-nightly materialization must not need a path.
+It writes the same raw, quarantine and id-map tables as ``recforge ingest`` and records one asset
+materialization per raw table it wrote, with the range of days (``first_day``, ``last_day``,
+``partitions``) as metadata. Not one event per day partition: a 20-year dataset would spend minutes
+writing ~7,300 events per table to the Dagster instance before anything downstream runs, so cost would
+grow with days instead of rows (docs/connectors.md, "Partitioning"). It is an op job, not an asset: a
+dataset is a one-off load chosen at launch, and the asset graph's nightly materialization must not
+need a path.
 """
 
 
@@ -52,9 +55,17 @@ def dataset_ingest(
     warehouse.refresh_catalog()
     for table, counts in report.tables.items():
         key = dg.AssetKey(["raw", table]) if table != "random_exposure_ratings" else dg.AssetKey(["eval", table])
-        metadata: dict[str, dg.RawMetadataValue] = {"dataset": report.name, "format": report.format, "rows_read": counts.read, "rows_staged": counts.staged, "rows_quarantined": counts.quarantined}
-        for day in counts.partitions or (None,):
-            context.log_event(dg.AssetMaterialization(asset_key=key, partition=day.isoformat() if day else None, metadata=metadata))
+        metadata: dict[str, dg.RawMetadataValue] = {
+            "dataset": report.name,
+            "format": report.format,
+            "rows_read": counts.read,
+            "rows_staged": counts.staged,
+            "rows_quarantined": counts.quarantined,
+            "partitions": len(counts.partitions),
+        }
+        if counts.partitions:
+            metadata |= {"first_day": counts.partitions[0].isoformat(), "last_day": counts.partitions[-1].isoformat()}
+        context.log_event(dg.AssetMaterialization(asset_key=key, metadata=metadata))
     summary = report.summary()
     return dg.Output(
         summary,

@@ -327,8 +327,12 @@ def test_dagster_job_stages_a_dataset_and_reports_materializations(tmp_path: Pat
         resources={"warehouse": WarehouseResource(home=str(tmp_path / "home")), "engine": EngineResource(memory_limit="1GB")},
     )
     assert result.success
-    keys = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("dataset_ingest")}
-    assert keys == {"raw/events", "raw/impressions", "raw/items", "raw/users", "eval/random_exposure_ratings"}
+    materializations = result.asset_materializations_for_node("dataset_ingest")
+    keys = [m.asset_key.to_user_string() for m in materializations]
+    # One event per table (its days as metadata), never one per day partition.
+    assert sorted(keys) == sorted({"raw/events", "raw/impressions", "raw/items", "raw/users", "eval/random_exposure_ratings"})
+    events = next(m for m in materializations if m.asset_key.to_user_string() == "raw/events")
+    assert events.metadata["first_day"].value == events.metadata["last_day"].value == "2016-01-01"
     assert Warehouse(tmp_path / "home").read(contracts.EVAL_RANDOM_RATINGS).num_rows == 3
 
 
