@@ -86,3 +86,15 @@ def test_loss_falls_and_beats_a_random_model() -> None:
     assert "hr@50" not in result.test  # K above the beam is not reported
     task = build_generative_task(cfg, data, ids)
     assert (task.recommend(data.test, beam=10) >= 0).all()
+
+
+def test_beams_side_by_side_decode_like_separate_rows() -> None:
+    torch.manual_seed(0)
+    model = TIGER((4, 3, 2), max_items=2, user_buckets=5, dim=16, layers=2, heads=2, ff=32).eval()
+    history = torch.tensor([[[0, 1, 0], [2, 2, 1]], [[3, 0, 0], [-1, -1, -1]]])
+    tokens, levels, padding = model.encoder_tokens(history, torch.tensor([3, 4]))
+    memory = model.encode(tokens, levels, padding)
+    prefix = torch.tensor([[0, 1], [2, 0], [3, 2], [1, 1], [0, 0], [3, 1]])  # 3 beams per query
+    together = model.decode_beams(memory, padding, prefix, 3)
+    apart = model.decode(memory.repeat_interleave(3, 0), padding.repeat_interleave(3, 0), prefix)
+    assert torch.allclose(together, apart, atol=1e-5)

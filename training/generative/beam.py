@@ -21,7 +21,7 @@ from training.models.tiger import TIGER
 def constrained_beam_search(model: TIGER, memory: torch.Tensor, padding: torch.Tensor, trie: Trie, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(items [B, beam], log-probabilities [B, beam])``, best first; item -1 where no valid ID was left."""
     batch, device = memory.shape[0], memory.device
-    # Depth 0 has one live beam per query: score it before the memory is copied per beam.
+    # Depth 0 has one live beam per query; later depths lay a query's beams side by side (``TIGER.decode_beams``).
     first = model.level_logits(model.decode(memory, padding, torch.zeros(batch, 0, dtype=torch.long, device=device))[:, -1], 0)
     first = F.log_softmax(first.float(), dim=-1).masked_fill(~trie.allowed[0][torch.zeros(batch, dtype=torch.long, device=device), : model.sizes[0]], float("-inf"))
     width = min(beam, first.shape[1])
@@ -31,11 +31,9 @@ def constrained_beam_search(model: TIGER, memory: torch.Tensor, padding: torch.T
         code = torch.cat([code, code.new_zeros((batch, beam - width))], dim=1)
     prefix = code.reshape(-1, 1)
     node = torch.where(torch.isfinite(score.reshape(-1)), trie.child[0][0, code.reshape(-1)], 0)
-    memory = memory.repeat_interleave(beam, 0)
-    padding = padding.repeat_interleave(beam, 0)
     for depth in range(1, trie.levels):
         size = model.sizes[depth]
-        logits = model.level_logits(model.decode(memory, padding, prefix)[:, -1], depth)
+        logits = model.level_logits(model.decode_beams(memory, padding, prefix, beam)[:, -1], depth)
         logp = F.log_softmax(logits.float(), dim=-1).masked_fill(~trie.allowed[depth][node, :size], float("-inf"))
         total = (score.reshape(-1, 1) + logp).reshape(batch, beam * size)
         score, flat = total.topk(beam, dim=1)

@@ -72,6 +72,23 @@ class TIGER(nn.Module):
         hidden = self.transformer.decoder(x, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=padding)
         return self.head(hidden)
 
+    def decode_beams(self, memory: torch.Tensor, padding: torch.Tensor, prefix: torch.Tensor, beams: int) -> torch.Tensor:
+        """``decode`` for ``beams`` prefixes per query (``prefix [B * beams, d]``, ``memory [B, S, D]`` NOT copied per
+        beam): a query's beams are laid side by side as one target sequence with a block-diagonal causal mask, so
+        the memory is projected once per query instead of once per beam. Returns ``[B * beams, d + 1, codes]``."""
+        depth = prefix.shape[1]
+        batch = memory.shape[0]
+        shifted = prefix + self.offsets[:depth] + 1
+        inputs = torch.cat([torch.full((len(prefix), 1), BOS, device=prefix.device, dtype=torch.long), shifted], dim=1)
+        x = self.decoder_tokens(inputs) + self.decoder_levels(torch.arange(depth + 1, device=prefix.device))
+        x = x.reshape(batch, beams * (depth + 1), -1)
+        block = torch.arange(beams * (depth + 1), device=prefix.device) // (depth + 1)
+        step = torch.arange(beams * (depth + 1), device=prefix.device)
+        allowed = (block.unsqueeze(1) == block.unsqueeze(0)) & (step.unsqueeze(0) <= step.unsqueeze(1))
+        mask = torch.zeros(allowed.shape, device=prefix.device).masked_fill(~allowed, float("-inf"))
+        hidden = self.transformer.decoder(x, memory, tgt_mask=mask, memory_key_padding_mask=padding)
+        return self.head(hidden.reshape(batch * beams, depth + 1, -1))
+
     def level_logits(self, logits: torch.Tensor, level: int) -> torch.Tensor:
         """The slice of ``logits [..., codes]`` that scores level ``level``'s codes."""
         start = int(self.offsets[level])
