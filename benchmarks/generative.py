@@ -97,12 +97,36 @@ def popularity(data, out: dict, key: str) -> None:  # type: ignore[no-untyped-de
     out[f"{key}_seconds"] = round(time.perf_counter() - started, 1)
 
 
+def markdown_table(out: dict) -> str:
+    """One row per run: HR/Recall and NDCG at 5/10/50, wall time, examples/s, peak memory, epochs, published figures."""
+    lines = ["| run | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@50 | NDCG@50 | seconds | examples/s | peak MiB | epochs (best) | published HR@10 / NDCG@10 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = ["ml100k_popularity", "ml100k_sasrec", "ml100k_hstu", "ml100k_tiger", "beauty_popularity", "beauty_sasrec", "beauty_hstu",
+            "beauty_tiger", "beauty_tiger_own_ids"]
+    for key in keys:
+        hit = "recall" if "tiger" in key else "hr"
+        if f"{key}_{hit}10" not in out:
+            continue
+        detail = out.get(f"{key}_detail", {})
+        cells = [str(out.get(f"{key}_{name}{k}", "")) for k in KS for name in (hit, "ndcg")]
+        model = key.replace("_own_ids", "")
+        published = f"{PUBLISHED.get(f'{model}_{hit}10', '')} / {PUBLISHED.get(f'{model}_ndcg10', '')}" if f"{model}_{hit}10" in PUBLISHED else ""
+        epochs = f"{detail.get('epochs', '')} ({detail.get('best_epoch', '')})" if detail else ""
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {out.get(f'{key}_seconds', '')} | {detail.get('examples_per_second', '')} | "
+                     f"{detail.get('peak_rss_mb', '')} | {epochs} | {published} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="budgets x 0.1 (a smoke run)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every training budget")
     parser.add_argument("--only", default="", help="comma-separated run keys, e.g. beauty_sasrec,ml100k_tiger")
+    parser.add_argument("--table", action="store_true", help="print the results file as a markdown table and exit")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads((RESULTS / ("generative_quick.json" if args.quick else "generative.json")).read_text())))
+        return
     scale = args.scale * (0.1 if args.quick else 1.0)
     path = RESULTS / ("generative_quick.json" if args.quick else "generative.json")
     out: dict[str, object] = json.loads(path.read_text()) if path.exists() and args.only else {}

@@ -180,3 +180,43 @@ def test_a_run_resumes_from_its_checkpoint(tmp_path) -> None:
     assert first.checkpoint is not None and first.checkpoint.exists()
     second = train_generative(tiny("sasrec", **{"run.max_epochs": 3, "run.out_dir": str(tmp_path)}), data)
     assert second.resumed_from_epoch == 2 and second.epochs == 3 and len(second.epoch_losses) == 3
+
+
+DDP_WORKER = """
+import os, sys, torch
+sys.path.insert(0, {root!r})
+from tests.training.test_sasrec import cycle_data, tiny
+from training.generative.train import train_generative
+result = train_generative(tiny("sasrec", **{{"run.max_epochs": 1, "run.device": "cpu"}}), cycle_data())
+torch.save({{"state": result.task.state_dict(), "losses": result.epoch_losses}}, os.path.join(sys.argv[1], f"rank{{os.environ['RANK']}}.pt"))
+"""
+
+
+@pytest.mark.slow
+def test_two_ranks_match_one_process(tmp_path) -> None:
+    """The same train_generative under torchrun (Gloo): every sequence has the same length, so the mean of the two
+    ranks' per-position means is the global batch's, and the weights match a one-process run to 1e-4; the losses too.
+    The attention's input-projection bias is left out: its key part has a numerically zero gradient (softmax is
+    invariant to it), which Adam's normalisation turns into steps of +-lr whose sign is rounding noise."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    root = str(Path(__file__).resolve().parents[2])
+    worker = tmp_path / "worker.py"
+    worker.write_text(DDP_WORKER.format(root=root))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    subprocess.run([torchrun, "--nproc_per_node", "2", "--standalone", str(worker), str(tmp_path)], check=True, env=env, timeout=180,
+                   capture_output=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    single = train_generative(tiny("sasrec", **{"run.max_epochs": 1, "run.device": "cpu"}), cycle_data())
+    for name, value in single.task.state_dict().items():
+        assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name]), name  # DDP keeps the replicas equal
+        if not name.endswith("in_proj_bias"):
+            assert torch.allclose(ranks[0]["state"][name], value, atol=1e-4), name
+    assert ranks[0]["losses"] == pytest.approx(single.epoch_losses, abs=1e-4)
