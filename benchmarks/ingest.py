@@ -6,6 +6,11 @@
 Prints a table and writes benchmarks/results/ingest.json. Throughputs are lines per second (all raw
 logs: slates, impressions, events, reviews); the engine ratio is DuckDB time / Spark time inverted so
 larger is better for recforge's default: ``spark_seconds / duckdb_seconds``.
+
+``staging_ratio_to_duckdb_read`` compares raw staging of the impressions and events (parse, type,
+validate, deduplicate, quarantine, write the partitions) with DuckDB's own speed reading the same JSON
+lines into Parquet while checking each line with ``json_valid`` and extracting every field one by one,
+the least a quarantine-aware stager must do: ``duckdb_read_seconds / staging_seconds`` (target >= 0.5).
 """
 
 from __future__ import annotations
@@ -53,6 +58,43 @@ with open_engine(EngineConfig(kind=EngineKind({engine!r}), memory_limit="4GB", s
 print(json.dumps({{"seconds": time.perf_counter() - t, "rows": rows}}))
 """
 
+STAGE_LOGS = """
+import datetime as dt, json, time
+from pathlib import Path
+from pipelines.ingestion import ingest_table
+from transforms.engine import EngineConfig, open_engine
+from warehouse.store import Warehouse
+landing, home = Path({landing!r}), Path({home!r})
+rows = 0
+t = time.perf_counter()
+with open_engine(EngineConfig(memory_limit="4GB")) as engine:
+    for table in ("impressions", "events"):
+        for path in sorted((landing / table).glob("*.jsonl")):
+            rows += ingest_table(Warehouse(home), engine, table, landing, dt.date.fromisoformat(path.name[:10])).read
+print(json.dumps({{"seconds": time.perf_counter() - t, "rows": rows}}))
+"""
+
+DUCKDB_READ = """
+import json, time
+from pathlib import Path
+import duckdb
+from transforms.ingest.staging import SPECS
+landing, out = Path({landing!r}), Path({home!r})
+out.mkdir(parents=True, exist_ok=True)
+con = duckdb.connect()
+con.execute("SET memory_limit = '4GB'")
+rows = 0
+t = time.perf_counter()
+for table in ("impressions", "events"):
+    files = ", ".join(f"'{{p}}'" for p in sorted((landing / table).glob("*.jsonl")))
+    fields = ", ".join(f"CASE WHEN json_valid(line) THEN json_extract_string(line, '$.{{name}}') END AS {{name}}"
+                       for name, _ in SPECS[table].fields)
+    con.execute(f"COPY (SELECT json_valid(line) AS ok, {{fields}} FROM read_csv([{{files}}], columns={{{{'line': 'VARCHAR'}}}},"
+                f" delim=chr(1), quote='', escape='', header=false, auto_detect=false)) TO '{{out}}/{{table}}.parquet' (FORMAT parquet)")
+    rows += con.execute(f"SELECT count(*) FROM '{{out}}/{{table}}.parquet'").fetchone()[0]
+print(json.dumps({{"seconds": time.perf_counter() - t, "rows": rows}}))
+"""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +108,8 @@ def main() -> None:
         lines = gen["events"] + gen["impressions"] + gen["slates"] + gen["reviews"]
         duck = run_phase(textwrap.dedent(INGEST.format(landing=str(landing), home=str(work / "duck"), engine="duckdb")))
         spark = run_phase(textwrap.dedent(INGEST.format(landing=str(landing), home=str(work / "spark"), engine="spark")))
+        staging = run_phase(textwrap.dedent(STAGE_LOGS.format(landing=str(landing), home=str(work / "staging"))))
+        reading = run_phase(textwrap.dedent(DUCKDB_READ.format(landing=str(landing), home=str(work / "read"))))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     figures = {
@@ -85,6 +129,9 @@ def main() -> None:
         "ingest_spark_seconds": round(spark["seconds"], 2),
         "ingest_spark_peak_rss_mb": spark["peak_rss_mb"],
         "duckdb_speedup_over_spark": round(spark["seconds"] / duck["seconds"], 2),
+        "staging_impressions_events_rows_per_s": round(staging["rows"] / staging["seconds"]),
+        "duckdb_read_impressions_events_rows_per_s": round(reading["rows"] / reading["seconds"]),
+        "staging_ratio_to_duckdb_read": round(reading["seconds"] / staging["seconds"], 3),
     }
     print_table("recforge ingest benchmark", list(figures.items()))
     name = "ingest_quick" if args.quick else "ingest"  # a quick run never overwrites the full figures
