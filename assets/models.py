@@ -280,7 +280,7 @@ class GenerativeModelConfig(dg.Config):
     seed: int = 1
     batch_size: int = 128
     max_epochs: int = 50
-    patience: int = 5
+    patience: int = 20  # HSTU's validation metric is flat for its first epochs: a short patience stops it there
     budget_seconds: float = 0.0
     settings: str = ""
 

@@ -134,6 +134,7 @@ class SequenceData:
     filter_seen: bool = True
     versions: dict[str, str] = field(default_factory=dict)
     dataset: str = ""
+    split: str = "leave_one_out"  # the shards' split kind; other kinds are judged on their first target
 
     def __len__(self) -> int:
         return len(self.train)
@@ -161,7 +162,8 @@ class SequenceData:
 
     @property
     def protocol(self) -> str:
-        return "loo_full" + ("_seen_filtered" if self.filter_seen else "")
+        kind = "loo" if self.split == "leave_one_out" else f"{self.split}_next_item"
+        return f"{kind}_full" + ("_seen_filtered" if self.filter_seen else "")
 
 
 def leave_one_out(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None, event_types: np.ndarray | None = None,
@@ -220,7 +222,9 @@ def from_shards(shards: Path, *, max_len: int = 50, filter_seen: bool = True, da
 
     The train rows hold each user's training prefix, valid and test rows a history and their target
     (DESIGN.md §2); the catalogue is the manifest's item id space. The query time of a shard query is its
-    last history event's (the shards' target times are not part of the loader's batch).
+    last history event's (the shards' target times are not part of the loader's batch). Shards of another
+    split kind (temporal, session) are read too: a query is judged on its first target (next-item
+    prediction), and the protocol name says so (``temporal_next_item_full``).
     """
     data, _ = shards_with_codes(shards, max_len=max_len, filter_seen=filter_seen, dataset=dataset, batch_size=batch_size)
     return data
@@ -258,6 +262,7 @@ def shards_with_codes(shards: Path, *, max_len: int = 50, filter_seen: bool = Tr
     data = SequenceData(
         num_items=num_items, num_event_types=max(event_codes.values(), default=1) + 1, train=train, valid=splits["valid"], test=splits["test"],
         popularity=popularity, filter_seen=filter_seen, dataset=dataset, versions={"training_data/sequence_shards": str(manifest.get("version", ""))},
+        split=str(manifest.get("params", {}).get("split", {}).get("kind", "leave_one_out")),
     )
     return data, codes
 

@@ -190,4 +190,4 @@ def _seen(lists: torch.Tensor, queries: SequenceBatch) -> torch.Tensor:
 
 def _tiger_protocol(data: SequenceData, cfg: GenerativeConfig) -> str:
     sample = f"_sample{cfg.tiger.test_users}" if cfg.tiger.test_users and cfg.tiger.test_users < len(data.test) else ""
-    return f"loo_beam{cfg.tiger.beam}{sample}" + ("_seen_filtered" if data.filter_seen else "")
+    return data.protocol.replace("_full", f"_beam{cfg.tiger.beam}{sample}")
