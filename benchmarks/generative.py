@@ -117,13 +117,39 @@ def markdown_table(out: dict) -> str:
     return "\n".join(lines)
 
 
+def from_warehouse(home: Path) -> dict[str, object]:
+    """The pipeline route's figures: the ``models/metrics`` rows that ``recforge train <model> --metrics`` wrote
+    into warehouse ``home`` (after ``recforge ingest`` and ``recforge build --split leave-one-out``), beside
+    popularity computed here on the same shards."""
+    from training.generative.data import from_shards
+    from warehouse import contracts as C
+    from warehouse.store import Warehouse
+
+    rows = Warehouse(home).read(C.MODELS_METRICS).to_pylist()
+    out: dict[str, object] = {"warehouse": str(home), "hardware": hardware()}
+    for row in rows:
+        if row["model"] in MODELS and row["metric"] in ("hr", "recall", "ndcg") and row["k"] in KS:
+            out[f"{row['model']}_{row['metric']}{row['k']}"] = round(row["value"], 5)
+            out[f"{row['model']}_protocol"] = row["protocol"]
+    data = from_shards(home / "training_data" / "sequence_shards")
+    ranks = full_ranks(popularity_scorer(data.popularity), data.test, data.num_items, filter_seen=data.filter_seen)
+    out |= {f"popularity_{k.replace('@', '')}": round(v, 5) for k, v in rank_metrics(ranks, KS).items() if k.split("@")[0] in ("hr", "ndcg")}
+    out["popularity_protocol"] = data.protocol
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="budgets x 0.1 (a smoke run)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every training budget")
     parser.add_argument("--only", default="", help="comma-separated run keys, e.g. beauty_sasrec,ml100k_tiger")
     parser.add_argument("--table", action="store_true", help="print the results file as a markdown table and exit")
+    parser.add_argument("--from-warehouse", type=Path, default=None,
+                        help="collect the pipeline route's metrics rows of a warehouse into generative_pipeline.json and exit")
     args = parser.parse_args()
+    if args.from_warehouse is not None:
+        (RESULTS / "generative_pipeline.json").write_text(json.dumps(from_warehouse(args.from_warehouse), indent=1, sort_keys=True) + "\n")
+        return
     if args.table:
         print(markdown_table(json.loads((RESULTS / ("generative_quick.json" if args.quick else "generative.json")).read_text())))
         return

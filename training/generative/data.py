@@ -257,7 +257,9 @@ def shards_with_codes(shards: Path, *, max_len: int = 50, filter_seen: bool = Tr
     vocab = manifest.get("vocab", {})
     num_items = int(vocab["items"])
     train = splits["train"]
-    popularity = torch.bincount(train.items[train.items > 0] - 1, minlength=num_items)
+    # The manifest counts every training event; the loaded rows hold only the most recent max_len of each.
+    counted = manifest.get("statistics", {}).get("item_frequencies_train")
+    popularity = torch.tensor(counted) if counted is not None and len(counted) == num_items else torch.bincount(train.items[train.items > 0] - 1, minlength=num_items)
     event_codes = vocab.get("event_types", {})
     data = SequenceData(
         num_items=num_items, num_event_types=max(event_codes.values(), default=1) + 1, train=train, valid=splits["valid"], test=splits["test"],
