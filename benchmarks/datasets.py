@@ -62,12 +62,13 @@ from pathlib import Path
 os.environ["RECFORGE_HOME"] = {home!r}
 os.environ["DAGSTER_HOME"] = {home!r} + "/.dagster"
 from recforge.definitions import defs
-from recforge.materialize import build_layers, split_run_config
+from recforge.materialize import build_layers, dagster_instance, split_run_config
 config = split_run_config(defs, {split!r})
 t = time.time()
 result = build_layers(defs, Path({home!r}), {layers!r}, run_config=config, log_level="CRITICAL", raise_on_error=False)
 wall = time.time() - t
-starts = [e.timestamp for e in result.all_events if e.event_type_value == "STEP_START"]
+logs = dagster_instance(Path({home!r})).all_logs(result.run_id)
+starts = [e.timestamp for e in logs if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"]
 failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
 print(json.dumps({{"seconds": wall, "planning": (min(starts) - t) if starts else wall, "success": result.success,
                    "failed": failed}}))

@@ -25,7 +25,9 @@ def register(subparsers: Any) -> None:
         description="Build the layers below raw (core, labels, enrichment, semantic_ids, training_data) from the raw "
         "tables as they are, e.g. after `recforge ingest`. The landing zone is not read.",
     )
-    parser.add_argument("--select", help="comma-separated layers to build (default: every layer below raw)")
+    parser.add_argument(
+        "--select", help="comma-separated layers to build (default: every layer below raw but models; --select models trains them)"
+    )
     parser.add_argument("--split", choices=SPLITS, help="the training data's split (default: the run config's, else temporal)")
     parser.add_argument("--config", type=Path, help="a run-config YAML (ops: …, resources: …), as in the Dagster launchpad")
     parser.set_defaults(func=_cmd_build)
@@ -34,7 +36,13 @@ def register(subparsers: Any) -> None:
 def _cmd_build(args: argparse.Namespace) -> int:
     from recforge.cli import dagster_log_level, print_summary
     from recforge.definitions import defs
-    from recforge.materialize import build_layers, downstream_groups, merge_run_config, split_run_config
+    from recforge.materialize import (
+        TRAINING_GROUPS,
+        build_layers,
+        downstream_groups,
+        merge_run_config,
+        split_run_config,
+    )
 
     root = data_root()
     _require_raw(root)
@@ -42,7 +50,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.split:
         run_config = merge_run_config(run_config, split_run_config(defs, args.split))
     groups = [g.strip() for g in args.select.split(",") if g.strip()] if args.select else None
-    layers = groups or downstream_groups(defs)
+    layers = groups or [g for g in downstream_groups(defs) if g not in TRAINING_GROUPS]
     print(f"recforge build: {', '.join(layers)} from the raw tables in {root}" + (f" ({args.split} split)" if args.split else ""))
     started = time.perf_counter()
     result = build_layers(defs, root, groups, run_config=run_config, log_level=dagster_log_level(args))

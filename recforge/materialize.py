@@ -28,6 +28,9 @@ from warehouse.lock import holding_writer_lock
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 LOG_LEVEL = "INFO"  # Dagster's default console level is DEBUG: one line per event, unreadable in a terminal
 RAW_GROUP = "raw"
+# Groups a plain ``recforge build`` leaves out: they train models on the data the others build (minutes
+# to hours), so they run when selected (``--select models``), not on every rebuild of the data.
+TRAINING_GROUPS = ("models",)
 SPLIT_FIELD = "split_kind"  # the training-data config field that ``recforge build --split`` sets
 
 
@@ -137,7 +140,8 @@ def build_layers(
     Args:
         defs: The definitions to run.
         root: Data root (its ``.dagster`` folder holds the instance unless ``DAGSTER_HOME`` is set).
-        groups: Only the assets of these groups (every group but raw when None).
+        groups: Only the assets of these groups (when None: every group below raw but the model-training
+            ones, :data:`TRAINING_GROUPS`).
         resources: Resources overriding the definitions' defaults.
         run_config: Dagster run config (``ops`` of assets outside the selection are dropped, enum values
             may be spelled as their values, e.g. ``leave_one_out``, or as Dagster's member names).
@@ -149,7 +153,7 @@ def build_layers(
         dg.DagsterExecutionStepExecutionError: A step failed.
     """
     available = downstream_groups(defs)
-    chosen = list(groups) if groups else available
+    chosen = list(groups) if groups else [g for g in available if g not in TRAINING_GROUPS]
     unknown = [g for g in chosen if g not in available]
     if unknown:
         raise RunConfigError(f"unknown layer(s) {', '.join(unknown)}; the layers below raw are: {', '.join(available)}")

@@ -105,15 +105,17 @@ def test_build_materializes_the_layers_below_raw_and_never_touches_raw_or_landin
 
 def test_build_errors_are_one_line_unless_verbose(tmp_path: Path) -> None:
     home = ingested_home(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text("ops:\n  training_data__sequence_shards:\n    config: {split_kind: sideways}\n")
 
-    session = recforge("build", "--select", "core", "--split", "session", home=home)
+    refused = recforge("build", "--select", "core,training_data", "--config", str(config), home=home)
 
-    assert session.returncode == 1
-    assert "Traceback" not in session.stderr
-    first = session.stderr.strip().splitlines()[0]
-    assert first.startswith("recforge build: ") and "'session' is not supported here" in first
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    first = refused.stderr.strip().splitlines()[0]
+    assert first.startswith("recforge build: ") and "'sideways' is not supported here" in first
     assert "temporal, leave_one_out" in first
-    verbose = recforge("build", "--select", "core", "--split", "session", "--verbose", home=home)
+    verbose = recforge("build", "--select", "core,training_data", "--config", str(config), "--verbose", home=home)
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
     unknown = recforge("build", "--select", "nonsense", home=home)
     assert unknown.returncode == 1 and "unknown layer(s) nonsense" in unknown.stderr
