@@ -118,7 +118,9 @@ def holding_writer_lock(argument: str) -> Callable[[F], F]:
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
             value = signature.bind(*args, **kwargs).arguments[argument]
-            with writer_lock(Path(getattr(value, "root", value)), command=f"{_command_line()} ({func.__qualname__})"):
+            # A path is the root itself (a Path's own ``.root`` is its anchor, "/": never read it).
+            root = Path(value) if isinstance(value, str | os.PathLike) else Path(value.root)
+            with writer_lock(root, command=f"{_command_line()} ({func.__qualname__})"):
                 return func(*args, **kwargs)
 
         return run  # type: ignore[return-value]

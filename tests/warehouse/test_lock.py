@@ -80,3 +80,14 @@ def test_an_unrelated_process_waits_for_the_holder(tmp_path: Path) -> None:
         )
     assert other.returncode != 0
     assert f"pid {os.getpid()} (this test)" in other.stderr
+
+
+def test_a_decorated_run_locks_the_root_it_is_given_not_the_filesystem_root(tmp_path: Path) -> None:
+    # A Path's own ``.root`` attribute is "/": the decorator must lock the data root, not "/".
+    @holding_writer_lock("root")
+    def run(root: Path) -> dict | None:
+        return holder(root)
+
+    seen = run(tmp_path / "home")
+    assert seen is not None and seen["pid"] == os.getpid()
+    assert holder(Path("/")) is None or holder(Path("/"))["pid"] != os.getpid()
