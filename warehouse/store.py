@@ -248,9 +248,22 @@ class Warehouse:
 
     def _record(self, contract: TableContract, partition: dt.date | None, rows: int, content_hash: str) -> None:
         with self._manifest_lock(contract):
-            manifest = self.manifest(contract)
+            manifest = self._recorded(contract)
             manifest[_partition_key(partition)] = {"rows": rows, "content_hash": content_hash}
             atomic.write_json(self.table_dir(contract) / MANIFEST_FILE, dict(sorted(manifest.items())))
+
+    def _recorded(self, contract: TableContract) -> dict[str, dict[str, object]]:
+        """The manifest as recorded, without listing the table's files when it is readable.
+
+        Writing one partition of a table with thousands of days must not list every partition: the
+        full, self-healing :meth:`manifest` runs only when the recorded one is missing or unreadable.
+        """
+        path = self.table_dir(contract) / MANIFEST_FILE
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return self.manifest(contract)
+        return recorded if isinstance(recorded, dict) else self.manifest(contract)
 
     @contextlib.contextmanager
     def _manifest_lock(self, contract: TableContract) -> Iterator[None]:
