@@ -61,14 +61,16 @@ def materialize_everything(
     run_config: dict[str, object] | None = None,
     log_level: str = LOG_LEVEL,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Materialize every asset: partitioned ones over ``[first_day, last_day]`` in one run, then the rest.
+    """Materialize every data asset: partitioned ones over ``[first_day, last_day]`` in one run, then the rest.
+
+    The model-training groups (``TRAINING_GROUPS``) run only when ``groups`` names them, as in ``build``.
 
     Args:
         defs: The definitions to run.
         root: Data root (its ``.dagster`` folder holds the instance unless ``DAGSTER_HOME`` is set).
         first_day: First partition day.
         last_day: Last partition day, inclusive.
-        groups: Only the assets of these groups (all when None).
+        groups: Only the assets of these groups (when None: all but the model-training groups).
         resources: Resources overriding the definitions' defaults.
         run_config: Run config for the partitioned run (e.g. ops config of the raw assets).
         log_level: Dagster's console log level.
@@ -77,7 +79,11 @@ def materialize_everything(
         dg.DagsterExecutionStepExecutionError: A step failed (the message says which and why).
     """
     graph = defs.resolve_asset_graph()
-    keys = [k for k in _topological(graph) if groups is None or graph.get(k).group_name in groups]
+    keys = [
+        k
+        for k in _topological(graph)
+        if (graph.get(k).group_name in groups if groups is not None else graph.get(k).group_name not in TRAINING_GROUPS)
+    ]
     every = _assets_for(defs, keys)
     partitioned = _unique([a for a in every if a.partitions_def is not None])
     unpartitioned = _unique([a for a in every if a.partitions_def is None])

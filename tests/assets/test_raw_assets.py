@@ -109,7 +109,7 @@ def test_bad_row_share_over_the_limit_fails_the_run_with_a_clear_message(home: P
     assert store.read(quarantine_contract(RAW_EVENTS)).num_rows > 0
 
 
-def test_everything_job_materializes_one_day_and_every_downstream_asset(home: Path) -> None:
+def test_everything_job_materializes_one_day_and_every_downstream_data_asset(home: Path) -> None:
     from assets.jobs import everything_job
 
     # The nightly situation: six days already ingested, the job runs for the seventh.
@@ -130,7 +130,8 @@ def test_everything_job_materializes_one_day_and_every_downstream_asset(home: Pa
 
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == set(EXPECTED_ASSET_KEYS)
+    # Model training is models_job's (the automation sensor retrains after the data layers refresh).
+    assert materialized == {k for k in EXPECTED_ASSET_KEYS if not k.startswith("models/")}
 
 
 def test_materialize_never_replaces_staged_rows_with_an_empty_partition(home: Path) -> None:
