@@ -45,6 +45,7 @@ from training.config import (
 )
 from training.data.two_tower import TwoTowerData, pairs_from_examples
 from training.evaluate import evaluate
+from training.generative.config import ScheduledRun
 from training.report import checkpoint_version, metrics_rows
 from training.train import TWO_TOWER_KS, TrainResult, load_data, train
 from warehouse.atomic import write_bytes, write_json, write_parquet
@@ -277,11 +278,13 @@ class GenerativeModelConfig(dg.Config):
     """Settings of ``models/sasrec``, ``models/hstu`` and ``models/tiger``: the run's knobs, a training budget,
     and any ``GenerativeConfig`` settings as ``section.key=value`` separated by ``;`` (e.g. ``sasrec.dim=128;sasrec.layers=3``)."""
 
-    seed: int = 1
-    batch_size: int = 128
-    max_epochs: int = 50
-    patience: int = 20  # HSTU's validation metric is flat for its first epochs: a short patience stops it there
-    budget_seconds: float = 0.0
+    builds: ClassVar[tuple[type, ...]] = (ScheduledRun,)
+    own_fields: ClassVar[tuple[str, ...]] = ("settings",)  # free-form GenerativeConfig overrides
+    seed: int = ScheduledRun.seed
+    batch_size: int = ScheduledRun.batch_size
+    max_epochs: int = ScheduledRun.max_epochs
+    patience: int = ScheduledRun.patience
+    budget_seconds: float = ScheduledRun.budget_seconds
     settings: str = ""
 
 

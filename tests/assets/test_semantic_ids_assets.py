@@ -211,18 +211,18 @@ def test_default_cut_off_is_the_shared_default_rule(tmp_path: Path) -> None:
     store = Warehouse(home)
     names = [f"item{i:03d}" for i in range(24)]
     _write_embeddings(store, names, _embeddings(24))
-    # Events on 1, 2 and 10 March: ten days, the first 70% train, so the cut-off is midnight starting
-    # 8 March (the rule every layer uses: transforms.cutoffs.default_cutoffs).
+    # Events on 1, 2 and 10 March: three days with data, the first 70% (two of them) train, so the cut-off
+    # is midnight starting 3 March (the rule every layer uses: the days with data, transforms.cutoffs).
     for day in (1, 2, 10):
         ts = dt.datetime(2026, 3, day, 12, tzinfo=dt.UTC)
         events = {f.name: pa.nulls(1, f.type) for f in RAW_EVENTS.schema}
         events.update(event_id=pa.array([f"e{day}"]), user_id=pa.array(["u"]), event_type=pa.array(["view"]),
                       ts=pa.array([ts], pa.timestamp("ms", tz="UTC")))
         store.write(RAW_EVENTS, pa.table(events), partition=ts.date())
-    # 20 items are older than the cut-off; 4 arrive on 8 March, exactly at it (not before: not trained on).
+    # 20 items are older than the cut-off; 4 arrive on 8 March, after it (not trained on).
     _write_catalogue(store, {n: dt.datetime(2026, 3, 8 if i >= 20 else 1, tzinfo=dt.UTC) for i, n in enumerate(names)})
     meta = _codebook_meta(_run(home, catalogue=False, train_end=None))
-    assert meta["train_end"] == "2026-03-08T00:00:00+00:00"
+    assert meta["train_end"] == "2026-03-03T00:00:00+00:00"
     assert meta["training_items"] == 20 and meta["items_after_cutoff"] == 4
 
 

@@ -203,3 +203,19 @@ def _parse(value: Any, kind: Any) -> Any:
             raise ValueError(f"not a boolean: {value!r}")
         return value.lower() in {"true", "1"}
     return kind(value) if isinstance(kind, type) else value
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """The knobs of a scheduled run of a generative model (the ``models/sasrec|hstu|tiger`` assets).
+
+    Smaller batches and a longer patience than :class:`training.config.RunConfig`'s defaults: HSTU's
+    validation metric is flat for its first epochs, and a short patience stops it there.
+    """
+
+    seed: int = 1
+    batch_size: int = 128
+    max_epochs: int = 50
+    patience: int = 20
+    budget_seconds: float = 0.0
+
