@@ -73,15 +73,8 @@ def train(cfg: TrainConfig, data: Data | None = None, progress: ProgressFn | Non
         wrapped: nn.Module = nn.parallel.DistributedDataParallel(task) if world > 1 else task
         # -- optimiser
         optimiser = _optimiser(cfg, task)
-        state = _EarlyStopping()
         out_dir = Path(run.out_dir) if run.out_dir else None
-        resumed = None
-        if out_dir is not None and run.resume and (saved := load_checkpoint(out_dir)) is not None:
-            task.load_state_dict(saved["state"]["task"])
-            optimiser.load_state_dict(saved["state"]["optimiser"])
-            state = _EarlyStopping(**saved["state"]["early_stopping"])
-            torch.set_rng_state(saved["state"]["rng"])
-            resumed = state.next_epoch
+        state, resumed = resume_state(out_dir if run.resume else None, task, optimiser)
         # -- loop
         steps_per_epoch = math.ceil(len(data) / run.batch_size)
         total = run.max_steps or steps_per_epoch * run.max_epochs
@@ -218,6 +211,24 @@ def _optimiser(cfg: TrainConfig, task: nn.Module) -> torch.optim.Optimizer:
     if cfg.model is ModelKind.MF:
         return torch.optim.Adam(task.parameters(), lr=cfg.mf.lr)
     return torch.optim.AdamW(task.parameters(), lr=cfg.two_tower.lr, weight_decay=cfg.two_tower.weight_decay)
+
+
+def resume_state(
+    out_dir: Path | None, task: nn.Module, optimiser: torch.optim.Optimizer
+) -> tuple[_EarlyStopping, int | None]:
+    """Load the last checkpoint under ``out_dir`` into ``task`` and ``optimiser`` (with the RNG state).
+
+    Returns the early-stopping state to continue from and the epoch resumed at (None: a fresh start,
+    also when ``out_dir`` is None or holds no checkpoint).
+    """
+    saved = load_checkpoint(out_dir) if out_dir is not None else None
+    if saved is None:
+        return _EarlyStopping(), None
+    task.load_state_dict(saved["state"]["task"])
+    optimiser.load_state_dict(saved["state"]["optimiser"])
+    state = _EarlyStopping(**saved["state"]["early_stopping"])
+    torch.set_rng_state(saved["state"]["rng"])
+    return state, state.next_epoch
 
 
 def _save(out_dir: Path, cfg: TrainConfig, data: Data, state: _EarlyStopping, task: nn.Module, optimiser: torch.optim.Optimizer) -> None:

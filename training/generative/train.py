@@ -21,7 +21,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from training.checkpoint import load_checkpoint
 from training.data import BatchLayout
 from training.generative.config import GenerativeConfig, GenerativeKind, SequenceSource
 from training.generative.data import PrefixData, SequenceBatch, SequenceData, shards_with_codes
@@ -32,7 +31,14 @@ from training.generative.tasks import HSTUTask, SASRecTask, TIGERTask
 from training.models.hstu import HSTU
 from training.models.sasrec import SASRec
 from training.models.tiger import TIGER
-from training.train import ProgressFn, TrainResult, _distributed, _EarlyStopping, _mean_across_ranks, _save
+from training.train import (
+    ProgressFn,
+    TrainResult,
+    _distributed,
+    _mean_across_ranks,
+    _save,
+    resume_state,
+)
 
 
 @dataclass
@@ -63,15 +69,8 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
         wrapped: nn.Module = nn.parallel.DistributedDataParallel(task) if world > 1 else task
         # -- optimiser
         optimiser = torch.optim.AdamW(task.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        state = _EarlyStopping()
         out_dir = Path(run.out_dir) if run.out_dir else None
-        resumed = None
-        if out_dir is not None and run.resume and (saved := load_checkpoint(out_dir)) is not None:
-            task.load_state_dict(saved["state"]["task"])
-            optimiser.load_state_dict(saved["state"]["optimiser"])
-            state = _EarlyStopping(**saved["state"]["early_stopping"])
-            torch.set_rng_state(saved["state"]["rng"])
-            resumed = state.next_epoch
+        state, resumed = resume_state(out_dir if run.resume else None, task, optimiser)
         # -- loop
         steps_per_epoch = math.ceil(len(examples_data) / run.batch_size)
         total = run.max_steps or steps_per_epoch * run.max_epochs
