@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 class ModelKind(StrEnum):
     MF = "mf"
     TWO_TOWER = "two_tower"
+    HGNN = "hgnn"  # 2T-HGNN: a heterogeneous GNN over items (training/hgnn/) under the two towers
 
 
 class MFLoss(StrEnum):
@@ -114,6 +115,42 @@ class TwoTowerConfig:
 
 
 @dataclass(frozen=True)
+class HGNNConfig:
+    """The item graph and the heterogeneous GNN of 2T-HGNN (training/hgnn/); the towers on top read
+    ``TwoTowerConfig``. Field names differ from ``TwoTowerConfig``'s so one flat asset config sets both.
+
+    Attributes:
+        graph_dim: Output width of the HGNN item embedding (the towers' content feature).
+        graph_hidden: Width of every node type's input projection and of the message-passing layers.
+        neighbours: Neighbours sampled per edge type at each hop, comma-separated (its length is the depth).
+        cooc_window: Co-occurrence pairs a training example adds: its item with the last ``cooc_window`` history items.
+        knn: Content-similarity neighbours per item (cosine of the text embeddings; 0: no content edges).
+        id_embedding: Items with a training interaction also get an id embedding (new items share one row).
+        link_epochs: Epochs of the contrastive link loss over the co-occurrence edges.
+        link_batch_size: Co-occurrence edges per step (in-batch negatives).
+        link_lr: Adam learning rate of the HGNN.
+        link_temperature: Temperature of the link loss.
+        max_link_steps: Stop the HGNN's training after this many steps (0: no bound).
+    """
+
+    graph_dim: int = 64
+    graph_hidden: int = 64
+    neighbours: str = "10,5"
+    cooc_window: int = 3
+    knn: int = 10
+    id_embedding: bool = True
+    link_epochs: int = 3
+    link_batch_size: int = 512
+    link_lr: float = 0.003
+    link_temperature: float = 0.1
+    max_link_steps: int = 0
+
+    @property
+    def fanout(self) -> list[int]:
+        return [int(n) for n in self.neighbours.split(",") if n.strip()]
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """How the loop runs.
 
@@ -153,6 +190,7 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     mf: MFConfig = field(default_factory=MFConfig)
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    hgnn: HGNNConfig = field(default_factory=HGNNConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
