@@ -150,6 +150,34 @@ class HGNNConfig:
         return [int(n) for n in self.neighbours.split(",") if n.strip()]
 
 
+class AnnKind(StrEnum):
+    """Approximate top-K indexes (faiss, inner product); exact brute force stays the protocol."""
+
+    NONE = "none"  # exact top-K only
+    HNSW = "hnsw"  # IndexHNSWFlat: a graph, no training
+    IVF = "ivf"  # IndexIVFFlat: k-means lists, ``probe`` of them searched
+
+
+@dataclass(frozen=True)
+class AnnConfig:
+    """An ANN index over the item vectors, evaluated beside the exact top-K (training/ann.py): its
+    recall against the exact result is reported, and the metrics it would serve.
+
+    Attributes:
+        kind: Which index (``none``: exact only).
+        hnsw_m: HNSW graph degree.
+        ef_search: HNSW search breadth (higher: slower, closer to exact).
+        lists: IVF lists (0: about the square root of the catalogue).
+        probe: IVF lists searched per query.
+    """
+
+    kind: AnnKind = AnnKind.NONE
+    hnsw_m: int = 16
+    ef_search: int = 32
+    lists: int = 0
+    probe: int = 4
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """How the loop runs.
@@ -163,6 +191,8 @@ class RunConfig:
         eval_every_epochs: Evaluate on the validation split every this many epochs.
         out_dir: Where checkpoints go (empty: no checkpoints).
         resume: Continue from the latest checkpoint in ``out_dir`` when there is one.
+        init_from: Warm start: a checkpoint file whose model weights (those of its best epoch) initialise
+            a fresh run; the optimiser starts anew. Resuming from ``out_dir`` takes precedence (empty: none).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         threads: torch CPU threads (0: torch's default).
         eval_k: The K of the test metrics (the Coat protocol: 5).
@@ -177,6 +207,7 @@ class RunConfig:
     eval_every_epochs: int = 1
     out_dir: str = ""
     resume: bool = True
+    init_from: str = ""
     device: str = "auto"
     threads: int = 0
     eval_k: int = 5
@@ -191,6 +222,7 @@ class TrainConfig:
     mf: MFConfig = field(default_factory=MFConfig)
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
     hgnn: HGNNConfig = field(default_factory=HGNNConfig)
+    ann: AnnConfig = field(default_factory=AnnConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
