@@ -22,6 +22,7 @@ from training.data.pairs import PairData, RankingSplit
 
 SHORT_HISTORY = 5  # users with at most this many prior events are "short-history" in the metrics
 TAIL_SHARE = 0.8  # the 80 % least popular items (by training positives) are the tail
+COLD_INTERACTIONS = 5  # items with fewer training positives are "cold"; "new" items have none
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,16 @@ class TwoTowerData:
         tail = torch.zeros(self.num_items, dtype=torch.bool)
         tail[order[: int(TAIL_SHARE * self.num_items)]] = True
         return tail
+
+    @property
+    def cold_items(self) -> torch.Tensor:
+        """``[I]`` bool: fewer than COLD_INTERACTIONS training positives (new items included)."""
+        return self.popularity < COLD_INTERACTIONS
+
+    @property
+    def new_items(self) -> torch.Tensor:
+        """``[I]`` bool: no training positive (an item first seen in the validation or test period)."""
+        return self.popularity == 0
 
 
 def two_tower_data(examples: pa.Table, frequencies: pa.Table | None, max_history: int, *, valid_share: float = 0.1,
