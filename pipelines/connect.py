@@ -317,6 +317,7 @@ class _TableRun:
         elif not warehouse.exists(self.q_contract):
             # Nothing quarantined and no quarantine table yet: an empty one, so quarantine_<table> exists.
             self._write_quarantine(warehouse, self.q_contract.schema.empty_table(), None)
+        self._drop_stale_quarantine(warehouse, {(d or UNDATED) for d in self.quarantine_days})
         if staged_total + quarantined_total != self.read:
             raise RuntimeError(
                 f"{self.table}: {self.read} records read but {staged_total} staged + {quarantined_total} quarantined"
@@ -330,6 +331,27 @@ class _TableRun:
             partitions=tuple(sorted(set(written))),
             examples=tuple(examples),
         )
+
+    def _drop_stale_quarantine(self, warehouse: Warehouse, written: set[dt.date]) -> None:
+        """Remove this run's sources from the quarantine partitions it did not write.
+
+        A re-ingest replaces everything that came from the files it reads: when a changed mapping moves a
+        bad row to another day, its old quarantine row must not stay behind in the old day.
+        """
+        if not self.q_contract.partitioned or not self.sources:
+            return
+        sources = pa.array(sorted(self.sources), pa.string())
+        for day in warehouse.partitions(self.q_contract):
+            if day in written:
+                continue
+            rows = warehouse.read(self.q_contract, [day])
+            stale = pc.is_in(rows["source_file"], sources)
+            if pc.any(stale).as_py():
+                kept = rows.filter(pc.invert(stale))
+                if kept.num_rows:
+                    warehouse.write(self.q_contract, kept, day)
+                else:
+                    warehouse.delete_partition(self.q_contract, day)
 
     def _dedupe_sql(self, days: list[dt.date | None]) -> str:
         # The staging rules' last two, across chunks: an exact copy of an earlier line is a duplicate,

@@ -147,6 +147,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_materialize(args: argparse.Namespace) -> int:
+    if args.end < args.start:
+        print(f"recforge materialize: --end {args.end} is before --start {args.start}; nothing would be ingested", file=sys.stderr)
+        return 2
     root = data_root()
     started = time.perf_counter()
     _materialize(root, args.start, args.end, dagster_log_level(args))

@@ -77,7 +77,10 @@ def materialize_everything(
 
     Raises:
         dg.DagsterExecutionStepExecutionError: A step failed (the message says which and why).
+        ValueError: ``last_day`` is before ``first_day``.
     """
+    if last_day < first_day:
+        raise ValueError(f"the last day {last_day} is before the first day {first_day}: no partition to materialize")
     graph = defs.resolve_asset_graph()
     keys = [
         k

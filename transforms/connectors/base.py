@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from transforms.engine.sources import UNDECODABLE_MARK
 from transforms.ingest.staging import SPECS, FieldKind, TableSpec
 from warehouse import contracts
 
@@ -35,8 +36,8 @@ RANDOM_EXPOSURE_SPEC = TableSpec(
     contracts.EVAL_RANDOM_RATINGS,
     (
         ("dataset", FieldKind.TEXT),
-        ("user_id", FieldKind.TEXT),
-        ("item_id", FieldKind.TEXT),
+        ("user_id", FieldKind.ID),
+        ("item_id", FieldKind.ID),
         ("rating", FieldKind.DOUBLE),
     ),
     required=("dataset", "user_id", "item_id", "rating"),
@@ -107,14 +108,19 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
     """``(line_no, text)`` of a text file (gzip when it ends in ``.gz``), 1-based, newline stripped.
 
     Blank lines are not rows and are skipped, but they still count in the numbering (as in
-    :func:`transforms.engine.sources.read_lines`). Undecodable bytes become U+FFFD rather than stopping the read.
+    :func:`transforms.engine.sources.read_lines`). A line that is not valid in ``encoding`` does not stop the
+    read: it comes marked (:data:`UNDECODABLE_MARK` first, its bad bytes as ``\\xNN``), so that connectors pass it
+    through unparsed and staging quarantines it as ``invalid_encoding``.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding=encoding, errors="replace", newline="") as handle:
+    with opener(path, "rt", encoding=encoding, errors="surrogateescape", newline="") as handle:
         for number, text in enumerate(handle, start=1):
             text = text.rstrip("\r\n")
-            if text.strip():
-                yield number, text
+            if not text.strip():
+                continue
+            if not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
+                text = UNDECODABLE_MARK + text.encode(encoding, "surrogateescape").decode(encoding, "backslashreplace")
+            yield number, text
 
 
 def split_lines(path: Path, sep: str, width: int, encoding: str = "utf-8") -> Iterator[tuple[int, list[str] | None, str]]:
@@ -125,7 +131,8 @@ def split_lines(path: Path, sep: str, width: int, encoding: str = "utf-8") -> It
     """
     for number, text in iter_lines(path, encoding):
         fields = text.split(sep)
-        yield number, (fields if len(fields) == width else None), text
+        whole = len(fields) == width and not text.startswith(UNDECODABLE_MARK)
+        yield number, (fields if whole else None), text
 
 
 def dumps(obj: Mapping[str, Any]) -> str:

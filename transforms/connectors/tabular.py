@@ -390,8 +390,9 @@ class TabularConnector(Connector):
 
 def _expected(kind: FieldKind | None) -> str:
     return {
-        FieldKind.DOUBLE: "a number",
-        FieldKind.INT: "a whole number",
+        FieldKind.ID: "a non-blank string or a whole number",
+        FieldKind.DOUBLE: "a finite number",
+        FieldKind.INT: "a whole number within the 64-bit range",
         FieldKind.TEXT_LIST: "a list",
         FieldKind.DOUBLE_LIST: "a list of numbers",
     }.get(kind, "a value of the field's type") if kind else "a value"

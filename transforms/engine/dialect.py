@@ -38,6 +38,17 @@ class Dialect(abc.ABC):
         """A JSON list of strings under ``key`` as a list<string> (NULL when absent or not a list)."""
 
     @abc.abstractmethod
+    def json_id(self, col: str, key: str) -> str:
+        """``key`` as an id: the text of a JSON string that has a non-blank character, or of an integer; else NULL.
+
+        Objects, lists, booleans, fractions and blank strings are not ids.
+        """
+
+    @abc.abstractmethod
+    def has_text(self, expr: str) -> str:
+        """True when the text ``expr`` holds a character other than whitespace."""
+
+    @abc.abstractmethod
     def try_timestamp(self, expr: str) -> str:
         """Parse an ISO-8601 text timestamp to a UTC timestamp, NULL when unparseable."""
 
@@ -122,6 +133,15 @@ class DuckDBDialect(Dialect):
         path = f"'$.\"{key}\"'"
         return f"CASE WHEN json_type({col}, {path}) = 'ARRAY' THEN CAST(json_extract_string({col}, '$.\"{key}\"[*]') AS VARCHAR[]) END"
 
+    def json_id(self, col: str, key: str) -> str:
+        path = f"'$.\"{key}\"'"
+        text = self.json_str(col, key)
+        return (f"CASE WHEN json_type({col}, {path}) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'HUGEINT')"
+                f" AND {self.has_text(text)} THEN {text} END")
+
+    def has_text(self, expr: str) -> str:
+        return f"regexp_matches({expr}, '\\S')"
+
     def try_timestamp(self, expr: str) -> str:
         return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMPTZ)"
 
@@ -189,6 +209,16 @@ class SparkDialect(Dialect):
     def json_str_list(self, col: str, key: str) -> str:
         raw = f"get_json_object({col}, '$.{key}')"
         return f"CASE WHEN ltrim({raw}) LIKE '[%' THEN from_json({raw}, 'array<string>') END"
+
+    def json_id(self, col: str, key: str) -> str:
+        # get_json_object does not say a value's type: an object or list is known by its text, and a
+        # boolean or a fraction cannot be told from a string spelling it (both are taken as text here).
+        text = self.json_str(col, key)
+        return (f"CASE WHEN {self.has_text(text)} AND NOT (ltrim({text}) LIKE '{{%' OR ltrim({text}) LIKE '[%')"
+                f" THEN {text} END")
+
+    def has_text(self, expr: str) -> str:
+        return f"({expr} RLIKE '\\\\S')"
 
     def try_timestamp(self, expr: str) -> str:
         return f"try_to_timestamp({expr})"

@@ -23,6 +23,9 @@ LINES_SCHEMA = pa.schema(
     [pa.field("source_file", pa.string()), pa.field("line_no", pa.int64()), pa.field("line", pa.string())]
 )
 READ_BLOCK_BYTES = 64 << 20
+# A line whose bytes are not UTF-8 is kept, its bad bytes written as \xNN, behind this mark (U+FFFF, a
+# Unicode noncharacter that text does not contain): staging quarantines it as invalid_encoding.
+UNDECODABLE_MARK = "\uffff"
 
 
 class SourceFormat(StrEnum):
@@ -68,12 +71,22 @@ def read_lines(path: Path, source_name: str | None = None) -> pa.Table:
 
 
 def _lines_table(block: bytes, name: str, first_line_no: int) -> tuple[pa.Table, int]:
-    raw = block.decode("utf-8", errors="replace").split("\n")
+    try:
+        raw = block.decode("utf-8").split("\n")
+    except UnicodeDecodeError:  # rare: decode line by line and mark the lines that fail
+        raw = [_decoded(line) for line in block.split(b"\n")]
     lines = pa.array(raw, pa.string())
     numbers = pa.array(range(first_line_no, first_line_no + len(raw)), pa.int64())
     keep = pc.invert(pc.equal(pc.utf8_trim_whitespace(lines), ""))
     table = pa.table({"source_file": pa.array([name] * len(raw), pa.string()), "line_no": numbers, "line": lines})
     return table.filter(keep), first_line_no + len(raw)
+
+
+def _decoded(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return UNDECODABLE_MARK + line.decode("utf-8", errors="backslashreplace")
 
 
 def read_csv_as_lines(
@@ -98,7 +111,8 @@ def read_csv_as_lines(
     numbers: list[int] = []
     lines: list[str] = []
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+    # surrogateescape keeps undecodable bytes as lone surrogates, so a row holding one can be marked.
+    with opener(path, "rt", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
@@ -106,6 +120,10 @@ def read_csv_as_lines(
         for record in reader:
             line_no = reader.line_num
             if not record:
+                continue
+            if any(_undecodable(value) for value in record):
+                lines.append(UNDECODABLE_MARK + delimiter.join(record).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+                numbers.append(line_no)
                 continue
             if len(record) != len(header):
                 # Keep the row so it is quarantined as invalid_json with its location.
@@ -129,6 +147,10 @@ def read_csv_as_lines(
     return pa.table(
         {"source_file": pa.array([name] * len(lines), pa.string()), "line_no": pa.array(numbers, pa.int64()), "line": pa.array(lines, pa.string())}
     )
+
+
+def _undecodable(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text) if not text.isascii() else False
 
 
 def _json_or_text(value: str) -> object:

@@ -7,12 +7,18 @@ JSONL logs, and CSV rows converted to JSON objects) or *columns* (a Parquet file
 are staged and the first failing rule otherwise; :func:`stage` splits the two, so that
 ``staged + quarantined = input rows`` holds by construction.
 
+Ids (``FieldKind.ID``) are text: a JSON integer becomes its decimal text (``42`` and ``"42"`` are one id), and
+every id is normalised to Unicode NFC, so that one name typed two ways is one id.
+
 Rules, in the order they are checked (the first failure is the reason):
 
 =====================  =====================================================================
 ``invalid_json``        the line is not a JSON object
 ``missing:<field>``     a required field is absent or null
-``bad_value:<field>``   a field is present but cannot be cast to its type
+``invalid_encoding``    the line's bytes are not UTF-8 (read by recforge; Spark's text reader substitutes U+FFFD)
+``bad_value:<field>``   a field is present but cannot be cast to its type: a number that is NaN, infinite or
+                        out of the 64-bit range; a fraction in an integer field; an id that is blank, an
+                        object, a list, a boolean or a fraction
 ``impossible_ts``       the timestamp lies outside the log day widened by ``late_tolerance``
 ``unknown_event_type``  an event type outside :class:`warehouse.contracts.EventType`
 ``missing:item_id``     an item-level event (anything but ``search``) without an item
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.engine import Dialect, Engine
-from transforms.engine.sources import LINES_SCHEMA, SourceFile, SourceFormat
+from transforms.engine.sources import LINES_SCHEMA, UNDECODABLE_MARK, SourceFile, SourceFormat
 from warehouse import contracts
 from warehouse.contracts import EventType, TableContract
 
@@ -42,6 +49,7 @@ ITEMLESS_EVENT_TYPES = (EventType.SEARCH.value,)
 
 
 class FieldKind(StrEnum):
+    ID = "id"  # a non-blank string, or an integer taken as its decimal text; NFC-normalised
     TEXT = "text"
     DOUBLE = "double"
     INT = "int"
@@ -82,8 +90,8 @@ SPECS: dict[str, TableSpec] = {
     "slates": TableSpec(
         contracts.RAW_SLATES,
         (
-            ("request_id", FieldKind.TEXT),
-            ("user_id", FieldKind.TEXT),
+            ("request_id", FieldKind.ID),
+            ("user_id", FieldKind.ID),
             ("ts", FieldKind.TS),
             ("surface", FieldKind.TEXT),
             ("item_ids", FieldKind.TEXT_LIST),
@@ -96,9 +104,9 @@ SPECS: dict[str, TableSpec] = {
     "impressions": TableSpec(
         contracts.RAW_IMPRESSIONS,
         (
-            ("request_id", FieldKind.TEXT),
-            ("user_id", FieldKind.TEXT),
-            ("item_id", FieldKind.TEXT),
+            ("request_id", FieldKind.ID),
+            ("user_id", FieldKind.ID),
+            ("item_id", FieldKind.ID),
             ("position", FieldKind.INT),
             ("ts", FieldKind.TS),
             ("propensity", FieldKind.DOUBLE),
@@ -110,14 +118,14 @@ SPECS: dict[str, TableSpec] = {
     "events": TableSpec(
         contracts.RAW_EVENTS,
         (
-            ("event_id", FieldKind.TEXT),
-            ("user_id", FieldKind.TEXT),
+            ("event_id", FieldKind.ID),
+            ("user_id", FieldKind.ID),
             ("ts", FieldKind.TS),
             ("event_type", FieldKind.TEXT),
-            ("item_id", FieldKind.TEXT),
-            ("request_id", FieldKind.TEXT),
+            ("item_id", FieldKind.ID),
+            ("request_id", FieldKind.ID),
             ("value", FieldKind.DOUBLE),
-            ("session_id", FieldKind.TEXT),
+            ("session_id", FieldKind.ID),
         ),
         required=("event_id", "user_id", "ts", "event_type"),
         extra_rules=("event_type",),
@@ -125,9 +133,9 @@ SPECS: dict[str, TableSpec] = {
     "reviews": TableSpec(
         contracts.RAW_REVIEWS,
         (
-            ("review_id", FieldKind.TEXT),
-            ("user_id", FieldKind.TEXT),
-            ("item_id", FieldKind.TEXT),
+            ("review_id", FieldKind.ID),
+            ("user_id", FieldKind.ID),
+            ("item_id", FieldKind.ID),
             ("ts", FieldKind.TS),
             ("rating", FieldKind.DOUBLE),
             ("title", FieldKind.TEXT),
@@ -141,7 +149,7 @@ SPECS: dict[str, TableSpec] = {
     "items": TableSpec(
         contracts.RAW_ITEMS,
         (
-            ("item_id", FieldKind.TEXT),
+            ("item_id", FieldKind.ID),
             ("title", FieldKind.TEXT),
             ("description", FieldKind.TEXT),
             ("categories", FieldKind.TEXT_LIST),
@@ -156,7 +164,7 @@ SPECS: dict[str, TableSpec] = {
     ),
     "users": TableSpec(
         contracts.RAW_USERS,
-        (("user_id", FieldKind.TEXT), ("attributes", FieldKind.JSON)),
+        (("user_id", FieldKind.ID), ("attributes", FieldKind.JSON)),
         required=("user_id",),
         ts_field=None,
     ),
@@ -187,14 +195,15 @@ def reason_counts(quarantined: pa.Table) -> dict[str, int]:
 # --- the one SQL definition ---------------------------------------------------------------------------
 
 
-def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind) -> tuple[str, str]:
-    """(typed expression, raw-presence expression) for one field."""
+def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind, integer: str = "BIGINT") -> tuple[str, str]:
+    """(typed expression, raw-presence expression) for one field; ``integer`` is the SQL type of an INT field."""
     if source is SourceKind.COLUMNS:
         raw = f"{name}"
         typed = {
+            FieldKind.ID: f"CASE WHEN {d.has_text(f'CAST({name} AS STRING)')} THEN CAST({name} AS STRING) END",
             FieldKind.TEXT: f"CAST({name} AS STRING)",
-            FieldKind.DOUBLE: f"TRY_CAST({name} AS DOUBLE)",
-            FieldKind.INT: f"TRY_CAST({name} AS BIGINT)",
+            FieldKind.DOUBLE: _finite(f"TRY_CAST({name} AS DOUBLE)"),
+            FieldKind.INT: f"TRY_CAST({name} AS {integer})",
             FieldKind.TS: f"{name}",
             FieldKind.TEXT_LIST: f"{name}",
             FieldKind.DOUBLE_LIST: f"{name}",
@@ -202,14 +211,19 @@ def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind) -> tupl
         }[kind]
         return typed, raw
     text = d.json_str("line", name)
+    if kind is FieldKind.ID:
+        return d.json_id("line", name), d.json_raw("line", name)
     if kind is FieldKind.TEXT:
         return text, text
     if kind is FieldKind.DOUBLE:
-        return f"TRY_CAST({text} AS DOUBLE)", text
+        return _finite(f"TRY_CAST({text} AS DOUBLE)"), text
     if kind is FieldKind.INT:
-        # Accept 3 and 3.0, reject 3.5: an integer field holding a fraction is a bad value.
+        # Accept 3 and 3.0, reject 3.5: an integer field holding a fraction is a bad value (ROUND, not FLOOR:
+        # Spark's FLOOR returns a BIGINT and overflows on 1e30 under ANSI mode). Integers are read
+        # exactly when written as integers; TRY_CAST turns NaN and values past the column's range into NULL.
         as_double = f"TRY_CAST({text} AS DOUBLE)"
-        return f"CASE WHEN {as_double} = FLOOR({as_double}) THEN CAST({as_double} AS BIGINT) END", text
+        return (f"CASE WHEN {as_double} = ROUND({as_double}, 0)"
+                f" THEN COALESCE(TRY_CAST({text} AS {integer}), TRY_CAST({as_double} AS {integer})) END"), text
     if kind is FieldKind.TS:
         return d.try_timestamp(text), text
     if kind is FieldKind.TEXT_LIST:
@@ -220,6 +234,11 @@ def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind) -> tupl
         return d.double_list(d.json_str_list("line", name)), raw
     raw = d.json_raw("line", name)
     return raw, raw
+
+
+def _finite(expr: str) -> str:
+    """``expr`` when it is a finite number, else NULL (x - x is 0 only for finite x, in both engines)."""
+    return f"CASE WHEN {expr} - {expr} = 0 THEN {expr} END"
 
 
 def staging_sql(
@@ -234,12 +253,13 @@ def staging_sql(
     typed_cols = []
     raw_cols = []
     for name, kind in spec.fields:
-        typed, raw = _extract(d, name, kind, source)
+        integer = "INT" if spec.contract.schema.field(name).type == pa.int32() else "BIGINT"
+        typed, raw = _extract(d, name, kind, source, integer)
         typed_cols.append(f"{typed} AS {name}")
         raw_cols.append(f"{raw} AS raw_{name}")
     valid = d.json_valid_object("line") if source is SourceKind.LINES else "TRUE"
 
-    checks: list[tuple[str, str]] = [("'invalid_json'", "NOT ok_json")]
+    checks: list[tuple[str, str]] = [("'invalid_encoding'", "bad_encoding"), ("'invalid_json'", "NOT ok_json")]
     checks += [(f"'missing:{f}'", f"raw_{f} IS NULL") for f in spec.required]
     checks += [(f"'bad_value:{f}'", f"raw_{f} IS NOT NULL AND {f} IS NULL") for f, _ in spec.fields]
     if spec.ts_field and window is not None:
@@ -254,18 +274,21 @@ def staging_sql(
     dedup_on = "line" if source is SourceKind.LINES else ", ".join(name for name, _ in spec.fields)
     # Fields are extracted from `line` only where it is a JSON object (NULL elsewhere): DuckDB's JSON
     # functions raise on malformed text instead of returning NULL.
+    # A line that recforge could not decode arrives marked (UNDECODABLE_MARK first): its reason is
+    # invalid_encoding, and the quarantine keeps its text without the mark.
+    marked = f"substr(line, 1, 1) = '{UNDECODABLE_MARK}'"
     guarded = (
-        f"SELECT *, {valid} AS ok_json FROM {relation}"
+        f"SELECT *, {valid} AS ok_json, false AS bad_encoding FROM {relation}"
         if source is SourceKind.COLUMNS
-        else f"SELECT source_file, line_no, line AS original_line, {valid} AS ok_json, "
-        f"CASE WHEN {valid} THEN line END AS line FROM {relation}"
+        else f"SELECT source_file, line_no, CASE WHEN {marked} THEN substr(line, 2) ELSE line END AS original_line,"
+        f" {valid} AS ok_json, {marked} AS bad_encoding, CASE WHEN {valid} THEN line END AS line FROM {relation}"
     )
     line_expr = "CAST(NULL AS STRING)" if source is SourceKind.COLUMNS else "original_line"
     return f"""
 WITH guarded AS (
     {guarded}
 ), parsed AS (
-    SELECT source_file, line_no, {line_expr} AS line, ok_json,
+    SELECT source_file, line_no, {line_expr} AS line, ok_json, bad_encoding,
            {", ".join(typed_cols)},
            {", ".join(raw_cols)}
     FROM guarded
@@ -345,7 +368,7 @@ def stage(
     else:
         kind = SourceKind.LINES if source.column_names == LINES_SCHEMA.names else SourceKind.COLUMNS
         engine.register_arrow(relation, source)
-    result = engine.query(staging_sql(engine.dialect, spec, kind, relation, window, rules))
+    result = _normalise_ids(engine.query(staging_sql(engine.dialect, spec, kind, relation, window, rules)), spec)
     good = pc.is_null(result["reason"])
     staged = result.filter(good).drop_columns(["source_file", "line_no", "line", "reason"])
     quarantined = result.filter(pc.invert(good))
@@ -356,6 +379,39 @@ def stage(
         staged=conform_staged(staged, spec.contract),
         quarantined=quarantined.select(q_contract.schema.names).cast(q_contract.schema),
     )
+
+
+def _normalise_ids(result: pa.Table, spec: TableSpec) -> pa.Table:
+    """Ids in Unicode NFC; rows whose key only now equals an earlier staged row's become ``duplicate_key``.
+
+    Applied to the engine's output (one code path for both engines; pyarrow's utf8_normalize leaves text
+    as it is in this build, so Python's unicodedata does it). Most ids are ASCII: a column of ASCII ids is
+    left as it is without a Python pass.
+    """
+    changed = False
+    for name, kind in spec.fields:
+        if kind is not FieldKind.ID:
+            continue
+        column = result[name]
+        if pc.all(pc.fill_null(pc.string_is_ascii(column), True)).as_py():
+            continue  # ASCII is its own NFC
+        values = column.to_pylist()
+        normal = [v if v is None or v.isascii() else unicodedata.normalize("NFC", v) for v in values]
+        if normal != values:
+            result = result.set_column(result.column_names.index(name), name, pa.array(normal, pa.string()))
+            changed = True
+    if not changed:
+        return result
+    reasons = result["reason"].to_pylist()
+    keys = result.select(list(spec.contract.key)).to_pylist()
+    seen: set[tuple[object, ...]] = set()
+    for i, (reason, key) in enumerate(zip(reasons, keys, strict=True)):
+        if reason is None:
+            value = tuple(key.values())
+            if value in seen:
+                reasons[i] = "duplicate_key"
+            seen.add(value)
+    return result.set_column(result.column_names.index("reason"), "reason", pa.array(reasons, pa.string()))
 
 
 def conform_staged(table: pa.Table, contract: TableContract) -> pa.Table:
