@@ -1,7 +1,8 @@
 """``recforge train <model> [--config file] [--set section.key=value ...]``: a thin CLI over
 ``training.train.train`` with a progress bar (steps, loss, examples/s, ETA) and a one-line summary.
 
-Models: ``mf``, ``relmf``, ``mfdu`` (MF with that loss) and ``two_tower``. ``--metrics`` appends the
+Models: ``mf``, ``relmf``, ``mfdu`` (MF with that loss), ``two_tower`` and ``hgnn`` (2T-HGNN: the item graph's
+HGNN under the two towers; it also reads ``training_data/graph_nodes`` and ``graph_edges``). ``--metrics`` appends the
 test metrics to ``models/metrics`` in the warehouse.
 """
 
@@ -13,11 +14,12 @@ from pathlib import Path
 
 MODELS = {"mf": {"model": "mf", "mf.loss": "naive"}, "relmf": {"model": "mf", "mf.loss": "relmf"},
           "mfdu": {"model": "mf", "mf.loss": "mfdu"}, "two_tower": {"model": "two_tower", "data.source": "two_tower", "run.valid_k": "50"},
+          "hgnn": {"model": "hgnn", "data.source": "two_tower", "run.valid_k": "50"},
           "sasrec": {"model": "sasrec"}, "hstu": {"model": "hstu"}, "tiger": {"model": "tiger"}}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a model (mf, relmf, mfdu, two_tower) and print its metrics")
+    parser = subparsers.add_parser("train", help="train a model (mf, relmf, mfdu, two_tower, hgnn, sasrec, hstu, tiger) and print its metrics")
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--config", type=Path, default=None, help="a JSON config (TrainConfig.to_dict layout)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
