@@ -129,12 +129,22 @@ def ensure_view(root: Path, view: str) -> None:
     """
     path = catalog_path(root)
     if path.exists():
+        stat = path.stat()
+        seen = (str(path.resolve()), view, stat.st_ino, stat.st_mtime_ns)
+        if seen in _VIEWS_SEEN:  # this very catalog file was checked already: no second open per write
+            return
         with duckdb.connect(str(path), read_only=True) as con:
             found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [view]).fetchone()
             here = _recorded_root(con) == Path(root).resolve()
         if found and found[0] and here:
+            _VIEWS_SEEN.add(seen)
             return
     refresh_catalog(root)
+
+
+# (catalog file, view, inode, mtime) already found to hold the view for this root. A rebuild writes a new
+# file (write-aside, then rename), so its inode and mtime differ and the view is looked up again.
+_VIEWS_SEEN: set[tuple[str, str, int, int]] = set()
 
 
 def connect_catalog(root: Path) -> duckdb.DuckDBPyConnection:

@@ -25,20 +25,31 @@ class Dialect(abc.ABC):
     def json_valid_object(self, col: str) -> str:
         """True when ``col`` holds a JSON object."""
 
-    @abc.abstractmethod
-    def json_str(self, col: str, key: str) -> str:
-        """Scalar ``key`` of the JSON object in ``col`` as text (NULL when absent or JSON null)."""
+    def json_object_fields(self, col: str, keys: list[str]) -> str | None:
+        """One parse of the JSON object in ``col`` into a struct of its ``keys`` as JSON values, or None.
+
+        When an engine has this, each field is then read from ``<struct>."<key>"`` with ``key=None`` in
+        the ``json_*`` macros below, instead of parsing the whole line once per field.
+        """
+        return None
 
     @abc.abstractmethod
-    def json_raw(self, col: str, key: str) -> str:
+    def json_str(self, col: str, key: str | None) -> str:
+        """Scalar ``key`` of the JSON object in ``col`` as text (NULL when absent or JSON null).
+
+        ``key=None`` in this and the next macros: ``col`` is the JSON value itself.
+        """
+
+    @abc.abstractmethod
+    def json_raw(self, col: str, key: str | None) -> str:
         """Value of ``key`` as JSON text (objects and lists serialized), NULL when absent."""
 
     @abc.abstractmethod
-    def json_str_list(self, col: str, key: str) -> str:
+    def json_str_list(self, col: str, key: str | None) -> str:
         """A JSON list of strings under ``key`` as a list<string> (NULL when absent or not a list)."""
 
     @abc.abstractmethod
-    def json_id(self, col: str, key: str) -> str:
+    def json_id(self, col: str, key: str | None) -> str:
         """``key`` as an id: the text of a JSON string that has a non-blank character, or of an integer; else NULL.
 
         Objects, lists, booleans, fractions and blank strings are not ids.
@@ -122,21 +133,24 @@ class DuckDBDialect(Dialect):
         # CASE, not AND: DuckDB may evaluate both sides, and json_type raises on invalid JSON.
         return f"(CASE WHEN json_valid({col}) THEN json_type({col}) = 'OBJECT' ELSE false END)"
 
-    def json_str(self, col: str, key: str) -> str:
-        return f"json_extract_string({col}, '$.\"{key}\"')"
+    def json_object_fields(self, col: str, keys: list[str]) -> str | None:
+        shape = ", ".join(f'"{k}": "JSON"' for k in keys)
+        return f"json_transform({col}, '{{{shape}}}')"
 
-    def json_raw(self, col: str, key: str) -> str:
-        path = f"'$.\"{key}\"'"
+    def json_str(self, col: str, key: str | None) -> str:
+        return f"json_extract_string({col}, {_duckdb_path(key)})"
+
+    def json_raw(self, col: str, key: str | None) -> str:
+        path = _duckdb_path(key)
         return f"CASE WHEN json_type({col}, {path}) = 'NULL' THEN NULL ELSE CAST(json_extract({col}, {path}) AS VARCHAR) END"
 
-    def json_str_list(self, col: str, key: str) -> str:
-        path = f"'$.\"{key}\"'"
-        return f"CASE WHEN json_type({col}, {path}) = 'ARRAY' THEN CAST(json_extract_string({col}, '$.\"{key}\"[*]') AS VARCHAR[]) END"
+    def json_str_list(self, col: str, key: str | None) -> str:
+        elements = "'$[*]'" if key is None else f"'$.\"{key}\"[*]'"
+        return f"CASE WHEN json_type({col}, {_duckdb_path(key)}) = 'ARRAY' THEN CAST(json_extract_string({col}, {elements}) AS VARCHAR[]) END"
 
-    def json_id(self, col: str, key: str) -> str:
-        path = f"'$.\"{key}\"'"
+    def json_id(self, col: str, key: str | None) -> str:
         text = self.json_str(col, key)
-        return (f"CASE WHEN json_type({col}, {path}) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'HUGEINT')"
+        return (f"CASE WHEN json_type({col}, {_duckdb_path(key)}) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'HUGEINT')"
                 f" AND {self.has_text(text)} THEN {text} END")
 
     def has_text(self, expr: str) -> str:
@@ -200,17 +214,17 @@ class SparkDialect(Dialect):
         # get_json_object returns NULL for text that is not valid JSON; an object starts with '{'.
         return f"(get_json_object({col}, '$') IS NOT NULL AND ltrim({col}) LIKE '{{%')"
 
-    def json_str(self, col: str, key: str) -> str:
-        return f"get_json_object({col}, '$.{key}')"
+    def json_str(self, col: str, key: str | None) -> str:
+        return f"get_json_object({col}, {_spark_path(key)})"
 
-    def json_raw(self, col: str, key: str) -> str:
-        return f"get_json_object({col}, '$.{key}')"
+    def json_raw(self, col: str, key: str | None) -> str:
+        return f"get_json_object({col}, {_spark_path(key)})"
 
-    def json_str_list(self, col: str, key: str) -> str:
-        raw = f"get_json_object({col}, '$.{key}')"
+    def json_str_list(self, col: str, key: str | None) -> str:
+        raw = self.json_raw(col, key)
         return f"CASE WHEN ltrim({raw}) LIKE '[%' THEN from_json({raw}, 'array<string>') END"
 
-    def json_id(self, col: str, key: str) -> str:
+    def json_id(self, col: str, key: str | None) -> str:
         # get_json_object does not say a value's type: an object or list is known by its text, and a
         # boolean or a fraction cannot be told from a string spelling it (both are taken as text here).
         text = self.json_str(col, key)
@@ -275,3 +289,11 @@ class SparkDialect(Dialect):
     def list_element(self, expr: str, index0: str) -> str:
         # element_at raises on a short list under ANSI mode; try_element_at returns NULL like DuckDB.
         return f"try_element_at({expr}, {index0} + 1)"
+
+
+def _duckdb_path(key: str | None) -> str:
+    return "'$'" if key is None else f"'$.\"{key}\"'"
+
+
+def _spark_path(key: str | None) -> str:
+    return "'$'" if key is None else f"'$.{key}'"

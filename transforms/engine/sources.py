@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -62,7 +63,7 @@ def read_lines(path: Path, source_name: str | None = None) -> pa.Table:
                 carry = block
                 continue
             carry = block[cut + 1 :]
-            table, next_line_no = _lines_table(block[:cut], name, next_line_no)
+            table, next_line_no = _lines_table(memoryview(block)[:cut], name, next_line_no)
             chunks.append(table)
     if carry:
         table, _ = _lines_table(carry, name, next_line_no)
@@ -70,16 +71,46 @@ def read_lines(path: Path, source_name: str | None = None) -> pa.Table:
     return pa.concat_tables(chunks) if chunks else LINES_SCHEMA.empty_table()
 
 
-def _lines_table(block: bytes, name: str, first_line_no: int) -> tuple[pa.Table, int]:
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def _lines_table(block: bytes | memoryview, name: str, first_line_no: int) -> tuple[pa.Table, int]:
+    # Numpy finds the newlines and drops them from the bytes, which then are the string data as they are
+    # (no Python str per line, no per-line Arrow kernel); the cast to string checks the whole block's
+    # UTF-8 at once. A line is blank when it is empty or starts with whitespace and holds nothing else.
+    data = np.frombuffer(block, dtype=np.uint8)
+    newline = data == 10
+    ends = np.flatnonzero(newline)  # as bytes.split: n newlines, n + 1 lines
+    count = len(ends) + 1
+    offsets = np.empty(count + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = ends - np.arange(len(ends))  # line k starts k newlines later in the original
+    offsets[-1] = len(data) - len(ends)
+    text = data[~newline] if len(ends) else data
+    raw = pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text)])
     try:
-        raw = block.decode("utf-8").split("\n")
-    except UnicodeDecodeError:  # rare: decode line by line and mark the lines that fail
-        raw = [_decoded(line) for line in block.split(b"\n")]
-    lines = pa.array(raw, pa.string())
-    numbers = pa.array(range(first_line_no, first_line_no + len(raw)), pa.int64())
-    keep = pc.invert(pc.equal(pc.utf8_trim_whitespace(lines), ""))
-    table = pa.table({"source_file": pa.array([name] * len(raw), pa.string()), "line_no": numbers, "line": lines})
-    return table.filter(keep), first_line_no + len(raw)
+        lines = raw.cast(pa.string())
+    except pa.ArrowInvalid:  # rare: decode line by line and mark the lines that fail
+        lines = pa.array([_decoded(line) for line in bytes(block).split(b"\n")], pa.string())
+    lengths = np.diff(offsets)
+    firsts = text[np.minimum(offsets[:-1], max(len(text) - 1, 0))] if len(text) else np.zeros(count, dtype=np.uint8)
+    maybe_blank = np.flatnonzero((lengths == 0) | _WHITESPACE[firsts])
+    keep = np.ones(count, dtype=bool)
+    for k in maybe_blank:
+        keep[k] = text[offsets[k] : offsets[k + 1]].tobytes().strip() != b""
+    numbers = pa.array(np.arange(first_line_no, first_line_no + count, dtype=np.int64))
+    table = pa.table({"source_file": _repeated(name, count), "line_no": numbers, "line": lines})
+    return (table if len(maybe_blank) == 0 or keep.all() else table.filter(pa.array(keep))), first_line_no + count
+
+
+def _repeated(text: str, count: int) -> pa.Array:
+    """``count`` copies of ``text`` as a string array, built from buffers (no Python object per row)."""
+    encoded = text.encode()
+    offsets = np.arange(count + 1, dtype=np.int64) * len(encoded)
+    kind, index = (pa.large_string(), offsets) if offsets[-1] >= 2**31 else (pa.string(), offsets.astype(np.int32))
+    array = pa.Array.from_buffers(kind, count, [None, pa.py_buffer(index), pa.py_buffer(encoded * count)])
+    return array.cast(pa.string())
 
 
 def _decoded(line: bytes) -> str:

@@ -195,8 +195,13 @@ def reason_counts(quarantined: pa.Table) -> dict[str, int]:
 # --- the one SQL definition ---------------------------------------------------------------------------
 
 
-def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind, integer: str = "BIGINT") -> tuple[str, str]:
-    """(typed expression, raw-presence expression) for one field; ``integer`` is the SQL type of an INT field."""
+def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind, integer: str = "BIGINT",
+             fields: bool = False) -> tuple[str, str]:
+    """(typed expression, raw-presence expression) for one field.
+
+    ``integer`` is the SQL type of an INT field; ``fields``: the line was parsed once into the struct
+    ``fields`` (:meth:`Dialect.json_object_fields`), so the field is read from there.
+    """
     if source is SourceKind.COLUMNS:
         raw = f"{name}"
         typed = {
@@ -210,9 +215,10 @@ def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind, integer
             FieldKind.JSON: f"CAST({name} AS STRING)",
         }[kind]
         return typed, raw
-    text = d.json_str("line", name)
+    col, key = (f'fields."{name}"', None) if fields else ("line", name)
+    text = d.json_str(col, key)
     if kind is FieldKind.ID:
-        return d.json_id("line", name), d.json_raw("line", name)
+        return d.json_id(col, key), d.json_raw(col, key)
     if kind is FieldKind.TEXT:
         return text, text
     if kind is FieldKind.DOUBLE:
@@ -226,13 +232,11 @@ def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind, integer
                 f" THEN COALESCE(TRY_CAST({text} AS {integer}), TRY_CAST({as_double} AS {integer})) END"), text
     if kind is FieldKind.TS:
         return d.try_timestamp(text), text
+    raw = d.json_raw(col, key)
     if kind is FieldKind.TEXT_LIST:
-        raw = d.json_raw("line", name)
-        return d.json_str_list("line", name), raw
+        return d.json_str_list(col, key), raw
     if kind is FieldKind.DOUBLE_LIST:
-        raw = d.json_raw("line", name)
-        return d.double_list(d.json_str_list("line", name)), raw
-    raw = d.json_raw("line", name)
+        return d.double_list(d.json_str_list(col, key)), raw
     return raw, raw
 
 
@@ -252,9 +256,10 @@ def staging_sql(
     """The staging query for one raw table: every input row once, with ``reason`` NULL when staged."""
     typed_cols = []
     raw_cols = []
+    struct = d.json_object_fields("line", [name for name, _ in spec.fields]) if source is SourceKind.LINES else None
     for name, kind in spec.fields:
         integer = "INT" if spec.contract.schema.field(name).type == pa.int32() else "BIGINT"
-        typed, raw = _extract(d, name, kind, source, integer)
+        typed, raw = _extract(d, name, kind, source, integer, fields=struct is not None)
         typed_cols.append(f"{typed} AS {name}")
         raw_cols.append(f"{raw} AS raw_{name}")
     valid = d.json_valid_object("line") if source is SourceKind.LINES else "TRUE"
@@ -280,9 +285,11 @@ def staging_sql(
     guarded = (
         f"SELECT *, {valid} AS ok_json, false AS bad_encoding FROM {relation}"
         if source is SourceKind.COLUMNS
-        else f"SELECT source_file, line_no, CASE WHEN {marked} THEN substr(line, 2) ELSE line END AS original_line,"
-        f" {valid} AS ok_json, {marked} AS bad_encoding, CASE WHEN {valid} THEN line END AS line FROM {relation}"
+        else "SELECT source_file, line_no, original_line, ok_json, bad_encoding, CASE WHEN ok_json THEN raw_line END AS line"
+        f" FROM (SELECT source_file, line_no, line AS raw_line, CASE WHEN {marked} THEN substr(line, 2) ELSE line END"
+        f" AS original_line, {valid} AS ok_json, {marked} AS bad_encoding FROM {relation}) lines"
     )
+    parse_once = f"(SELECT *, {struct} AS fields FROM guarded) guarded" if struct else "guarded"
     line_expr = "CAST(NULL AS STRING)" if source is SourceKind.COLUMNS else "original_line"
     return f"""
 WITH guarded AS (
@@ -291,7 +298,7 @@ WITH guarded AS (
     SELECT source_file, line_no, {line_expr} AS line, ok_json, bad_encoding,
            {", ".join(typed_cols)},
            {", ".join(raw_cols)}
-    FROM guarded
+    FROM {parse_once}
 ), checked AS (
     SELECT *, CASE {case} END AS rule_reason FROM parsed
 ), ranked AS (

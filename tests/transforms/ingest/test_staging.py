@@ -237,3 +237,15 @@ def test_slates_from_json_lines_parse_propensity_lists(duckdb_engine: Engine) ->
 
     assert result.quarantined.num_rows == 0
     assert result.staged.to_pylist()[0]["propensities"] == [0.5, 0.5]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["", " ", "\t", "a", '{"x": 1}', "é", "\r", "line\r", " x", "\t{}"]), max_size=12), st.integers(1, 5))
+def test_block_reader_numbers_lines_as_splitting_the_text_does(parts: list[str], first: int) -> None:
+    from transforms.engine.sources import _lines_table
+
+    block = "\n".join(parts).encode()
+    table, next_line_no = _lines_table(block, "f", first)
+    expected = [(first + i, line) for i, line in enumerate(block.decode().split("\n")) if line.strip()]
+    assert list(zip(table["line_no"].to_pylist(), table["line"].to_pylist(), strict=True)) == expected
+    assert next_line_no == first + len(block.decode().split("\n"))
