@@ -70,13 +70,15 @@ def sample_peak_rss(interval: float = SAMPLE_SECONDS) -> Iterator[PeakRss]:
         thread.join()
 
 
-def run_phase(code: str) -> dict[str, float]:
+def run_phase(code: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run ``code`` in a child Python; it must print one JSON object as its last stdout line.
 
-    Returns that object plus ``seconds`` (wall time of the child) and ``peak_rss_mb``.
+    The child imports the packages of the checkout at ``cwd`` (this one by default; ``benchmarks/against.py``
+    passes another commit's worktree). Returns that object plus ``seconds`` (wall time of the child) and
+    ``peak_rss_mb``.
     """
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
     peak = PeakRss()
     parent = psutil.Process(proc.pid)
     while proc.poll() is None:
