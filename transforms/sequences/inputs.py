@@ -137,7 +137,8 @@ def steps_ctes(
     strength = " ".join(f"WHEN '{e.value}' THEN {k}" for k, e in enumerate(EVENT_STRENGTH, start=1))
     code_of = " ".join(f"WHEN {k} THEN {EVENT_TYPE_CODES[e.value]}" for k, e in enumerate(EVENT_STRENGTH, start=1))
     type_of = " ".join(f"WHEN {k} THEN '{e.value}'" for k, e in enumerate(EVENT_STRENGTH, start=1))
-    mask = " + ".join(f"MAX(CASE WHEN event_type = '{name}' THEN {bit} ELSE 0 END)" for name, bit in EVENT_TYPE_BITS.items())
+    bits = [f"CASE WHEN event_type = '{name}' THEN {bit} ELSE 0 END" for name, bit in EVENT_TYPE_BITS.items()]
+    mask, one_event_mask = " + ".join(f"MAX({b})" for b in bits), " + ".join(bits)
     order = f"ts_ms, {TIE_ORDER}"
     weight = "w.weight" if weights else "CAST(NULL AS DOUBLE)"
     weight_join = f"LEFT JOIN {weights} w ON w.event_id = i.event_id" if weights else ""
@@ -176,10 +177,18 @@ marked AS (
     FROM keyed k
 ),
 stepped AS (
-    SELECT m.*, SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS pos
+    SELECT m.*, SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS pos,
+           COALESCE(LEAD(starts) OVER (PARTITION BY user_idx ORDER BY {order}), 1) AS next_starts
     FROM marked m
 ),
 steps AS (
+    -- Most steps are one event: those pass through row by row; only the steps of several events are
+    -- aggregated (the same values either way: a one-event aggregate is its event).
+    SELECT user_idx, pos, item_idx, ts_ms, ts, part, CASE event_type {strength} ELSE 0 END AS strength,
+           {one_event_mask} AS event_mask, CAST(COALESCE(label_weight, 1.0) AS DOUBLE) AS weight,
+           CASE WHEN event_type = 'rating' THEN value END AS rating, event_id, session_id, session_surface
+    FROM stepped WHERE starts = 1 AND next_starts = 1
+    UNION ALL
     SELECT user_idx, pos, MIN(item_idx) AS item_idx, MIN(ts_ms) AS ts_ms, MIN(ts) AS ts, MIN(part) AS part,
            MAX(CASE event_type {strength} ELSE 0 END) AS strength, {mask} AS event_mask,
            CAST(COALESCE(MAX(label_weight), 1.0) AS DOUBLE) AS weight,
@@ -187,7 +196,7 @@ steps AS (
            MAX(CASE WHEN starts = 1 THEN event_id END) AS event_id,
            MAX(CASE WHEN starts = 1 THEN session_id END) AS session_id,
            MAX(CASE WHEN starts = 1 THEN session_surface END) AS session_surface
-    FROM stepped GROUP BY user_idx, pos
+    FROM stepped WHERE NOT (starts = 1 AND next_starts = 1) GROUP BY user_idx, pos
 ),
 positioned AS (
     SELECT s.user_idx, s.pos, s.item_idx, s.ts_ms, s.ts, s.part, CAST(s.event_mask AS SMALLINT) AS event_mask, s.weight, s.rating,
