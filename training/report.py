@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from warehouse.contracts import MODELS_METRICS
 
-SUBSETS = {"tail": "tail_items", "short": "short_history"}
+SUBSETS = {"tail": "tail_items", "short": "short_history", "cold": "cold_items", "new": "new_items"}
 
 
 def checkpoint_version(path: Path | None) -> str:

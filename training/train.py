@@ -143,22 +143,32 @@ def load_data(cfg: TrainConfig) -> Data:
         return coat_from_labels(labels, ratings, source, _table_versions(store, C.LABELS_DEBIASED_LABELS, C.EVAL_RANDOM_RATINGS))
     examples = store.read(C.TRAINING_TWO_TOWER_EXAMPLES)
     frequencies = store.read(C.TRAINING_ITEM_FREQUENCIES) if store.exists(C.TRAINING_ITEM_FREQUENCIES) else None
-    return two_tower_data(examples, frequencies, cfg.two_tower.max_history, dataset=source.dataset,
-                          versions=_table_versions(store, C.TRAINING_TWO_TOWER_EXAMPLES, C.TRAINING_ITEM_FREQUENCIES))
+    graph = (C.TRAINING_GRAPH_NODES, C.TRAINING_GRAPH_EDGES) if cfg.model is ModelKind.HGNN else ()
+    data = two_tower_data(examples, frequencies, cfg.two_tower.max_history, dataset=source.dataset,
+                          versions=_table_versions(store, C.TRAINING_TWO_TOWER_EXAMPLES, C.TRAINING_ITEM_FREQUENCIES, *graph))
+    if cfg.model is ModelKind.HGNN:  # the two-tower examples and the item graph beside them (training/hgnn/)
+        from training.hgnn import hgnn_data_from_warehouse
+
+        return hgnn_data_from_warehouse(store, data, cfg.hgnn)
+    return data
 
 
 def build_task(cfg: TrainConfig, data: Data) -> nn.Module:
     if cfg.model is ModelKind.MF:
         return MFTask(MatrixFactorization(data.num_users, data.num_items, cfg.mf.dim), cfg.mf)
     if not isinstance(data, TwoTowerData):
-        raise TypeError("the two-tower model trains on two-tower examples")
+        raise TypeError("the two-tower and HGNN models train on two-tower examples")
     tt = cfg.two_tower
+    if cfg.model is ModelKind.HGNN:  # trains the HGNN first (link loss), then the towers over its item embeddings train here
+        from training.hgnn import HGNNData, build_hgnn_task, with_graph
+
+        return build_hgnn_task(cfg, data if isinstance(data, HGNNData) else with_graph(data, cfg.hgnn))[0]
     return TwoTowerTask(TwoTower(data.num_items, tt.dim, tt.hidden, tt.user_buckets), tt, data.log_q)
 
 
 def evaluate_split(task: nn.Module, data: Data, split: str, cfg: TrainConfig) -> dict[str, float]:
     """Metrics of one split: the Coat protocol's (K = 1, 3, eval_k) for MF; full-catalogue K = 10, 50,
-    100, overall, on tail items and on short-history users for the two-tower model."""
+    100, overall, on tail, cold and new items and on short-history users for the two-tower and HGNN models."""
     task.eval()
     if isinstance(data, PairData):
         assert isinstance(task, MFTask)
@@ -179,6 +189,8 @@ def evaluate_split(task: nn.Module, data: Data, split: str, cfg: TrainConfig) ->
     if split == "test":
         out |= {f"tail_{k}": v for k, v in evaluate(scorer, queries.ranking, ks, items=data.tail_items).items()}
         out |= {f"short_{k}": v for k, v in evaluate(scorer, queries.ranking, ks, users=queries.short).items()}
+        out |= {f"cold_{k}": v for k, v in evaluate(scorer, queries.ranking, ks, items=data.cold_items).items()}
+        out |= {f"new_{k}": v for k, v in evaluate(scorer, queries.ranking, ks, items=data.new_items).items()}
     return out
 
 
