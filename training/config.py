@@ -126,6 +126,8 @@ class HGNNConfig:
         cooc_window: Co-occurrence pairs a training example adds: its item with the last ``cooc_window`` history items.
         knn: Content-similarity neighbours per item (cosine of the text embeddings; 0: no content edges).
         id_embedding: Items with a training interaction also get an id embedding (new items share one row).
+        id_dropout: Share of training positives the item tower sees through the shared row instead of their own id
+            (DropoutNet-style), so it learns to score an item from its HGNN embedding alone, as it must for new items.
         link_epochs: Epochs of the contrastive link loss over the co-occurrence edges.
         link_batch_size: Co-occurrence edges per step (in-batch negatives).
         link_lr: Adam learning rate of the HGNN.
@@ -139,6 +141,7 @@ class HGNNConfig:
     cooc_window: int = 3
     knn: int = 10
     id_embedding: bool = True
+    id_dropout: float = 0.25
     link_epochs: int = 3
     link_batch_size: int = 512
     link_lr: float = 0.003
