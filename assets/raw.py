@@ -10,6 +10,7 @@ import dagster as dg
 
 from assets.partitions import daily_event_partitions
 from assets.resources import EngineResource, WarehouseResource, shared_fields
+from warehouse.staging import StagedWarehouse
 from pipelines import ingestion
 from transforms.ingest.staging import SPECS, iter_days
 from transforms.ingest.validation import RangeRule, ValidationReport, validate_table
@@ -70,14 +71,20 @@ def _stage_and_report(
     warehouse: WarehouseResource,
     engine: EngineResource,
 ) -> dg.MaterializeResult:
-    """Stage each day (or the one catalog snapshot, ``[None]``), enforce the bad-row limit, validate."""
+    """Stage each day (or the one catalog snapshot, ``[None]``), enforce the bad-row limit, validate.
+
+    The raw partitions are staged aside and replace the stored ones only when no day is over the bad-row
+    limit: a failed run keeps the last good version (the quarantine is written either way).
+    """
     contract = SPECS[table].contract
     store = warehouse.store()
     rules = config.rules().staging_rules()
-    with engine.open() as eng:
-        reports = [ingestion.ingest_table(store, eng, table, warehouse.landing, day, rules) for day in days]
-    warehouse.refresh_catalog()
-    ingestion.enforce_bad_share(reports, config.max_bad_share)
+    try:
+        with engine.open() as eng, StagedWarehouse(store) as staging:
+            reports = [ingestion.ingest_table(staging, eng, table, warehouse.landing, day, rules, quarantine_to=store) for day in days]
+            ingestion.enforce_bad_share(reports, config.max_bad_share)  # raising here discards the staged partitions
+    finally:
+        warehouse.refresh_catalog()
     partitions = [d for d in days if d is not None] if contract.partitioned else None
     report = validate_table(store.read(contract, partitions), contract, RANGES[table])
     return dg.MaterializeResult(metadata=_metadata(reports), check_results=_check_results(key, report))

@@ -62,6 +62,7 @@ from transforms.ingest.staging import (
 from warehouse import contracts
 from warehouse.contracts import CORE_ID_MAPS, TableContract
 from warehouse.lock import holding_writer_lock
+from warehouse.staging import StagedWarehouse
 from warehouse.store import Warehouse, conform
 
 UNDATED = dt.date(1970, 1, 1)
@@ -160,35 +161,41 @@ def ingest_dataset(
         work_dir: Where spill files go (a temporary folder inside it; the system's temp dir when None).
 
     Raises:
-        BadRowShareExceeded: After writing, when a table's bad-row share passes ``rules.max_bad_share``.
+        BadRowShareExceeded: When a table's bad-row share passes ``rules.max_bad_share``; the quarantine is
+            written, the staged tables keep their previous version.
     """
     rules = rules or ConnectRules()
     ts_max = rules.ts_max or dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="recforge-connect-", dir=work_dir) as tmp:
+    # The staged tables are written aside and swapped in only when no table is over the bad-row limit (a
+    # failed run keeps the last good version); the quarantine is written either way.
+    with tempfile.TemporaryDirectory(prefix="recforge-connect-", dir=work_dir) as tmp, StagedWarehouse(warehouse) as staging:
         runs: dict[str, _TableRun] = {}
         for table, chunk in _chunks(connector.records(), rules.chunk_lines):
             if table not in runs:
                 runs[table] = _TableRun(table, CONNECTOR_SPECS[table], Path(tmp) / table)
             runs[table].stage_chunk(engine, chunk, (rules.ts_min, ts_max), rules.staging)
-        counts = {table: run.finish(engine, warehouse, rules.chunk_lines) for table, run in sorted(runs.items())}
+        counts = {table: run.finish(engine, staging, rules.chunk_lines, quarantine_to=warehouse) for table, run in sorted(runs.items())}
+        if rules.max_bad_share is not None:
+            _enforce_bad_share(_report(connector, counts, warehouse.read(CORE_ID_MAPS)), rules.max_bad_share)
 
     existing = warehouse.read(CORE_ID_MAPS)
     updated = extend_id_map(engine, existing, observed_ids(warehouse, engine))
     warehouse.write(CORE_ID_MAPS, updated)
-    entities = Counter(updated["entity"].to_pylist())
-    report = ConnectReport(
+    return _report(connector, counts, updated, new_ids=updated.num_rows - existing.num_rows)
+
+
+def _report(connector: Connector, counts: dict[str, TableCounts], id_map: pa.Table, new_ids: int = 0) -> ConnectReport:
+    entities = Counter(id_map["entity"].to_pylist())
+    return ConnectReport(
         format=connector.format,
         name=connector.name,
         tables=counts,
         users=entities.get("user", 0),
         items=entities.get("item", 0),
-        new_ids=updated.num_rows - existing.num_rows,
+        new_ids=new_ids,
     )
-    if rules.max_bad_share is not None:
-        _enforce_bad_share(report, rules.max_bad_share)
-    return report
 
 
 def _chunks(records: Iterable[Record], chunk_lines: int) -> Iterator[tuple[str, list[Record]]]:
@@ -276,8 +283,13 @@ class _TableRun:
         for entry in pc.value_counts(rows["day"]).to_pylist():
             days[entry["values"]] += entry["counts"]
 
-    def finish(self, engine: Engine, warehouse: Warehouse, batch_rows: int) -> TableCounts:
-        """Dedupe across chunks, then write every touched partition (staged and quarantine)."""
+    def finish(self, engine: Engine, warehouse: Warehouse, batch_rows: int, quarantine_to: Warehouse | None = None) -> TableCounts:
+        """Dedupe across chunks, then write every touched partition (staged and quarantine).
+
+        The quarantine goes to ``quarantine_to`` when given: the staged rows may be written aside (a
+        :class:`StagedWarehouse` that the bad-row check may discard) while what was rejected is kept.
+        """
+        quarantine = quarantine_to or warehouse
         reasons: Counter[str] = Counter()
         staged_total = 0
         late_quarantine: list[pa.Table] = []
@@ -313,11 +325,11 @@ class _TableRun:
                 examples.extend(QuarantinedExample(r["source_file"], r["line_no"], r["reason"], r["line"]) for r in first.to_pylist())
                 examples = sorted(examples, key=lambda e: (e.source_file, e.line_no))[:EXAMPLES_PER_TABLE]
                 for day, part in _split_by_day(rows, days):
-                    self._write_quarantine(warehouse, part, day)
-        elif not warehouse.exists(self.q_contract):
+                    self._write_quarantine(quarantine, part, day)
+        elif not quarantine.exists(self.q_contract):
             # Nothing quarantined and no quarantine table yet: an empty one, so quarantine_<table> exists.
-            self._write_quarantine(warehouse, self.q_contract.schema.empty_table(), None)
-        self._drop_stale_quarantine(warehouse, {(d or UNDATED) for d in self.quarantine_days})
+            self._write_quarantine(quarantine, self.q_contract.schema.empty_table(), None)
+        self._drop_stale_quarantine(quarantine, {(d or UNDATED) for d in self.quarantine_days})
         if staged_total + quarantined_total != self.read:
             raise RuntimeError(
                 f"{self.table}: {self.read} records read but {staged_total} staged + {quarantined_total} quarantined"

@@ -130,9 +130,10 @@ def read_source(path: Path, table: str, landing: Path) -> pa.Table | SourceFile:
     if path.suffix == ".parquet":
         return SourceFile(path, name, SourceFormat.PARQUET)
     if path.suffix == ".csv":
+        required = SPECS[table].required
         if table == "users":
-            return read_csv_as_lines(path, attribute_key="user_id", source_name=name)
-        return read_csv_as_lines(path, list_columns=("categories",), json_columns=("attributes",), source_name=name)
+            return read_csv_as_lines(path, attribute_key="user_id", source_name=name, required=required)
+        return read_csv_as_lines(path, list_columns=("categories",), json_columns=("attributes",), source_name=name, required=required)
     return SourceFile(path, name, SourceFormat.JSON_LINES)
 
 
@@ -143,10 +144,13 @@ def ingest_table(
     landing: Path,
     day: dt.date | None = None,
     rules: StagingRules | None = None,
+    quarantine_to: Warehouse | None = None,
 ) -> IngestReport:
     """Stage one table (one day of a log, or the whole catalog table) and write it atomically.
 
-    The staged rows and the quarantined rows are both written, so ``staged + quarantined = read``. A day
+    The staged rows and the quarantined rows are both written, so ``staged + quarantined = read``; the
+    quarantine goes to ``quarantine_to`` when given (a run that stages its raw partitions aside, to swap
+    them in only if the run passes its checks, still keeps what it rejected and why). A day
     with no source file is written as an empty partition, so that "no data" is distinguishable from
     "not ingested yet", unless the warehouse already holds rows there: data staged by a connector
     (``recforge ingest``) or by an earlier run whose landing files are gone is never replaced by nothing.
@@ -165,7 +169,7 @@ def ingest_table(
     staged = pa.concat_tables(staged_parts) if staged_parts else spec.contract.schema.empty_table()
     quarantined = pa.concat_tables(quarantined_parts) if quarantined_parts else q_contract.schema.empty_table()
     warehouse.write(spec.contract, staged, day)
-    warehouse.write(q_contract, quarantined, day)
+    (quarantine_to or warehouse).write(q_contract, quarantined, day)
     return IngestReport(
         table=table,
         partition=day,

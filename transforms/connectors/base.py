@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from transforms.engine.sources import UNDECODABLE_MARK
+from transforms.engine.sources import UNDECODABLE_MARK, naming_source
 from transforms.ingest.staging import SPECS, FieldKind, TableSpec
 from warehouse import contracts
 
@@ -113,7 +113,7 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
     through unparsed and staging quarantines it as ``invalid_encoding``.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding=encoding, errors="surrogateescape", newline="") as handle:
+    with opener(path, "rt", encoding=encoding, errors="surrogateescape", newline="") as handle, naming_source(path):
         for number, text in enumerate(handle, start=1):
             text = text.rstrip("\r\n")
             if not text.strip():

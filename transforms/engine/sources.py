@@ -7,10 +7,12 @@ Lines: ``source_file, line_no, line`` (1-based line numbers, blank lines skipped
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -44,6 +46,26 @@ class SourceFile:
 
 
 
+class CorruptSourceError(ValueError):
+    """A source file cannot be read to its end (a truncated or damaged compressed file)."""
+
+
+@contextlib.contextmanager
+def naming_source(path: Path) -> Iterator[None]:
+    """Re-raise a decompression error with the file's name (gzip's own errors do not say which file)."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise CorruptSourceError(
+            f"{path}: the file is truncated or damaged ({type(exc).__name__}: {exc}); nothing from it was staged. "
+            "Replace the file (or move it out of the landing zone) and run again."
+        ) from exc
+
+
+class CsvHeaderError(ValueError):
+    """A CSV file's first line does not name the columns its table needs."""
+
+
 def read_lines(path: Path, source_name: str | None = None) -> pa.Table:
     """Read a JSONL file (optionally gzipped) as ``source_file, line_no, line`` (1-based line numbers).
 
@@ -55,7 +77,7 @@ def read_lines(path: Path, source_name: str | None = None) -> pa.Table:
     chunks: list[pa.Table] = []
     next_line_no = 1
     carry = b""
-    with opener(path, "rb") as handle:
+    with opener(path, "rb") as handle, naming_source(path):
         while block := handle.read(READ_BLOCK_BYTES):
             block = carry + block
             cut = block.rfind(b"\n")
@@ -127,6 +149,7 @@ def read_csv_as_lines(
     attribute_key: str | None = None,
     source_name: str | None = None,
     delimiter: str = ",",
+    required: Sequence[str] = (),
 ) -> pa.Table:
     """Read a CSV file as JSON-object lines so it is validated by the same SQL as JSONL.
 
@@ -137,17 +160,28 @@ def read_csv_as_lines(
         attribute_key: When set, columns other than this key are gathered into an ``attributes`` object.
         source_name: Name recorded as ``source_file``.
         delimiter: Field separator.
+        required: Columns the header must name; without them the file fails before anything is read
+            (a file whose header line is missing would otherwise take its first row for the header).
+
+    Raises:
+        CsvHeaderError: The header lacks a required column.
     """
     name = source_name or str(path)
     numbers: list[int] = []
     lines: list[str] = []
     opener = gzip.open if str(path).endswith(".gz") else open
     # surrogateescape keeps undecodable bytes as lone surrogates, so a row holding one can be marked.
-    with opener(path, "rt", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    with opener(path, "rt", newline="", encoding="utf-8", errors="surrogateescape") as handle, naming_source(path):
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             return LINES_SCHEMA.empty_table()
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise CsvHeaderError(
+                f"{name}: the header line {delimiter.join(header)!r} does not name {', '.join(missing)}; the first line of a "
+                f"CSV file must name its columns (nothing was read from this file)"
+            )
         for record in reader:
             line_no = reader.line_num
             if not record:
