@@ -15,6 +15,7 @@ from transforms.cutoffs import DEFAULT_TRAIN_SHARE, DEFAULT_VALID_SHARE, Cutoffs
 from transforms.engine import Engine, EngineConfig, EngineKind, open_engine
 from warehouse.catalog import refresh_catalog
 from warehouse.contracts import RAW_EVENTS, RAW_IMPRESSIONS, TableContract
+from warehouse.lock import writer_lock
 from warehouse.settings import data_root
 from warehouse.store import Warehouse
 
@@ -50,6 +51,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def refresh_catalog(self) -> Path:
         return refresh_catalog(self.root)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        """Hold the data root's writer lock (:mod:`warehouse.lock`) while a run uses the warehouse.
+
+        So runs launched from the Dagster UI or the daemon serialize with each other and with CLI runs as
+        the CLI's do (under the multiprocess executor each step process holds it for its step). Re-entrant:
+        a CLI run that already holds the lock runs its assets in-process or in child processes.
+        """
+        run = context.run.run_id if context.run is not None else "a Dagster run"
+        with writer_lock(self.root, command=f"dagster run {run}"):
+            yield self
 
 
 class EngineResource(dg.ConfigurableResource):

@@ -109,3 +109,34 @@ def test_a_truncated_gzip_landing_file_fails_naming_the_file(tmp_path: Path) -> 
     assert not store.exists(RAW_EVENTS)  # nothing half-read was written
     with pytest.raises(CorruptSourceError, match=r"2026-01-01\.jsonl\.gz"):
         list(iter_lines(path))
+
+
+def test_a_dagster_run_waits_for_the_data_roots_writer_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run started the way the Dagster UI starts it (not through the CLI) takes the writer lock too."""
+    from tests.warehouse.test_lock import _holder
+    from warehouse.lock import WriterLockTimeout
+
+    home = tmp_path / "home"
+    generate_world(WorldConfig(users=50, items=40, days=1, bad_share=0.0, seed=3), home / "landing")
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("RECFORGE_LOCK_TIMEOUT", "0.5")
+    local = dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks,
+                           resources={**(defs.resources or {}), "warehouse": WarehouseResource(home=str(home))})
+    job = local.resolve_implicit_global_asset_job_def()
+
+    def run() -> dg.ExecuteInProcessResult:
+        with dg.instance_for_test() as instance:
+            return job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(["raw", "events"])],
+                                          partition_key=START.isoformat())
+
+    process = _holder(home)
+    try:
+        with pytest.raises(dg.DagsterResourceFunctionError) as raised:  # Dagster wraps what the resource raised
+            run()
+        cause = raised.value.__cause__
+        assert isinstance(cause, WriterLockTimeout) and f"pid {process.pid} (test holder)" in str(cause)
+    finally:
+        process.kill()
+        process.wait()
+    assert not Warehouse(home).exists(RAW_EVENTS)
+    assert run().success and Warehouse(home).exists(RAW_EVENTS)  # free again once the holder is gone
