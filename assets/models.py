@@ -2,12 +2,14 @@
 baselines beside them; the one metrics table; and the registry of promoted versions.
 
     training_data/two_tower_examples + item_frequencies -> models/mf, models/two_tower, models/baselines
-    models/mf, models/two_tower, models/baselines       -> models/metrics (every version's rows, appended)
-    models/mf, models/two_tower (all checks passed)     -> models/promoted (the registry)
+    training_data/sequence_shards                        -> models/sasrec, models/hstu, models/tiger
+    every model above and models/baselines               -> models/metrics (every version's rows, appended)
+    every trained model (all its checks passed)          -> models/promoted (the registry)
 
-Every model is evaluated under one protocol: each user's first example in the last 10 % of the
-training window's timestamps is the query, all their positives from then on are relevant, the
-whole catalogue is ranked with the items of the query's history filtered (``training.data.two_tower``).
+The models of the two-tower examples are evaluated under one protocol: each user's first example in the
+last 10 % of the training window's timestamps is the query, all their positives from then on are relevant,
+the whole catalogue is ranked with the items of the query's history filtered (``training.data.two_tower``);
+the sequence models under leave-one-out with full ranking (headline NDCG@10, see the end of this module).
 Promotion is gated by blocking checks on each model: finite loss and weights, the headline metric
 beats popularity, and no regression beyond ``REGRESSION_TOLERANCE`` against the promoted version.
 A model that fails is kept (its checkpoint and metrics rows stay) but not promoted: a failed blocking
@@ -60,6 +62,9 @@ TWO_TOWER_KEY = dg.AssetKey(["models", "two_tower"])
 BASELINES_KEY = dg.AssetKey(["models", "baselines"])
 METRICS_KEY = dg.AssetKey(["models", "metrics"])
 PROMOTED_KEY = dg.AssetKey(["models", "promoted"])
+GENERATIVE_MODELS = ("sasrec", "hstu", "tiger")  # leave-one-out sequence models, defined at the end of this module
+GENERATIVE_KEYS = [dg.AssetKey(["models", name]) for name in GENERATIVE_MODELS]
+TRAINED_MODELS = ("mf", "two_tower", *GENERATIVE_MODELS)  # each writes a candidate.json with its promotion checks
 HEADLINE = "recall@50"  # the metric promotion compares
 VALID_K = 50  # validation picks the epoch by recall@50 (two-tower) / map@50 (MF)
 REGRESSION_TOLERANCE = 0.01  # absolute drop of the headline metric tolerated against the promoted version
@@ -216,14 +221,14 @@ def baselines(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(key=METRICS_KEY, deps=[MF_KEY, TWO_TOWER_KEY, BASELINES_KEY], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet", "duckdb"},
+@dg.asset(key=METRICS_KEY, deps=[MF_KEY, TWO_TOWER_KEY, BASELINES_KEY, *GENERATIVE_KEYS], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet", "duckdb"},
           check_specs=[dg.AssetCheckSpec("rows_unique", asset=METRICS_KEY, blocking=True, description="One row per key of the metrics table.")],
           description=MODELS_METRICS.description)
 def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Every model version's rows in one table (one writer: the model assets write their own files)."""
     store = warehouse.store()
     parts = [store.read(MODELS_METRICS)] if store.exists(MODELS_METRICS) else []
-    for name in ("mf", "two_tower", *BASELINES):
+    for name in (*TRAINED_MODELS, *BASELINES):
         # Every version's rows, those of versions that failed their checks too (kept, not promoted); a
         # failed blocking check skips this asset in its own run, so the next run collects them.
         for path in sorted(_model_dir(store.root, name).glob("*.metrics.parquet")):
@@ -241,14 +246,14 @@ def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
                                 check_results=[dg.AssetCheckResult(check_name="rows_unique", passed=duplicates == 0, metadata={"duplicates": duplicates})])
 
 
-@dg.asset(key=PROMOTED_KEY, deps=[MF_KEY, TWO_TOWER_KEY], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet"},
+@dg.asset(key=PROMOTED_KEY, deps=[MF_KEY, TWO_TOWER_KEY, *GENERATIVE_KEYS], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet"},
           check_specs=[dg.AssetCheckSpec("checkpoints_exist", asset=PROMOTED_KEY, blocking=True, description="Every promoted version's checkpoint is on disk.")],
           description=MODELS_PROMOTED.description)
 def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.store()
     registry = _promoted(store)
     changed = []
-    for name in ("mf", "two_tower"):
+    for name in TRAINED_MODELS:
         path = _model_dir(store.root, name) / "candidate.json"
         if not path.exists():
             continue
