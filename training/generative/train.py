@@ -46,6 +46,7 @@ class GenerativeResult(TrainResult):
     curve: list[dict[str, float]] = field(default_factory=list)
     protocol: str = ""
     seconds: float = 0.0
+    step_seconds: float = 0.0  # time in the training steps alone (batching, forward, backward, update): no evaluation
 
 
 def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, ids: SemanticIdTable | None = None,
@@ -75,13 +76,14 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
         steps_per_epoch = math.ceil(len(examples_data) / run.batch_size)
         total = run.max_steps or steps_per_epoch * run.max_epochs
         curve: list[dict[str, float]] = []
-        examples, started = 0, time.perf_counter()
+        examples, started, step_seconds = 0, time.perf_counter(), 0.0
         out_of_time = False
         while state.next_epoch < run.max_epochs and not state.stopped and not out_of_time and not (run.max_steps and state.step >= run.max_steps):
             epoch = state.next_epoch
             order = examples_data.epoch_order(run.seed, epoch)
             loss_sum, batches = torch.zeros((), device=device), 0
             wrapped.train()
+            epoch_started = time.perf_counter()
             for b in range(steps_per_epoch):
                 rows = order[b * run.batch_size : (b + 1) * run.batch_size][rank::world]
                 loss = wrapped(examples_data.batch(rows).to(device))
@@ -97,6 +99,7 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
                 out_of_time = bool(cfg.budget_seconds) and time.perf_counter() - started > cfg.budget_seconds
                 if out_of_time or (run.max_steps and state.step >= run.max_steps):
                     break
+            step_seconds += time.perf_counter() - epoch_started
             state.losses.append(_mean_across_ranks(loss_sum / max(batches, 1), world))
             state.next_epoch = epoch + 1
             # -- eval (validation picks the epoch)
@@ -118,7 +121,7 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             epoch_losses=state.losses, examples_per_second=examples / max(elapsed, 1e-9), task=task,
             checkpoint=(out_dir / "checkpoint.pt") if out_dir is not None else None, versions=dict(data.versions),
             resumed_from_epoch=resumed, curve=curve, protocol=data.protocol if cfg.model is not GenerativeKind.TIGER else _tiger_protocol(data, cfg),
-            seconds=elapsed,
+            seconds=elapsed, step_seconds=step_seconds,
         )
     finally:
         if owns_group:

@@ -39,9 +39,13 @@ class SASRec(nn.Module):
             self.items.weight[0].zero_()
 
     def forward(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(hidden [B, L, D], right-aligned items [B, L], lengths [B])`` for left-padded ``items``."""
+        """``(hidden [B, W, D], right-aligned items [B, W], lengths [B])`` for left-padded ``items [B, L]``, with W the
+        longest row's length (at most L)."""
         aligned, lengths = align_right(items)
-        width = aligned.shape[1]
+        # Columns after the batch's longest row hold only padding that no real position attends to: drop them
+        # (exact; the step costs what the batch's longest history needs, not max_len).
+        width = max(int(lengths.max()), 1) if len(lengths) else aligned.shape[1]
+        aligned = aligned[:, :width]
         x = self.items(aligned) + self.positions(torch.arange(width, device=items.device))
         causal = nn.Transformer.generate_square_subsequent_mask(width, device=items.device)
         hidden = self.norm(self.blocks(self.dropout(x), mask=causal, is_causal=True))
