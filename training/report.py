@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from warehouse.contracts import MODELS_METRICS
 
-SUBSETS = {"tail": "tail_items", "short": "short_history", "cold": "cold_items", "new": "new_items"}
+SUBSETS = {"tail": "tail_items", "short": "short_history", "ann": "ann_index", "cold": "cold_items", "new": "new_items"}  # key prefix -> subset
+COMPOUND_METRICS = ("recall_vs_exact",)  # metric names with an underscore (the ANN index's recall of the exact top-K)
 
 
 def checkpoint_version(path: Path | None) -> str:
@@ -28,7 +29,8 @@ def metrics_rows(metrics: dict[str, float], *, model: str, version: str, dataset
     rows = []
     for key, value in sorted(metrics.items()):
         name, _, k = key.partition("@")
-        prefix, _, metric = name.rpartition("_")
+        compound = next((m for m in COMPOUND_METRICS if name == m or name.endswith(f"_{m}")), None)
+        prefix, metric = (name[: -len(compound)].rstrip("_"), compound) if compound else (name.rpartition("_")[0], name.rpartition("_")[2])
         rows.append({"model": model, "version": version, "dataset": dataset, "split": split, "protocol": protocol,
                      "seen_filtered": seen_filtered, "subset": SUBSETS.get(prefix, "all"), "metric": metric, "k": int(k),
                      "value": float(value), "seed": seed, "data_versions": json.dumps(data_versions, sort_keys=True), "created_at": created})

@@ -100,8 +100,13 @@ class TwoTowerRetrieval:
             self.items = model.item_tower(torch.arange(num_items, device=device))
 
     @torch.no_grad()
+    def users(self, history: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """``[U, dim]`` query vectors (what an ANN index is searched with)."""
+        return self.model.user_tower(history, users)
+
+    @torch.no_grad()
     def scores(self, history: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.user_tower(history, users) @ self.items.T
+        return self.users(history, users) @ self.items.T
 
     @torch.no_grad()
     def topk(self, history: torch.Tensor, k: int, users: torch.Tensor | None = None) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import nn
 
 from training.checkpoint import code_version, load_checkpoint, save_checkpoint
-from training.config import DataSource, ModelKind, TrainConfig
+from training.config import AnnKind, DataSource, ModelKind, TrainConfig
 from training.data.coat import coat_from_labels, load_coat
 from training.data.pairs import PairData
 from training.data.two_tower import TwoTowerData, two_tower_data
@@ -181,8 +181,11 @@ def evaluate_split(task: nn.Module, data: Data, split: str, cfg: TrainConfig) ->
     retrieval = TwoTowerRetrieval(task.model, data.num_items)
     device = retrieval.items.device
 
+    def vectors(index: torch.Tensor) -> torch.Tensor:
+        return retrieval.users(queries.history[index].to(device), index.to(device))
+
     def scorer(index: torch.Tensor) -> torch.Tensor:
-        return retrieval.scores(queries.history[index].to(device), index.to(device))
+        return vectors(index) @ retrieval.items.T
 
     ks = (cfg.run.valid_k,) if split == "valid" else TWO_TOWER_KS
     out = evaluate(scorer, queries.ranking, ks)
@@ -191,6 +194,10 @@ def evaluate_split(task: nn.Module, data: Data, split: str, cfg: TrainConfig) ->
         out |= {f"short_{k}": v for k, v in evaluate(scorer, queries.ranking, ks, users=queries.short).items()}
         out |= {f"cold_{k}": v for k, v in evaluate(scorer, queries.ranking, ks, items=data.cold_items).items()}
         out |= {f"new_{k}": v for k, v in evaluate(scorer, queries.ranking, ks, items=data.new_items).items()}
+        if cfg.ann.kind is not AnnKind.NONE:  # the exact metrics above stay the protocol; the index is reported beside them
+            from training.ann import ann_report
+
+            out |= ann_report(scorer, vectors, retrieval.items, queries.ranking, ks, cfg.ann)
     return out
 
 
