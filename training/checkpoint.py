@@ -5,6 +5,9 @@ checkpoint whole, and ``train`` resumes from it.
 
     <out_dir>/checkpoint.pt     torch.save of {"meta": {...}, "state": {...}}
     <out_dir>/checkpoint.json   the meta alone, for people and for the metrics table (written after)
+
+``warm_start`` initialises a new run from another run's checkpoint (nightly retraining from the
+promoted version): its best weights only, a fresh optimiser.
 """
 
 from __future__ import annotations
@@ -49,3 +52,51 @@ def load_checkpoint(out_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+# Embedding tables whose last row is not an id but the shared "unseen" row (training/models/two_tower.py):
+# when the catalogue grew, that row moves to the new end instead of landing on a new item's row.
+TRAILING_ROWS = {"item_tower.embed.weight": 1, "user_tower.history.weight": 1}
+
+
+def warm_start(task: torch.nn.Module, path: Path) -> dict[str, str]:
+    """Initialise ``task`` from the model weights of the checkpoint file ``path`` (its best epoch's).
+
+    Ids are stable across runs (``core/id_maps`` only appends), so a table whose first dimension changed
+    (users or items added since) keeps the rows of the ids both runs know, and the new rows keep their
+    fresh initialisation; a tensor of another shape otherwise (a changed width) is not loaded.
+
+    Returns:
+        How each parameter of the task was initialised: ``loaded``, ``rows n/m`` (n of its m rows) or
+        ``fresh``; buffers (log-Q) are this run's.
+
+    Raises:
+        ValueError: No tensor of the checkpoint fits the task (another model or another width throughout).
+    """
+    saved = torch.load(Path(path), map_location="cpu", weights_only=False)["state"]
+    weights = saved["early_stopping"].get("best_task") or saved["task"]
+    target = task.state_dict()
+    learned = {name for name, _ in task.named_parameters()}  # buffers (log-Q) come from this run's data
+    report = {}
+    for name, tensor in target.items():
+        if name not in learned:
+            continue
+        old = weights.get(name)
+        if old is not None and old.shape == tensor.shape:
+            target[name] = old.to(tensor.dtype)
+            report[name] = "loaded"
+        elif old is not None and old.dim() == tensor.dim() and old.shape[1:] == tensor.shape[1:]:
+            tail = next((n for suffix, n in TRAILING_ROWS.items() if name.endswith(suffix)), 0)
+            shared = min(len(old), len(tensor)) - tail
+            fresh = tensor.clone()
+            fresh[:shared] = old[:shared]
+            if tail:
+                fresh[-tail:] = old[-tail:]
+            target[name] = fresh
+            report[name] = f"rows {shared + tail}/{len(tensor)}"
+        else:
+            report[name] = "fresh"
+    if all(v == "fresh" for v in report.values()):
+        raise ValueError(f"warm start: no weight of {path} fits this model (another model kind or width)")
+    task.load_state_dict(target)
+    return report

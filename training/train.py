@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from training.checkpoint import code_version, load_checkpoint, save_checkpoint
+from training.checkpoint import code_version, load_checkpoint, save_checkpoint, warm_start
 from training.config import AnnKind, DataSource, ModelKind, TrainConfig
 from training.data.coat import coat_from_labels, load_coat
 from training.data.pairs import PairData
@@ -54,6 +54,7 @@ class TrainResult:
     versions: dict[str, str] = field(default_factory=dict)
     rows_seen: torch.Tensor | None = None  # this rank's training rows of the first epoch it ran (for the DDP test)
     resumed_from_epoch: int | None = None
+    warm_started: dict[str, str] | None = None  # run.init_from: how each parameter was initialised from it
 
 
 def train(cfg: TrainConfig, data: Data | None = None, progress: ProgressFn | None = None) -> TrainResult:
@@ -75,6 +76,8 @@ def train(cfg: TrainConfig, data: Data | None = None, progress: ProgressFn | Non
         optimiser = _optimiser(cfg, task)
         out_dir = Path(run.out_dir) if run.out_dir else None
         state, resumed = resume_state(out_dir if run.resume else None, task, optimiser)
+        # A resumed run continues its own weights; a fresh one may start from another run's (warm start).
+        warm = warm_start(task, Path(run.init_from)) if run.init_from and resumed is None else None
         # -- loop
         steps_per_epoch = math.ceil(len(data) / run.batch_size)
         total = run.max_steps or steps_per_epoch * run.max_epochs
@@ -119,7 +122,7 @@ def train(cfg: TrainConfig, data: Data | None = None, progress: ProgressFn | Non
             config=cfg, steps=state.step, epochs=state.next_epoch, best_epoch=state.best_epoch, valid=state.best_valid,
             test=test, epoch_losses=state.losses, examples_per_second=examples / max(elapsed, 1e-9), task=task,
             checkpoint=(out_dir / "checkpoint.pt") if out_dir is not None else None, versions=dict(data.versions),
-            rows_seen=rows_seen, resumed_from_epoch=resumed,
+            rows_seen=rows_seen, resumed_from_epoch=resumed, warm_started=warm,
         )
     finally:
         if owns_group:
