@@ -15,6 +15,7 @@ rounds; larger is better for this checkout). Results: ``benchmarks/results/again
 
     python benchmarks/against.py cc9a9d2                     # 10M events, a 50,000-user world, 2 rounds
     python benchmarks/against.py cc9a9d2 --quick             # 200k events, a small world (about a minute)
+    python benchmarks/against.py cc9a9d2 --this adaf191      # two commits, neither of them the checkout
 """
 
 from __future__ import annotations
@@ -94,18 +95,24 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=None, help="synthetic events of the sequence build (default 10M)")
     parser.add_argument("--users", type=int, default=None, help="users of the ingestion world (default 50,000)")
     parser.add_argument("--only", default="sequences,ingest", help="comma-separated: sequences, ingest")
+    parser.add_argument("--this", dest="this_commit", default=None,
+                        help="measure this commit instead of the checkout (e.g. to split a change's cost by its commits)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     sha = _git("rev-parse", "--short", args.commit)
     events = args.events or (200_000 if args.quick else 10_000_000)
     world = {"users": args.users or (4_000 if args.quick else 50_000), "items": 20_000 if not args.quick else 2_000, "days": 8}
     load = os.getloadavg()[0]
-    figures: dict[str, Any] = {"commit": sha, "this": _git("rev-parse", "--short", "HEAD"), "rounds": args.rounds,
+    this_sha = _git("rev-parse", "--short", args.this_commit or "HEAD")
+    figures: dict[str, Any] = {"commit": sha, "this": this_sha, "rounds": args.rounds,
                                "quick": args.quick, "load_average_1m_at_start": round(load, 2)}
     with tempfile.TemporaryDirectory(prefix="recforge-against-") as tmp:
         work = Path(tmp)
-        base = work / "base"
+        base, this = work / "base", REPO
         _git("worktree", "add", "--detach", str(base), sha)
+        if args.this_commit:
+            this = work / "this"
+            _git("worktree", "add", "--detach", str(this), this_sha)
         try:
             if "sequences" in only:
                 from sequences import make_events
@@ -114,7 +121,7 @@ def main() -> int:
                 print(f"synthetic events: {make_events(events, data)}", flush=True)
                 times: dict[str, list[float]] = {"base": [], "this": []}
                 for _ in range(args.rounds):
-                    for label, root in (("base", base), ("this", REPO)):
+                    for label, root in (("base", base), ("this", this)):
                         times[label].append(_sequence_build(root, data, work / "out"))
                         print(f"  sequences {label}: {times[label][-1]:.1f}s", flush=True)
                 figures.update(sequence_events=events, **_summary("sequences", times["base"], times["this"]))
@@ -130,15 +137,16 @@ def main() -> int:
                 print(f"world: {gen}", flush=True)
                 times = {"base": [], "this": []}
                 for _ in range(args.rounds):
-                    for label, root in (("base", base), ("this", REPO)):
+                    for label, root in (("base", base), ("this", this)):
                         times[label].append(_ingest(root, landing, work / "home"))
                         print(f"  ingest {label}: {times[label][-1]:.1f}s", flush=True)
                 figures.update(**{f"ingest_world_{k}": v for k, v in world.items()}, **_summary("ingest", times["base"], times["this"]))
         finally:
-            _git("worktree", "remove", "--force", str(base))
+            for tree in {base, this} - {REPO}:
+                _git("worktree", "remove", "--force", str(tree))
     figures["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     print_table(f"this checkout against {sha}", list(figures.items()))
-    name = f"against_{sha}" + ("_quick" if args.quick else "")
+    name = f"against_{sha}" + (f"_this_{this_sha}" if args.this_commit else "") + ("_quick" if args.quick else "")
     print(f"\nwrote {write_results(name, figures, sort_keys=False)}")
     return 0
 
