@@ -71,7 +71,7 @@ class TorchNeighborSampler(NeighborSampler):
                 ids = self._draw(rel, frontier[dst], fanout[rel][hop])
                 targets = torch.searchsorted(self.colptr_dict[rel], ids, right=True) - 1  # the column (dst node) of each position
                 sources = self.row_dict[rel][ids]
-                new = sources[local[src][sources] < 0].unique()
+                new = _distinct(sources[local[src][sources] < 0], self.num_nodes[src])
                 local[src][new] = torch.arange(len(node[src]), len(node[src]) + len(new))
                 node[src] = torch.cat([node[src], new])
                 added[src].append(new)
@@ -123,4 +123,13 @@ class TorchNeighborSampler(NeighborSampler):
             target = below.unsqueeze(1) + u * (cumulative[hi - 1] - below).unsqueeze(1)
             drawn = torch.searchsorted(cumulative, target, right=True)
             drawn = torch.minimum(torch.maximum(drawn, lo.unsqueeze(1)), (hi - 1).unsqueeze(1))
-        return torch.cat([taken, drawn.reshape(-1).unique()])
+        return torch.cat([taken, _distinct(drawn.reshape(-1), len(self.row_dict[rel]))])
+
+
+def _distinct(values: Tensor, size: int) -> Tensor:
+    """The distinct values (sorted) of ``values`` in ``[0, size)``: a mark per value, no sort."""
+    if len(values) == 0:
+        return values
+    marks = torch.zeros(size, dtype=torch.bool)
+    marks[values] = True
+    return marks.nonzero().squeeze(1)
