@@ -62,9 +62,10 @@ TWO_TOWER_KEY = dg.AssetKey(["models", "two_tower"])
 BASELINES_KEY = dg.AssetKey(["models", "baselines"])
 METRICS_KEY = dg.AssetKey(["models", "metrics"])
 PROMOTED_KEY = dg.AssetKey(["models", "promoted"])
+HGNN_KEY = dg.AssetKey(["models", "hgnn"])  # 2T-HGNN, defined in assets/models_hgnn.py
 GENERATIVE_MODELS = ("sasrec", "hstu", "tiger")  # leave-one-out sequence models, defined at the end of this module
 GENERATIVE_KEYS = [dg.AssetKey(["models", name]) for name in GENERATIVE_MODELS]
-TRAINED_MODELS = ("mf", "two_tower", *GENERATIVE_MODELS)  # each writes a candidate.json with its promotion checks
+TRAINED_MODELS = ("mf", "two_tower", "hgnn", *GENERATIVE_MODELS)  # each writes a candidate.json with its promotion checks
 HEADLINE = "recall@50"  # the metric promotion compares
 VALID_K = 50  # validation picks the epoch by recall@50 (two-tower) / map@50 (MF)
 REGRESSION_TOLERANCE = 0.01  # absolute drop of the headline metric tolerated against the promoted version
@@ -221,7 +222,7 @@ def baselines(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(key=METRICS_KEY, deps=[MF_KEY, TWO_TOWER_KEY, BASELINES_KEY, *GENERATIVE_KEYS], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet", "duckdb"},
+@dg.asset(key=METRICS_KEY, deps=[MF_KEY, TWO_TOWER_KEY, HGNN_KEY, BASELINES_KEY, *GENERATIVE_KEYS], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet", "duckdb"},
           check_specs=[dg.AssetCheckSpec("rows_unique", asset=METRICS_KEY, blocking=True, description="One row per key of the metrics table.")],
           description=MODELS_METRICS.description)
 def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -246,7 +247,7 @@ def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
                                 check_results=[dg.AssetCheckResult(check_name="rows_unique", passed=duplicates == 0, metadata={"duplicates": duplicates})])
 
 
-@dg.asset(key=PROMOTED_KEY, deps=[MF_KEY, TWO_TOWER_KEY, *GENERATIVE_KEYS], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet"},
+@dg.asset(key=PROMOTED_KEY, deps=[MF_KEY, TWO_TOWER_KEY, HGNN_KEY, *GENERATIVE_KEYS], group_name=GROUP, automation_condition=NIGHTLY, kinds={"parquet"},
           check_specs=[dg.AssetCheckSpec("checkpoints_exist", asset=PROMOTED_KEY, blocking=True, description="Every promoted version's checkpoint is on disk.")],
           description=MODELS_PROMOTED.description)
 def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:

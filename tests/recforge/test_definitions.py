@@ -18,6 +18,7 @@ EXPECTED_ASSET_KEYS = [
     "labels/exposure_propensities",
     "labels/position_bias",
     "models/baselines",
+    "models/hgnn",
     "models/hstu",
     "models/metrics",
     "models/mf",
