@@ -13,6 +13,7 @@ import pytest
 from assets import models as M
 from assets import models_hgnn as H
 from assets.resources import WarehouseResource
+from recforge.cli import main
 from training.config import ModelKind
 from training.train import load_data
 from warehouse.contracts import (
@@ -82,3 +83,13 @@ def test_hgnn_asset_reports_checks_and_is_promoted(home: Path) -> None:
     assert not checks[("models/hgnn", "no_regression")]
     after = {r["model"]: r for r in store.read(MODELS_PROMOTED).to_pylist()}
     assert not broken.success and after["hgnn"]["version"] == registry["hgnn"]["version"]
+
+
+def test_recforge_train_hgnn(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RECFORGE_HOME", str(home))
+    settings = {"two_tower.dim": 16, "two_tower.hidden": 32, "hgnn.graph_dim": 16, "hgnn.graph_hidden": 16, "hgnn.neighbours": "5,5",
+                "hgnn.link_epochs": 1, "run.max_epochs": 2, "run.batch_size": 128, "run.threads": 1, "run.out_dir": str(home / "ckpt")}
+    assert main(["train", "hgnn", "--no-progress", "--metrics", *(a for k, v in settings.items() for a in ("--set", f"{k}={v}"))]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("hgnn: 2 epochs")
+    rows = Warehouse(home).read(MODELS_METRICS).to_pylist()
+    assert {(r["model"], r["subset"], r["metric"], r["k"]) for r in rows} >= {("hgnn", "all", "recall", 50), ("hgnn", "new_items", "recall", 50)}
