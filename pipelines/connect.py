@@ -24,7 +24,10 @@ Timestamps before :attr:`ConnectRules.ts_min` or after :attr:`ConnectRules.ts_ma
 (``impossible_ts``): a connector has no log day to compare with, only this sanity range.
 
 Re-ingesting the same files rewrites the same partitions with the same bytes: rows are merged by
-key and sorted by key; quarantine rows of the same source files are replaced.
+key and sorted by key; quarantine rows of the same source files are replaced. A re-ingest whose rows land
+in other days (a changed mapping) removes the days only its files had written (each table's
+``_sources.json`` records which days each file's last ingest wrote); days other sources share are kept
+and reported.
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipelines.connect_tables import UNDATED, QuarantinedExample, TableCounts, _TableRun
+from pipelines.connect_tables import (
+    UNDATED,
+    QuarantinedExample,
+    TableCounts,
+    _TableRun,
+    replace_stale_partitions,
+)
 from pipelines.ingestion import (
     BadRowShareExceeded,
     LandingRules,
@@ -100,7 +109,9 @@ class ConnectReport:
             "rows_staged": sum(t.staged for t in self.tables.values()),
             "rows_quarantined": sum(t.quarantined for t in self.tables.values()),
             "tables": {
-                name: {"read": t.read, "staged": t.staged, "quarantined": t.quarantined, "reasons": t.reasons, "partitions": len(t.partitions)}
+                name: {"read": t.read, "staged": t.staged, "quarantined": t.quarantined, "reasons": t.reasons, "partitions": len(t.partitions),
+                       **({"stale_partitions_removed": [d.isoformat() for d in t.stale_removed]} if t.stale_removed else {}),
+                       **({"stale_partitions_kept_shared_with_other_sources": [d.isoformat() for d in t.stale_kept]} if t.stale_kept else {})}
                 for name, t in self.tables.items()
             },
             "id_map_users": self.users,
@@ -145,6 +156,8 @@ def ingest_dataset(
         counts = {table: run.finish(engine, staging, rules.chunk_lines, quarantine_to=warehouse) for table, run in sorted(runs.items())}
         if rules.max_bad_share is not None:
             _enforce_bad_share(_report(connector, counts, warehouse.read(CORE_ID_MAPS)), rules.max_bad_share)
+    counts = {table: replace_stale_partitions(warehouse, counts[table], run.contract, run.sources) for table, run in runs.items()}
+    counts = dict(sorted(counts.items()))
 
     existing = warehouse.read(CORE_ID_MAPS)
     updated = extend_id_map(engine, existing, observed_ids(warehouse, engine))

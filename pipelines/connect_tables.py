@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from transforms.ingest.staging import (
     conform_staged,
     staging_sql,
 )
-from warehouse import contracts
+from warehouse import atomic, contracts
 from warehouse.contracts import TableContract
 from warehouse.store import Warehouse, conform
 
@@ -59,6 +60,11 @@ class TableCounts(RejectedShare):
     reasons: dict[str, int]
     partitions: tuple[dt.date, ...] = ()
     examples: tuple[QuarantinedExample, ...] = ()
+    # Days an earlier ingest of the same files wrote and this run did not: removed when those files were
+    # their only source, kept (and listed here) when other sources share them (raw rows do not record
+    # their file, so their rows cannot be told apart).
+    stale_removed: tuple[dt.date, ...] = ()
+    stale_kept: tuple[dt.date, ...] = ()
 
 
 class _TableRun:
@@ -312,3 +318,30 @@ def _rows_without_keys(existing: pa.Table, new: pa.Table, key: list[str]) -> pa.
 
 def _sorted(table: pa.Table, by: list[str]) -> pa.Table:
     return table.take(pc.sort_indices(table, [(c, "ascending") for c in by]))
+
+
+SOURCES_FILE = "_sources.json"  # per table: source file -> the partitions its last ingest wrote
+
+
+def replace_stale_partitions(warehouse: Warehouse, counts: TableCounts, contract: TableContract,
+                             sources: set[str]) -> TableCounts:
+    """Make a re-ingest replace what its files put in days it no longer writes (a changed mapping).
+
+    Reads and updates the table's ``_sources.json`` (which partitions each source file's last ingest
+    wrote). A partition that only these files wrote, and this run did not, is removed; one that other
+    sources wrote too is kept and reported. Call after the run's partitions were committed.
+    """
+    if not contract.partitioned or not sources:
+        return counts
+    path = warehouse.table_dir(contract) / SOURCES_FILE
+    recorded: dict[str, list[str]] = json.loads(path.read_text()) if path.exists() else {}
+    written = {d.isoformat() for d in counts.partitions}
+    earlier = {day for source in sources for day in recorded.get(source, [])} - written
+    others = {day for source, days in recorded.items() if source not in sources for day in days}
+    removed, kept = sorted(earlier - others), sorted(earlier & others)
+    for day in removed:
+        warehouse.delete_partition(contract, dt.date.fromisoformat(day))
+    recorded.update({source: sorted(written) for source in sources})
+    atomic.write_json(path, dict(sorted(recorded.items())))
+    return dataclasses.replace(counts, stale_removed=tuple(dt.date.fromisoformat(d) for d in removed),
+                               stale_kept=tuple(dt.date.fromisoformat(d) for d in kept))

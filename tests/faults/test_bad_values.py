@@ -161,7 +161,7 @@ def test_materialize_with_end_before_start_is_refused(capsys: pytest.CaptureFixt
 # --- item 9: a re-ingest replaces what came from the files it reads ---------------------------------------
 
 
-def test_reingest_with_another_mapping_leaves_no_stale_quarantine(tmp_path: Path) -> None:
+def test_reingest_with_another_mapping_leaves_no_stale_rows(tmp_path: Path) -> None:
     # Six lines; the first mapping takes `t1` as the time, the second `t2`: the bad rows move to other days.
     data = tmp_path / "clicks.jsonl"
     rows = [{"u": f"u{i}", "i": "x", "t1": f"2026-01-0{1 + i % 3}T10:00:00Z", "t2": f"2026-02-0{1 + i % 3}T10:00:00Z",
@@ -179,7 +179,27 @@ def test_reingest_with_another_mapping_leaves_no_stale_quarantine(tmp_path: Path
     assert warehouse.partitions(contracts.quarantine_contract(contracts.RAW_EVENTS)) == [
         dt.date(2026, 2, 1), dt.date(2026, 2, 2), dt.date(2026, 2, 3)]
     assert UNDATED not in warehouse.partitions(contracts.quarantine_contract(contracts.RAW_EVENTS))
+    # The staged rows of the first mapping (January) are gone too: only these files had written those days.
+    february = [dt.date(2026, 2, d) for d in (1, 2, 3)]
+    assert warehouse.partitions(contracts.RAW_EVENTS) == february
+    assert warehouse.read(contracts.RAW_EVENTS).num_rows == 3
+    assert report.tables["events"].stale_removed == tuple(dt.date(2026, 1, d) for d in (1, 2, 3))
     assert isinstance(quarantine, pa.Table)
+
+
+def test_reingest_keeps_a_stale_day_that_another_source_shares_and_says_so(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "home")
+    rules = ConnectRules(ts_max=dt.datetime(2030, 1, 1), max_bad_share=None)
+    other, mine = tmp_path / "other.jsonl", tmp_path / "mine.jsonl"
+    other.write_text('{"u": "bob", "i": "x", "t1": "2026-01-05T10:00:00Z", "k": "click"}\n')
+    mine.write_text('{"u": "ann", "i": "x", "t1": "2026-01-05T11:00:00Z", "t2": "2026-01-07T11:00:00Z", "k": "click"}\n')
+    with DuckDBEngine() as engine:
+        for name, path, ts in (("other", other, "t1"), ("mine", mine, "t1"), ("mine", mine, "t2")):
+            mapping = mapping_from_dict({"table": "events", "columns": {"user_id": "u", "item_id": "i", "ts": ts, "event_type": "k"}})
+            report = ingest_dataset(TabularConnector(path, name, mapping), warehouse, engine, rules)
+    assert report.tables["events"].stale_kept == (dt.date(2026, 1, 5),)
+    assert report.summary()["tables"]["events"]["stale_partitions_kept_shared_with_other_sources"] == ["2026-01-05"]
+    assert warehouse.partitions(contracts.RAW_EVENTS) == [dt.date(2026, 1, 5), dt.date(2026, 1, 7)]
 
 
 # --- both engines say the same about every bad value above (Spark cannot tell booleans and fractions
