@@ -89,6 +89,7 @@ class MFModelConfig(dg.Config):
     batch_size: int = RunConfig.batch_size
     max_epochs: int = RunConfig.max_epochs
     patience: int = RunConfig.patience
+    threads: int = RunConfig.threads
 
 
 class TwoTowerModelConfig(dg.Config):
@@ -109,6 +110,7 @@ class TwoTowerModelConfig(dg.Config):
     batch_size: int = RunConfig.batch_size
     max_epochs: int = RunConfig.max_epochs
     patience: int = RunConfig.patience
+    threads: int = RunConfig.threads
 
 
 def _train_config(model: ModelKind, config: dg.Config, root: Path, name: str) -> TrainConfig:

@@ -34,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     world.add_argument("--out", type=Path, required=True, help="output directory")
     world.set_defaults(func=_cmd_world)
 
-    demo = sub.add_parser("demo", help="generate a sample world into the landing zone and materialize every asset")
+    demo = sub.add_parser("demo", help="generate a sample world, materialize every data asset, train small two-tower and MF models")
     _world_args(demo)
+    demo.add_argument("--no-models", action="store_true", help="stop after the data layers (train no model)")
     demo.set_defaults(func=_cmd_demo)
 
     mat = sub.add_parser("materialize", help="materialize every asset over a date range of the landing zone")
@@ -141,9 +142,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"  sample world: {args.users} users, {args.items} items, {args.days} days -> {landing}")
     last = config.start_date + dt.timedelta(days=config.days - 1)
     _materialize(root, config.start_date, last, dagster_log_level(args))
+    trained = None if args.no_models else _train_demo_models(root, dagster_log_level(args))
     _print_summary(root, time.perf_counter() - started)
+    if trained is not None:
+        from recforge.demo import print_demo_metrics
+
+        print_demo_metrics(root, trained)
     del summary
     return 0
+
+
+def _train_demo_models(root: Path, log_level: str) -> float:
+    """Train the demo's small two-tower and MF models (recforge/demo.py); returns the seconds it took."""
+    from recforge.definitions import defs
+    from recforge.demo import train_demo_models
+
+    print("  training small two-tower and MF models (and the baselines) on the training data ...")
+    started = time.perf_counter()
+    train_demo_models(defs, root, log_level=log_level)
+    return time.perf_counter() - started
 
 
 def _cmd_materialize(args: argparse.Namespace) -> int:
