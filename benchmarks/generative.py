@@ -65,12 +65,14 @@ def hardware() -> dict[str, object]:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__}
 
 
-def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: str) -> None:  # type: ignore[no-untyped-def]
+def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: str, source=None) -> None:  # type: ignore[no-untyped-def]
     overrides, _ = MODELS[model]
     # One thread: on these shared 2-core machines two torch threads per process ran 3-12x slower per step.
     small = {"run.batch_size": 64} if dataset == "ml100k" else {}
-    cfg = GenerativeConfig().with_overrides({"model": model.split("_")[0], "run.max_epochs": 1000, "run.patience": PATIENCE, "run.valid_k": 10,
+    base = GenerativeConfig() if source is None else GenerativeConfig(data=source)  # source: where ``data`` came from (recorded)
+    cfg = base.with_overrides({"model": model.split("_")[0], "run.max_epochs": 1000, "run.patience": PATIENCE, "run.valid_k": 10,
                                              "run.threads": THREADS, "budget_seconds": budget, **overrides, **small})
+    load = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: every figure carries the load it ran under
     started = time.perf_counter()
     with sample_peak_rss() as peak:
         result = train_generative(cfg, data, ids)
@@ -85,7 +87,9 @@ def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: 
     out[f"{key}_seconds"] = round(wall, 1)
     out[f"{key}_detail"] = {"train_seconds": round(result.seconds, 1), "budget_seconds": budget, "epochs": result.epochs,
                             "best_epoch": result.best_epoch, "steps": result.steps, "examples_per_second": round(result.examples_per_second, 1),
-                            "peak_rss_mb": peak.mb, "protocol": result.protocol, "test": {k: round(v, 5) for k, v in test.items()},
+                            "step_seconds": round(result.step_seconds, 1),
+                            "sequences_per_step_second": round(result.examples_per_second * result.seconds / max(result.step_seconds, 1e-9), 1),
+                            "peak_rss_mb": peak.mb, "load_average_at_start": load, "protocol": result.protocol, "test": {k: round(v, 5) for k, v in test.items()},
                             "curve": result.curve, "config": cfg.to_dict()}
     print(f"{key}: {json.dumps({k: v for k, v in out.items() if k.startswith(key) and not k.endswith('_detail')})}", flush=True)
 
@@ -104,7 +108,8 @@ def markdown_table(out: dict) -> str:
     """One row per run: HR/Recall and NDCG at 5/10/50, wall time, examples/s, peak memory, epochs, published figures."""
     lines = ["| run | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@50 | NDCG@50 | seconds | examples/s | peak MiB | epochs (best) | published HR@10 / NDCG@10 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    keys = ["ml100k_popularity", "ml100k_sasrec", "ml100k_hstu", "ml100k_tiger", "beauty_popularity", "beauty_sasrec", "beauty_sasrec_sampled",
+    keys = ["ml100k_popularity", "ml100k_sasrec", "ml100k_recbole_sasrec", "ml100k_hstu", "ml100k_tiger", "ml100k_direct_popularity",
+            "ml100k_direct_sasrec", "ml100k_direct_hstu", "ml100k_direct_tiger", "beauty_popularity", "beauty_sasrec", "beauty_sasrec_sampled",
             "beauty_hstu", "beauty_tiger", "beauty_tiger_own_ids"]
     for key in keys:
         hit = "recall" if "tiger" in key else "hr"
@@ -112,7 +117,7 @@ def markdown_table(out: dict) -> str:
             continue
         detail = out.get(f"{key}_detail", {})
         cells = [str(out.get(f"{key}_{name}{k}", "")) for k in KS for name in (hit, "ndcg")]
-        model = key.replace("_own_ids", "").replace("_sampled", "")
+        model = key.replace("_own_ids", "").replace("_sampled", "").replace("_direct", "")
         published = f"{PUBLISHED.get(f'{model}_{hit}10', '')} / {PUBLISHED.get(f'{model}_ndcg10', '')}" if f"{model}_{hit}10" in PUBLISHED else ""
         epochs = f"{detail.get('epochs', '')} ({detail.get('best_epoch', '')})" if detail else ""
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {out.get(f'{key}_seconds', '')} | {detail.get('examples_per_second', '')} | "
@@ -149,6 +154,11 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the results file as a markdown table and exit")
     parser.add_argument("--from-warehouse", type=Path, default=None,
                         help="collect the pipeline route's metrics rows of a warehouse into generative_pipeline.json and exit")
+    parser.add_argument("--ml100k-pipeline", action="store_true",
+                        help="ML-100K through recforge ingest + build --split leave-one-out: the ml100k_<model> keys (and exit)")
+    parser.add_argument("--recbole", action="store_true", help="RecBole's SASRec on the pipeline route's split, in its own venv (and exit)")
+    parser.add_argument("--home", type=Path, default=None, help="with the two above: reuse this built data root instead of building one")
+    parser.add_argument("--recbole-venv", type=Path, default=None, help="reuse a RecBole venv made by an earlier run")
     args = parser.parse_args()
     if args.from_warehouse is not None:
         (RESULTS / "generative_pipeline.json").write_text(json.dumps(from_warehouse(args.from_warehouse), indent=1, sort_keys=True) + "\n")
@@ -158,7 +168,8 @@ def main() -> None:
         return
     scale = args.scale * (0.1 if args.quick else 1.0)
     path = RESULTS / ("generative_quick.json" if args.quick else "generative.json")
-    out: dict[str, object] = json.loads(path.read_text()) if path.exists() and args.only else {}
+    partial = bool(args.only) or args.ml100k_pipeline or args.recbole
+    out: dict[str, object] = json.loads(path.read_text()) if path.exists() and partial else {}
     out |= {"hardware": hardware(), "published": PUBLISHED, "published_run_length": PUBLISHED_RUN_LENGTH, "budget_scale": scale,
             "protocol": "leave-one-out (last item test, second-to-last validation, selection on validation), full ranking over all items, "
                         "seen items filtered for SASRec/HSTU/popularity; TIGER: constrained beam search (beam 50; Beauty test on a seeded sample of 2000 users), beams are ranked lists"}
@@ -168,18 +179,22 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
 
+    if args.ml100k_pipeline or args.recbole:
+        ml100k_pipeline(args, out, scale, save)
+        return
     torch.manual_seed(0)
     ml = load_movielens(ML100K)
     beauty, index = load_beauty(BEAUTY)
-    out["ml100k_data"] = {"users": ml.num_users, "items": ml.num_items, "interactions": int((ml.test.items > 0).sum() + len(ml.test))}
+    out["ml100k_direct_data"] = {"users": ml.num_users, "items": ml.num_items, "interactions": int((ml.test.items > 0).sum() + len(ml.test))}
     out["beauty_data"] = {"users": beauty.num_users, "items": beauty.num_items}
-    popularity(ml, out, "ml100k_popularity")
+    popularity(ml, out, "ml100k_direct_popularity")
     popularity(beauty, out, "beauty_popularity")
     save()
     provided = beauty_ids(BEAUTY, index)
     out["beauty_provided_ids"] = {"colliding_items": provided.colliding_items, "distinct_before": provided.distinct_before, "sizes": list(provided.sizes)}
-    plan = [("ml100k", "sasrec", ml, None, "ml100k_sasrec"), ("ml100k", "hstu", ml, None, "ml100k_hstu"),
-            ("ml100k", "tiger", ml, "own", "ml100k_tiger"), ("beauty", "sasrec", beauty, None, "beauty_sasrec"),
+    # ML-100K read from u.data directly (the ``ml100k_<model>`` keys are the pipeline route's: --ml100k-pipeline).
+    plan = [("ml100k", "sasrec", ml, None, "ml100k_direct_sasrec"), ("ml100k", "hstu", ml, None, "ml100k_direct_hstu"),
+            ("ml100k", "tiger", ml, "own", "ml100k_direct_tiger"), ("beauty", "sasrec", beauty, None, "beauty_sasrec"),
             ("beauty", "hstu", beauty, None, "beauty_hstu"), ("beauty", "tiger", beauty, provided, "beauty_tiger"),
             ("beauty", "tiger", beauty, "own", "beauty_tiger_own_ids"), ("beauty", "sasrec_sampled", beauty, None, "beauty_sasrec_sampled")]
     budget_of = {"beauty_tiger_own_ids": 300}
@@ -194,10 +209,32 @@ def main() -> None:
         save()
     # With one held-out item HR@K equals Recall@K: TIGER's figures under the keys of the other models too.
     out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if "_tiger" in k and "_recall" in k}
-    out["ml100k_recbole_sasrec_hr10"] = None
-    out["sasrec_throughput_ratio_to_recbole"] = None
-    out["recbole_note"] = "RecBole peer not run in this session (time); the keys are kept, empty, so a later run fills them"
     save()
+
+
+def ml100k_pipeline(args: argparse.Namespace, out: dict, scale: float, save) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """``--ml100k-pipeline`` / ``--recbole``: build (or reuse) an ML-100K data root, train on its shards, run the peer."""
+    import shutil
+    import tempfile
+
+    from benchmarks import generative_ml100k as G
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="recforge-ml100k-"))
+    try:
+        if args.home is None:
+            out["ml100k_pipeline_build"] = G.build_warehouse(ML100K / "ml-100k", home) | {"load_average_at_start": hardware()["load_average_at_start"]}
+            save()
+        if args.ml100k_pipeline:
+            torch.manual_seed(0)
+            G.pipeline_runs(home, out, scale, lambda *a, **kw: (run_one(*a, **kw), save()), popularity, MODELS)
+            out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if k.startswith("ml100k_tiger") and "_recall" in k}
+            save()
+        if args.recbole:
+            G.recbole_peer(home, out, MODELS["sasrec"][1]["ml100k"] * scale, THREADS, args.recbole_venv)
+            save()
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
