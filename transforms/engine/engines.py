@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,13 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def query(self, sql: str) -> pa.Table: ...
+
+    def query_batches(self, sql: str, rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+        """The result of ``sql`` as record batches of about ``rows`` rows, in the query's order.
+
+        An engine that can stream its result does (DuckDB): memory then holds a batch, not the result.
+        """
+        yield from self.query(sql).to_batches(max_chunksize=rows)
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -101,6 +108,9 @@ class DuckDBEngine(Engine):
 
     def query(self, sql: str) -> pa.Table:
         return self._con.sql(sql).to_arrow_table()
+
+    def query_batches(self, sql: str, rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+        yield from self._con.sql(sql).fetch_record_batch(rows)
 
     def close(self) -> None:
         self._con.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,8 +177,9 @@ def iter_debiased_labels(
     """Build the label rows of the whole range in one set-based pass, and hand them out day by day.
 
     One query builds every row (its cost grows with rows, not with days: a 20-year dataset is one
-    pass, not 7,000); the result, sorted, is cut into the daily partitions of ``LABELS_DEBIASED_LABELS``.
-    Memory holds the label rows of the run as Arrow (about 100 bytes a row).
+    pass, not 7,000); its result, in time order, streams out of the engine and is cut into the daily
+    partitions of ``LABELS_DEBIASED_LABELS``. Memory holds one day's rows (and one batch) as Arrow, not
+    the run's: the engine sorts within its own memory limit, spilling to disk.
 
     Args:
         engine: Engine with the raw relations registered (:func:`register_sources`).
@@ -198,13 +199,25 @@ def iter_debiased_labels(
     modes = split_modes(engine, config.cutoffs)
     scales = snips_scales(engine, config, item_propensities, modes) if config.snips else None
     engine.register_arrow(_SNIPS_RELATION, (scales if scales is not None else _NO_SCALES).select(["split", "scale"]))
-    table = _labels(engine, config, modes)
+    sql = _labels_sql(engine, config, modes)
     if config.estimand is Estimand.LOGGED:
-        _require_logged(table)
-    table = _conform(table, contracts.LABELS_DEBIASED_LABELS)
-    by_day = _split_by_day(table)
-    for day in days if days is not None else sorted(by_day):
-        yield day, by_day.get(day, table.slice(0, 0))
+        # Checked before any day is handed out, so a refused run writes nothing (one more pass over the rows).
+        _require_logged(engine.query(f"SELECT split, propensity FROM ({sql}) l WHERE propensity IS NULL"))
+    contract = contracts.LABELS_DEBIASED_LABELS
+    by_day = _days_of(engine.query_batches(f"SELECT * FROM ({sql}) l ORDER BY ts"))
+    if days is None:
+        for day, rows in by_day:
+            yield day, _conform(rows, contract)
+        return
+    # The listed days in order: a day without rows is empty, rows of a day not listed are skipped.
+    found = next(by_day, None)
+    for day in sorted(days):
+        while found is not None and found[0] < day:
+            found = next(by_day, None)
+        if found is not None and found[0] == day:
+            yield day, _conform(found[1], contract)
+        else:
+            yield day, contract.schema.empty_table()
 
 
 def _require_logged(table: pa.Table) -> None:
@@ -217,23 +230,34 @@ def _require_logged(table: pa.Table) -> None:
         )
 
 
-def _split_by_day(table: pa.Table) -> dict[dt.date, pa.Table]:
-    """Cut a table sorted by ``ts`` into its UTC days."""
-    if table.num_rows == 0:
-        return {}
-    day_numbers = pc.cast(pc.cast(table["ts"], pa.timestamp("ms")), pa.date32()).to_numpy().astype("datetime64[D]").astype(np.int64)
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(day_numbers)) + 1])
-    ends = np.append(starts[1:], table.num_rows)
+def _days_of(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[dt.date, pa.Table]]:
+    """Cut record batches in ``ts`` order into their UTC days, a day's rows at a time."""
     epoch = dt.date(1970, 1, 1)
-    return {epoch + dt.timedelta(days=int(day_numbers[a])): table.slice(a, b - a) for a, b in zip(starts, ends, strict=True)}
+    current: int | None = None
+    held: list[pa.RecordBatch] = []
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        numbers = pc.cast(pc.cast(batch["ts"], pa.timestamp("ms")), pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(numbers)) + 1])
+        ends = np.append(starts[1:], batch.num_rows)
+        for a, b in zip(starts, ends, strict=True):
+            number = int(numbers[a])
+            if current is not None and number != current:
+                yield epoch + dt.timedelta(days=current), pa.Table.from_batches(held)
+                held = []
+            current = number
+            held.append(batch.slice(a, b - a))
+    if current is not None:
+        yield epoch + dt.timedelta(days=current), pa.Table.from_batches(held)
 
 
-def _labels(engine: Engine, config: LabelConfig, modes: dict[Split, SplitMode]) -> pa.Table:
+def _labels_sql(engine: Engine, config: LabelConfig, modes: dict[Split, SplitMode]) -> str:
     d = engine.dialect
     m = float(config.clip_min)
     window_ms = int(config.attribution_window.total_seconds() * 1000)
     core = _core_sql(engine, config, modes)
-    table = engine.query(f"""
+    return f"""
         WITH core AS ({core}),
         graded AS (
             SELECT x.user_id, x.item_id, x.click_ts, x.split, MAX(s.grade) AS grade
@@ -258,8 +282,7 @@ def _labels(engine: Engine, config: LabelConfig, modes: dict[Split, SplitMode]) 
                propensity < {m!r} AS clipped, ips_weight,
                observed * ips_weight AS weight_positive,
                1.0 - observed * ips_weight AS weight_negative
-        FROM weighted""")
-    return table
+        FROM weighted"""
 
 
 def _conform(table: pa.Table, contract: contracts.TableContract) -> pa.Table:
