@@ -48,12 +48,15 @@ PUBLISHED_RUN_LENGTH = {
     "hstu": "reference configs: 100+ epochs on ML-1M/ML-20M/Books (no Beauty figure published)",
 }
 # Per model: settings and the budget (seconds) on each dataset, scaled by --scale.
+# Length-grouped batches (data.length_groups): Beauty's training rows hold 6.7 items on average, so a batch padded
+# to its longest row (about 50) spent most of a SASRec step on padding; grouped, a step ran 5x faster (profiled).
+GROUPS = {"data.length_groups": 50}
 MODELS = {
-    "sasrec": ({"sasrec.dropout": 0.5, "run.batch_size": 256}, {"ml100k": 120, "beauty": 600}),
+    "sasrec": ({"sasrec.dropout": 0.5, "run.batch_size": 256, **GROUPS}, {"ml100k": 120, "beauty": 600}),
     # The same SASRec with the sampled softmax (in-batch + 256 uniform negatives, log-Q corrected): cheaper steps.
-    "sasrec_sampled": ({"sasrec.dropout": 0.5, "run.batch_size": 256, "sasrec.loss": "sampled", "sasrec.negatives": 256},
+    "sasrec_sampled": ({"sasrec.dropout": 0.5, "run.batch_size": 256, "sasrec.loss": "sampled", "sasrec.negatives": 256, **GROUPS},
                        {"ml100k": 120, "beauty": 600}),
-    "hstu": ({"hstu.dropout": 0.2, "run.batch_size": 128}, {"ml100k": 120, "beauty": 600}),
+    "hstu": ({"hstu.dropout": 0.2, "run.batch_size": 128, **GROUPS}, {"ml100k": 120, "beauty": 600}),
     "tiger": ({"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256, "tiger.valid_users": 500,
                "tiger.beam": 50, "tiger.test_users": 2000, "run.eval_every_epochs": 1}, {"ml100k": 180, "beauty": 720}),
 }

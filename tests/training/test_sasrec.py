@@ -220,3 +220,18 @@ def test_two_ranks_match_one_process(tmp_path) -> None:
         if not name.endswith("in_proj_bias"):
             assert torch.allclose(ranks[0]["state"][name], value, atol=1e-4), name
     assert ranks[0]["losses"] == pytest.approx(single.epoch_losses, abs=1e-4)
+
+
+def test_length_grouped_batches_keep_every_row_and_hold_similar_lengths() -> None:
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(3, 40, 200)  # users with 3..39 events: training rows of 1..37 items
+    users = np.repeat(np.arange(200), lengths)
+    items = rng.integers(0, NUM_ITEMS, len(users))
+    data = leave_one_out(users, items, np.arange(len(users)), max_len=40, num_items=NUM_ITEMS).grouped(4, 16)
+    order = data.epoch_order(0, 0)
+    assert sorted(order.tolist()) == list(range(200))  # every row once
+    row_lengths = (data.train.items > 0).sum(1)
+    spread = [int(row_lengths[b].max() - row_lengths[b].min()) for b in order[: 192].split(16)]
+    plain = [int(row_lengths[b].max() - row_lengths[b].min()) for b in data.grouped(0, 0).epoch_order(0, 0)[:192].split(16)]
+    assert np.mean(spread) < 0.5 * np.mean(plain)
+    assert not torch.equal(order, data.epoch_order(0, 1))  # a new grouping every epoch

@@ -42,6 +42,9 @@ class SequenceDataConfig:
         max_len: Most recent items a model sees (SASRec / HSTU history length).
         filter_seen: Items of the query history are removed from the ranking (the target never is);
             recorded in the protocol name.
+        length_groups: SASRec / HSTU batches group rows of similar length: the rows of this many batches
+            are sorted by length, cut into batches, and the batches shuffled (0: a plain shuffle). Short
+            histories then cost what they hold, not the batch's longest row.
     """
 
     source: SequenceSource = SequenceSource.SHARDS
@@ -49,6 +52,7 @@ class SequenceDataConfig:
     dataset: str = ""
     max_len: int = 50
     filter_seen: bool = True
+    length_groups: int = 0
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,8 @@ class SequenceData:
         popularity: ``[I]`` training-row item counts (log-Q, the popularity baseline).
         layout: What ``batch`` returns: padded rows, or jagged (HSTU).
         filter_seen: Rank without the query history's items (recorded in ``protocol``).
+        length_window: With ``batch_rows``, ``epoch_order`` groups rows of similar length into batches (see there).
+        batch_rows: The trainer's batch size (the groups are cut to it); 0: plain shuffle.
     """
 
     num_items: int
@@ -135,6 +137,8 @@ class SequenceData:
     versions: dict[str, str] = field(default_factory=dict)
     dataset: str = ""
     split: str = "leave_one_out"  # the shards' split kind; other kinds are judged on their first target
+    length_window: int = 0
+    batch_rows: int = 0
 
     def __len__(self) -> int:
         return len(self.train)
@@ -144,7 +148,27 @@ class SequenceData:
         return rows.jagged() if self.layout is BatchLayout.JAGGED else rows
 
     def epoch_order(self, seed: int, epoch: int) -> torch.Tensor:
-        return torch.randperm(len(self), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        """A shuffle of the training rows. Grouped by length (``length_window`` and ``batch_rows`` set): the
+        shuffled rows are sorted by length within windows of ``length_window`` batches, cut into batches of
+        ``batch_rows``, and the full batches are shuffled (a partial one goes last), so a batch's rows have
+        similar lengths and padded work (SASRec's width, HSTU's attention) follows the batch's own longest row.
+        Per batch, not per row: no per-example Python."""
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self), generator=generator)
+        if not (self.length_window and self.batch_rows):
+            return order
+        lengths = (self.train.items > 0).sum(1)
+        window = self.length_window * self.batch_rows
+        batches: list[torch.Tensor] = []
+        for start in range(0, len(order), window):
+            chunk = order[start : start + window]
+            batches.extend(chunk[torch.argsort(lengths[chunk], stable=True)].split(self.batch_rows))
+        full = [b for b in batches if len(b) == self.batch_rows]
+        partial = [b for b in batches if len(b) < self.batch_rows]
+        return torch.cat([full[i] for i in torch.randperm(len(full), generator=generator)] + partial)
+
+    def grouped(self, length_window: int, batch_rows: int) -> SequenceData:
+        return replace(self, length_window=length_window, batch_rows=batch_rows)
 
     def with_layout(self, layout: BatchLayout) -> SequenceData:
         return replace(self, layout=layout)

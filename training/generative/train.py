@@ -66,7 +66,8 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             ids = ids if ids is not None else loaded_ids
         task = build_generative_task(cfg, data, ids).to(device)
         examples_data: Any = PrefixData.of(data, cfg.tiger.max_items) if cfg.model is GenerativeKind.TIGER else (
-            data.with_layout(BatchLayout.JAGGED if cfg.model is GenerativeKind.HSTU else BatchLayout.PADDED))
+            data.with_layout(BatchLayout.JAGGED if cfg.model is GenerativeKind.HSTU else BatchLayout.PADDED)
+            .grouped(cfg.data.length_groups, run.batch_size))
         wrapped: nn.Module = nn.parallel.DistributedDataParallel(task) if world > 1 else task
         # -- optimiser
         optimiser = torch.optim.AdamW(task.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
