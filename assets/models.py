@@ -17,7 +17,8 @@ check stops ``models/promoted`` in the same run, and ``models/promoted`` re-read
 check results, so materialising it alone promotes nothing that failed.
 
 Nightly: every asset here is eager, so the downstream automation sensor retrains after the nightly
-data layers refresh ``training_data``; ``models_job`` runs the group on demand.
+data layers refresh ``training_data``; ``models_job`` runs the group on demand, and
+``models_warm_start_job`` retrains MF and two-tower from their promoted weights (``warm_start``).
 """
 
 
@@ -76,10 +77,12 @@ NIGHTLY = dg.AutomationCondition.eager()
 
 
 class MFModelConfig(dg.Config):
-    """Settings of ``models/mf`` (the defaults are those of ``MFConfig`` and ``RunConfig``)."""
+    """Settings of ``models/mf`` (the defaults are those of ``MFConfig`` and ``RunConfig``; ``warm_start``:
+    start from the promoted version's weights, when there is one)."""
 
     builds: ClassVar[tuple[type, ...]] = (MFConfig, RunConfig)
-    own_fields: ClassVar[tuple[str, ...]] = ()
+    own_fields: ClassVar[tuple[str, ...]] = ("warm_start",)
+    warm_start: bool = False
     loss: str = MFConfig.loss.value
     dim: int = MFConfig.dim
     lr: float = MFConfig.lr
@@ -93,10 +96,12 @@ class MFModelConfig(dg.Config):
 
 
 class TwoTowerModelConfig(dg.Config):
-    """Settings of ``models/two_tower`` (the defaults are those of ``TwoTowerConfig`` and ``RunConfig``)."""
+    """Settings of ``models/two_tower`` (the defaults are those of ``TwoTowerConfig`` and ``RunConfig``;
+    ``warm_start``: start from the promoted version's weights, when there is one)."""
 
     builds: ClassVar[tuple[type, ...]] = (TwoTowerConfig, RunConfig)
-    own_fields: ClassVar[tuple[str, ...]] = ()
+    own_fields: ClassVar[tuple[str, ...]] = ("warm_start",)
+    warm_start: bool = False
     dim: int = TwoTowerConfig.dim
     hidden: int = TwoTowerConfig.hidden
     max_history: int = TwoTowerConfig.max_history
@@ -122,6 +127,9 @@ def _train_config(model: ModelKind, config: dg.Config, root: Path, name: str) ->
     cfg = TrainConfig(model=model, data=DataConfig(source=DataSource.TWO_TOWER, path=str(root)))
     overrides = {f"{s}.{k}": v for s, kv in sections.items() for k, v in kv.items()}
     overrides |= {"run.valid_k": VALID_K, "run.out_dir": str(_model_dir(root, name) / "run"), "run.resume": False}
+    promoted = _promoted(Warehouse(root)).get(name) if values.get("warm_start") else None
+    if promoted is not None:  # warm start: the promoted checkpoint's best weights, a fresh optimiser (training.checkpoint.warm_start)
+        overrides["run.init_from"] = str(root / promoted["checkpoint"])
     return cfg.with_overrides(overrides)
 
 
@@ -162,6 +170,7 @@ def _model_asset(name: str, result: TrainResult, data: TwoTowerData, store: Ware
                                           "headline_metric": HEADLINE, "headline_value": value, "checks": checks})
     return dg.MaterializeResult(
         metadata={"version": version, HEADLINE: dg.MetadataValue.float(value), "epochs": result.epochs, "best_epoch": result.best_epoch,
+                  "warm_started_from": Path(result.config.run.init_from).stem if result.warm_started is not None else None,
                   "test": dg.MetadataValue.json({k: round(v, 4) for k, v in result.test.items()}), "checkpoint": str(checkpoint)},
         check_results=[
             dg.AssetCheckResult(check_name="finite", passed=finite, metadata=finite_meta),
@@ -272,8 +281,13 @@ def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 models_job = dg.define_asset_job("models_job", selection=dg.AssetSelection.groups(GROUP))  # retrain and re-evaluate on demand
+# The same retraining of MF and two-tower, each starting from its promoted version's weights.
+models_warm_start_job = dg.define_asset_job(
+    "models_warm_start_job", selection=dg.AssetSelection.assets(MF_KEY, TWO_TOWER_KEY, BASELINES_KEY, METRICS_KEY, PROMOTED_KEY),
+    config={"ops": {"models__mf": {"config": {"warm_start": True}}, "models__two_tower": {"config": {"warm_start": True}}}},
+)
 
-JOBS = [models_job]
+JOBS = [models_job, models_warm_start_job]
 
 
 # --- Generative recommenders (issue 16): SASRec, HSTU, TIGER on the leave-one-out sequence shards ---------------

@@ -66,3 +66,26 @@ def test_models_train_report_and_promote(home: Path) -> None:
     assert not broken.success and after["two_tower"]["version"] == registry["two_tower"]["version"]
     _run(home, SMALL_TT, [M.metrics])  # the next metrics run collects the failed version's rows too
     assert len(set(store.read(MODELS_METRICS).filter(pc.equal(store.read(MODELS_METRICS)["model"], "two_tower"))["version"].to_pylist())) == 2
+
+
+@pytest.mark.slow
+def test_a_warm_started_retraining_loads_the_promoted_weights(home: Path) -> None:
+    import torch
+
+    first = _run(home, SMALL_TT, [M.two_tower, M.promoted])
+    assert first.success
+    promoted = {r["model"]: r for r in Warehouse(home).read(MODELS_PROMOTED).to_pylist()}["two_tower"]
+
+    # Learning rate 0: the retraining cannot move its weights. Started cold it would score at random and
+    # fail no_regression (the test above); warm-started it ends exactly where the promoted version was.
+    warm = _run(home, SMALL_TT | {"lr": 0.0, "max_epochs": 1, "warm_start": True}, [M.two_tower, M.promoted])
+
+    assert warm.success
+    event = next(e for e in warm.get_asset_materialization_events() if e.asset_key == M.TWO_TOWER_KEY)
+    metadata = event.materialization.metadata
+    assert metadata["warm_started_from"].value == promoted["version"]
+    assert metadata["recall@50"].value == promoted["headline_value"]
+    new = torch.load(home / "models" / "checkpoints" / "two_tower" / f"{metadata['version'].value}.pt", weights_only=False)
+    old = torch.load(home / promoted["checkpoint"], weights_only=False)
+    best_new, best_old = new["state"]["early_stopping"]["best_task"], old["state"]["early_stopping"]["best_task"]
+    assert all(torch.equal(best_new[name], best_old[name]) for name in best_old)
