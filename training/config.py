@@ -125,7 +125,8 @@ class HGNNConfig:
         neighbours: Neighbours sampled per edge type at each hop, comma-separated (its length is the depth).
         cooc_window: Co-occurrence pairs a training example adds: its item with the last ``cooc_window`` history items.
         knn: Content-similarity neighbours per item (cosine of the text embeddings; 0: no content edges).
-        id_embedding: Items with a training interaction also get an id embedding (new items share one row).
+        id_embedding: Items with a training interaction also get an id embedding in the HGNN (new items share one row);
+            off by default: the HGNN then embeds every item alike, from content and structure, as it must a new one.
         id_dropout: Share of training positives the item tower sees through the shared row instead of their own id
             (DropoutNet-style), so it learns to score an item from its HGNN embedding alone, as it must for new items.
         link_epochs: Epochs of the contrastive link loss over the co-occurrence edges.
@@ -140,8 +141,8 @@ class HGNNConfig:
     neighbours: str = "10,5"
     cooc_window: int = 3
     knn: int = 10
-    id_embedding: bool = True
-    id_dropout: float = 0.25
+    id_embedding: bool = False
+    id_dropout: float = 0.5
     link_epochs: int = 3
     link_batch_size: int = 512
     link_lr: float = 0.003
