@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,7 +99,9 @@ def amazon(folder: str, reviews: str, meta: str) -> Catalogue | None:
     sequences: dict[int, list[tuple[int, int]]] = {}
     for r in sorted(rows, key=lambda r: (r["unixReviewTime"], r["asin"])):
         sequences.setdefault(users[r["reviewerID"]], []).append((items[r["asin"]], int(r["unixReviewTime"]) * 1000))
-    texts, brands, categories = [""] * len(items), [[] for _ in items], [[] for _ in items]
+    texts = [""] * len(items)
+    brands: list[list[str]] = [[] for _ in items]
+    categories: list[list[str]] = [[] for _ in items]
     seen: set[str] = set()
     with gzip.open(path / meta, "rt") as lines:
         metas = [json.loads(line) for line in lines]
@@ -135,7 +138,8 @@ def subset_metrics(prefix: str, scorer: Scorer, data: TwoTowerData) -> dict[str,
 
 
 def tower_scorer(task: torch.nn.Module, data: TwoTowerData) -> Scorer:
-    model = task.model.eval()
+    model: Any = task.model
+    model.eval()
     with torch.no_grad():
         items = model.item_tower(torch.arange(data.num_items))
     return lambda index: model.user_tower(data.test.history[index]) @ items.T
@@ -227,8 +231,8 @@ def million_section(quick: bool) -> dict[str, object]:
     steps = 10 if quick else 60
     code = f"import sys; sys.path.insert(0, 'benchmarks'); from hgnn import million_edge_phase; million_edge_phase(steps={steps})"
     result = run_phase(code)
-    result["million_seconds"] = round(result.pop("seconds"), 1)
-    return result
+    seconds = result.pop("seconds")
+    return {**result, "million_seconds": round(seconds, 1)}
 
 
 def main() -> None:

@@ -246,3 +246,21 @@ def test_depth_follows_the_fanout(neighbours: str) -> None:
     assert isinstance(model, HGNN) and len(model.convs) == len(neighbours.split(","))
     assert item_embeddings(model, data.graph, config.hgnn).shape == (data.graph.num_items, 16)
     assert SIMILAR in data.graph.to_hetero_data().edge_types
+
+
+def test_semantic_id_codes_feed_the_item_input() -> None:
+    from training.hgnn import make_hgnn
+    from training.hgnn.data import codes_matrix
+
+    # Item 0 and 2 have two-level semantic IDs, item 1 none.
+    assert codes_matrix(pa.table({"item_idx": [0, 2], "codes": [[1, 2], [3, 0]]})).tolist() == [[1, 2], [-1, -1], [3, 0]]
+    features, attributes = content()
+    codes = torch.stack([torch.arange(48) % GROUPS, torch.arange(48) % 3], 1)
+    codes[0] = -1  # an item without a semantic ID
+    data = with_graph(two_tower_data(world(), None, max_history=10), small_config().hgnn, features, attributes, codes)
+    assert data.graph is not None
+    model = make_hgnn(small_config(), data.graph)
+    assert model.codes is not None and model.codes.num_embeddings == 4 * 2 + 1  # (level, code) rows and a padding row
+    model(data.graph.to_hetero_data()).sum().backward()
+    grad = model.codes.weight.grad
+    assert grad is not None and grad[:8].abs().sum() > 0 and grad[-1].abs().sum() == 0

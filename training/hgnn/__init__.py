@@ -36,7 +36,7 @@ def make_hgnn(cfg: TrainConfig, graph: ItemGraph) -> HGNN:
     vocab = int(codes.max()) + 1 if codes is not None and codes.numel() and int(codes.max()) >= 0 else 0
     return HGNN(graph.to_hetero_data().metadata(), graph.num_items, graph.features.shape[1],
                 {name: count for name, (_, count) in graph.attributes.items()}, h.graph_hidden, h.graph_dim, len(h.fanout),
-                code_vocab=vocab, code_levels=codes.shape[1] if vocab else 0,
+                code_vocab=vocab, code_levels=codes.shape[1] if codes is not None and vocab else 0,
                 id_embedding=h.id_embedding or graph.features.shape[1] == 0)  # without text the ids carry the items
 
 

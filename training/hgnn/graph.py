@@ -95,9 +95,9 @@ def cooccurrence_edges(history: torch.Tensor, items: torch.Tensor, num_items: in
     return torch.stack([pairs // num_items, pairs % num_items]), counts.float()
 
 
-def knn_edges(features: torch.Tensor, k: int, block: int = 2**24) -> tuple[torch.Tensor, torch.Tensor]:
+def knn_edges(features: torch.Tensor, k: int, max_block: int = 2**24) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` most cosine-similar items of each item with a (non-zero) text embedding, exact, in
-    chunks of at most ``block`` similarities (64 MiB of float32 by default).
+    chunks of at most ``max_block`` similarities (64 MiB of float32 by default).
 
     Returns:
         ``([2, E] neighbour/item, [E] cosine)``: messages flow from the neighbour to the item.
@@ -108,7 +108,7 @@ def knn_edges(features: torch.Tensor, k: int, block: int = 2**24) -> tuple[torch
     if k <= 0 or features.shape[1] == 0:
         return torch.empty(2, 0, dtype=torch.long), torch.empty(0)
     unit = F.normalize(features[index].float(), dim=1)
-    chunk = max(1, block // len(index))
+    chunk = max(1, max_block // len(index))
     sources, targets, weights = [], [], []
     for start in range(0, len(index), chunk):
         block = unit[start : start + chunk] @ unit.T

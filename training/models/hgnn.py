@@ -46,7 +46,7 @@ class HGNN(nn.Module):
                  attribute_sizes: dict[str, int], hidden: int, dim: int, layers: int, code_vocab: int = 0, code_levels: int = 0,
                  id_embedding: bool = True) -> None:
         super().__init__()
-        self.num_items, self.code_vocab = num_items, code_vocab
+        self.num_items, self.code_vocab, self.code_pad = num_items, code_vocab, code_vocab * code_levels
         self.text = nn.Linear(feature_dim, hidden) if feature_dim else None
         self.ids = nn.Embedding(num_items + 1, hidden) if id_embedding else None
         self.codes = nn.Embedding(code_vocab * code_levels + 1, hidden, padding_idx=code_vocab * code_levels) if code_vocab else None
@@ -67,10 +67,11 @@ class HGNN(nn.Module):
             x = x + self.ids(torch.where(items.trained, items.n, self.num_items))
         if self.codes is not None and "codes" in items:
             levels = torch.arange(items.codes.shape[1], device=x.device) * self.code_vocab
-            index = torch.where(items.codes >= 0, items.codes + levels, self.codes.padding_idx)
+            index = torch.where(items.codes >= 0, items.codes + levels, self.code_pad)
             x = x + self.codes(index).sum(1)
         out = {ITEM: x}
-        for name, embed in self.attributes.items():
+        for name in self.attributes:
+            embed: nn.Embedding = self.attributes[name]  # type: ignore[assignment]
             out[name] = embed(graph[name].n.clamp(max=embed.num_embeddings - 1))
         return out
 
@@ -91,6 +92,9 @@ class GraphItemTower(nn.Module):
     so that row and the content path learn to score an item from its HGNN embedding alone.
     """
 
+    graph: torch.Tensor  # [I, graph_dim] buffer
+    trained: torch.Tensor  # [I] bool buffer
+
     def __init__(self, graph: torch.Tensor, trained: torch.Tensor, num_items: int, dim: int, hidden: int, id_dropout: float = 0.0) -> None:
         super().__init__()
         self.num_items, self.id_dropout = num_items, id_dropout
@@ -107,6 +111,9 @@ class GraphItemTower(nn.Module):
 
 class GraphUserTower(nn.Module):
     """Masked mean of the history's HGNN embeddings (projected) and id embeddings, through an MLP."""
+
+    graph: torch.Tensor  # [I, graph_dim] buffer
+    trained: torch.Tensor  # [I] bool buffer
 
     def __init__(self, graph: torch.Tensor, trained: torch.Tensor, num_items: int, dim: int, hidden: int) -> None:
         super().__init__()
