@@ -19,7 +19,14 @@ from recforge.cli import main as recforge_main
 from transforms.connectors.base import iter_lines
 from transforms.connectors.tabular import TabularConnector, mapping_from_dict
 from transforms.engine import DuckDBEngine, Engine
-from transforms.engine.sources import UNDECODABLE_MARK, lines_from_text, read_csv_as_lines, read_lines
+from transforms.engine.sources import (
+    UNDECODABLE_MARK,
+    SourceFile,
+    SourceFormat,
+    lines_from_text,
+    read_csv_as_lines,
+    read_lines,
+)
 from transforms.ingest.staging import day_window, stage
 from warehouse import contracts
 from warehouse.store import Warehouse
@@ -202,15 +209,14 @@ def test_reingest_keeps_a_stale_day_that_another_source_shares_and_says_so(tmp_p
     assert warehouse.partitions(contracts.RAW_EVENTS) == [dt.date(2026, 1, 5), dt.date(2026, 1, 7)]
 
 
-# --- both engines say the same about every bad value above (Spark cannot tell booleans and fractions
-# from strings spelling them: those two id cases are DuckDB-only, as staging's docstring says) -----------
+# --- both engines say the same about every bad value above -------------------------------------------
 
 
 @pytest.mark.spark
 def test_spark_quarantines_the_same_bad_values(duckdb_engine: Engine, spark_engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "2026-01-01.jsonl"
     _latin1_events(path)
-    spark_ids = [b for b in BAD_IDS if b not in ("true", "1.5")]
+    spark_ids = BAD_IDS
     event_lines = [
         *(f'{{"event_id": "b{i}", "user_id": {bad}, "ts": "{TS}", "event_type": "click", "item_id": "i1"}}'
           for i, bad in enumerate(spark_ids)),
@@ -231,3 +237,9 @@ def test_spark_quarantines_the_same_bad_values(duckdb_engine: Engine, spark_engi
         assert on_spark.staged.equals(on_duckdb.staged), table
         assert on_spark.quarantined.equals(on_duckdb.quarantined), table
         assert on_duckdb.quarantined.num_rows > 0
+    # Each engine reading the file itself: Spark finds the invalid bytes on its own (shown as U+FFFD).
+    source = SourceFile(path, "latin.jsonl", SourceFormat.JSON_LINES)
+    on_duckdb, on_spark = stage(duckdb_engine, "events", source, WINDOW), stage(spark_engine, "events", source, WINDOW)
+    assert on_spark.staged.equals(on_duckdb.staged)
+    assert _reasons(on_spark) == _reasons(on_duckdb) == {2: "invalid_encoding"}
+    assert "u_caf\ufffd" in on_spark.quarantined["line"][0].as_py()

@@ -55,6 +55,14 @@ class Dialect(abc.ABC):
         Objects, lists, booleans, fractions and blank strings are not ids.
         """
 
+    def undecodable(self, col: str, mark: str) -> str:
+        """True when the text line ``col`` was not valid UTF-8: recforge's readers mark such a line with ``mark``."""
+        return f"substr({col}, 1, 1) = '{mark}'"
+
+    def shown_line(self, col: str, mark: str) -> str:
+        """The text to keep in quarantine for the line ``col`` (without the mark of an undecodable line)."""
+        return f"CASE WHEN substr({col}, 1, 1) = '{mark}' THEN substr({col}, 2) ELSE {col} END"
+
     @abc.abstractmethod
     def has_text(self, expr: str) -> str:
         """True when the text ``expr`` holds a character other than whitespace."""
@@ -225,14 +233,25 @@ class SparkDialect(Dialect):
         return f"CASE WHEN ltrim({raw}) LIKE '[%' THEN from_json({raw}, 'array<string>') END"
 
     def json_id(self, col: str, key: str | None) -> str:
-        # get_json_object does not say a value's type: an object or list is known by its text, and a
-        # boolean or a fraction cannot be told from a string spelling it (both are taken as text here).
+        # get_json_object does not say a value's type, so the value's first token is read from the line:
+        # a string starts with a quote, an integer is digits. (When the key is not found that way, as
+        # with a nested object's key before it, an object or a list is still known by its text.)
         text = self.json_str(col, key)
+        token = "''" if key is None else f"regexp_extract({col}, '{_spark_regex(_VALUE_TOKEN.format(key=key))}', 1)"
         return (f"CASE WHEN {self.has_text(text)} AND NOT (ltrim({text}) LIKE '{{%' OR ltrim({text}) LIKE '[%')"
+                f" AND ({token} = '' OR {token} LIKE '\"%' OR {token} RLIKE '{_spark_regex('^-?[0-9]+$')}')"
                 f" THEN {text} END")
 
     def has_text(self, expr: str) -> str:
         return f"({expr} RLIKE '\\\\S')"
+
+    def undecodable(self, col: str, mark: str) -> str:
+        # Spark's text reader keeps a line's bytes as they are, so invalid UTF-8 is seen here.
+        return f"(NOT is_valid_utf8({col}) OR {super().undecodable(col, mark)})"
+
+    def shown_line(self, col: str, mark: str) -> str:
+        # Invalid bytes cannot stand in a string column: they are shown as U+FFFD.
+        return f"CASE WHEN NOT is_valid_utf8({col}) THEN make_valid_utf8({col}) ELSE {super().shown_line(col, mark)} END"
 
     def try_timestamp(self, expr: str) -> str:
         return f"try_to_timestamp({expr})"
@@ -297,3 +316,13 @@ def _duckdb_path(key: str | None) -> str:
 
 def _spark_path(key: str | None) -> str:
     return "'$'" if key is None else f"'$.{key}'"
+
+
+# The first token of a top-level key's value in a JSON line: after "{" or "," (not inside a string, where a
+# quote would be escaped), the quoted key, a colon, then everything up to a separator.
+_VALUE_TOKEN = r'[{{,]\s*"{key}"\s*:\s*([^\s,}}\]]+)'
+
+
+def _spark_regex(pattern: str) -> str:
+    """A regular expression as a Spark SQL string literal's body (backslashes and quotes escaped)."""
+    return pattern.replace("\\", "\\\\").replace("'", "\\'")

@@ -15,7 +15,7 @@ Rules, in the order they are checked (the first failure is the reason):
 =====================  =====================================================================
 ``invalid_json``        the line is not a JSON object
 ``missing:<field>``     a required field is absent or null
-``invalid_encoding``    the line's bytes are not UTF-8 (read by recforge; Spark's text reader substitutes U+FFFD)
+``invalid_encoding``    the line's bytes are not UTF-8 (marked by recforge's readers; found by Spark where it reads)
 ``bad_value:<field>``   a field is present but cannot be cast to its type: a number that is NaN, infinite or
                         out of the 64-bit range; a fraction in an integer field; an id that is blank, an
                         object, a list, a boolean or a fraction
@@ -161,15 +161,17 @@ def staging_sql(
     dedup_on = "line" if source is SourceKind.LINES else ", ".join(name for name, _ in spec.fields)
     # Fields are extracted from `line` only where it is a JSON object (NULL elsewhere): DuckDB's JSON
     # functions raise on malformed text instead of returning NULL.
-    # A line that recforge could not decode arrives marked (UNDECODABLE_MARK first): its reason is
-    # invalid_encoding, and the quarantine keeps its text without the mark.
-    marked = f"substr(line, 1, 1) = '{UNDECODABLE_MARK}'"
+    # A line whose bytes are not UTF-8 is invalid_encoding: marked by recforge's own reader
+    # (UNDECODABLE_MARK first), or found by the engine where it reads files itself (Dialect.undecodable).
+    # Such a line is not parsed; the quarantine keeps its text as the dialect can show it.
+    bad = d.undecodable("line", UNDECODABLE_MARK)
     guarded = (
         f"SELECT *, {valid} AS ok_json, false AS bad_encoding FROM {relation}"
         if source is SourceKind.COLUMNS
-        else "SELECT source_file, line_no, original_line, ok_json, bad_encoding, CASE WHEN ok_json THEN raw_line END AS line"
-        f" FROM (SELECT source_file, line_no, line AS raw_line, CASE WHEN {marked} THEN substr(line, 2) ELSE line END"
-        f" AS original_line, {valid} AS ok_json, {marked} AS bad_encoding FROM {relation}) lines"
+        else "SELECT source_file, line_no, original_line, ok_json, bad_encoding,"
+        " CASE WHEN ok_json AND NOT bad_encoding THEN raw_line END AS line"
+        f" FROM (SELECT source_file, line_no, line AS raw_line, {d.shown_line('line', UNDECODABLE_MARK)}"
+        f" AS original_line, {valid} AS ok_json, {bad} AS bad_encoding FROM {relation}) lines"
     )
     parse_once = f"(SELECT *, {struct} AS fields FROM guarded) guarded" if struct else "guarded"
     line_expr = "CAST(NULL AS STRING)" if source is SourceKind.COLUMNS else "original_line"
