@@ -86,27 +86,27 @@ sessioned AS (
     FROM dedup d LEFT JOIN gap_sessions g ON g.event_id = d.event_id AND g.user_idx = d.user_idx
 ),
 session_rank AS (
-    SELECT user_idx, sid, DENSE_RANK() OVER (PARTITION BY user_idx ORDER BY first_ms, sid) - 1 AS session_index
+    SELECT user_idx, sid, first_ms, DENSE_RANK() OVER (PARTITION BY user_idx ORDER BY first_ms, sid) - 1 AS session_index
     FROM (SELECT user_idx, sid, MIN(ts_ms) AS first_ms FROM sessioned GROUP BY user_idx, sid) f
 ),
 so_far AS (
-    SELECT s.*, ROW_NUMBER() OVER (PARTITION BY user_idx, sid ORDER BY {order}) AS spos,
-           MIN(ts_ms) OVER (PARTITION BY user_idx, sid) AS first_ms
-    FROM sessioned s
+    -- Windows over (user, session number): an integer key sorts faster than the session id text.
+    SELECT s.*, r.session_index, r.first_ms,
+           ROW_NUMBER() OVER (PARTITION BY s.user_idx, r.session_index ORDER BY {order}) AS spos
+    FROM sessioned s JOIN session_rank r ON r.user_idx = s.user_idx AND r.sid = s.sid
 ),
 first_surface AS (
-    SELECT user_idx, sid, surface, spos FROM (
-        SELECT user_idx, sid, surface, spos, ROW_NUMBER() OVER (PARTITION BY user_idx, sid ORDER BY spos) AS rn
+    SELECT user_idx, session_index, surface, spos FROM (
+        SELECT user_idx, session_index, surface, spos, ROW_NUMBER() OVER (PARTITION BY user_idx, session_index ORDER BY spos) AS rn
         FROM so_far WHERE surface IS NOT NULL
     ) f WHERE rn = 1
 )
 SELECT s.event_id, s.user_idx, s.item_idx, s.user_id, s.item_id, s.ts, s.event_type, s.value, s.request_id,
-       s.surface, s.sid AS session_id, CAST(r.session_index AS INT) AS session_index,
+       s.surface, s.sid AS session_id, CAST(s.session_index AS INT) AS session_index,
        CAST(s.spos AS INT) AS session_length, CAST(s.ts_ms - s.first_ms AS BIGINT) AS session_duration_ms,
        CASE WHEN f.spos <= s.spos THEN f.surface END AS session_surface
 FROM so_far s
-JOIN session_rank r ON r.user_idx = s.user_idx AND r.sid = s.sid
-LEFT JOIN first_surface f ON f.user_idx = s.user_idx AND f.sid = s.sid
+LEFT JOIN first_surface f ON f.user_idx = s.user_idx AND f.session_index = s.session_index
 ORDER BY s.user_idx, s.ts, s.event_id
 """
     return _conform(engine.query(sql), INTERACTIONS_SCHEMA)
