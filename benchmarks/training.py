@@ -10,9 +10,15 @@
 3. Two-tower retrieval (with and without log-Q, with SSL) against popularity and item-kNN on ML-100K
    and Amazon Beauty (LETTER's 5-core sequences): Recall@50 overall, on tail items and on short-history
    users, full-catalogue ranking with seen items filtered, temporal split of the examples.
+4. ``ann``: the same two-tower model served by a faiss index (HNSW, and a coarse IVF) beside the exact
+   top-K: ``<dataset>_two_tower_ann_recall_vs_exact`` (the share of the exact top-50 the index returns).
+5. ``ips``: two-tower with and without the debiased labels' IPS example weights, on the examples the
+   pipeline builds (``recforge ingest``, ``recforge build --select core,labels,training_data``; the
+   weights are the labels' popularity-propensity IPS weights): ``<dataset>_two_tower_ips_recall50`` and
+   ``<dataset>_two_tower_noips_recall50`` with their ``_tail_`` / ``_short_`` companions.
 
-Usage: ``python benchmarks/training.py [--quick]`` (``--quick``: 3 seeds, smaller data path);
-writes ``benchmarks/results/training.json`` (``training_quick.json`` with ``--quick``).
+Usage: ``python benchmarks/training.py [--quick] [--sections ...] [--datasets ml100k,...]`` (``--quick``:
+3 seeds, smaller data path); writes ``benchmarks/results/training.json`` (``training_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -216,40 +222,120 @@ def _beauty() -> dict[int, list[tuple[int, int]]] | None:
     return {int(u): [(int(i), n * 1000) for n, i in enumerate(items)] for u, items in json.loads(path.read_text()).items()}
 
 
-def two_tower_section(quick: bool) -> dict[str, object]:
+def _tt_config(quick: bool, overrides: dict[str, object]) -> TrainConfig:
+    """The benchmark's CPU-sized two-tower (early stopping on validation Recall@50)."""
+    return TrainConfig().with_overrides({"model": "two_tower", "run.valid_k": 50, "run.batch_size": 1024, "run.threads": 2,
+                                         "two_tower.max_history": TT_HISTORY, "two_tower.hidden": 64, "two_tower.dim": 32,
+                                         "run.max_epochs": 2 if quick else 12, "run.patience": 2, **overrides})
+
+
+def _benchmark_data(datasets: set[str]):  # -> Iterator[tuple[str, TwoTowerData]]
     from training.data.two_tower import two_tower_data
 
-    figures: dict[str, object] = {}
     for name, load in (("ml100k", _movielens), ("beauty", _beauty)):
-        sequences = load()
-        if sequences is None:
-            continue
-        data = two_tower_data(examples_from_sequences(sequences, TT_HISTORY), None, max_history=TT_HISTORY, dataset=name)
+        sequences = load() if name in datasets else None
+        if sequences is not None:
+            yield name, two_tower_data(examples_from_sequences(sequences, TT_HISTORY), None, max_history=TT_HISTORY, dataset=name)
+
+
+def _baselines(prefix: str, data: object, figures: dict[str, object]) -> None:
+    for model, make in (("popularity", popularity), ("itemknn", item_knn)):
+        scorer = make(data)  # type: ignore[arg-type]
+        figures[f"{prefix}_{model}_recall50"] = round(evaluate(scorer, data.test.ranking, [50])["recall@50"], 4)  # type: ignore[attr-defined]
+        figures[f"{prefix}_{model}_tail_recall50"] = round(evaluate(scorer, data.test.ranking, [50], items=data.tail_items)["recall@50"], 4)  # type: ignore[attr-defined]
+
+
+def _two_tower_figures(key: str, result: object, started: float, figures: dict[str, object]) -> None:
+    test = result.test  # type: ignore[attr-defined]
+    for view in ("", "tail_", "short_"):
+        figures[f"{key}_{view}recall50"] = round(test[f"{view}recall@50"], 4)
+    figures[f"{key}_epochs"] = result.epochs  # type: ignore[attr-defined]
+    figures[f"{key}_seconds"] = round(time.perf_counter() - started, 1)
+
+
+def two_tower_section(quick: bool, datasets: set[str]) -> dict[str, object]:
+    figures: dict[str, object] = {}
+    for name, data in _benchmark_data(datasets):
         figures[f"{name}_train_examples"] = len(data)
-        for model, make in (("popularity", popularity), ("itemknn", item_knn)):
-            scorer = make(data)
-            figures[f"{name}_{model}_recall50"] = round(evaluate(scorer, data.test.ranking, [50])["recall@50"], 4)
-            figures[f"{name}_{model}_tail_recall50"] = round(evaluate(scorer, data.test.ranking, [50], items=data.tail_items)["recall@50"], 4)
+        _baselines(name, data, figures)
         for model, overrides in TT_VARIANTS.items():
             started = time.perf_counter()
-            cfg = TrainConfig().with_overrides({"model": "two_tower", "run.valid_k": 50, "run.batch_size": 1024, "run.threads": 2,
-                                                "two_tower.max_history": TT_HISTORY, "two_tower.hidden": 64, "two_tower.dim": 32,
-                                                "run.max_epochs": 2 if quick else 12, "run.patience": 2, **overrides})
-            result = train(cfg, data)
-            figures[f"{name}_{model}_recall50"] = round(result.test["recall@50"], 4)
-            figures[f"{name}_{model}_tail_recall50"] = round(result.test["tail_recall@50"], 4)
-            figures[f"{name}_{model}_short_recall50"] = round(result.test["short_recall@50"], 4)
-            figures[f"{name}_{model}_epochs"] = result.epochs
-            figures[f"{name}_{model}_seconds"] = round(time.perf_counter() - started, 1)
+            _two_tower_figures(f"{name}_{model}", train(_tt_config(quick, overrides), data), started, figures)
     return figures
+
+
+def ann_section(quick: bool, datasets: set[str]) -> dict[str, object]:
+    """The two-tower model of section 3 (same config, same seed) with its test split also served by faiss:
+    HNSW (M 16, efSearch 32) from the training run, then a coarse IVF (sqrt(I) lists, 4 probed) on the same vectors."""
+    from training.ann import ann_report
+    from training.config import AnnConfig, AnnKind
+    from training.tasks import TwoTowerRetrieval
+
+    figures: dict[str, object] = {}
+    for name, data in _benchmark_data(datasets):
+        started = time.perf_counter()
+        result = train(_tt_config(quick, {"ann.kind": "hnsw"}), data)
+        test = result.test
+        figures[f"{name}_ann_items"] = data.num_items
+        figures[f"{name}_two_tower_ann_exact_recall50"] = round(test["recall@50"], 4)
+        figures[f"{name}_two_tower_ann_recall_vs_exact"] = round(test["ann_recall_vs_exact@50"], 4)
+        figures[f"{name}_two_tower_ann_recall_vs_exact10"] = round(test["ann_recall_vs_exact@10"], 4)
+        figures[f"{name}_two_tower_ann_recall50"] = round(test["ann_recall@50"], 4)
+        figures[f"{name}_two_tower_ann_seconds"] = round(time.perf_counter() - started, 1)
+        retrieval = TwoTowerRetrieval(result.task.model, data.num_items)  # type: ignore[attr-defined]
+        history = data.test.history
+        vectors = lambda index, r=retrieval, h=history: r.users(h[index], index)  # noqa: E731
+        exact = lambda index, r=retrieval, v=vectors: v(index) @ r.items.T  # noqa: E731
+        ivf = ann_report(exact, vectors, retrieval.items, data.test.ranking, [50], AnnConfig(kind=AnnKind.IVF, probe=4))
+        figures[f"{name}_two_tower_ivf_recall_vs_exact"] = round(ivf["ann_recall_vs_exact@50"], 4)
+        figures[f"{name}_two_tower_ivf_recall50"] = round(ivf["ann_recall@50"], 4)
+    return figures
+
+
+# --- 5. IPS example weights on the pipeline's own examples --------------------------------------------
+
+IPS_DATASETS = {"ml100k": ("movielens", "movielens-100k/ml-100k")}
+
+
+def ips_section(tmp: Path, quick: bool, datasets: set[str]) -> dict[str, object]:
+    """``recforge ingest`` + ``recforge build --select core,labels,training_data`` into a fresh warehouse, then
+    the two-tower model on its ``training_data/two_tower_examples`` with and without their label weights."""
+    from training.config import DataSource
+    from training.train import load_data
+
+    figures: dict[str, object] = {}
+    for name, (fmt, folder) in IPS_DATASETS.items():
+        if name not in datasets or not (DATASETS / folder).exists():
+            continue
+        home = tmp / name
+        env = {**os.environ, "RECFORGE_HOME": str(home)}
+        started = time.perf_counter()
+        for command in (["ingest", fmt, "--path", str(DATASETS / folder)], ["build", "--select", "core,labels,training_data"]):
+            subprocess.run([sys.executable, "-m", "recforge.cli", *command], check=True, env=env, capture_output=True)
+        figures[f"{name}_ips_build_seconds"] = round(time.perf_counter() - started, 1)
+        data = load_data(_tt_config(quick, {"data.source": DataSource.TWO_TOWER.value, "data.path": str(home), "data.dataset": name}))
+        weights = data.weights.double()
+        figures |= {f"{name}_ips_train_examples": len(data), f"{name}_ips_weight_mean": round(float(weights.mean()), 4),
+                    f"{name}_ips_weight_max": round(float(weights.max()), 4), f"{name}_ips_weight_cv": round(float(weights.std() / weights.mean()), 4),
+                    f"{name}_ips_weighted_share": round(float((weights != 1.0).double().mean()), 4)}
+        _baselines(f"{name}_pipeline", data, figures)
+        for model, use in (("two_tower_ips", True), ("two_tower_noips", False)):
+            started = time.perf_counter()
+            _two_tower_figures(f"{name}_{model}", train(_tt_config(quick, {"two_tower.use_weights": use}), data), started, figures)
+    return figures
+
+
+SECTIONS = ("data_path", "coat", "coat_labels", "two_tower", "ann", "ips")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sections", default="data_path,coat,coat_labels,two_tower", help="comma-separated subset to run (updates those figures in the results)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset to run (updates those figures in the results)")
+    parser.add_argument("--datasets", default="ml100k,beauty", help="datasets of the two_tower, ann and ips sections")
     args = parser.parse_args()
     run = set(args.sections.split(","))
+    datasets = set(args.datasets.split(","))
     seeds = list(range(1, 4 if args.quick else 11))
     figures: dict[str, object] = {"load_average_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,11 +346,15 @@ def main() -> None:
         if "coat_labels" in run:
             figures |= coat_from_labels_section(Path(tmp) / "c", seeds)
         if "two_tower" in run:
-            figures |= two_tower_section(args.quick)
+            figures |= two_tower_section(args.quick, datasets)
+        if "ann" in run:
+            figures |= ann_section(args.quick, datasets)
+        if "ips" in run:
+            figures |= ips_section(Path(tmp) / "i", args.quick, datasets)
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
     name = "training_quick" if args.quick else "training"
     previous = Path(__file__).resolve().parent / "results" / f"{name}.json"
-    if not run >= {"data_path", "coat", "coat_labels", "two_tower"} and previous.exists():
+    if not (run >= set(SECTIONS) and datasets >= {"ml100k", "beauty"}) and previous.exists():
         # A partial run refreshes its sections' figures and keeps the others.
         figures = json.loads(previous.read_text()) | figures
     path = write_results(name, figures)
