@@ -127,43 +127,91 @@ DATASET_LOADERS = {
 # --- 1. the datasets -----------------------------------------------------------------------------------
 
 
-def subset_metrics(prefix: str, scorer: Scorer, data: TwoTowerData) -> dict[str, float]:
+def subset_metrics(prefix: str, scorer: Scorer, data: TwoTowerData, split: str = "test") -> dict[str, float]:
     out: dict[str, float] = {}
     for subset, items in (("", None), ("cold_", data.cold_items), ("new_", data.new_items)):
-        values = evaluate(scorer, data.test.ranking, KS, items=items, metrics=("recall", "ndcg"))
+        values = evaluate(scorer, getattr(data, split).ranking, KS, items=items, metrics=("recall", "ndcg"))
         for k in KS:
             out[f"{prefix}_{subset}recall{k}"] = round(values[f"recall@{k}"], 4)
             out[f"{prefix}_{subset}ndcg{k}"] = round(values[f"ndcg@{k}"], 4)
     return out
 
 
-def tower_scorer(task: torch.nn.Module, data: TwoTowerData) -> Scorer:
+def tower_scorer(task: torch.nn.Module, data: TwoTowerData, split: str = "test") -> Scorer:
     model: Any = task.model
     model.eval()
     with torch.no_grad():
         items = model.item_tower(torch.arange(data.num_items))
-    return lambda index: model.user_tower(data.test.history[index]) @ items.T
+    history = getattr(data, split).history
+    return lambda index: model.user_tower(history[index]) @ items.T
 
 
-def dataset_section(name: str, catalogue: Catalogue, embed: Callable[[list[str]], np.ndarray], quick: bool) -> dict[str, object]:
+@dataclass
+class Prepared:
+    data: TwoTowerData
+    hdata: TwoTowerData  # with its graph (HGNNData)
+    figures: dict[str, object]
+
+
+def prepare(name: str, catalogue: Catalogue, embed: Callable[[list[str]], np.ndarray]) -> Prepared:
+    """The temporal split, the item text embedded, and the training rows' graph (shared by every variant)."""
     examples = _training_benchmark().examples_from_sequences(catalogue.sequences, HISTORY)
     data = two_tower_data(examples, None, max_history=HISTORY, dataset=name)
     started = time.perf_counter()
     features = torch.from_numpy(embed(catalogue.texts))
     features[torch.tensor([not t for t in catalogue.texts], dtype=torch.bool)] = 0.0  # no text: no content edge
     attributes = {kind: attribute_edges(values)[:2] for kind, values in catalogue.attributes.items() if any(values)}
+    hdata = with_graph(data, TrainConfig().with_overrides(GRAPH).hgnn, features, attributes)
+    assert hdata.graph is not None
+    figures: dict[str, object] = {f"{name}_graph_edges": hdata.graph.num_edges, f"{name}_embed_and_graph_seconds": round(time.perf_counter() - started, 1)}
+    return Prepared(data, hdata, figures)
+
+
+def hgnn_config(epochs: int, quick: bool, variant: dict[str, object]) -> TrainConfig:
+    return TrainConfig().with_overrides({"model": "hgnn", "run.max_epochs": epochs, "hgnn.link_epochs": 1 if quick else 2, **TOWERS, **GRAPH, **variant})
+
+
+# The HGNN's cold-start switches, chosen on ML-100K's validation split (never on test): the variant with the best
+# mean of all / cold / new validation Recall@50.
+VARIANTS: dict[str, dict[str, object]] = {f"ids{'_on' if ids else '_off'}_drop{int(drop * 100):02d}": {"hgnn.id_embedding": ids, "hgnn.id_dropout": drop}
+            for ids in (True, False) for drop in (0.0, 0.25, 0.5)}
+
+
+def select_section(name: str, prepared: Prepared, quick: bool) -> tuple[dict[str, object], dict[str, object]]:
+    """Train each variant (one seed) and score it on the validation split only; returns figures and the winner."""
+    figures: dict[str, object] = {"hgnn_selected_on": "valid", "hgnn_selection_dataset": name,
+                                  "hgnn_selection_rule": "best mean of all / cold / new validation Recall@50"}
+    best, best_score = "", -1.0
+    for tag, variant in VARIANTS.items():
+        cfg = hgnn_config(2 if quick else 12, quick, variant)
+        torch.manual_seed(cfg.run.seed)
+        started = time.perf_counter()
+        result = train(cfg, prepared.hdata)
+        valid = subset_metrics(f"{name}_select_{tag}_valid", tower_scorer(result.task, prepared.data, "valid"), prepared.data, "valid")
+        row = [valid[f"{name}_select_{tag}_valid_{s}recall50"] for s in ("", "cold_", "new_")]
+        score = sum(row) / 3
+        figures |= {key: value for key, value in valid.items() if "recall50" in key}
+        figures[f"{name}_select_{tag}_valid_mean_recall50"] = round(score, 4)
+        print(f"select {tag}: valid Recall@50 all {row[0]:.4f} cold {row[1]:.4f} new {row[2]:.4f} mean {score:.4f}"
+              f" ({result.epochs} epochs, {time.perf_counter() - started:.0f} s)", flush=True)
+        if score > best_score:
+            best, best_score = tag, score
+    figures["hgnn_selected_variant"] = best
+    return figures, VARIANTS[best]
+
+
+def dataset_section(name: str, prepared: Prepared, quick: bool, variant: dict[str, object]) -> dict[str, object]:
+    data, hdata = prepared.data, prepared.hdata
     epochs = 2 if quick else 12
     tt_cfg = TrainConfig().with_overrides({"model": "two_tower", "run.max_epochs": epochs, **TOWERS})
-    hg_cfg = TrainConfig().with_overrides({"model": "hgnn", "run.max_epochs": epochs, "hgnn.link_epochs": 1 if quick else 2, **TOWERS, **GRAPH})
-    hdata = with_graph(data, hg_cfg.hgnn, features, attributes)
-    assert hdata.graph is not None
+    hg_cfg = hgnn_config(epochs, quick, variant)
     relevant = data.test.ranking.relevant
     figures: dict[str, object] = {
-        f"{name}_items": data.num_items, f"{name}_train_examples": len(data), f"{name}_graph_edges": hdata.graph.num_edges,
-        f"{name}_embed_and_graph_seconds": round(time.perf_counter() - started, 1),
+        f"{name}_items": data.num_items, f"{name}_train_examples": len(data), **prepared.figures,
         f"{name}_test_users": int(relevant.any(1).sum()),
         f"{name}_test_users_with_cold": int((relevant & data.cold_items).any(1).sum()),
         f"{name}_test_users_with_new": int((relevant & data.new_items).any(1).sum()),
+        f"{name}_valid_users_with_new": int((data.valid.ranking.relevant & data.new_items).any(1).sum()),
         f"{name}_new_items": int(data.new_items.sum()), f"{name}_cold_items": int(data.cold_items.sum()),
     }
     figures |= subset_metrics(f"{name}_popularity", popularity(data), data)
@@ -172,6 +220,8 @@ def dataset_section(name: str, catalogue: Catalogue, embed: Callable[[list[str]]
         torch.manual_seed(cfg.run.seed)
         result = train(cfg, run_data)
         figures |= subset_metrics(f"{name}_{model}", tower_scorer(result.task, data), data)
+        valid = subset_metrics(f"{name}_{model}_valid", tower_scorer(result.task, data, "valid"), data, "valid")
+        figures |= {key: value for key, value in valid.items() if "recall50" in key}  # beside the test figures
         figures[f"{name}_{model}_epochs"] = result.epochs
         figures[f"{name}_{model}_seconds"] = round(time.perf_counter() - started, 1)
     return figures
@@ -238,25 +288,35 @@ def million_section(quick: bool) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sections", default="datasets,million")
+    parser.add_argument("--sections", default="select,datasets,million")
     parser.add_argument("--datasets", default=",".join(DATASET_LOADERS))
     args = parser.parse_args()
     run = set(args.sections.split(","))
     figures: dict[str, object] = {"load_average_start": round(os.getloadavg()[0], 2), "torch_threads": 1}
-    if "datasets" in run:
+    if run & {"select", "datasets"}:
         from transforms.enrichment.embedding import EmbedderConfig
 
         embedder = EmbedderConfig().build()
-        for name in args.datasets.split(","):
-            catalogue = DATASET_LOADERS[name]()
-            if catalogue is not None:
-                figures |= dataset_section(name, catalogue, embedder.encode, args.quick)
+        variant: dict[str, object] = {}  # HGNNConfig's defaults unless the selection runs
+        prepared: dict[str, Prepared] = {}
+        if "select" in run and (catalogue := ml100k()) is not None:
+            prepared["ml100k"] = prepare("ml100k", catalogue, embedder.encode)
+            selected, variant = select_section("ml100k", prepared["ml100k"], args.quick)
+            figures |= selected
+            default = TrainConfig().hgnn
+            if (variant["hgnn.id_embedding"], variant["hgnn.id_dropout"]) != (default.id_embedding, default.id_dropout):
+                print(f"note: validation selects {selected['hgnn_selected_variant']}, not HGNNConfig's defaults", flush=True)
+        for name in args.datasets.split(",") if "datasets" in run else []:
+            if name not in prepared and (catalogue := DATASET_LOADERS[name]()) is not None:
+                prepared[name] = prepare(name, catalogue, embedder.encode)
+            if name in prepared:
+                figures |= dataset_section(name, prepared.pop(name), args.quick, variant)
     if "million" in run:
         figures |= million_section(args.quick)
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
     name = "hgnn_quick" if args.quick else "hgnn"
     previous = Path(__file__).resolve().parent / "results" / f"{name}.json"
-    if previous.exists() and (run != {"datasets", "million"} or args.datasets != ",".join(DATASET_LOADERS)):
+    if previous.exists() and (run != {"select", "datasets", "million"} or args.datasets != ",".join(DATASET_LOADERS)):
         figures = json.loads(previous.read_text()) | figures  # a partial run refreshes its figures and keeps the others
     path = write_results(name, figures)
     print_table("2T-HGNN", list(figures.items()))
