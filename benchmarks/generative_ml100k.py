@@ -186,6 +186,9 @@ def recbole_peer(home: Path, out: dict, budget: float, threads: int, venv: Path 
         "unit": "trained target positions per second of training steps (batching, forward, backward, update; no evaluation)",
         "ours_sequences_per_second": ours_detail.get("sequences_per_step_second"), "ours_positions_per_sequence": round(per_row, 2),
         "ours_positions_per_second": round(ours_positions, 1), "recbole_examples_per_second": result["examples_per_second"],
+        # Each RecBole example is one pass over a (prefix) sequence too: the ratio per sequence passed, the work alone.
+        "per_sequence_pass_ratio": round(ours_detail.get("sequences_per_step_second", 0.0) / result["examples_per_second"], 3)
+        if result["examples_per_second"] else None,
         "note": "RecBole trains one example (a prefix, its last position the target) per row; recforge one sequence per user "
                 "per epoch with every position a target. Both on one torch thread."}
     out["recbole_note"] = (f"RecBole {result['recbole_version']} (torch {result['torch']}, numpy {result['numpy']}) in its own venv, "
