@@ -294,7 +294,7 @@ def ann_section(quick: bool, datasets: set[str]) -> dict[str, object]:
 
 # --- 5. IPS example weights on the pipeline's own examples --------------------------------------------
 
-IPS_DATASETS = {"ml100k": ("movielens", "movielens-100k/ml-100k")}
+IPS_DATASETS = {"ml100k": ("movielens", "movielens-100k/ml-100k"), "instruments": ("amazon", "amazon2014-musical-instruments-5core")}
 
 
 def ips_section(tmp: Path, quick: bool, datasets: set[str]) -> dict[str, object]:
