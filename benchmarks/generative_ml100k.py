@@ -63,7 +63,7 @@ def build_warehouse(ml100k: Path, home: Path) -> dict[str, float]:
             "build_seconds": _recforge(home, "build", "--split", "leave-one-out")}
 
 
-def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, models: dict) -> None:  # type: ignore[no-untyped-def]
+def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, models: dict) -> None:
     """Popularity, SASRec, HSTU and TIGER on the shards of ``home``, as ``recforge train <model>`` loads them."""
     from training.generative.config import (
         GenerativeConfig,
@@ -83,7 +83,7 @@ def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, mode
                 source=source)
 
 
-def positions_per_row(data) -> float:  # type: ignore[no-untyped-def]
+def positions_per_row(data) -> float:
     """Mean trained target positions of a training row (every position with a next item)."""
     lengths = (data.train.items > 0).sum(1)
     return float((lengths - 1).clamp(min=0).double().mean())
@@ -125,7 +125,7 @@ def recbole_venv(where: Path) -> tuple[Path, dict[str, object]]:
                     "installed": [p for p in frozen if p.split("==")[0].lower() in keep]}
 
 
-def run_driver(python: Path, data: Path, work: Path, budget: float, filter_seen: bool, threads: int) -> dict:  # type: ignore[type-arg]
+def run_driver(python: Path, data: Path, work: Path, budget: float, filter_seen: bool, threads: int) -> dict:
     """``benchmarks/peers/recbole_sasrec.py`` in RecBole's venv; its JSON, with peak RSS and wall seconds."""
     args = [str(python), str(DRIVER), "--data", str(data), "--name", NAME, "--budget", str(budget),
             "--threads", str(threads), "--work", str(work), *(["--filter-seen"] if filter_seen else [])]
@@ -144,7 +144,7 @@ def run_driver(python: Path, data: Path, work: Path, budget: float, filter_seen:
     return result | {"wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak.mb}
 
 
-def recbole_peer(home: Path, out: dict, budget: float, threads: int, venv: Path | None = None) -> None:  # type: ignore[type-arg]
+def recbole_peer(home: Path, out: dict, budget: float, threads: int, venv: Path | None = None) -> None:
     """RecBole's SASRec on ``home``'s split beside ours (``out['ml100k_sasrec*']``, from ``pipeline_runs``)."""
     from training.generative.data import from_shards
 
