@@ -20,13 +20,13 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import ClassVar
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
+from assets.training_data_config import SequenceDataConfig
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
@@ -46,7 +46,6 @@ from warehouse.contracts import (
     TRAINING_TWO_TOWER_EXAMPLES,
     TRAINING_USER_SEQUENCES,
     TRAINING_WINDOW,
-    EventType,
     TableContract,
 )
 from warehouse.shards import ShardConfig, item_counts, shard_root, verify_shard_set, write_shard_set
@@ -74,59 +73,6 @@ ITEM_EMBEDDINGS_TABLE = ("enrichment", "item_embeddings")
 WINDOW_PARAMS_FILE = "_window.json"  # beside the training window's part file: what it was built with
 MAX_SHARD_IMBALANCE_ROWS = 1  # the writer's promise: shard row counts within a split differ by at most one
 PROBABILITY_TOLERANCE = 1e-9  # item sampling probabilities add up to one within float rounding
-
-
-class SequenceDataConfig(dg.Config):
-    """Run configuration shared by the training-data assets (keep them equal across one run).
-
-    Defaults are those of the dataclasses it builds. ``event_types`` are the event types that count as
-    interactions (None: all); ``estimand`` is what the label weights of every training table estimate
-    (``auto``, ``position``, ``logged``, ``popularity``, ``none``; recorded in the shard manifest).
-    ``split_kind`` is ``temporal``, ``leave_one_out`` or ``session`` (``recforge build`` accepts the values
-    as the docs spell them and Dagster's member names).
-    """
-
-    builds: ClassVar[tuple[type, ...]] = (
-        seq.SequenceConfig, seq.SplitConfig, seq.WeightConfig, seq.TwoTowerConfig, seq.GraphConfig, ShardConfig,
-    )
-    own_fields: ClassVar[tuple[str, ...]] = ("split_kind", "session_gap_minutes", "shard_seed")
-
-    split_kind: seq.SplitKind = seq.SplitKind.TEMPORAL  # temporal cut-offs: the ``cutoffs`` resource
-    max_len: int | None = seq.SequenceConfig.max_len
-    min_len: int = seq.SequenceConfig.min_len
-    k_core: int | None = seq.SequenceConfig.k_core
-    event_types: list[str] | None = None
-    estimand: seq.WeightEstimand = seq.WeightConfig.estimand
-    clip_min: float = seq.WeightConfig.clip_min
-    session_test_days: int = seq.SplitConfig.session_test_days
-    session_valid_days: int = seq.SplitConfig.session_valid_days
-    session_gap_minutes: int = 30
-    world_size: int = ShardConfig.world_size
-    shards_per_rank: int = ShardConfig.shards_per_rank
-    row_group_rows: int = ShardConfig.row_group_rows
-    shard_seed: int = ShardConfig.seed
-    two_tower_history: int = seq.TwoTowerConfig.two_tower_history
-    max_session_items: int = seq.GraphConfig.max_session_items
-
-    @property
-    def kind(self) -> seq.SplitKind:
-        return seq.SplitKind.parse(self.split_kind)
-
-    def sequence_config(self) -> seq.SequenceConfig:
-        types = None if self.event_types is None else tuple(EventType(e) for e in self.event_types)
-        return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core, event_types=types)
-
-    def weight_config(self) -> seq.WeightConfig:
-        return seq.WeightConfig(estimand=seq.WeightEstimand(self.estimand), clip_min=self.clip_min)
-
-    def split_config(self, cutoffs: Cutoffs | None) -> seq.SplitConfig:
-        """Leave-one-out, or the temporal or session split at ``cutoffs`` (required then)."""
-        if self.kind is seq.SplitKind.LEAVE_ONE_OUT:
-            return seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT)
-        if cutoffs is None:
-            raise ValueError(f"a {self.kind.value} split needs its cut-offs")
-        return seq.SplitConfig(kind=self.kind, cutoffs=cutoffs, session_test_days=self.session_test_days,
-                               session_valid_days=self.session_valid_days)
 
 
 # --- assets ------------------------------------------------------------------------------------------
