@@ -10,10 +10,10 @@ import dagster as dg
 
 from assets.partitions import daily_event_partitions
 from assets.resources import EngineResource, WarehouseResource, shared_fields
-from warehouse.staging import StagedWarehouse
 from pipelines import ingestion
 from transforms.ingest.staging import SPECS, iter_days
 from transforms.ingest.validation import RangeRule, ValidationReport, validate_table
+from warehouse.staging import StagedWarehouse
 
 RANGES: dict[str, tuple[RangeRule, ...]] = {
     "impressions": (RangeRule("position", 0, None), RangeRule("propensity", 0, 1)),
