@@ -50,10 +50,10 @@ def test_2018_html_is_stripped_and_repeat_reviews_are_distinct(fixtures: Path) -
 def test_2023_uses_parent_asin_and_millisecond_times(fixtures: Path) -> None:
     tables = by_table(connector_for("amazon", fixtures / "amazon/2023"))
     review = objects(tables["reviews"])[0]
-    assert review["item_id"] == "B00YQ6X8EO" and review["user_id"] == "AGKHLEW2SOWHNMFQIJGBECAF7INQ"
+    assert review["item_id"] == "B0FIXTURE01" and review["user_id"] == "AFIXTUREUSER00000000000000001"
     assert review["ts"] == "2020-05-05T14:08:48.923Z"
     item = objects(tables["items"])[0]
-    assert item["item_id"] == "B00YQ6X8EO" and item["brand"] == "Howard Products" and item["price"] == 8.5
+    assert item["item_id"] == "B0FIXTURE01" and item["brand"] == "Fixture Products" and item["price"] == 8.5
     assert item["categories"] == ["Beauty", "Beauty > Skin Care"]
     assert item["attributes"]["main_category"] == "All Beauty"
 
