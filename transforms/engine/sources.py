@@ -126,12 +126,8 @@ def _lines_table(block: bytes | memoryview, name: str, first_line_no: int) -> tu
 
 
 def _repeated(text: str, count: int) -> pa.Array:
-    """``count`` copies of ``text`` as a string array, built from buffers (no Python object per row)."""
-    encoded = text.encode()
-    offsets = np.arange(count + 1, dtype=np.int64) * len(encoded)
-    kind, index = (pa.large_string(), offsets) if offsets[-1] >= 2**31 else (pa.string(), offsets.astype(np.int32))
-    array = pa.Array.from_buffers(kind, count, [None, pa.py_buffer(index), pa.py_buffer(encoded * count)])
-    return array.cast(pa.string())
+    """``count`` copies of ``text`` as a string array (one dictionary entry, decoded in Arrow: no Python object per row)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(count, dtype=np.int32)), pa.array([text], pa.string())).cast(pa.string())
 
 
 def _decoded(line: bytes) -> str:
