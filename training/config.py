@@ -29,6 +29,16 @@ class MFLoss(StrEnum):
     MFDU = "mfdu"  # Lee et al. SIGIR 2021: SNIPS-normalised positive and negative propensities
 
 
+class ContentGroup(StrEnum):
+    """Item content the two-tower model can use (training/data/two_tower_content.py), in the towers' order."""
+
+    CODES = "codes"  # semantic-ID codes, one embedding table per level
+    TEXT = "text"  # the text embedding, projected
+    CATEGORY = "category"  # catalog categories, hashed
+    BRAND = "brand"  # catalog brand, hashed
+    PRICE = "price"  # catalog price bucket
+
+
 class DataSource(StrEnum):
     COAT = "coat"  # the Coat folder under the Lee et al. protocol (training/data/coat.py)
     LABELS = "labels"  # labels/debiased_labels + eval/random_exposure_ratings of a warehouse (after ``recforge ingest coat``)
@@ -96,6 +106,12 @@ class TwoTowerConfig:
         ssl_temperature: Temperature of the contrastive loss.
         lr: Adam learning rate.
         weight_decay: AdamW weight decay.
+        content: Item content groups both towers use, comma-separated ``ContentGroup`` values; ``auto``: every
+            group the data has a value for (none without content tables: ids only); ``none``: ids only.
+        id_dropout: Share of training positives the item tower sees through the shared "unseen" id row
+            (DropoutNet-style), so that row and the content learn to serve items without a trained id.
+        hash_buckets: Hash buckets of the category and brand embeddings.
+        price_buckets: Equal-count price buckets.
     """
 
     dim: int = 64
@@ -112,6 +128,27 @@ class TwoTowerConfig:
     ssl_temperature: float = 0.1
     lr: float = 0.003
     weight_decay: float = 0.0
+    content: str = "auto"
+    id_dropout: float = 0.0
+    hash_buckets: int = 1024
+    price_buckets: int = 10
+
+    def content_groups(self, available: tuple[ContentGroup, ...]) -> tuple[ContentGroup, ...]:
+        """The groups to use, given those the data has (``available``).
+
+        Raises:
+            ValueError: A named group is unknown or the data has no value for it.
+        """
+        setting = self.content.strip().lower()
+        if setting == "auto":
+            return available
+        if setting in ("none", ""):
+            return ()
+        named = {ContentGroup(name.strip()) for name in setting.split(",") if name.strip()}
+        missing = sorted(g.value for g in named if g not in available)
+        if missing:
+            raise ValueError(f"two_tower.content names {missing}, but the data has no such content (it has {[g.value for g in available]})")
+        return tuple(g for g in ContentGroup if g in named)
 
 
 @dataclass(frozen=True)

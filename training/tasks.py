@@ -77,16 +77,24 @@ class TwoTowerTask(nn.Module):
 
     def ssl_loss(self, items: torch.Tensor) -> torch.Tensor:
         """Yao et al. (CIKM 2021): two views of each item with complementary feature masks, pulled
-        together against the batch's other items. The mask covers a random contiguous block of the
-        feature width (neighbouring features are masked together, a stand-in for correlated feature masking)."""
+        together against the batch's other items. With several feature groups (id and content), a view
+        masks a random cyclic block of ``ssl_mask_rate`` of them in the tower's group order, where related
+        groups sit side by side (codes beside text, the catalog groups together): a stand-in for the
+        paper's correlated feature masking. With the id group alone, the block is one of the feature width."""
         unique = items.unique()
         tower = self.model.item_tower
-        width = tower.embed.embedding_dim
-        groups = tower.features(unique).shape[1]
-        span = max(1, int(self.config.ssl_mask_rate * width))
-        start = torch.randint(0, width - span + 1, (len(unique), 1), device=items.device)
-        cols = torch.arange(width, device=items.device).unsqueeze(0)
-        mask = ((cols >= start) & (cols < start + span)).float().unsqueeze(1).expand(-1, groups, -1)
+        groups = tower.num_groups
+        if groups > 1:
+            span = min(groups - 1, max(1, round(self.config.ssl_mask_rate * groups)))
+            start = torch.randint(0, groups, (len(unique), 1), device=items.device)
+            position = (torch.arange(groups, device=items.device).unsqueeze(0) - start) % groups
+            mask = (position < span).float().unsqueeze(-1)  # [U, G, 1]
+        else:
+            width = tower.embed.embedding_dim
+            span = max(1, int(self.config.ssl_mask_rate * width))
+            start = torch.randint(0, width - span + 1, (len(unique), 1), device=items.device)
+            cols = torch.arange(width, device=items.device).unsqueeze(0)
+            mask = ((cols >= start) & (cols < start + span)).float().unsqueeze(1)  # [U, 1, width]
         return losses.info_nce(tower(unique, keep=mask), tower(unique, keep=1 - mask), self.config.ssl_temperature)
 
 

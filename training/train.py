@@ -29,9 +29,11 @@ from training.checkpoint import code_version, load_checkpoint, save_checkpoint, 
 from training.config import AnnKind, DataSource, ModelKind, TrainConfig
 from training.data.coat import coat_from_labels, load_coat
 from training.data.pairs import PairData
-from training.data.two_tower import TwoTowerData, two_tower_data
+from training.data.two_tower import TwoTowerData, two_tower_data, with_content
+from training.data.two_tower_content import content_from_warehouse
 from training.evaluate import evaluate
 from training.models import MatrixFactorization, TwoTower
+from training.models.two_tower_features import ContentEncoder
 from training.tasks import MFTask, TwoTowerRetrieval, TwoTowerTask
 
 Data = PairData | TwoTowerData
@@ -153,7 +155,9 @@ def load_data(cfg: TrainConfig) -> Data:
         from training.hgnn import hgnn_data_from_warehouse
 
         return hgnn_data_from_warehouse(store, data, cfg.hgnn)
-    return data
+    tt = cfg.two_tower
+    use_content = tt.content.strip().lower() not in ("none", "")
+    return with_content(data, content_from_warehouse(store, data.num_items, tt.hash_buckets, tt.price_buckets) if use_content else None)
 
 
 def build_task(cfg: TrainConfig, data: Data) -> nn.Module:
@@ -166,7 +170,11 @@ def build_task(cfg: TrainConfig, data: Data) -> nn.Module:
         from training.hgnn import HGNNData, build_hgnn_task, with_graph
 
         return build_hgnn_task(cfg, data if isinstance(data, HGNNData) else with_graph(data, cfg.hgnn))[0]
-    return TwoTowerTask(TwoTower(data.num_items, tt.dim, tt.hidden, tt.user_buckets), tt, data.log_q)
+    groups = tt.content_groups(data.content.available if data.content is not None else ())
+    encoder = ContentEncoder(data.content, groups, tt.hidden) if data.content is not None and groups else None
+    model = TwoTower(data.num_items, tt.dim, tt.hidden, tt.user_buckets, encoder=encoder, id_dropout=tt.id_dropout)
+    model.set_known(data.popularity > 0)  # items without a training positive are served through the unseen row
+    return TwoTowerTask(model, tt, data.log_q)
 
 
 def evaluate_split(task: nn.Module, data: Data, split: str, cfg: TrainConfig) -> dict[str, float]:
@@ -257,6 +265,7 @@ def _save(out_dir: Path, cfg: TrainConfig, data: Data, state: _EarlyStopping, ta
     meta = {
         "config": cfg.to_dict(),
         "inputs": dict(data.versions),
+        "content": list(getattr(getattr(task, "model", None), "content_groups", ())),  # the two-tower's content groups
         "code_version": code_version(),
         "step": state.step,
         "epoch": state.next_epoch,

@@ -12,6 +12,7 @@ items of that history are "seen" (filtered from the ranking when ``filter_seen``
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ import pyarrow as pa
 import torch
 
 from training.data.pairs import PairData, RankingSplit
+from training.data.two_tower_content import ItemContent
 
 SHORT_HISTORY = 5  # users with at most this many prior events are "short-history" in the metrics
 TAIL_SHARE = 0.8  # the 80 % least popular items (by training positives) are the tail
@@ -60,6 +62,7 @@ class TwoTowerData:
     test: QuerySplit
     versions: dict[str, str] = field(default_factory=dict)
     dataset: str = ""
+    content: ItemContent | None = None  # the items' text, semantic-ID codes and catalog features
 
     def __len__(self) -> int:
         return len(self.items)
@@ -113,11 +116,13 @@ def two_tower_data(examples: pa.Table, frequencies: pa.Table | None, max_history
         probability = popularity / max(popularity.sum(), 1.0)
     floor = np.nanmin(probability[probability > 0]) if np.any(probability > 0) else 1.0 / max(num_items, 1)
     probability = np.where(np.isnan(probability) | (probability <= 0), floor, probability)
-    tensors = {"users": users[train], "history": padded[train], "items": items[train], "weights": weights[train]}
+    def tensor(values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(values))
+
     return TwoTowerData(
         num_users=num_users,
         num_items=num_items,
-        **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()},
+        users=tensor(users[train]), history=tensor(padded[train]), items=tensor(items[train]), weights=tensor(weights[train]),
         log_q=torch.from_numpy(np.log(probability)).float(),
         popularity=torch.from_numpy(popularity),
         valid=_queries(split == 1, users, items, ts, padded, num_users, num_items, filter_seen, "valid"),
@@ -125,6 +130,14 @@ def two_tower_data(examples: pa.Table, frequencies: pa.Table | None, max_history
         versions=dict(versions or {}),
         dataset=dataset,
     )
+
+
+def with_content(data: TwoTowerData, content: ItemContent | None) -> TwoTowerData:
+    """``data`` with its items' content (None: without), the content tables' versions added to its own."""
+    if content is not None and content.num_items != data.num_items:
+        raise ValueError(f"content of {content.num_items} items for a catalogue of {data.num_items}")
+    versions = {k: v for k, v in data.versions.items() if data.content is None or k not in data.content.versions}
+    return dataclasses.replace(data, content=content, versions=versions | (content.versions if content is not None else {}))
 
 
 def _pad(histories: list[list[int]], width: int) -> np.ndarray:
