@@ -69,6 +69,7 @@ class SASRecConfig:
         temperature: Sampled-softmax logits are divided by it.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
+        beta2: Adam's second-moment decay (the reference SASRec uses 0.98).
     """
 
     dim: int = 64
@@ -80,6 +81,7 @@ class SASRecConfig:
     temperature: float = 1.0
     lr: float = 0.001
     weight_decay: float = 0.0
+    beta2: float = 0.98
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,10 @@ class GenerativeConfig:
     @property
     def weight_decay(self) -> float:
         return float(getattr(self, self.model.value).weight_decay)
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return 0.9, float(getattr(getattr(self, self.model.value), "beta2", 0.999))
 
 
 def _parse(value: Any, kind: Any) -> Any:

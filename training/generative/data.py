@@ -153,19 +153,7 @@ class SequenceData:
         ``batch_rows``, and the full batches are shuffled (a partial one goes last), so a batch's rows have
         similar lengths and padded work (SASRec's width, HSTU's attention) follows the batch's own longest row.
         Per batch, not per row: no per-example Python."""
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self), generator=generator)
-        if not (self.length_window and self.batch_rows):
-            return order
-        lengths = (self.train.items > 0).sum(1)
-        window = self.length_window * self.batch_rows
-        batches: list[torch.Tensor] = []
-        for start in range(0, len(order), window):
-            chunk = order[start : start + window]
-            batches.extend(chunk[torch.argsort(lengths[chunk], stable=True)].split(self.batch_rows))
-        full = [b for b in batches if len(b) == self.batch_rows]
-        partial = [b for b in batches if len(b) < self.batch_rows]
-        return torch.cat([full[i] for i in torch.randperm(len(full), generator=generator)] + partial)
+        return length_grouped_order(self.train.lengths, seed, epoch, self.length_window, self.batch_rows)
 
     def grouped(self, length_window: int, batch_rows: int) -> SequenceData:
         return replace(self, length_window=length_window, batch_rows=batch_rows)
@@ -188,6 +176,22 @@ class SequenceData:
     def protocol(self) -> str:
         kind = "loo" if self.split == "leave_one_out" else f"{self.split}_next_item"
         return f"{kind}_full" + ("_seen_filtered" if self.filter_seen else "")
+
+
+def length_grouped_order(lengths: torch.Tensor, seed: int, epoch: int, window: int, batch_rows: int) -> torch.Tensor:
+    """A seeded shuffle of ``len(lengths)`` examples; with ``window`` and ``batch_rows`` set, sorted by length within
+    windows of ``window`` batches, cut into batches, the full batches shuffled (a partial one last)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator)
+    if not (window and batch_rows):
+        return order
+    batches: list[torch.Tensor] = []
+    for start in range(0, len(order), window * batch_rows):
+        chunk = order[start : start + window * batch_rows]
+        batches.extend(chunk[torch.argsort(lengths[chunk], stable=True)].split(batch_rows))
+    full = [b for b in batches if len(b) == batch_rows]
+    partial = [b for b in batches if len(b) < batch_rows]
+    return torch.cat([full[i] for i in torch.randperm(len(full), generator=generator)] + partial)
 
 
 def leave_one_out(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None, event_types: np.ndarray | None = None,
@@ -230,6 +234,11 @@ def leave_one_out(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray |
         test=split(counts - 1, counts - 1), popularity=torch.from_numpy(popularity), filter_seen=filter_seen,
         versions=dict(versions or {}), dataset=dataset,
     )
+
+
+def items_start(items: torch.Tensor) -> torch.Tensor:
+    """``[B]`` the first real column of each left-padded row."""
+    return items.shape[1] - (items > 0).sum(1)
 
 
 def _pad(rows: np.ndarray, pos: np.ndarray, length: np.ndarray, values: np.ndarray, n_rows: int, width: int) -> np.ndarray:
@@ -303,14 +312,22 @@ class PrefixData:
     history: int
     rows: torch.Tensor  # [E] train row of each example
     columns: torch.Tensor  # [E] the target's column in that row
+    length_window: int = 0  # as SequenceData's: batches of similar history lengths (encoder width follows the batch)
+    batch_rows: int = 0
 
     @classmethod
-    def of(cls, data: SequenceData, history: int) -> PrefixData:
+    def of(cls, data: SequenceData, history: int, length_window: int = 0, batch_rows: int = 0) -> PrefixData:
         items = data.train.items
         has_previous = torch.zeros_like(items, dtype=torch.bool)
         has_previous[:, 1:] = (items[:, 1:] > 0) & (items[:, :-1] > 0)
         rows, columns = has_previous.nonzero(as_tuple=True)
-        return cls(data, history, rows, columns)
+        return cls(data, history, rows, columns, length_window, batch_rows)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """``[E]`` history items of each example (at most ``history``)."""
+        start = items_start(self.data.train.items)[self.rows]
+        return (self.columns - start).clamp(max=self.history)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -320,7 +337,7 @@ class PrefixData:
         return self.data.versions
 
     def epoch_order(self, seed: int, epoch: int) -> torch.Tensor:
-        return torch.randperm(len(self), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        return length_grouped_order(self.lengths, seed, epoch, self.length_window, self.batch_rows)
 
     def batch(self, index: torch.Tensor) -> SequenceBatch:
         rows, columns = self.rows[index], self.columns[index]

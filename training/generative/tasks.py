@@ -18,6 +18,7 @@ from training import losses
 from training.generative.beam import constrained_beam_search
 from training.generative.config import HSTUConfig, SASRecConfig, SoftmaxKind, TIGERConfig
 from training.generative.data import Batch, JaggedBatch, SequenceBatch
+from training.generative.full_softmax import full_softmax_cross_entropy
 from training.generative.semantic_ids import SemanticIdTable, Trie
 from training.models.hstu import HSTU
 from training.models.sasrec import SASRec
@@ -42,7 +43,7 @@ class SASRecTask(nn.Module):
         vectors = self.model.item_vectors
         cfg = self.config
         if cfg.loss is SoftmaxKind.FULL:
-            return F.cross_entropy(states @ vectors.T, targets)
+            return full_softmax_cross_entropy(states, vectors, targets)
         num_items = self.model.num_items
         negatives = torch.randint(num_items, (cfg.negatives,), device=targets.device)
         return losses.sampled_softmax(states, vectors[targets], targets, cfg.temperature, log_q=self.log_q[targets],
@@ -99,6 +100,10 @@ class TIGERTask(nn.Module):
 
     def _memory(self, batch: SequenceBatch) -> tuple[torch.Tensor, torch.Tensor]:
         history = batch.items[:, -self.config.max_items :]
+        # Columns that are padding in every row add encoder tokens that only get masked: drop them (exact; with
+        # length-grouped batches the encoder then reads about as many tokens as the rows hold).
+        filled = (history > 0).any(0)
+        history = history[:, int(filled.float().argmax()) if bool(filled.any()) else history.shape[1] - 1 :]
         tokens, levels, padding = self.model.encoder_tokens(self.codes[history], batch.users * USER_HASH)
         return self.model.encode(tokens, levels, padding), padding
 

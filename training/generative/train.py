@@ -65,12 +65,12 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             data, loaded_ids = load_sequence_data(cfg)
             ids = ids if ids is not None else loaded_ids
         task = build_generative_task(cfg, data, ids).to(device)
-        examples_data: Any = PrefixData.of(data, cfg.tiger.max_items) if cfg.model is GenerativeKind.TIGER else (
+        examples_data: Any = PrefixData.of(data, cfg.tiger.max_items, cfg.data.length_groups, run.batch_size) if cfg.model is GenerativeKind.TIGER else (
             data.with_layout(BatchLayout.JAGGED if cfg.model is GenerativeKind.HSTU else BatchLayout.PADDED)
             .grouped(cfg.data.length_groups, run.batch_size))
         wrapped: nn.Module = nn.parallel.DistributedDataParallel(task) if world > 1 else task
         # -- optimiser
-        optimiser = torch.optim.AdamW(task.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(task.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         out_dir = Path(run.out_dir) if run.out_dir else None
         state, resumed = resume_state(out_dir if run.resume else None, task, optimiser)
         # -- loop

@@ -1,14 +1,21 @@
 """SASRec (Kang and McAuley, ICDM 2018): causal self-attention over the item-id history.
 
     items [B, L] (ids + 1, left-padded)  --align right-->  s1 s2 ... sn 0 0      (position 0 = oldest kept)
-        --embed (shared with the output) + position--> pre-LN transformer blocks, causal mask
+        --embed (shared with the output) x sqrt(D) + position, dropout--> pre-LN transformer blocks, causal mask
         --> hidden [B, L, D]: row b, position t summarises s1..st and predicts s(t+1)
 
 Realigning to the right lets the plain causal mask do all the masking: a real position never sees a
 padding position (padding comes after it), and a padding position's output is never used.
+
+The item embedding is scaled by sqrt(D) before the position is added (as the reference implementation,
+SASRec.pytorch, and the Transformer do): the embeddings start at std 0.02, and unscaled they were a small
+part of the residual stream next to the blocks' outputs, so the model learnt which item it was looking
+at slowly (Beauty, full softmax: training loss 9.1 after the first epoch, 7.7 after 22).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -26,6 +33,7 @@ class SASRec(nn.Module):
     def __init__(self, num_items: int, max_len: int, dim: int = 64, layers: int = 2, heads: int = 2, dropout: float = 0.2) -> None:
         super().__init__()
         self.num_items = num_items
+        self.scale = math.sqrt(dim)
         self.items = nn.Embedding(num_items + 1, dim, padding_idx=0)
         self.positions = nn.Embedding(max_len, dim)
         self.dropout = nn.Dropout(dropout)
@@ -46,7 +54,7 @@ class SASRec(nn.Module):
         # (exact; the step costs what the batch's longest history needs, not max_len).
         width = max(int(lengths.max()), 1) if len(lengths) else aligned.shape[1]
         aligned = aligned[:, :width]
-        x = self.items(aligned) + self.positions(torch.arange(width, device=items.device))
+        x = self.items(aligned) * self.scale + self.positions(torch.arange(width, device=items.device))
         causal = nn.Transformer.generate_square_subsequent_mask(width, device=items.device)
         hidden = self.norm(self.blocks(self.dropout(x), mask=causal, is_causal=True))
         return hidden, aligned, lengths
