@@ -6,10 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tests.training.test_sasrec import NUM_ITEMS, cycle_data, tiny
 from training.generative.beam import constrained_beam_search
+from training.generative.data import PrefixData
 from training.generative.semantic_ids import Trie, cooccurrence_ids, disambiguate, import_codes
+from training.generative.tasks import USER_HASH
 from training.generative.train import build_generative_task, train_generative
 from training.models.tiger import TIGER
 
@@ -98,3 +101,43 @@ def test_beams_side_by_side_decode_like_separate_rows() -> None:
     together = model.decode_beams(memory, padding, prefix, 3)
     apart = model.decode(memory.repeat_interleave(3, 0), padding.repeat_interleave(3, 0), prefix)
     assert torch.allclose(together, apart, atol=1e-5)
+
+
+def test_padding_columns_are_dropped_without_changing_the_loss() -> None:
+    torch.manual_seed(0)
+    data = cycle_data()
+    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
+    cfg = tiny("tiger", **{"tiger.dim": 16, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 32, "tiger.dropout": 0.0, "tiger.max_items": 6})
+    task = build_generative_task(cfg, data, ids).eval()
+    prefixes = PrefixData.of(data, 6)
+    batch = prefixes.batch((prefixes.columns <= 2).nonzero().squeeze(1))  # early targets: at most 2 history items of 6 columns
+    assert (batch.items[:, :4] == 0).all() and (batch.items[:, 4] > 0).any()
+    history = batch.items[:, -6:]  # what the encoder read before the padding columns were dropped
+    tokens, levels, padding = task.model.encoder_tokens(task.codes[history], batch.users * USER_HASH)
+    target = task.codes[batch.targets]
+    logits = task.model.decode(task.model.encode(tokens, levels, padding), padding, target[:, :-1])
+    untrimmed = sum(F.cross_entropy(task.model.level_logits(logits[:, lv], lv), target[:, lv]) for lv in range(task.model.levels)) / task.model.levels
+    assert torch.allclose(task(batch), untrimmed, atol=1e-6)
+
+
+def test_length_groups_batch_examples_of_similar_history() -> None:
+    data = cycle_data(users=64, length=12)
+    plain, grouped = PrefixData.of(data, 4), PrefixData.of(data, 4, length_window=4, batch_rows=16)
+    order = grouped.epoch_order(1, 0)
+    assert sorted(order.tolist()) == list(range(len(grouped)))  # every example once
+    spread = lambda p, o: sum(int(p.lengths[b].max() - p.lengths[b].min()) for b in o.split(16))  # noqa: E731
+    assert spread(grouped, order) < spread(plain, plain.epoch_order(1, 0)) / 2
+
+
+def test_bf16_training_follows_float32() -> None:
+    torch.manual_seed(0)
+    data = cycle_data()
+    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
+    cfg = tiny("tiger", **{"tiger.dim": 16, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 32, "tiger.dropout": 0.0, "tiger.max_items": 4})
+    task = build_generative_task(cfg, data, ids)
+    batch = PrefixData.of(data, 4).batch(torch.arange(32))
+    fast = build_generative_task(cfg.with_overrides({"tiger.bf16": True}), data, ids)
+    fast.load_state_dict(task.state_dict())
+    with torch.no_grad():
+        reference = float(task(batch))
+        assert abs(float(fast(batch)) - reference) < 0.05 * reference

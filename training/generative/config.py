@@ -133,6 +133,8 @@ class TIGERConfig:
         valid_beam: Beams when validating.
         valid_users: Validation users decoded per evaluation (0: all), the first ones in a fixed order.
         test_users: Test users decoded (0: all), a seeded random sample (beam search is the cost on a CPU).
+        bf16: Train with the matrix products in bfloat16 (autocast; CPUs with AMX or AVX512-BF16, and CUDA):
+            1.7x the examples/s on these machines. Decoding stays in float32.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
     """
@@ -148,6 +150,7 @@ class TIGERConfig:
     valid_beam: int = 10
     valid_users: int = 2000
     test_users: int = 0
+    bf16: bool = False
     lr: float = 0.001
     weight_decay: float = 0.0
 

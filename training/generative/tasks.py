@@ -108,9 +108,11 @@ class TIGERTask(nn.Module):
         return self.model.encode(tokens, levels, padding), padding
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
-        memory, padding = self._memory(batch)
         target = self.codes[batch.targets]  # [B, C]
-        logits = self.model.decode(memory, padding, target[:, :-1])
+        with torch.autocast(self.codes.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            memory, padding = self._memory(batch)
+            logits = self.model.decode(memory, padding, target[:, :-1])
+        logits = logits.float()
         return sum((F.cross_entropy(self.model.level_logits(logits[:, level], level), target[:, level])
                     for level in range(self.model.levels)), torch.zeros((), device=logits.device)) / self.model.levels
 
