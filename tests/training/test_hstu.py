@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.training.test_sasrec import NUM_ITEMS, cycle_data, tiny
@@ -71,11 +72,12 @@ def test_loader_batches_convert_in_both_layouts() -> None:
     assert torch.equal(converted.items, batch.jagged().items) and converted.query_ts.tolist() == [120]
 
 
-def test_loss_falls_and_beats_a_random_model() -> None:
+@pytest.mark.parametrize("loss", ["sampled", "full"])
+def test_loss_falls_and_beats_a_random_model(loss: str) -> None:
     torch.manual_seed(0)
     data = cycle_data()
     cfg = tiny("hstu", **{"hstu.dim": 32, "hstu.attention_dim": 16, "hstu.linear_dim": 16, "hstu.dropout": 0.0, "hstu.lr": 0.01,
-                          "hstu.negatives": 16, "hstu.num_buckets": 16})
+                          "hstu.negatives": 16, "hstu.num_buckets": 16, "hstu.loss": loss})
     result = train_generative(cfg, data)
     assert result.epoch_losses[-1] < 0.7 * result.epoch_losses[0]
     assert result.test["hr@10"] > 2 * 10 / (NUM_ITEMS - 8)

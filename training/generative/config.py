@@ -97,6 +97,8 @@ class HSTUConfig:
         dropout: Dropout of the input and of each block's output projection.
         num_buckets: Time-difference buckets of the relative bias (ln(seconds) / 0.301, as the reference).
         action_types: Add an embedding of each event's type (the loader's ``event_types``) to its item.
+        loss: Sampled softmax (the reference's: the positive against ``negatives`` uniform items), or the full
+            softmax over the catalogue (the same cosine logits over the temperature; what SASRec uses).
         negatives: Uniform negatives per batch of the sampled softmax.
         temperature: Logits are cosine similarities divided by it.
         lr: AdamW learning rate.
@@ -111,6 +113,7 @@ class HSTUConfig:
     dropout: float = 0.2
     num_buckets: int = 128
     action_types: bool = True
+    loss: SoftmaxKind = SoftmaxKind.SAMPLED
     negatives: int = 128
     temperature: float = 0.05
     lr: float = 0.001

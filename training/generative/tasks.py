@@ -4,7 +4,7 @@
     SASRecTask  every position of every training sequence predicts the next item:
                 full softmax over the catalogue, or in-batch + uniform negatives with log-Q (``losses.sampled_softmax``)
     HSTUTask    the same targets, cosine logits over a temperature against the positive and
-                ``negatives`` uniform items shared by the batch (accidental hits masked)
+                ``negatives`` uniform items shared by the batch (accidental hits masked), or the full softmax
     TIGERTask   teacher-forced cross-entropy over the target's codes, level by level
 """
 
@@ -75,6 +75,8 @@ class HSTUTask(nn.Module):
         targets = jagged.items.roll(-1)[has_next] - 1
         vectors = self.model.item_vectors
         cfg = self.config
+        if cfg.loss is SoftmaxKind.FULL:
+            return full_softmax_cross_entropy(states / cfg.temperature, vectors, targets)
         negatives = torch.randint(self.model.num_items, (cfg.negatives,), device=out.device)
         positive = (states * vectors[targets]).sum(-1, keepdim=True)
         negative = (states @ vectors[negatives].T).masked_fill(negatives.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
