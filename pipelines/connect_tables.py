@@ -242,7 +242,8 @@ ORDER BY source_file, line_no
         return day if self.contract.partitioned else None
 
     def _write_staged(self, warehouse: Warehouse, rows: pa.Table, day: dt.date | None) -> None:
-        new = _conform(rows.drop_columns([c for c in HELPER_COLUMNS if c in rows.column_names]), self.contract)
+        helpers = [c for c in HELPER_COLUMNS if c in rows.column_names and c not in self.contract.schema.names]
+        new = _conform(rows.drop_columns(helpers), self.contract)  # log tables keep source_file, line_no
         partition = self._partition(day)
         # A partition this run creates has nothing to merge with: no read (most days of a backfill).
         if warehouse.exists(self.contract, partition):

@@ -55,7 +55,8 @@ def discover_tables(root: Path) -> dict[str, str]:
         for table_dir in sorted(p for p in layer_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             name = f"{layer_dir.name}_{table_dir.name}"
             if any(table_dir.glob(f"date=*/{PART_FILE}")):
-                views[name] = f"read_parquet('{table_dir}/date=*/{PART_FILE}', hive_partitioning = true, hive_types = {{'date': DATE}})"
+                # By name: partitions written before a column was added (provenance) read it as null.
+                views[name] = f"read_parquet('{table_dir}/date=*/{PART_FILE}', hive_partitioning = true, hive_types = {{'date': DATE}}, union_by_name = true)"
             elif (table_dir / PART_FILE).exists():
                 views[name] = f"read_parquet('{table_dir / PART_FILE}')"
             elif (table_dir / CURRENT_LINK).is_dir():

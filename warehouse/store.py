@@ -66,7 +66,10 @@ class CorruptPartitionError(RuntimeError):
 
 
 def conform(table: pa.Table, contract: TableContract) -> pa.Table:
-    """Select and cast ``table``'s columns to the contract's schema, or say precisely what is wrong."""
+    """Select and cast ``table``'s columns to the contract's schema, or say precisely what is wrong.
+
+    The contract's optional columns (provenance) that ``table`` lacks are added as nulls."""
+    table = with_optional_columns(table, contract)
     missing = [f.name for f in contract.schema if f.name not in table.column_names]
     if missing:
         raise ContractError(f"{contract.view_name}: missing columns {missing}; got {table.column_names}")
@@ -76,6 +79,16 @@ def conform(table: pa.Table, contract: TableContract) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         got = {f.name: str(f.type) for f in selected.schema}
         raise ContractError(f"{contract.view_name}: cannot cast {got} to the contract: {exc}") from exc
+
+
+def with_optional_columns(table: pa.Table, contract: TableContract) -> pa.Table:
+    """``table`` with the contract's optional columns it lacks added as nulls."""
+    for name in contract.optional:
+        if name not in table.column_names:
+            field = contract.schema.field(name)
+            at = min(contract.schema.get_field_index(name), table.num_columns)  # where the contract has it
+            table = table.add_column(at, field, pa.nulls(table.num_rows, field.type))
+    return table
 
 
 class Warehouse:
@@ -285,7 +298,7 @@ def write_partition_file(path: Path, contract: TableContract, batches: Iterable[
     rows = 0
     with pq.ParquetWriter(path, contract.schema, compression="zstd") as writer:
         for batch in batches:
-            batch = pa.Table.from_batches([batch]).cast(contract.schema)
+            batch = with_optional_columns(pa.Table.from_batches([batch]), contract).cast(contract.schema)
             for chunk in batch.to_batches(ROW_GROUP_ROWS):
                 if chunk.num_rows == 0:
                     continue  # no row group is written for it, so a reader could not hash it

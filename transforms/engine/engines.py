@@ -94,7 +94,8 @@ class DuckDBEngine(Engine):
         if not paths:
             raise ValueError(f"no Parquet files to register as {name}")
         files = ", ".join(f"'{p}'" for p in paths)
-        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}])')
+        # By name: files written before a column was added (provenance) read it as null.
+        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}], union_by_name = true)')
 
     def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
         from transforms.engine.sources import read_lines
@@ -147,7 +148,7 @@ class SparkEngine(Engine):
     def register_parquet(self, name: str, paths: Sequence[Path]) -> None:
         if not paths:
             raise ValueError(f"no Parquet files to register as {name}")
-        self._spark.read.parquet(*[str(p) for p in paths]).createOrReplaceTempView(name)
+        self._spark.read.option("mergeSchema", "true").parquet(*[str(p) for p in paths]).createOrReplaceTempView(name)
 
     def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
         # Read by Spark itself (distributed, gzip-aware). monotonically_increasing_id grows in file order

@@ -51,6 +51,7 @@ from transforms.ingest.specs import (
 )
 from warehouse import contracts
 from warehouse.contracts import TableContract
+from warehouse.store import with_optional_columns
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind, integer
         }[kind]
         return typed, raw
     col, key = (f'fields."{name}"', None) if fields else ("line", name)
-    text = d.json_str(col, key)
+    text = col if fields and kind in TEXT_FIELDS else d.json_str(col, key)
     if kind is FieldKind.ID:
         return d.json_id(col, key), d.json_raw(col, key)
     if kind is FieldKind.TEXT:
@@ -122,6 +123,10 @@ def _extract(d: Dialect, name: str, kind: FieldKind, source: SourceKind, integer
     return raw, raw
 
 
+TEXT_FIELDS = frozenset({FieldKind.TEXT, FieldKind.DOUBLE, FieldKind.INT, FieldKind.TS})
+"""Kinds read from the text of a scalar: parsed once into the line's struct as text where the engine can."""
+
+
 def _finite(expr: str) -> str:
     """``expr`` when it is a finite number, else NULL (x - x is 0 only for finite x, in both engines)."""
     return f"CASE WHEN {expr} - {expr} = 0 THEN {expr} END"
@@ -138,7 +143,13 @@ def staging_sql(
     """The staging query for one raw table: every input row once, with ``reason`` NULL when staged."""
     typed_cols = []
     raw_cols = []
-    struct = d.json_object_fields("line", [name for name, _ in spec.fields]) if source is SourceKind.LINES else None
+    struct = (
+        d.json_object_fields(
+            "line", [n for n, k in spec.fields if k not in TEXT_FIELDS], [n for n, k in spec.fields if k in TEXT_FIELDS]
+        )
+        if source is SourceKind.LINES
+        else None
+    )
     for name, kind in spec.fields:
         integer = "INT" if spec.contract.schema.field(name).type == pa.int32() else "BIGINT"
         typed, raw = _extract(d, name, kind, source, integer, fields=struct is not None)
@@ -261,7 +272,7 @@ def stage(
         engine.register_arrow(relation, source)
     result = _normalise_ids(engine.query(staging_sql(engine.dialect, spec, kind, relation, window, rules)), spec)
     good = pc.is_null(result["reason"])
-    staged = result.filter(good).drop_columns(["source_file", "line_no", "line", "reason"])
+    staged = result.filter(good).drop_columns(["line", "reason"])  # source_file, line_no: the rows' provenance
     quarantined = result.filter(pc.invert(good))
     if kind is SourceKind.COLUMNS and quarantined.num_rows:
         quarantined = _render_rows_as_lines(quarantined, spec)
@@ -307,6 +318,7 @@ def _normalise_ids(result: pa.Table, spec: TableSpec) -> pa.Table:
 
 def conform_staged(table: pa.Table, contract: TableContract) -> pa.Table:
     """Cast engine output to the contract; naive timestamps (Spark, DuckDB) are UTC."""
+    table = with_optional_columns(table, contract)
     columns = []
     for f in contract.schema:
         col = table[f.name]

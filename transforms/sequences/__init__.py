@@ -58,11 +58,13 @@ from transforms.sequences.config import (
 )
 from transforms.sequences.graph import GraphConfig, build_graph
 from transforms.sequences.inputs import (
+    TIE_ORDER,
     PreparedInputs,
     item_codes_from_semantic_ids,
     item_embeddings_by_idx,
     label_weights_from_debiased,
     prepare,
+    register_interactions,
     register_source,
     steps_ctes,
     training_core,
@@ -88,6 +90,7 @@ __all__ = [
     "PAD",
     "SID_TYPE",
     "SPLIT_ROWS_SCHEMA",
+    "TIE_ORDER",
     "TWO_TOWER_SCHEMA",
     "USER_SEQUENCES_SCHEMA",
     "GraphConfig",
@@ -112,6 +115,7 @@ __all__ = [
     "k_core",
     "label_weights_from_debiased",
     "prepare",
+    "register_interactions",
     "register_source",
     "session_cutoffs",
     "steps_ctes",

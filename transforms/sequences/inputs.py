@@ -26,6 +26,8 @@ from transforms.sequences.config import (
     _conform,
 )
 from transforms.sequences.kcore import KCoreResult, k_core
+from warehouse import contracts
+from warehouse.store import with_optional_columns
 
 # --- prepared inputs and the base relation -----------------------------------------------------------
 
@@ -59,7 +61,7 @@ def prepare(
             events without one weigh 1.
         item_codes: ``item_idx, codes`` (:data:`ITEM_CODES_SCHEMA`): semantic IDs, if built.
     """
-    register_source(engine, "seq_interactions", interactions)
+    register_interactions(engine, "seq_interactions", interactions)
     weights = label_weights if label_weights is not None else LABEL_WEIGHTS_SCHEMA.empty_table()
     engine.register_arrow("seq_label_weights", weights.select(LABEL_WEIGHTS_SCHEMA.names).cast(LABEL_WEIGHTS_SCHEMA))
     codes = item_codes if item_codes is not None else ITEM_CODES_SCHEMA.empty_table()
@@ -109,10 +111,14 @@ def _event_code(column: str) -> str:
     return f"CAST(CASE {column} {whens} ELSE {PAD} END AS INT)"
 
 
-TIE_ORDER = "LENGTH(event_id), event_id"
-"""How events at the same millisecond are ordered: by event id, shorter first, so ids that number lines
-(``click:6`` before ``click:35``) keep their line order; the text alone put ``click:35`` first. The raw
-tables carry no source file and line, so this is the closest order the interactions know."""
+TIE_ORDER = "source_file NULLS LAST, line_no NULLS LAST, LENGTH(event_id), event_id"
+"""How events at the same millisecond are ordered: as they were read (source file, then line), so a
+dataset's own order of same-second ratings decides which one is the leave-one-out target. Events
+without provenance (built in memory, or staged before raw rows kept it) come after, by event id,
+shorter first, so ids that number lines (``click:6`` before ``click:35``) keep their line order."""
+
+PROVENANCE_SQL_TYPES = (("source_file", "STRING"), ("line_no", "BIGINT"))
+"""The provenance columns of raw log rows and interactions, with their SQL types."""
 
 
 def steps_ctes(
@@ -164,7 +170,7 @@ def steps_ctes(
     return f"""
 ev AS (
     SELECT i.event_id, i.user_idx, i.item_idx, {d.epoch_ms("i.ts")} AS ts_ms, i.ts, i.event_type, i.value, i.session_id,
-           i.session_surface, {weight} AS label_weight
+           i.session_surface, i.source_file, i.line_no, {weight} AS label_weight
     FROM {source} i
     {core_join}
     {weight_join}
@@ -292,6 +298,14 @@ def item_embeddings_by_idx(embeddings: pa.Table, id_maps: pa.Table) -> pa.Table:
 
 
 # --- small helpers -----------------------------------------------------------------------------------
+
+
+def register_interactions(engine: Engine, name: str, interactions: Source) -> None:
+    """:func:`register_source` for interactions; a table built in memory without the provenance columns
+    (``source_file``, ``line_no``) gets them as nulls."""
+    if isinstance(interactions, pa.Table):
+        interactions = with_optional_columns(interactions, contracts.CORE_INTERACTIONS)
+    register_source(engine, name, interactions)
 
 
 def register_source(engine: Engine, name: str, source: Source) -> None:

@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from transforms.engine import Engine
 from transforms.sequences.config import INTERACTIONS_SCHEMA, SessionConfig, Source, _conform
-from transforms.sequences.inputs import TIE_ORDER, register_source
+from transforms.sequences.inputs import PROVENANCE_SQL_TYPES, TIE_ORDER, register_source
 
 
 def build_interactions(
@@ -46,6 +46,9 @@ def build_interactions(
         slates = pa.table({"request_id": pa.array([], pa.string()), "surface": pa.array([], pa.string())})
     register_source(engine, "seq_slates", slates)
     gap_ms = int(config.gap.total_seconds() * 1000)
+    present = set(engine.query("SELECT * FROM seq_events LIMIT 0").column_names)
+    # Events staged before raw rows kept their provenance have none: their ties fall back to the event id.
+    provenance = ", ".join(f"e.{c}" if c in present else f"CAST(NULL AS {t}) AS {c}" for c, t in PROVENANCE_SQL_TYPES)
     order = f"ts_ms, {TIE_ORDER}"
     sql = f"""
 WITH users AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'user'),
@@ -53,7 +56,7 @@ items AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'item'),
 surfaces AS (SELECT request_id, MIN(surface) AS surface FROM seq_slates WHERE surface IS NOT NULL GROUP BY request_id),
 ev AS (
     SELECT e.event_id, e.user_id, e.item_id, e.ts, {d.epoch_ms("e.ts")} AS ts_ms, e.event_type, e.value,
-           e.request_id, e.session_id, s.surface, u.idx AS user_idx, i.idx AS item_idx
+           e.request_id, e.session_id, s.surface, u.idx AS user_idx, i.idx AS item_idx, {provenance}
     FROM seq_events e
     JOIN users u ON u.external_id = e.user_id
     JOIN items i ON i.external_id = e.item_id
@@ -65,11 +68,12 @@ ranked AS (
     FROM ev
 ),
 dedup AS (
-    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx
+    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx,
+           source_file, line_no
     FROM ranked WHERE copy_no = 1
 ),
 unlogged AS (
-    SELECT event_id, user_idx, user_id, ts_ms,
+    SELECT event_id, user_idx, user_id, ts_ms, source_file, line_no,
            CASE WHEN LAG(ts_ms) OVER (PARTITION BY user_idx ORDER BY {order}) IS NULL
                   OR ts_ms - LAG(ts_ms) OVER (PARTITION BY user_idx ORDER BY {order}) > {gap_ms}
                 THEN 1 ELSE 0 END AS starts
@@ -101,12 +105,14 @@ first_surface AS (
         FROM so_far WHERE surface IS NOT NULL
     ) f WHERE rn = 1
 )
-SELECT s.event_id, s.user_idx, s.item_idx, s.user_id, s.item_id, s.ts, s.event_type, s.value, s.request_id,
-       s.surface, s.sid AS session_id, CAST(s.session_index AS INT) AS session_index,
-       CAST(s.spos AS INT) AS session_length, CAST(s.ts_ms - s.first_ms AS BIGINT) AS session_duration_ms,
-       CASE WHEN f.spos <= s.spos THEN f.surface END AS session_surface
-FROM so_far s
-LEFT JOIN first_surface f ON f.user_idx = s.user_idx AND f.session_index = s.session_index
-ORDER BY s.user_idx, s.ts, s.event_id
+SELECT * FROM (
+    SELECT s.event_id, s.user_idx, s.item_idx, s.user_id, s.item_id, s.ts, s.event_type, s.value, s.request_id,
+           s.surface, s.sid AS session_id, CAST(s.session_index AS INT) AS session_index,
+           CAST(s.spos AS INT) AS session_length, CAST(s.ts_ms - s.first_ms AS BIGINT) AS session_duration_ms,
+           CASE WHEN f.spos <= s.spos THEN f.surface END AS session_surface, s.source_file, s.line_no
+    FROM so_far s
+    LEFT JOIN first_surface f ON f.user_idx = s.user_idx AND f.session_index = s.session_index
+) out
+ORDER BY user_idx, ts, {TIE_ORDER}
 """
     return _conform(engine.query(sql), INTERACTIONS_SCHEMA)

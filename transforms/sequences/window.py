@@ -116,7 +116,7 @@ def build_training_window(
     Raises:
         ValueError: The labels were built with other cut-offs, or cannot give the chosen estimand.
     """
-    seq.register_source(engine, "tw_interactions", interactions)
+    seq.register_interactions(engine, "tw_interactions", interactions)
     kept = _event_filter(config, "i.event_type")
     core = None
     core_join = ""
@@ -139,11 +139,13 @@ def build_training_window(
     codes = item_codes if item_codes is not None else seq.ITEM_CODES_SCHEMA.empty_table()
     engine.register_arrow("tw_item_codes", codes.select(seq.ITEM_CODES_SCHEMA.names).cast(seq.ITEM_CODES_SCHEMA))
     result = engine.query(f"""
-SELECT {columns}, w.weight AS label_weight, c.codes AS semantic_id
-FROM tw_kept i
-LEFT JOIN tw_label_weights w ON w.event_id = i.event_id
-LEFT JOIN tw_item_codes c ON c.item_idx = i.item_idx
-ORDER BY i.user_idx, i.ts, i.event_id""")
+SELECT * FROM (
+    SELECT {columns}, w.weight AS label_weight, c.codes AS semantic_id
+    FROM tw_kept i
+    LEFT JOIN tw_label_weights w ON w.event_id = i.event_id
+    LEFT JOIN tw_item_codes c ON c.item_idx = i.item_idx
+) window_rows
+ORDER BY user_idx, ts, {seq.TIE_ORDER}""")
     return TrainingWindow(result.select(WINDOW_SCHEMA.names).cast(WINDOW_SCHEMA), core, estimand)
 
 

@@ -10,7 +10,7 @@ Declare a new table as a module-level ``TableContract`` constant in its layer's 
 finds it) and re-export it here, so that ``from warehouse.contracts import X`` keeps working.
 """
 
-from warehouse.contracts.base import TS, EventType, Layer, TableContract
+from warehouse.contracts.base import PROVENANCE, PROVENANCE_FIELDS, TS, EventType, Layer, TableContract
 from warehouse.contracts.core import CORE_ID_MAPS
 from warehouse.contracts.enrichment import (
     ENRICHMENT_EMBEDDING_DIM,
@@ -80,6 +80,8 @@ __all__ = [
     "LAYER_MODULES",
     "MODELS_METRICS",
     "MODELS_PROMOTED",
+    "PROVENANCE",
+    "PROVENANCE_FIELDS",
     "QUARANTINE_FIELDS",
     "QUARANTINE_RANDOM_EXPOSURE_RATINGS",
     "QUARANTINE_TABLES",

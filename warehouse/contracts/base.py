@@ -55,6 +55,8 @@ class TableContract:
         partitioned: True when the table is split into daily ``date=`` partitions.
         key: Columns that identify a row (checked for uniqueness).
         description: One line for the catalog and the Dagster UI.
+        optional: Columns a writer may leave out; they are stored as nulls (the provenance columns of
+            rows built in memory rather than read from a file).
     """
 
     layer: Layer
@@ -64,6 +66,7 @@ class TableContract:
     key: tuple[str, ...] = ()
     description: str = ""
     not_null: tuple[str, ...] = field(default=())
+    optional: tuple[str, ...] = field(default=())
 
     @property
     def view_name(self) -> str:
@@ -73,6 +76,14 @@ class TableContract:
     @property
     def path_parts(self) -> tuple[str, str]:
         return (self.layer.value, self.name)
+
+
+PROVENANCE_FIELDS = (pa.field("source_file", pa.string()), pa.field("line_no", pa.int64()))
+"""Where a raw row came from: the file it was read from (``<dataset>/<path>`` or the landing file) and its
+1-based line (row) number. Rows logged at the same millisecond keep this order downstream, and a
+re-ingest of the same file reproduces them exactly. Null for rows built in memory."""
+
+PROVENANCE = tuple(f.name for f in PROVENANCE_FIELDS)
 
 
 def _contract(layer: Layer, name: str, fields: list[pa.Field], **kwargs: object) -> TableContract:

@@ -1,14 +1,15 @@
 """raw: staged logs, typed and deduplicated.
 
 Raw log tables are partitioned by ``date`` (the log day, Hive style ``date=YYYY-MM-DD``); the partition
-column lives in the directory name, not in the files.
+column lives in the directory name, not in the files. Each log row keeps its provenance
+(``source_file``, ``line_no``: :data:`~warehouse.contracts.base.PROVENANCE_FIELDS`).
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from warehouse.contracts.base import TS, Layer, TableContract, _contract
+from warehouse.contracts.base import PROVENANCE, PROVENANCE_FIELDS, TS, Layer, TableContract, _contract
 
 RAW_SLATES = _contract(
     Layer.RAW,
@@ -21,8 +22,10 @@ RAW_SLATES = _contract(
         pa.field("item_ids", pa.list_(pa.string()), nullable=False),
         pa.field("policy", pa.string()),
         pa.field("propensities", pa.list_(pa.float64())),
+        *PROVENANCE_FIELDS,
     ],
     partitioned=True,
+    optional=PROVENANCE,
     key=("request_id",),
     not_null=("request_id", "user_id", "ts", "item_ids"),
     description="Served slates: one row per request, items in slot order, logged per-slot propensities.",
@@ -38,8 +41,10 @@ RAW_IMPRESSIONS = _contract(
         pa.field("position", pa.int32(), nullable=False),
         pa.field("ts", TS, nullable=False),
         pa.field("propensity", pa.float64()),
+        *PROVENANCE_FIELDS,
     ],
     partitioned=True,
+    optional=PROVENANCE,
     key=("request_id", "item_id", "position"),
     not_null=("request_id", "user_id", "item_id", "position", "ts"),
     description="What was rendered in the viewport: one row per (request, item, position).",
@@ -57,8 +62,10 @@ RAW_EVENTS = _contract(
         pa.field("request_id", pa.string()),
         pa.field("value", pa.float64()),
         pa.field("session_id", pa.string()),
+        *PROVENANCE_FIELDS,
     ],
     partitioned=True,
+    optional=PROVENANCE,
     key=("event_id",),
     not_null=("event_id", "user_id", "ts", "event_type"),
     description="User activity, one row per event (view, click, add_to_cart, purchase, rating, ...).",
@@ -76,8 +83,10 @@ RAW_REVIEWS = _contract(
         pa.field("title", pa.string()),
         pa.field("text", pa.string()),
         pa.field("helpful_votes", pa.int64()),
+        *PROVENANCE_FIELDS,
     ],
     partitioned=True,
+    optional=PROVENANCE,
     key=("review_id",),
     not_null=("review_id", "user_id", "item_id", "ts"),
     description="Reviews with rating, title, text and helpful votes.",

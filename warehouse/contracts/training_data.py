@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from warehouse.contracts.base import TS, Layer, _contract
+from warehouse.contracts.base import PROVENANCE, PROVENANCE_FIELDS, TS, Layer, _contract
 
 CORE_INTERACTIONS = _contract(
     Layer.CORE,
@@ -25,9 +25,11 @@ CORE_INTERACTIONS = _contract(
         pa.field("session_length", pa.int32(), nullable=False),
         pa.field("session_duration_ms", pa.int64(), nullable=False),
         pa.field("session_surface", pa.string()),  # surface of the session's first event that has one
+        *PROVENANCE_FIELDS,  # the raw event's file and line: the order of events at the same millisecond
     ],
     key=("event_id",),
     not_null=("event_id", "user_idx", "item_idx", "ts", "event_type", "session_id"),
+    optional=PROVENANCE,
     description="Unified, deduplicated, sessionized item events with dense ids and session features.",
 )
 
@@ -41,6 +43,7 @@ TRAINING_WINDOW = _contract(
     ],
     key=("event_id",),
     not_null=CORE_INTERACTIONS.not_null,
+    optional=CORE_INTERACTIONS.optional,
     description="The interactions the training data is built from: k-cored on the training window, with label weights and semantic IDs.",
 )
 
