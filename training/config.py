@@ -110,6 +110,9 @@ class TwoTowerConfig:
             group the data has a value for (none without content tables: ids only); ``none``: ids only.
         id_dropout: Share of training positives the item tower sees through the shared "unseen" id row
             (DropoutNet-style), so that row and the content learn to serve items without a trained id.
+        content_neighbours: With the text group on, an item without a trained id row (new, or id-dropped in
+            training) takes the softmax-weighted mean of the id rows of its this many most text-similar trained
+            items instead of the shared unseen row (0: the unseen row).
         hash_buckets: Hash buckets of the category and brand embeddings.
         price_buckets: Equal-count price buckets.
     """
@@ -130,6 +133,7 @@ class TwoTowerConfig:
     weight_decay: float = 0.0
     content: str = "auto"
     id_dropout: float = 0.0
+    content_neighbours: int = 20
     hash_buckets: int = 1024
     price_buckets: int = 10
 

@@ -26,14 +26,14 @@ import torch.distributed as dist
 from torch import nn
 
 from training.checkpoint import code_version, load_checkpoint, save_checkpoint, warm_start
-from training.config import AnnKind, DataSource, ModelKind, TrainConfig
+from training.config import AnnKind, ContentGroup, DataSource, ModelKind, TrainConfig
 from training.data.coat import coat_from_labels, load_coat
 from training.data.pairs import PairData
 from training.data.two_tower import TwoTowerData, two_tower_data, with_content
 from training.data.two_tower_content import content_from_warehouse
 from training.evaluate import evaluate
 from training.models import MatrixFactorization, TwoTower
-from training.models.two_tower_features import ContentEncoder
+from training.models.two_tower_features import ContentEncoder, content_neighbours
 from training.tasks import MFTask, TwoTowerRetrieval, TwoTowerTask
 
 Data = PairData | TwoTowerData
@@ -173,7 +173,10 @@ def build_task(cfg: TrainConfig, data: Data) -> nn.Module:
     groups = tt.content_groups(data.content.available if data.content is not None else ())
     encoder = ContentEncoder(data.content, groups, tt.hidden) if data.content is not None and groups else None
     model = TwoTower(data.num_items, tt.dim, tt.hidden, tt.user_buckets, encoder=encoder, id_dropout=tt.id_dropout)
-    model.set_known(data.popularity > 0)  # items without a training positive are served through the unseen row
+    known = data.popularity > 0  # items without a training positive are served from content (or the unseen row)
+    model.set_known(known)
+    if data.content is not None and ContentGroup.TEXT in groups and tt.content_neighbours:
+        model.set_neighbours(*content_neighbours(data.content.text, data.content.has_text, known, tt.content_neighbours))
     return TwoTowerTask(model, tt, data.log_q)
 
 

@@ -17,7 +17,7 @@ from training.data.two_tower import TwoTowerData, two_tower_data, with_content
 from training.data.two_tower_content import ItemContent, hash_bucket, item_content
 from training.evaluate import evaluate
 from training.models.two_tower import TwoTower
-from training.models.two_tower_features import ContentEncoder
+from training.models.two_tower_features import ContentEncoder, content_neighbours
 from training.tasks import TwoTowerRetrieval
 from training.train import build_task, train
 from warehouse.contracts import TRAINING_TWO_TOWER_EXAMPLES
@@ -112,6 +112,25 @@ def test_a_new_item_is_served_from_content_alone() -> None:
     plain.set_known(known)
     plain.eval()
     assert torch.equal(plain.item_tower(torch.tensor([4])), plain.item_tower(torch.tensor([5])))
+
+
+def test_an_untrained_item_takes_its_text_neighbours_id_rows() -> None:
+    # 0 and 1 read alike, 2 and 3 read alike; 3 was never trained; 4 has no text
+    text = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.0, 0.0]])
+    known = torch.tensor([True, True, True, False, True])
+    index, weights = content_neighbours(text, text.norm(dim=1) > 0, known, k=1)
+    assert index[:4, 0].tolist() == [1, 0, 1, 2]  # never itself, only trained items with text
+    assert torch.allclose(weights[:4].sum(1), torch.ones(4)) and weights[4].sum() == 0
+    model = TwoTower(5, dim=4, hidden=8)
+    model.set_known(known)
+    model.set_neighbours(index, weights)
+    model.eval()
+    tower = model.item_tower
+    assert torch.equal(tower.id_embedding(torch.tensor([3])), tower.embed.weight[2:3])  # served from item 2's row
+    assert torch.equal(tower.id_embedding(torch.tensor([4, 9])), tower.embed.weight[[4, 5]])  # own row; past the catalogue: unseen row
+    # the user tower pools an untrained history item the same way: item 3 (history id 4) reads as item 2 (id 3)
+    assert torch.equal(model.user_tower(torch.tensor([[0, 4]])), model.user_tower(torch.tensor([[0, 3]])))
+    assert not torch.equal(model.user_tower(torch.tensor([[0, 4]])), model.user_tower(torch.tensor([[0, 5]])))
 
 
 def test_content_beats_ids_on_items_new_at_test_time() -> None:

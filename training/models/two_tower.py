@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.models.two_tower_features import ContentEncoder
+from training.models.two_tower_features import ContentEncoder, NeighbourIds
 
 
 def _mlp(width: int, hidden: int, dim: int) -> nn.Sequential:
@@ -36,6 +36,7 @@ class ItemTower(nn.Module):
         self.embed = nn.Embedding(num_items + 1, hidden)  # row num_items: unseen ids
         self.content = nn.Linear(content_dim, hidden) if content_dim else None
         self.encoder = encoder
+        self.neighbours: NeighbourIds | None = None
         self.mlp = _mlp(hidden, hidden, dim)
         self.register_buffer("known", torch.ones(num_items, dtype=torch.bool))
 
@@ -43,16 +44,21 @@ class ItemTower(nn.Module):
     def num_groups(self) -> int:
         return 1 + (self.content is not None) + (self.encoder.num_groups if self.encoder is not None else 0)
 
-    def ids(self, items: torch.Tensor) -> torch.Tensor:
-        """The id-embedding row of each item: its own when trained, else the shared unseen row."""
+    def id_embedding(self, items: torch.Tensor) -> torch.Tensor:
+        """``[B, hidden]``: an item's own row when trained, else its content neighbours' rows (when set and it
+        has text), else the shared unseen row; ``id_dropout`` of the training items take the second way."""
         own = (items < self.num_items) & self.known[items.clamp(max=self.num_items - 1)]
         if self.training and self.id_dropout > 0:
             own = own & (torch.rand(items.shape, device=items.device) >= self.id_dropout)
-        return torch.where(own, items, self.num_items)
+        out = self.embed(torch.where(own, items, self.num_items))
+        if self.neighbours is None:
+            return out
+        imputed = ~own & self.neighbours.available(items)
+        return torch.where(imputed.unsqueeze(-1), self.neighbours(self.embed, items), out)
 
     def features(self, items: torch.Tensor, content: torch.Tensor | None = None) -> torch.Tensor:
         """The feature groups before the MLP, ``[B, G, hidden]`` (id, projected ``content``, encoder groups): what SSL masks."""
-        groups = [self.embed(self.ids(items))]
+        groups = [self.id_embedding(items)]
         if self.content is not None and content is not None:
             groups.append(self.content(content))
         stacked = torch.stack(groups, dim=1)
@@ -75,6 +81,7 @@ class UserTower(nn.Module):
         self.history = nn.Embedding(num_items + 2, hidden, padding_idx=0)  # ids + 1; last row: unseen
         self.user = nn.Embedding(user_buckets, hidden) if user_buckets else None
         self.encoder = encoder
+        self.neighbours: NeighbourIds | None = None
         self.mlp = _mlp(hidden, hidden, dim)
         self.register_buffer("known", torch.ones(num_items, dtype=torch.bool))
 
@@ -83,6 +90,9 @@ class UserTower(nn.Module):
         items = history - 1
         own = mask & (items < self.num_items) & self.known[items.clamp(min=0, max=self.num_items - 1)]
         embedded = self.history(torch.where(own, history, torch.where(mask, self.num_items + 1, 0)))
+        if self.neighbours is not None:
+            imputed = mask & ~own & self.neighbours.available(items.clamp(min=0))
+            embedded = torch.where(imputed.unsqueeze(-1), self.neighbours(self.history, items.clamp(min=0), shift=1), embedded)
         if self.encoder is not None:  # each distinct history item encoded once
             unique, inverse = items.clamp(min=0).unique(return_inverse=True)
             embedded = embedded + self.encoder(unique).sum(-2)[inverse]
@@ -110,6 +120,12 @@ class TwoTower(nn.Module):
         """``[I]`` bool: the ids with a training positive (the others use the unseen row)."""
         for tower in (self.user_tower, self.item_tower):
             tower.known.copy_(known.to(tower.known.device))
+
+    def set_neighbours(self, index: torch.Tensor, weights: torch.Tensor) -> None:
+        """Serve items without a trained row from their content neighbours' rows (``content_neighbours``)."""
+        device = self.item_tower.known.device
+        for tower in (self.user_tower, self.item_tower):
+            tower.neighbours = NeighbourIds(index.to(device), weights.to(device)) if index.shape[1] else None
 
     def forward(self, history: torch.Tensor, items: torch.Tensor, users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_tower(history, users), self.item_tower(items)

@@ -104,3 +104,57 @@ class ContentEncoder(nn.Module):
             elif group is ContentGroup.PRICE and self.price is not None:
                 out.append(self.price(self.price_table[idx]))
         return torch.stack(out, dim=-2)
+
+
+NEIGHBOUR_TEMPERATURE = 0.05  # softmax temperature over the neighbours' cosine similarities
+
+
+def content_neighbours(text: torch.Tensor, has_text: torch.Tensor, known: torch.Tensor, k: int, max_block: int = 2**24) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each item's ``k`` most text-similar items among those with a trained id row (never itself), exact,
+    in chunks of at most ``max_block`` similarities, and their weights (a softmax of the cosines).
+
+    An item without a trained id row is served with the weighted mean of these neighbours' id rows: a new
+    item starts where the trained items it reads like are. Rows of items without text have weight 0.
+
+    Returns:
+        ``([I, k] neighbour ids, [I, k] weights)``; ``k`` is cut to the number of candidates.
+    """
+    candidates = torch.nonzero(known & has_text).squeeze(1)
+    k = min(k, len(candidates) - 1)
+    num_items = text.shape[0]
+    if k <= 0:
+        return torch.zeros(num_items, 0, dtype=torch.long), torch.zeros(num_items, 0)
+    unit = torch.nn.functional.normalize(text.float(), dim=1)
+    pool = unit[candidates]
+    index, weights = [], []
+    chunk = max(1, max_block // len(candidates))
+    for start in range(0, num_items, chunk):
+        rows = torch.arange(start, min(start + chunk, num_items))
+        similarity = unit[rows] @ pool.T
+        similarity[rows.unsqueeze(1) == candidates.unsqueeze(0)] = -2.0  # never its own neighbour
+        top = similarity.topk(k, dim=1)
+        index.append(candidates[top.indices])
+        weights.append(torch.softmax(top.values / NEIGHBOUR_TEMPERATURE, dim=1) * has_text[rows].unsqueeze(1))
+    return torch.cat(index), torch.cat(weights)
+
+
+class NeighbourIds(nn.Module):
+    """Id-embedding rows of items without a trained row, from their content neighbours' rows (``content_neighbours``)."""
+
+    index: torch.Tensor  # [I, k] buffer
+    weights: torch.Tensor  # [I, k] buffer
+
+    def __init__(self, index: torch.Tensor, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("index", index, persistent=False)
+        self.register_buffer("weights", weights, persistent=False)
+
+    def available(self, items: torch.Tensor) -> torch.Tensor:
+        """``[*]`` bool: the item has neighbours (an id inside the table and text)."""
+        inside = items < self.index.shape[0]
+        return inside & (self.weights[items.clamp(max=self.index.shape[0] - 1)].sum(-1) > 0)
+
+    def forward(self, table: nn.Embedding, items: torch.Tensor, shift: int = 0) -> torch.Tensor:
+        """``[*, hidden]``: the weighted mean of the neighbours' rows of ``table`` (row = id + ``shift``)."""
+        idx = items.clamp(max=self.index.shape[0] - 1)
+        return (table(self.index[idx] + shift) * self.weights[idx].unsqueeze(-1)).sum(-2)
