@@ -86,7 +86,8 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def hash64(self, expr: str) -> str:
-        """A stable 64-bit hash of a text expression. Values differ between engines: bucket with it, never compare across engines."""
+        """A stable 64-bit integer hash of one or more comma-separated expressions (equal values, equal
+        hashes; collisions possible). Values differ between engines: group by it, never compare across engines."""
 
     @abc.abstractmethod
     def double_list(self, expr: str) -> str:
@@ -95,6 +96,11 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def list_len(self, expr: str) -> str:
         """Number of elements of a list."""
+
+    def materialized(self) -> str | None:
+        """The keyword that makes a CTE referenced several times run once (``AS MATERIALIZED (...)``), or
+        None where the engine has none (Spark would run such a CTE once per reference)."""
+        return None
 
     @abc.abstractmethod
     def list_min(self, expr: str) -> str: ...
@@ -187,13 +193,16 @@ class DuckDBDialect(Dialect):
         return f"{expr}[{start}:{start + length - 1}]"
 
     def hash64(self, expr: str) -> str:
-        return f"CAST(hash({expr}) AS BIGINT)"
+        return f"hash({expr})"  # UBIGINT: a cast to BIGINT fails on half the values
 
     def double_list(self, expr: str) -> str:
         return f"CAST({expr} AS DOUBLE[])"
 
     def list_len(self, expr: str) -> str:
         return f"len({expr})"
+
+    def materialized(self) -> str | None:
+        return "MATERIALIZED"
 
     def list_min(self, expr: str) -> str:
         return f"list_min({expr})"

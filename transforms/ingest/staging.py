@@ -194,14 +194,9 @@ WITH guarded AS (
            {", ".join(typed_cols)},
            {", ".join(raw_cols)}
     FROM {parse_once}
-), checked AS (
-    SELECT *, CASE {case} END AS rule_reason FROM parsed
-), ranked AS (
-    SELECT *,
-        row_number() OVER (PARTITION BY {dedup_on} ORDER BY source_file, line_no) AS copy_rank,
-        row_number() OVER (PARTITION BY rule_reason IS NULL, {key} ORDER BY source_file, line_no) AS key_rank
-    FROM checked
-)
+), checked AS {d.materialized() or ""} (
+    SELECT *, CASE {case} END AS rule_reason{", row_number() OVER () AS row_id" if d.materialized() else ""} FROM parsed
+){_ranked(d, dedup_on, key)}
 SELECT source_file, line_no, line,
        CASE WHEN rule_reason IS NOT NULL THEN rule_reason
             WHEN copy_rank > 1 THEN 'duplicate'
@@ -211,6 +206,38 @@ SELECT source_file, line_no, line,
 FROM ranked
 ORDER BY source_file, line_no
 """
+
+
+def _ranked(d: Dialect, dedup_on: str, key: str) -> str:
+    """The CTE ``ranked``: the rows of ``checked`` with ``copy_rank`` (the copies of one line, or row, in
+    input order) and ``key_rank`` (the staged rows of one key, in input order), NULL for a row that is
+    neither a copy nor a repeated key.
+
+    Where the engine runs a CTE once for several references (``checked`` is then materialized), only
+    the rows whose line or key hash is shared are ranked: duplicates are rare, so the windows sort a
+    handful of rows instead of all of them. Elsewhere every row is ranked in one pass.
+    """
+    windows = f"""row_number() OVER (PARTITION BY {dedup_on} ORDER BY source_file, line_no) AS copy_rank,
+        row_number() OVER (PARTITION BY rule_reason IS NULL, {key} ORDER BY source_file, line_no) AS key_rank"""
+    if d.materialized() is None:
+        return f""", ranked AS (
+    SELECT *, {windows} FROM checked
+)"""
+    # row_id (numbered once, in the materialized ``checked``) identifies a row: one source line can give
+    # several records (a connector's matrix row), so (source_file, line_no) does not.
+    return f""", hashed AS (
+    SELECT row_id, {d.hash64(dedup_on)} AS copy_hash, CASE WHEN rule_reason IS NULL THEN {d.hash64(key)} END AS key_hash
+    FROM checked
+), suspects AS (
+    SELECT row_id FROM hashed
+    WHERE copy_hash IN (SELECT copy_hash FROM hashed GROUP BY copy_hash HAVING COUNT(*) > 1)
+       OR key_hash IN (SELECT key_hash FROM hashed WHERE key_hash IS NOT NULL GROUP BY key_hash HAVING COUNT(*) > 1)
+), suspect_ranks AS (
+    SELECT row_id, {windows}
+    FROM checked WHERE row_id IN (SELECT row_id FROM suspects)
+), ranked AS (
+    SELECT c.*, r.copy_rank, r.key_rank FROM checked c LEFT JOIN suspect_ranks r ON r.row_id = c.row_id
+)"""
 
 
 def _range_rules(d: Dialect, spec: TableSpec, rules: StagingRules) -> list[tuple[str, str]]:
