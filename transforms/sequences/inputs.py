@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from transforms.cutoffs import Cutoffs, Split
 from transforms.engine import Dialect, Engine
@@ -138,7 +139,8 @@ def steps_ctes(
     strongest event type (:data:`EVENT_STRENGTH`, as ``event_type`` and ``event_code``), all its event
     types (``event_mask``), one weight (the largest label weight among its events, 1 without one: all
     events of an interaction share it), its ``rating`` (the largest rating value, null without a
-    rating), the user's step count ``n`` and the training flag ``in_train``.
+    rating), the user's step count ``n`` (and, under a temporal split, its train and test steps
+    ``n_train``, ``n_test``) and the training flag ``in_train``.
     """
     strength = " ".join(f"WHEN '{e.value}' THEN {k}" for k, e in enumerate(EVENT_STRENGTH, start=1))
     code_of = " ".join(f"WHEN {k} THEN {EVENT_TYPE_CODES[e.value]}" for k, e in enumerate(EVENT_STRENGTH, start=1))
@@ -146,6 +148,8 @@ def steps_ctes(
     bits = [f"CASE WHEN event_type = '{name}' THEN {bit} ELSE 0 END" for name, bit in EVENT_TYPE_BITS.items()]
     mask, one_event_mask = " + ".join(f"MAX({b})" for b in bits), " + ".join(bits)
     order = f"ts_ms, {TIE_ORDER}"
+    # The same window as the running step count (one pass computes both), over the whole partition.
+    everything = "PARTITION BY user_idx ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
     weight = "w.weight" if weights else "CAST(NULL AS DOUBLE)"
     weight_join = f"LEFT JOIN {weights} w ON w.event_id = i.event_id" if weights else ""
     sid = "c.codes" if codes else d.null_list("INT", 1)
@@ -178,24 +182,31 @@ ev AS (
 ),
 keyed AS (SELECT e.*, {part} AS part FROM ev e),
 marked AS (
-    SELECT k.*, CASE WHEN LAG(item_idx) OVER (PARTITION BY user_idx ORDER BY {order}) = item_idx
-                      AND LAG(part) OVER (PARTITION BY user_idx ORDER BY {order}) = part THEN 0 ELSE 1 END AS starts
+    -- One sort by the full event order: each event's rank and whether it starts (or its successor
+    -- starts) a step; the running step count then sorts by the integer rank alone.
+    SELECT k.*, ROW_NUMBER() OVER (PARTITION BY user_idx ORDER BY {order}) AS rn,
+           CASE WHEN LAG(item_idx) OVER (PARTITION BY user_idx ORDER BY {order}) = item_idx
+                 AND LAG(part) OVER (PARTITION BY user_idx ORDER BY {order}) = part THEN 0 ELSE 1 END AS starts,
+           CASE WHEN LEAD(item_idx) OVER (PARTITION BY user_idx ORDER BY {order}) = item_idx
+                 AND LEAD(part) OVER (PARTITION BY user_idx ORDER BY {order}) = part THEN 0 ELSE 1 END AS next_starts
     FROM keyed k
 ),
 stepped AS (
-    SELECT m.*, SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS pos,
-           COALESCE(LEAD(starts) OVER (PARTITION BY user_idx ORDER BY {order}), 1) AS next_starts
+    SELECT m.*, SUM(starts) OVER (PARTITION BY user_idx ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS pos,
+           SUM(starts) OVER ({everything}) AS n,
+           SUM(CASE WHEN part = '{Split.TRAIN}' THEN starts ELSE 0 END) OVER ({everything}) AS n_train,
+           SUM(CASE WHEN part = '{Split.TEST}' THEN starts ELSE 0 END) OVER ({everything}) AS n_test
     FROM marked m
 ),
 steps AS (
     -- Most steps are one event: those pass through row by row; only the steps of several events are
     -- aggregated (the same values either way: a one-event aggregate is its event).
-    SELECT user_idx, pos, item_idx, ts_ms, ts, part, CASE event_type {strength} ELSE 0 END AS strength,
+    SELECT user_idx, pos, n, n_train, n_test, item_idx, ts_ms, ts, part, CASE event_type {strength} ELSE 0 END AS strength,
            {one_event_mask} AS event_mask, CAST(COALESCE(label_weight, 1.0) AS DOUBLE) AS weight,
            CASE WHEN event_type = 'rating' THEN value END AS rating, event_id, session_id, session_surface
     FROM stepped WHERE starts = 1 AND next_starts = 1
     UNION ALL
-    SELECT user_idx, pos, MIN(item_idx) AS item_idx, MIN(ts_ms) AS ts_ms, MIN(ts) AS ts, MIN(part) AS part,
+    SELECT user_idx, pos, MIN(n) AS n, MIN(n_train) AS n_train, MIN(n_test) AS n_test, MIN(item_idx) AS item_idx, MIN(ts_ms) AS ts_ms, MIN(ts) AS ts, MIN(part) AS part,
            MAX(CASE event_type {strength} ELSE 0 END) AS strength, {mask} AS event_mask,
            CAST(COALESCE(MAX(label_weight), 1.0) AS DOUBLE) AS weight,
            MAX(CASE WHEN event_type = 'rating' THEN value END) AS rating,
@@ -205,11 +216,11 @@ steps AS (
     FROM stepped WHERE NOT (starts = 1 AND next_starts = 1) GROUP BY user_idx, pos
 ),
 positioned AS (
-    SELECT s.user_idx, s.pos, s.item_idx, s.ts_ms, s.ts, s.part, CAST(s.event_mask AS SMALLINT) AS event_mask, s.weight, s.rating,
+    SELECT s.user_idx, s.pos, s.n, s.n_train, s.n_test, s.item_idx, s.ts_ms, s.ts, s.part, CAST(s.event_mask AS SMALLINT) AS event_mask, s.weight, s.rating,
            s.event_id, s.session_id, s.session_surface,
            CAST(CASE s.strength {code_of} ELSE {PAD} END AS INT) AS event_code,
            CASE s.strength {type_of} END AS event_type, {sid} AS codes,
-           COUNT(*) OVER (PARTITION BY s.user_idx) AS n, {session_end} AS session_end_ms
+           {session_end} AS session_end_ms
     FROM steps s {codes_join}
 ),
 base AS (
@@ -301,8 +312,13 @@ def item_embeddings_by_idx(embeddings: pa.Table, id_maps: pa.Table) -> pa.Table:
 
 
 def register_interactions(engine: Engine, name: str, interactions: Source) -> None:
-    """:func:`register_source` for interactions; a table built in memory without the provenance columns
-    (``source_file``, ``line_no``) gets them as nulls."""
+    """:func:`register_source` for interactions. Rows without the provenance columns (``source_file``,
+    ``line_no``: a table built in memory, or files written before interactions kept them) get them as
+    nulls; such files are read into memory (until ``core/interactions`` is rebuilt)."""
+    if not isinstance(interactions, pa.Table):
+        files = [Path(p) for p in interactions]
+        if files and not set(contracts.PROVENANCE) <= set(pq.read_schema(files[0]).names):
+            interactions = pa.concat_tables(pq.read_table(f) for f in files)
     if isinstance(interactions, pa.Table):
         interactions = with_optional_columns(interactions, contracts.CORE_INTERACTIONS)
     register_source(engine, name, interactions)

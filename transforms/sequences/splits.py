@@ -88,32 +88,38 @@ def build_splits(engine: Engine, prep: PreparedInputs) -> pa.Table:
         of = split.cutoffs.split_sql("ts_ms", epoch_ms=True)
         hist = {Split.TRAIN: f"{of} = '{Split.TRAIN}'", Split.TEST: f"{of} <> '{Split.TEST}'"}
         target = {Split.VALID: f"{of} = '{Split.VALID}'", Split.TEST: f"{of} = '{Split.TEST}'"}
+        # Each history's length in steps (steps are numbered in time, so a history is a prefix).
+        hist_len = {Split.TRAIN: "n_train", Split.TEST: "n - n_test"}
     else:
         hist = {Split.TRAIN: "pos <= n - 2 AND n >= 3", Split.TEST: "pos <= n - 1 AND n >= 3"}
         target = {Split.VALID: "pos = n - 1 AND n >= 3", Split.TEST: "pos = n AND n >= 3"}
-    hist_counts = ", ".join(
-        f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) OVER (PARTITION BY user_idx) AS h_{name}" for name, cond in hist.items()
-    )
+        hist_len = {Split.TRAIN: "n - 2", Split.TEST: "n - 1"}
+    hist_counts = ", ".join(f"{length} AS h_{name}" for name, length in hist_len.items())
 
-    def history(split_name: Split, source: Split) -> str:
+    def history(source: Split) -> str:
         recent = "TRUE" if max_len is None else f"pos > h_{source} - {max_len}"
-        return f"SELECT '{split_name}' AS split, c.* FROM counted c WHERE {hist[source]} AND {recent}"
+        return f"SELECT '{source}' AS source, c.* FROM counted c WHERE {hist[source]} AND {recent}"
 
+    # A valid row's history is its train row's (the events before train_end): aggregated once for both.
     sql = f"""
 WITH {_base_cte(d, prep)},
 counted AS (SELECT b.*, {hist_counts} FROM base b),
 hist_rows AS (
-    {history(Split.TRAIN, Split.TRAIN)}
-    UNION ALL {history(Split.VALID, Split.TRAIN)}
-    UNION ALL {history(Split.TEST, Split.TEST)}
+    {history(Split.TRAIN)}
+    UNION ALL {history(Split.TEST)}
 ),
 target_rows AS (
     SELECT '{Split.VALID}' AS split, b.* FROM base b WHERE {target[Split.VALID]}
     UNION ALL SELECT '{Split.TEST}' AS split, b.* FROM base b WHERE {target[Split.TEST]}
 ),
+source_histories AS {d.materialized() or ""} (
+    SELECT source, user_idx, {_events_list(d, prep.has_semantic_ids, masks=True)} AS evs, COUNT(*) AS hist_len
+    FROM hist_rows GROUP BY source, user_idx
+),
 histories AS (
-    SELECT split, user_idx, {_events_list(d, prep.has_semantic_ids, masks=True)} AS evs, COUNT(*) AS hist_len
-    FROM hist_rows GROUP BY split, user_idx
+    SELECT '{Split.TRAIN}' AS split, user_idx, evs, hist_len FROM source_histories WHERE source = '{Split.TRAIN}'
+    UNION ALL SELECT '{Split.VALID}' AS split, user_idx, evs, hist_len FROM source_histories WHERE source = '{Split.TRAIN}'
+    UNION ALL SELECT '{Split.TEST}' AS split, user_idx, evs, hist_len FROM source_histories WHERE source = '{Split.TEST}'
 ),
 targets AS (
     SELECT split, user_idx, {d.ordered_structs(EVENT_FIELDS, "pos")} AS evs

@@ -101,3 +101,14 @@ def test_raw_partitions_written_before_provenance_still_read(tmp_path: Path, duc
     assert read["line_no"].to_pylist() == [None, 7]
     inter = seq.build_interactions(duckdb_engine, warehouse.files(RAW_EVENTS), _id_maps(["first", "second"]))
     assert inter["line_no"].to_pylist() == [None, 7]
+
+
+def test_interactions_files_written_before_provenance_still_build(tmp_path: Path, duckdb_engine: Engine) -> None:
+    events = pa.Table.from_pylist([_event("r:1", "first", 0, None), _event("r:2", "second", 60, None), _event("r:3", "third", 120, None)],
+                                  schema=RAW_EVENTS.schema)
+    inter = seq.build_interactions(duckdb_engine, events, _id_maps(["first", "second", "third"]))
+    old = tmp_path / "interactions.parquet"
+    pq.write_table(inter.drop_columns(["source_file", "line_no"]), old)
+    prep = seq.prepare(duckdb_engine, [old], seq.SequenceConfig(max_len=None, min_len=1), seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT))
+    test = [r for r in seq.build_splits(duckdb_engine, prep).to_pylist() if r["split"] == "test"]
+    assert test[0]["target_item_ids"] == [2]
