@@ -16,6 +16,9 @@
    pipeline builds (``recforge ingest``, ``recforge build --select core,labels,training_data``; the
    weights are the labels' popularity-propensity IPS weights): ``<dataset>_two_tower_ips_recall50`` and
    ``<dataset>_two_tower_noips_recall50`` with their ``_tail_`` / ``_short_`` companions.
+6. ``content``: the two-tower model with item content (semantic-ID codes, text embedding, genres) against ids
+   only on ML-100K through the pipeline, settings chosen on validation (benchmarks/two_tower_content.py):
+   ``ml100k_two_tower_content_recall50`` with ``_cold_`` / ``_new_`` companions, ``ml100k_two_tower_idonly_*`` beside.
 
 Usage: ``python benchmarks/training.py [--quick] [--sections ...] [--datasets ml100k,...]`` (``--quick``:
 3 seeds, smaller data path); writes ``benchmarks/results/training.json`` (``training_quick.json`` with ``--quick``).
@@ -325,7 +328,7 @@ def ips_section(tmp: Path, quick: bool, datasets: set[str]) -> dict[str, object]
     return figures
 
 
-SECTIONS = ("data_path", "coat", "coat_labels", "two_tower", "ann", "ips")
+SECTIONS = ("data_path", "coat", "coat_labels", "two_tower", "ann", "ips", "content")
 
 
 def main() -> None:
@@ -333,6 +336,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset to run (updates those figures in the results)")
     parser.add_argument("--datasets", default="ml100k,beauty", help="datasets of the two_tower, ann and ips sections")
+    parser.add_argument("--content-routes", default="catalogue,pipeline", help="routes of the content section")
     args = parser.parse_args()
     run = set(args.sections.split(","))
     datasets = set(args.datasets.split(","))
@@ -351,6 +355,11 @@ def main() -> None:
             figures |= ann_section(args.quick, datasets)
         if "ips" in run:
             figures |= ips_section(Path(tmp) / "i", args.quick, datasets)
+        if "content" in run and "ml100k" in datasets:
+            from two_tower_content import content_section
+
+            figures |= content_section(Path(tmp) / "t", args.quick, DATASETS / "movielens-100k" / "ml-100k", TT_HISTORY, _tt_config,
+                                       tuple(args.content_routes.split(",")))
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
     name = "training_quick" if args.quick else "training"
     previous = Path(__file__).resolve().parent / "results" / f"{name}.json"
