@@ -120,6 +120,10 @@ def popularity(data, out: dict, key: str) -> None:  # type: ignore[no-untyped-de
         out[f"{key}_hr{k}"] = round(metrics[f"hr@{k}"], 5)
         out[f"{key}_ndcg{k}"] = round(metrics[f"ndcg@{k}"], 5)
     out[f"{key}_seconds"] = round(time.perf_counter() - started, 1)
+    # The same scorer on validation: the models' validation/test gap is in the data too (Beauty: the last items
+    # are rarer in training than the second-to-last ones), not only in the models.
+    valid = rank_metrics(full_ranks(popularity_scorer(data.popularity), data.valid, data.num_items, filter_seen=data.filter_seen), (10,))
+    out[f"{key}_valid_hr10"] = round(valid["hr@10"], 5)
 
 
 def markdown_table(out: dict) -> str:
