@@ -80,10 +80,16 @@ class StagedWarehouse(Warehouse):
     def commit(self) -> list[WriteResult]:
         """Swap every staged partition in (each atomically), record it and give its table a view."""
         results = []
+        by_table: dict[str, tuple[TableContract, list[tuple[dt.date | None, int, str]]]] = {}
+        moves = []
         for final in sorted(self._staged):
-            contract, partition, path, rows, content_hash = self._staged.pop(final)
-            atomic.swap_in(path, final)
-            results.append(self._published(contract, partition, rows, content_hash))
+            contract, partition, path, rows, content_hash = self._staged[final]
+            moves.append((path, final))
+            by_table.setdefault(contract.view_name, (contract, []))[1].append((partition, rows, content_hash))
+        atomic.swap_in_many(moves)
+        self._staged.clear()
+        for contract, written in by_table.values():  # one manifest write per table
+            results.extend(self._published_many(contract, written))
         for contract, partition in self._deleted.values():
             Warehouse.delete_partition(self, contract, partition)
         self._deleted.clear()

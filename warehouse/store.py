@@ -242,11 +242,18 @@ class Warehouse:
 
     def _published(self, contract: TableContract, partition: dt.date | None, rows: int, content_hash: str) -> WriteResult:
         """Record a partition that is now in place in the manifest, and give its table a catalog view."""
-        self._record(contract, partition, rows, content_hash)
+        return self._published_many(contract, [(partition, rows, content_hash)])[0]
+
+    def _published_many(
+        self, contract: TableContract, written: list[tuple[dt.date | None, int, str]]
+    ) -> list[WriteResult]:
+        """:meth:`_published` for several partitions of one table: one manifest write for all of them (a
+        backfill of thousands of days would otherwise rewrite a growing manifest once per day)."""
+        self._record(contract, written)
         if contract.view_name not in self._views:
             ensure_view(self.root, contract.view_name)
             self._views.add(contract.view_name)
-        return WriteResult(self.partition_path(contract, partition), rows, content_hash, partition)
+        return [WriteResult(self.partition_path(contract, p), rows, h, p) for p, rows, h in written]
 
     def _present(self, contract: TableContract) -> list[dt.date | None]:
         if contract.partitioned:
@@ -259,10 +266,11 @@ class Warehouse:
         except (OSError, pa.ArrowException) as exc:
             raise CorruptPartitionError(contract, path, str(exc).strip().splitlines()[0]) from None
 
-    def _record(self, contract: TableContract, partition: dt.date | None, rows: int, content_hash: str) -> None:
+    def _record(self, contract: TableContract, written: list[tuple[dt.date | None, int, str]]) -> None:
         with self._manifest_lock(contract):
             manifest = self._recorded(contract)
-            manifest[_partition_key(partition)] = {"rows": rows, "content_hash": content_hash}
+            for partition, rows, content_hash in written:
+                manifest[_partition_key(partition)] = {"rows": rows, "content_hash": content_hash}
             atomic.write_json(self.table_dir(contract) / MANIFEST_FILE, dict(sorted(manifest.items())))
 
     def _recorded(self, contract: TableContract) -> dict[str, dict[str, object]]:
