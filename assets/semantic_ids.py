@@ -18,6 +18,7 @@ Blocking checks stop a bad table before anything downstream (sequence shards, ge
 reads it; a table that fails them is not written, so the previous IDs stay in place.
 """
 
+import dataclasses
 import datetime as dt
 from typing import ClassVar
 
@@ -32,6 +33,7 @@ from transforms.semantic_ids import (
     QuantizerKind,
     SemanticIdConfig,
     append_codebook,
+    codes_for_catalog,
     contract_for_codebook,
     id_lookup,
     latest_version,
@@ -80,8 +82,11 @@ class CodebookConfig(dg.Config):
     """
 
     builds: ClassVar[tuple[type, ...]] = (SemanticIdConfig,)
-    own_fields: ClassVar[tuple[str, ...]] = ("rebuild",)  # what the run does, not how a version trains
+    own_fields: ClassVar[tuple[str, ...]] = ("rebuild", "fit_to_catalog")  # not fields of SemanticIdConfig
     rebuild: bool = False
+    # A catalog with fewer training items than codes_per_level (80 in the Open Bandit sample) trains with
+    # fewer codes per level (codes_for_catalog) and says so, instead of failing; False: fail.
+    fit_to_catalog: bool = True
     levels: int = SemanticIdConfig.levels
     codes_per_level: int = SemanticIdConfig.codes_per_level
     quantizer: QuantizerKind = SemanticIdConfig.quantizer
@@ -171,10 +176,20 @@ def codebooks(
             "which needs their available_from; materialize raw/items first"
         )
     # Without any text (an events-only dataset) the co-occurrence items train instead.
+    settings = config.semantic_id_config(cutoff.isoformat())
+    fitted_from: dict[str, int] = {}
     try:
-        trained = train_next_version(embeddings, store.read(RAW_ITEMS), config.semantic_id_config(cutoff.isoformat()), cutoff, current)
+        trained = train_next_version(embeddings, store.read(RAW_ITEMS), settings, cutoff, current)
     except InsufficientTrainingItemsError as err:
-        raise dg.Failure(str(err)) from err
+        if not config.fit_to_catalog or err.eligible < 2:
+            raise dg.Failure(str(err)) from err
+        fitted = dataclasses.replace(settings, codes_per_level=codes_for_catalog(err.eligible, settings.codes_per_level))
+        context.log.warning(
+            f"only {err.eligible} items before the cut-off: training {fitted.codes_per_level} codes per level instead of "
+            f"{settings.codes_per_level} (fit_to_catalog; set it to false to fail instead)"
+        )
+        trained = train_next_version(embeddings, store.read(RAW_ITEMS), fitted, cutoff, current)
+        fitted_from = {"codes_per_level": fitted.codes_per_level, "codes_per_level_requested": settings.codes_per_level}
     store.write(SEMANTIC_IDS_CODEBOOKS, append_codebook(stored, trained.codebook))
     warehouse.refresh_catalog()
     # Read back: the earlier versions must have survived the rewrite exactly, and the new one must load.
@@ -182,7 +197,7 @@ def codebooks(
     unchanged = reread.slice(0, stored.num_rows).equals(stored) and load_codebook(reread).version == trained.codebook.version
     utilization = list(trained.report.utilization)
     return dg.MaterializeResult(
-        metadata={**trained.to_metadata(), **_source_metadata(embeddings)},
+        metadata={**trained.to_metadata(), **_source_metadata(embeddings), **fitted_from},
         check_results=[
             dg.AssetCheckResult(check_name="versions_immutable", passed=unchanged, metadata={"earlier_versions": stored.num_rows}),
             dg.AssetCheckResult(check_name="codes_alive", passed=min(utilization) >= MIN_UTILIZATION, metadata={"utilization": utilization}),

@@ -15,7 +15,7 @@ import pytest
 
 from assets.resources import CutoffsResource, WarehouseResource
 from assets.semantic_ids import CODEBOOKS_KEY, codebooks, item_semantic_ids
-from transforms.semantic_ids import SemanticIdIndex
+from transforms.semantic_ids import SemanticIdIndex, codes_for_catalog, load_codebook
 from warehouse.contracts import (
     RAW_EVENTS,
     RAW_ITEMS,
@@ -233,8 +233,25 @@ def test_too_few_items_before_the_cut_off_fail_with_a_clear_error(tmp_path: Path
     _write_embeddings(store, names, _embeddings(20))
     _write_catalogue(store, {n: None if i < 3 else LATER for i, n in enumerate(names)})  # 3 early items < 4 codes
     with pytest.raises(dg.Failure, match="only 3 of 20 items are available before the training cut-off"):
-        _run(home, catalogue=False)
+        _run(home, catalogue=False, fit_to_catalog=False)
     assert store.read(SEMANTIC_IDS_CODEBOOKS).num_rows == 0  # nothing trained on the later items instead
+
+
+def test_a_catalog_smaller_than_the_codes_trains_fewer_codes_and_says_so(tmp_path: Path) -> None:
+    """By default (fit_to_catalog) a small catalog (Open Bandit's 80 items against 256 codes) trains with
+    fewer codes per level, on the items before the cut-off only, instead of failing the whole build."""
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    names = [f"item{i:03d}" for i in range(40)]
+    _write_embeddings(store, names, _embeddings(40))
+    _write_catalogue(store, {n: None if i < 20 else LATER for i, n in enumerate(names)})  # 20 early items < 32 codes
+    result = _run(home, catalogue=False, levels=2, codes_per_level=32)
+    book = load_codebook(store.read(SEMANTIC_IDS_CODEBOOKS))
+    assert [len(c) for c in book.centroids] == [4, 4]  # codes_for_catalog(20, 32): four items per code at least
+    assert codes_for_catalog(20, 32) == 4 and codes_for_catalog(80, 256) == 16 and codes_for_catalog(300, 256) == 256
+    meta = result.asset_materializations_for_node(OP)[0].metadata
+    assert (meta["codes_per_level"].value, meta["codes_per_level_requested"].value) == (4, 32)
+    assert len(_ids(store)) == 40  # every item encoded, the later ones included
 
 
 def test_without_a_catalogue_the_codebook_refuses_to_train(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from transforms.semantic_ids.codebook import (
     InsufficientTrainingItemsError,
     Quantized,
     available_before,
+    codes_for_catalog,
     quantize,
     train_codebook,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "available_before",
     "build_semantic_ids",
     "codebook_row",
+    "codes_for_catalog",
     "codes_matrix",
     "contract_for_codebook",
     "format_semantic_id",

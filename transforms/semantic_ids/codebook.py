@@ -32,6 +32,21 @@ from transforms.semantic_ids.rqvae import train_rqvae
 class InsufficientTrainingItemsError(ValueError):
     """Fewer items are available before the training cut-off than a level has codes (K)."""
 
+    def __init__(self, message: str, eligible: int = 0) -> None:
+        super().__init__(message)
+        self.eligible = eligible  # the items available before the cut-off
+
+
+def codes_for_catalog(eligible: int, requested: int) -> int:
+    """Codes per level for a catalog of ``eligible`` training items: ``requested`` when it fits, else the
+    largest power of two with at least four items per code (2 at least), so k-means keeps every code alive."""
+    if eligible >= requested:
+        return requested
+    codes = 2
+    while codes * 2 * 4 <= eligible:
+        codes *= 2
+    return min(codes, requested)
+
 
 @dataclass(frozen=True)
 class Codebook:
@@ -163,7 +178,8 @@ def training_mask(n: int, config: SemanticIdConfig, available_from: AvailableFro
         raise InsufficientTrainingItemsError(
             f"only {eligible} of {n} items are available before the training cut-off {config.train_end}, "
             f"fewer than the {config.codes_per_level} codes per level: use a later train_end or fewer "
-            "codes_per_level (training on later items instead would leak them into the codebook)"
+            "codes_per_level (training on later items instead would leak them into the codebook)",
+            eligible=eligible,
         )
     return mask
 
