@@ -26,7 +26,7 @@ CHUNK = 256  # positions per chunk (fastest of 256-2048 on Beauty): 256 x 12,101
 
 class _FullSoftmaxCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, states: torch.Tensor, vectors: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, states: torch.Tensor, vectors: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
         n = len(states)
         grad_states = torch.empty_like(states)
         grad_vectors = torch.zeros_like(vectors)
@@ -51,7 +51,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
         return (total / ctx.n).to(states.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grad_states, grad_vectors = ctx.saved_tensors
         scale = grad / ctx.n
         return grad_states * scale, grad_vectors * scale, None, None

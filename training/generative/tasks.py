@@ -111,7 +111,7 @@ class TIGERTask(nn.Module):
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         target = self.codes[batch.targets]  # [B, C]
-        with torch.autocast(self.codes.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+        with torch.autocast(batch.items.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             memory, padding = self._memory(batch)
             logits = self.model.decode(memory, padding, target[:, :-1])
         logits = logits.float()
