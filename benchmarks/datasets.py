@@ -15,12 +15,13 @@ cores: ML-100K ingest + build (embeddings included) under 3 minutes.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import textwrap
 from pathlib import Path
 
-from _harness import print_table, run_phase, write_results
+from _harness import RESULTS, print_table, run_phase, write_results
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -108,9 +109,17 @@ def main() -> None:
         if not build["success"]:
             figures[f"{key}_failed_steps"] = build["failed"]
         print(f"{key}: ingest {ingest['seconds']:.1f}s, build {build['seconds']:.1f}s, ok={build['success']}", flush=True)
+        _save(figures, args.quick)  # after each dataset: a run stopped midway keeps what it measured
     print_table("recforge ingest + build on the shared datasets", list(figures.items()))
-    name = "datasets_quick" if args.quick else "datasets"  # a quick run never overwrites the full figures
-    print(f"\nwrote {write_results(name, figures)}")
+    print(f"\nwrote {_save(figures, args.quick)}")
+
+
+def _save(figures: dict[str, object], quick: bool) -> Path:
+    """Merge ``figures`` into the results file (a run of some datasets keeps the others' figures)."""
+    name = "datasets_quick" if quick else "datasets"  # a quick run never overwrites the full figures
+    path = RESULTS / f"{name}.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    return write_results(name, previous | figures)
 
 
 if __name__ == "__main__":
