@@ -11,18 +11,18 @@ from transforms.connectors import connector_for
 def test_2014_reviews_and_python_literal_metadata(fixtures: Path) -> None:
     tables = by_table(connector_for("amazon", fixtures / "amazon/2014"))
     first, second = objects(tables["reviews"])
-    assert first["user_id"] == "A2IBPI20UZIR0U" and first["item_id"] == "1384719342"
+    assert first["user_id"] == "AFIXTUREREV001" and first["item_id"] == "B0FIXMIC01"
     assert first["ts"] == "2014-02-28T00:00:00.000Z" and first["title"] == "good" and first["rating"] == 5.0
     assert second["helpful_votes"] == 13  # helpful = [13, 14]: 13 found it helpful
     assert [o["event_type"] for o in objects(tables["events"])] == ["rating", "rating"]
     pop, strings = objects(tables["items"])  # single-quoted Python literals, read with ast.literal_eval
-    assert pop["price"] == 12.99 and pop["brand"] == "Nady"
+    assert pop["price"] == 12.99 and pop["brand"] == "Fixture Audio"
     assert pop["categories"] == [
         "Musical Instruments",
         "Musical Instruments > Microphones & Accessories",
-        "Musical Instruments > Microphones & Accessories > Pop Filters",
+        "Musical Instruments > Microphones & Accessories > Mesh Screens",
     ]
-    assert strings["description"] == "Guitar strings, 'light' gauge"
+    assert strings["description"] == "Fixture strings, 'light' gauge"
     assert strings["categories"] == ["Musical Instruments", "Musical Instruments > Strings"]
     # Broken lines of both files go through untouched, each to its file's table.
     assert [p[:2] for p in passed_through(tables["reviews"])] == [("reviews_Musical_Instruments_5.json", 3)]
@@ -32,8 +32,8 @@ def test_2014_reviews_and_python_literal_metadata(fixtures: Path) -> None:
 def test_2018_html_is_stripped_and_repeat_reviews_are_distinct(fixtures: Path) -> None:
     tables = by_table(connector_for("amazon", fixtures / "amazon/2018"))
     item = objects(tables["items"])[0]
-    assert item["title"] == "Visa Gift Card"
-    assert item["description"] == "Redeem at any store & online.\nNever expires."
+    assert item["title"] == "Fixture Gift Card"
+    assert item["description"] == "Use in any shop & online.\nNever expires."
     assert item["categories"] == ["Gift Cards", "Gift Cards > Gift Cards"]
     assert item["price"] == 50.0
     ranged = objects(tables["items"])[2]

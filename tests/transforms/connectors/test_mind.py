@@ -9,28 +9,28 @@ from transforms.connectors import connector_for
 def test_behaviors_become_slates_impressions_and_clicks(fixtures: Path) -> None:
     tables = by_table(connector_for("mind", fixtures / "mind"))
     slate = objects(tables["slates"])[0]
-    assert slate == {"request_id": "mind:1", "user_id": "U13740", "ts": "2019-11-11T09:05:58.000Z", "surface": "news", "item_ids": ["N55689", "N35729"]}
+    assert slate == {"request_id": "mind:1", "user_id": "U90001", "ts": "2019-11-11T09:05:58.000Z", "surface": "news", "item_ids": ["N90006", "N90007"]}
     impressions = [i for i in objects(tables["impressions"]) if i["request_id"] == "mind:2"]
-    assert [(i["item_id"], i["position"]) for i in impressions] == [("N20678", 0), ("N39317", 1), ("N58114", 2)]
+    assert [(i["item_id"], i["position"]) for i in impressions] == [("N90009", 0), ("N90010", 1), ("N90011", 2)]
     clicks = [e for e in objects(tables["events"]) if e.get("request_id")]
-    assert [(c["item_id"], c["request_id"]) for c in clicks] == [("N55689", "mind:1"), ("N58114", "mind:2")]
+    assert [(c["item_id"], c["request_id"]) for c in clicks] == [("N90006", "mind:1"), ("N90011", "mind:2")]
     assert [p[:2] for p in passed_through(tables["slates"])] == [("behaviors.tsv", 5)]
 
 
 def test_history_becomes_earlier_clicks_once_per_user(fixtures: Path) -> None:
     history = [e for e in objects(by_table(connector_for("mind", fixtures / "mind"))["events"]) if e.get("session_id") == "history"]
-    # U13740 appears twice with the same history: emitted once, one second apart, before 09:05:58.
+    # U90001 appears twice with the same history: emitted once, one second apart, before 09:05:58.
     assert [(e["user_id"], e["item_id"], e["ts"]) for e in history] == [
-        ("U13740", "N55189", "2019-11-11T09:05:56.000Z"),
-        ("U13740", "N42782", "2019-11-11T09:05:57.000Z"),
-        ("U91836", "N31739", "2019-11-12T18:11:29.000Z"),
+        ("U90001", "N90004", "2019-11-11T09:05:56.000Z"),
+        ("U90001", "N90005", "2019-11-11T09:05:57.000Z"),
+        ("U90002", "N90008", "2019-11-12T18:11:29.000Z"),
     ]
 
 
 def test_news_become_items(fixtures: Path) -> None:
     items = objects(by_table(connector_for("mind", fixtures / "mind"))["items"])
-    assert items[0]["title"] == "The Brands Queen Elizabeth Loves" and items[0]["description"] == "Shop the notebooks."
-    assert items[0]["categories"] == ["lifestyle", "lifestyle > lifestyleroyals"]
+    assert items[0]["title"] == "The Notebooks a Lighthouse Keeper Loves" and items[0]["description"] == "Shop the notebooks."
+    assert items[0]["categories"] == ["lifestyle", "lifestyle > lifestylefixture"]
 
 
 def test_history_is_dated_from_the_earliest_impression_not_the_first_line(tmp_path: Path) -> None:

@@ -26,27 +26,27 @@ def test_yoochoose_sessions_and_item_categories(fixtures: Path) -> None:
     assert [(c["user_id"], c["session_id"]) for c in clicks][:1] == [("session-1", "1")]
     buys = [e for e in objects(tables["events"]) if e["event_type"] == "purchase"]
     assert [b["value"] for b in buys] == [12462.0, 20942.0]  # price x quantity
-    # Item 214662742 was clicked under "S" and "5"; category 0 means unknown and is left out.
+    # Item 300000003 was clicked under "S" and "5"; category 0 means unknown and is left out.
     assert objects(tables["items"]) == [
-        {"item_id": "214536502", "categories": []},
-        {"item_id": "214536500", "categories": []},
-        {"item_id": "214662742", "categories": ["S", "5"]},
+        {"item_id": "300000002", "categories": []},
+        {"item_id": "300000001", "categories": []},
+        {"item_id": "300000003", "categories": ["S", "5"]},
     ]
 
 
 def test_yoochoose_reads_the_prepared_tab_separated_files_of_session_rec(tmp_path: Path) -> None:
     # rsc15_train_full.txt as session-rec and GRU4Rec publish it: a header, Time in epoch seconds.
     (tmp_path / "rsc15_train_full.txt").write_text(
-        "SessionId\tItemId\tTime\n1\t214536502\t1396839069.277\n1\t214536500\t1396839249.868\n2\t214662742\n"
+        "SessionId\tItemId\tTime\n1\t300000002\t1396839069.277\n1\t300000001\t1396839249.868\n2\t300000003\n"
     )
     (tmp_path / "README.txt").write_text("not data\n")
     tables = by_table(connector_for("yoochoose", tmp_path))
     clicks = objects(tables["events"])
     assert [(c["user_id"], c["item_id"], c["ts"]) for c in clicks] == [
-        ("session-1", "214536502", "2014-04-07T02:51:09.277Z"),
-        ("session-1", "214536500", "2014-04-07T02:54:09.868Z"),
+        ("session-1", "300000002", "2014-04-07T02:51:09.277Z"),
+        ("session-1", "300000001", "2014-04-07T02:54:09.868Z"),
     ]
-    assert passed_through(tables["events"]) == [("rsc15_train_full.txt", 4, "2\t214662742")]
+    assert passed_through(tables["events"]) == [("rsc15_train_full.txt", 4, "2\t300000003")]
 
 
 def test_tabular_reads_txt_and_dat_when_the_mapping_names_the_format(tmp_path: Path) -> None:
