@@ -62,7 +62,7 @@ def prepare(
             events without one weigh 1.
         item_codes: ``item_idx, codes`` (:data:`ITEM_CODES_SCHEMA`): semantic IDs, if built.
     """
-    register_interactions(engine, "seq_interactions", interactions)
+    register_rows(engine, "seq_interactions", interactions, contracts.CORE_INTERACTIONS)
     weights = label_weights if label_weights is not None else LABEL_WEIGHTS_SCHEMA.empty_table()
     engine.register_arrow("seq_label_weights", weights.select(LABEL_WEIGHTS_SCHEMA.names).cast(LABEL_WEIGHTS_SCHEMA))
     codes = item_codes if item_codes is not None else ITEM_CODES_SCHEMA.empty_table()
@@ -117,10 +117,6 @@ TIE_ORDER = "source_file NULLS LAST, line_no NULLS LAST, LENGTH(event_id), event
 dataset's own order of same-second ratings decides which one is the leave-one-out target. Events
 without provenance (built in memory, or staged before raw rows kept it) come after, by event id,
 shorter first, so ids that number lines (``click:6`` before ``click:35``) keep their line order."""
-
-PROVENANCE_SQL_TYPES = (("source_file", "STRING"), ("line_no", "BIGINT"))
-"""The provenance columns of raw log rows and interactions, with their SQL types."""
-
 
 def steps_ctes(
     d: Dialect,
@@ -311,17 +307,18 @@ def item_embeddings_by_idx(embeddings: pa.Table, id_maps: pa.Table) -> pa.Table:
 # --- small helpers -----------------------------------------------------------------------------------
 
 
-def register_interactions(engine: Engine, name: str, interactions: Source) -> None:
-    """:func:`register_source` for interactions. Rows without the provenance columns (``source_file``,
-    ``line_no``: a table built in memory, or files written before interactions kept them) get them as
-    nulls; such files are read into memory (until ``core/interactions`` is rebuilt)."""
-    if not isinstance(interactions, pa.Table):
-        files = [Path(p) for p in interactions]
-        if files and not set(contracts.PROVENANCE) <= set(pq.read_schema(files[0]).names):
-            interactions = pa.concat_tables(pq.read_table(f) for f in files)
-    if isinstance(interactions, pa.Table):
-        interactions = with_optional_columns(interactions, contracts.CORE_INTERACTIONS)
-    register_source(engine, name, interactions)
+def register_rows(engine: Engine, name: str, source: Source, contract: contracts.TableContract) -> None:
+    """:func:`register_source` for rows of ``contract``, whose optional columns (the provenance
+    ``source_file``, ``line_no``) are null where absent: in a table built in memory, or in files written
+    before the columns existed. Files of which none has them are read into memory (until rebuilt); where
+    some have them, the engine reads the others' as null (files are read by name)."""
+    if not isinstance(source, pa.Table):
+        files = [Path(p) for p in source]
+        if files and not any(set(contract.optional) <= set(pq.read_schema(f).names) for f in files):
+            source = pa.concat_tables(pq.read_table(f) for f in files)
+    if isinstance(source, pa.Table):
+        source = with_optional_columns(source, contract)
+    register_source(engine, name, source)
 
 
 def register_source(engine: Engine, name: str, source: Source) -> None:

@@ -6,7 +6,8 @@ import pyarrow as pa
 
 from transforms.engine import Engine
 from transforms.sequences.config import INTERACTIONS_SCHEMA, SessionConfig, Source, _conform
-from transforms.sequences.inputs import PROVENANCE_SQL_TYPES, TIE_ORDER, register_source
+from transforms.sequences.inputs import TIE_ORDER, register_rows, register_source
+from warehouse import contracts
 
 
 def build_interactions(
@@ -40,15 +41,12 @@ def build_interactions(
         A table of :data:`INTERACTIONS_SCHEMA`, sorted by user, time and event id.
     """
     d = engine.dialect
-    register_source(engine, "seq_events", events)
+    register_rows(engine, "seq_events", events, contracts.RAW_EVENTS)  # staged before provenance: ties by event id
     register_source(engine, "seq_id_maps", id_maps)
     if slates is None or (isinstance(slates, (list, tuple)) and not slates):
         slates = pa.table({"request_id": pa.array([], pa.string()), "surface": pa.array([], pa.string())})
     register_source(engine, "seq_slates", slates)
     gap_ms = int(config.gap.total_seconds() * 1000)
-    present = set(engine.query("SELECT * FROM seq_events LIMIT 0").column_names)
-    # Events staged before raw rows kept their provenance have none: their ties fall back to the event id.
-    provenance = ", ".join(f"e.{c}" if c in present else f"CAST(NULL AS {t}) AS {c}" for c, t in PROVENANCE_SQL_TYPES)
     order = f"ts_ms, {TIE_ORDER}"
     sql = f"""
 WITH users AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'user'),
@@ -56,7 +54,7 @@ items AS (SELECT external_id, idx FROM seq_id_maps WHERE entity = 'item'),
 surfaces AS (SELECT request_id, MIN(surface) AS surface FROM seq_slates WHERE surface IS NOT NULL GROUP BY request_id),
 ev AS (
     SELECT e.event_id, e.user_id, e.item_id, e.ts, {d.epoch_ms("e.ts")} AS ts_ms, e.event_type, e.value,
-           e.request_id, e.session_id, s.surface, u.idx AS user_idx, i.idx AS item_idx, {provenance}
+           e.request_id, e.session_id, s.surface, u.idx AS user_idx, i.idx AS item_idx, e.source_file, e.line_no
     FROM seq_events e
     JOIN users u ON u.external_id = e.user_id
     JOIN items i ON i.external_id = e.item_id

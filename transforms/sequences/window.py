@@ -26,7 +26,7 @@ from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
 from transforms.sequences.label_weights import label_weights_for_split, select_estimand
-from warehouse.contracts import TRAINING_WINDOW
+from warehouse.contracts import CORE_INTERACTIONS, TRAINING_WINDOW
 
 WINDOW_SCHEMA = TRAINING_WINDOW.schema
 
@@ -116,7 +116,7 @@ def build_training_window(
     Raises:
         ValueError: The labels were built with other cut-offs, or cannot give the chosen estimand.
     """
-    seq.register_interactions(engine, "tw_interactions", interactions)
+    seq.register_rows(engine, "tw_interactions", interactions, CORE_INTERACTIONS)
     kept = _event_filter(config, "i.event_type")
     core = None
     core_join = ""
