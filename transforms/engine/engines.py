@@ -31,6 +31,16 @@ class EngineConfig:
     spark_max_result_size: str = "0"
 
 
+_SQL_TYPES = {pa.string(): "STRING", pa.int64(): "BIGINT", pa.int32(): "INT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
+
+
+def sql_type(arrow_type: pa.DataType) -> str:
+    """The SQL name (understood by DuckDB and Spark alike) of a scalar Arrow type."""
+    if arrow_type not in _SQL_TYPES:
+        raise ValueError(f"no SQL type for Arrow type {arrow_type}")
+    return _SQL_TYPES[arrow_type]
+
+
 class Engine(abc.ABC):
     """Runs SQL over named relations and returns Arrow tables."""
 
@@ -40,7 +50,9 @@ class Engine(abc.ABC):
     def register_arrow(self, name: str, table: pa.Table) -> None: ...
 
     @abc.abstractmethod
-    def register_parquet(self, name: str, paths: Sequence[Path]) -> None: ...
+    def register_parquet(self, name: str, paths: Sequence[Path], null_columns: Sequence[pa.Field] = ()) -> None:
+        """Register Parquet files, read in place and by column name (a file without a column reads it as
+        null); ``null_columns`` are added as typed nulls (columns that none of the files has)."""
 
     @abc.abstractmethod
     def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
@@ -90,12 +102,13 @@ class DuckDBEngine(Engine):
         self._keep[name] = table
         self._con.register(name, table)
 
-    def register_parquet(self, name: str, paths: Sequence[Path]) -> None:
+    def register_parquet(self, name: str, paths: Sequence[Path], null_columns: Sequence[pa.Field] = ()) -> None:
         if not paths:
             raise ValueError(f"no Parquet files to register as {name}")
         files = ", ".join(f"'{p}'" for p in paths)
+        nulls = "".join(f", CAST(NULL AS {sql_type(f.type)}) AS {f.name}" for f in null_columns)
         # By name: files written before a column was added (provenance) read it as null.
-        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}], union_by_name = true)')
+        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT *{nulls} FROM read_parquet([{files}], union_by_name = true)')
 
     def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
         from transforms.engine.sources import read_lines
@@ -145,10 +158,15 @@ class SparkEngine(Engine):
     def register_arrow(self, name: str, table: pa.Table) -> None:
         self._spark.createDataFrame(table).createOrReplaceTempView(name)
 
-    def register_parquet(self, name: str, paths: Sequence[Path]) -> None:
+    def register_parquet(self, name: str, paths: Sequence[Path], null_columns: Sequence[pa.Field] = ()) -> None:
+        from pyspark.sql import functions as F
+
         if not paths:
             raise ValueError(f"no Parquet files to register as {name}")
-        self._spark.read.option("mergeSchema", "true").parquet(*[str(p) for p in paths]).createOrReplaceTempView(name)
+        frame = self._spark.read.option("mergeSchema", "true").parquet(*[str(p) for p in paths])
+        for f in null_columns:
+            frame = frame.withColumn(f.name, F.lit(None).cast(sql_type(f.type)))
+        frame.createOrReplaceTempView(name)
 
     def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
         # Read by Spark itself (distributed, gzip-aware). monotonically_increasing_id grows in file order

@@ -310,15 +310,15 @@ def item_embeddings_by_idx(embeddings: pa.Table, id_maps: pa.Table) -> pa.Table:
 def register_rows(engine: Engine, name: str, source: Source, contract: contracts.TableContract) -> None:
     """:func:`register_source` for rows of ``contract``, whose optional columns (the provenance
     ``source_file``, ``line_no``) are null where absent: in a table built in memory, or in files written
-    before the columns existed. Files of which none has them are read into memory (until rebuilt); where
-    some have them, the engine reads the others' as null (files are read by name)."""
-    if not isinstance(source, pa.Table):
-        files = [Path(p) for p in source]
-        if files and not any(set(contract.optional) <= set(pq.read_schema(f).names) for f in files):
-            source = pa.concat_tables(pq.read_table(f) for f in files)
+    before the columns existed (files are read in place and by name: a file without a column reads it as
+    null, a column that no file has is added as typed nulls)."""
     if isinstance(source, pa.Table):
-        source = with_optional_columns(source, contract)
-    register_source(engine, name, source)
+        register_source(engine, name, with_optional_columns(source, contract))
+        return
+    files = [Path(p) for p in source]
+    present = set().union(*(pq.read_schema(f).names for f in files)) if files else set()
+    missing = [contract.schema.field(c) for c in contract.optional if c not in present]
+    engine.register_parquet(name, files, missing)
 
 
 def register_source(engine: Engine, name: str, source: Source) -> None:

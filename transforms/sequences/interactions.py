@@ -9,6 +9,8 @@ from transforms.sequences.config import INTERACTIONS_SCHEMA, SessionConfig, Sour
 from transforms.sequences.inputs import TIE_ORDER, register_rows, register_source
 from warehouse import contracts
 
+_SO_FAR = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+
 
 def build_interactions(
     engine: Engine,
@@ -71,31 +73,36 @@ dedup AS (
     FROM ranked WHERE copy_no = 1
 ),
 unlogged AS (
-    SELECT event_id, user_idx, user_id, ts_ms, source_file, line_no,
+    SELECT d.*,
            CASE WHEN LAG(ts_ms) OVER (PARTITION BY user_idx ORDER BY {order}) IS NULL
                   OR ts_ms - LAG(ts_ms) OVER (PARTITION BY user_idx ORDER BY {order}) > {gap_ms}
-                THEN 1 ELSE 0 END AS starts
-    FROM dedup WHERE session_id IS NULL
-),
-gap_sessions AS (
-    SELECT event_id, user_idx,
-           CONCAT('gap:', user_id, ':',
-                  CAST(SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS STRING)) AS gap_session
-    FROM unlogged
+                THEN 1 ELSE 0 END AS starts,
+           ROW_NUMBER() OVER (PARTITION BY user_idx ORDER BY {order}) AS urn
+    FROM dedup d WHERE session_id IS NULL
 ),
 sessioned AS (
-    SELECT d.*, COALESCE(d.session_id, g.gap_session) AS sid
-    FROM dedup d LEFT JOIN gap_sessions g ON g.event_id = d.event_id AND g.user_idx = d.user_idx
+    -- Gap sessions: runs of a user's unlogged events; an event's place in its run is its urn (place among
+    -- the user's unlogged events) after the run's first one. Logged sessions need not be consecutive:
+    -- a window over (user, session id) places their events.
+    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx,
+           source_file, line_no,
+           CONCAT('gap:', user_id, ':', CAST(SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} {_SO_FAR}) AS STRING)) AS sid,
+           urn + 1 - MAX(CASE WHEN starts = 1 THEN urn END) OVER (PARTITION BY user_idx ORDER BY {order} {_SO_FAR}) AS spos,
+           MAX(CASE WHEN starts = 1 THEN ts_ms END) OVER (PARTITION BY user_idx ORDER BY {order} {_SO_FAR}) AS first_ms
+    FROM unlogged
+    UNION ALL
+    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx,
+           source_file, line_no, session_id AS sid,
+           ROW_NUMBER() OVER (PARTITION BY user_idx, session_id ORDER BY {order}) AS spos,
+           MIN(ts_ms) OVER (PARTITION BY user_idx, session_id) AS first_ms
+    FROM dedup WHERE session_id IS NOT NULL
 ),
 session_rank AS (
-    SELECT user_idx, sid, first_ms, DENSE_RANK() OVER (PARTITION BY user_idx ORDER BY first_ms, sid) - 1 AS session_index
-    FROM (SELECT user_idx, sid, MIN(ts_ms) AS first_ms FROM sessioned GROUP BY user_idx, sid) f
+    SELECT user_idx, sid, DENSE_RANK() OVER (PARTITION BY user_idx ORDER BY first_ms, sid) - 1 AS session_index
+    FROM (SELECT user_idx, sid, MIN(first_ms) AS first_ms FROM sessioned GROUP BY user_idx, sid) f
 ),
 so_far AS (
-    -- Windows over (user, session number): an integer key sorts faster than the session id text.
-    SELECT s.*, r.session_index, r.first_ms,
-           ROW_NUMBER() OVER (PARTITION BY s.user_idx, r.session_index ORDER BY {order}) AS spos
-    FROM sessioned s JOIN session_rank r ON r.user_idx = s.user_idx AND r.sid = s.sid
+    SELECT s.*, r.session_index FROM sessioned s JOIN session_rank r ON r.user_idx = s.user_idx AND r.sid = s.sid
 ),
 first_surface AS (
     SELECT user_idx, session_index, surface, spos FROM (

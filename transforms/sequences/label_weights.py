@@ -38,8 +38,8 @@ def label_weights_within_splits(eng: Engine, interactions: seq.Source, labels: p
         subset = labels.filter(pc.is_in(labels["split"], value_set=pa.array([str(s) for s in splits])))
         eng.register_arrow(f"td_weights_{split}", seq.label_weights_from_debiased(eng, interactions, subset))
     seq.register_source(eng, "td_events", interactions)
-    split = cutoffs.split_sql(eng.dialect.epoch_ms("e.ts"), epoch_ms=True)
-    chosen = f"CASE {split} WHEN '{Split.TRAIN}' THEN tr.weight WHEN '{Split.VALID}' THEN va.weight ELSE te.weight END"
+    split_of = cutoffs.split_sql(eng.dialect.epoch_ms("e.ts"), epoch_ms=True)
+    chosen = f"CASE {split_of} WHEN '{Split.TRAIN}' THEN tr.weight WHEN '{Split.VALID}' THEN va.weight ELSE te.weight END"
     result = eng.query(f"""
 SELECT event_id, weight FROM (
     SELECT e.event_id, {chosen} AS weight FROM td_events e

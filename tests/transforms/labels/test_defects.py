@@ -254,8 +254,8 @@ class _CountingEngine(Engine):
     def register_arrow(self, name: str, table: pa.Table) -> None:
         self.inner.register_arrow(name, table)
 
-    def register_parquet(self, name: str, paths: Sequence[Path]) -> None:
-        self.inner.register_parquet(name, paths)
+    def register_parquet(self, name: str, paths: Sequence[Path], null_columns: Sequence[pa.Field] = ()) -> None:
+        self.inner.register_parquet(name, paths, null_columns)
 
     def register_text_lines(self, name: str, path: Path, source_name: str) -> None:
         self.inner.register_text_lines(name, path, source_name)

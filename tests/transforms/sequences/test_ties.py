@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from pipelines.connect import ConnectRules, ingest_dataset
 from transforms import sequences as seq
@@ -112,3 +113,22 @@ def test_interactions_files_written_before_provenance_still_build(tmp_path: Path
     prep = seq.prepare(duckdb_engine, [old], seq.SequenceConfig(max_len=None, min_len=1), seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT))
     test = [r for r in seq.build_splits(duckdb_engine, prep).to_pylist() if r["split"] == "test"]
     assert test[0]["target_item_ids"] == [2]
+
+
+def _files_without_provenance_read_as_typed_nulls(tmp_path: Path, engine: Engine) -> None:
+    events = pa.Table.from_pylist([_event("r:1", "first", 0, None)], schema=RAW_EVENTS.schema)
+    old = tmp_path / "old.parquet"
+    pq.write_table(events.drop_columns(["source_file", "line_no"]), old)
+    seq.register_rows(engine, "old_rows", [old], RAW_EVENTS)  # read in place, the columns added as nulls
+    out = engine.query("SELECT event_id, source_file, line_no FROM old_rows")
+    assert out.to_pylist() == [{"event_id": "r:1", "source_file": None, "line_no": None}]
+    assert out.schema.field("source_file").type == pa.string() and out.schema.field("line_no").type == pa.int64()
+
+
+def test_files_without_provenance_read_as_typed_nulls(tmp_path: Path, duckdb_engine: Engine) -> None:
+    _files_without_provenance_read_as_typed_nulls(tmp_path, duckdb_engine)
+
+
+@pytest.mark.spark
+def test_files_without_provenance_read_as_typed_nulls_on_spark(tmp_path: Path, spark_engine: Engine) -> None:
+    _files_without_provenance_read_as_typed_nulls(tmp_path, spark_engine)
