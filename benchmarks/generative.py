@@ -163,7 +163,7 @@ def markdown_table(out: dict) -> str:
         cells = [str(out.get(f"{key}_{name}{k}", "")) for k in KS for name in (hit, "ndcg")]
         model = key.replace("_own_ids", "").replace("_sampled", "").replace("_direct", "").replace("_full", "").replace("_dropout", "").replace("_long", "")
         published = f"{PUBLISHED.get(f'{model}_{hit}10', '')} / {PUBLISHED.get(f'{model}_ndcg10', '')}" if f"{model}_{hit}10" in PUBLISHED else ""
-        epochs = f"{detail.get('epochs', '')} ({detail.get('best_epoch', '')})" if detail else ""
+        epochs = f"{detail.get('epochs', '')} ({detail['best_epoch'] + 1})" if detail.get("best_epoch") is not None else ""  # best: counted from 1
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {out.get(f'{key}_seconds', '')} | {detail.get('examples_per_second', '')} | "
                      f"{detail.get('peak_rss_mb', '')} | {epochs} | {published} |")
     return "\n".join(lines)
