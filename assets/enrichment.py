@@ -9,21 +9,24 @@ after everything that succeeded was written.
 """
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from assets.resources import CutoffsResource, WarehouseResource
 from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
 from pipelines.enrichment import EmbeddingRun, GenerationRun, run_embedding, run_generation
 from transforms.cutoffs import Cutoffs
-from transforms.enrichment.inputs import build_item_tasks, build_user_tasks
+from transforms.enrichment.inputs import ItemScope, build_item_tasks, build_user_tasks, items_in_scope
 from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
 from transforms.enrichment.reports import Report, embedding_report, generation_reports, partitions_to_read
 from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
 from warehouse.contracts import (
     RAW_EVENTS,
+    RAW_IMPRESSIONS,
     RAW_ITEMS,
     RAW_REVIEWS,
     TableContract,
@@ -116,6 +119,26 @@ def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) 
     return specs
 
 
+class ItemDescriptionsConfig(dg.Config):
+    """Which catalog items to describe (:class:`transforms.enrichment.inputs.ItemScope`): ``catalog`` (every
+    item, the default) or ``logged`` (only items in the events, impressions or reviews)."""
+
+    builds: ClassVar[tuple[type, ...]] = ()
+    own_fields: ClassVar[tuple[str, ...]] = ("items",)
+
+    items: ItemScope = ItemScope.CATALOG
+
+
+# A catalog this many times larger than the logged items (and at least this large) draws a warning.
+_LARGE_CATALOG_RATIO, _LARGE_CATALOG_ITEMS = 10, 50_000
+
+
+def _logged_items(store: Warehouse) -> pa.Array:
+    """The distinct item ids of the raw logs (events, impressions, reviews), read column-wise."""
+    ids = [pq.read_table(f, columns=["item_id"])["item_id"] for c in (RAW_EVENTS, RAW_IMPRESSIONS, RAW_REVIEWS) for f in store.files(c)]
+    return pc.unique(pa.chunked_array(ids, pa.string()).combine_chunks()).drop_null() if ids else pa.array([], pa.string())
+
+
 @dg.multi_asset(
     specs=_generation_specs(
         EntityKind.ITEM, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY), [dg.AssetKey(["raw", t]) for t in ("items", "reviews")]
@@ -124,12 +147,26 @@ def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) 
     name="enrichment_item_descriptions",
 )
 def item_descriptions(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, cutoffs: CutoffsResource, enrichment_generator: GeneratorResource
+    context: dg.AssetExecutionContext,
+    config: ItemDescriptionsConfig,
+    warehouse: WarehouseResource,
+    cutoffs: CutoffsResource,
+    enrichment_generator: GeneratorResource,
 ) -> Any:
-    """Describe every catalog item from its catalog fields and its reviews before the cut-off."""
+    """Describe every catalog item (or, with ``items: logged``, those in the logs) from its catalog fields
+    and its reviews before the cut-off."""
     store = warehouse.store()
     resolved = cutoffs.resolve(store)
-    tasks = build_item_tasks(store.read(RAW_ITEMS), _read_until(store, RAW_REVIEWS, resolved.train_end), resolved.train_end)
+    catalog = store.read(RAW_ITEMS)
+    logged = _logged_items(store)
+    items = items_in_scope(catalog, config.items, logged)
+    context.log.info(f"describing {items.num_rows:,} of {catalog.num_rows:,} catalog items (items: {config.items.value})")
+    if config.items is ItemScope.CATALOG and catalog.num_rows >= max(_LARGE_CATALOG_ITEMS, _LARGE_CATALOG_RATIO * len(logged)):
+        context.log.warning(
+            f"the catalog holds {catalog.num_rows:,} items, the logs {len(logged):,}: describing and embedding them all "
+            "takes long on a CPU; set items: logged on enrichment_item_descriptions to describe only the logged ones"
+        )
+    tasks = build_item_tasks(items, _read_until(store, RAW_REVIEWS, resolved.train_end), resolved.train_end)
     yield from _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, resolved, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY))
 
 

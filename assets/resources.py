@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import dagster as dg
 
@@ -130,7 +130,7 @@ def days_with_rows(store: Warehouse, contract: TableContract) -> set[dt.date]:
     days = set()
     for day in store.partitions(contract):
         entry = recorded.get(day.isoformat())
-        rows = int(entry["rows"]) if entry else store.stored_stats(contract, day)[0]
+        rows = cast(int, entry["rows"]) if entry else store.stored_stats(contract, day)[0]
         if rows > 0:
             days.add(day)
     return days

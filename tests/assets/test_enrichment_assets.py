@@ -13,7 +13,7 @@ from assets.resources import CutoffsResource, WarehouseResource
 from assets.resources_enrichment import ExtractiveGeneratorResource
 from tests.transforms.enrichment.data import events, items, reviews
 from transforms.enrichment.reports import partitions_to_read
-from warehouse.contracts import ENRICHMENT_USER_PROFILES, RAW_EVENTS, RAW_ITEMS, RAW_REVIEWS
+from warehouse.contracts import ENRICHMENT_ITEM_DESCRIPTIONS, ENRICHMENT_USER_PROFILES, RAW_EVENTS, RAW_ITEMS, RAW_REVIEWS
 from warehouse.store import Warehouse
 
 NOON = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)  # a cut-off that is not at midnight
@@ -51,3 +51,31 @@ def test_partitions_are_read_to_the_cut_off_date_plus_the_late_tolerance() -> No
     days = [dt.date(2026, 1, d) for d in range(8, 14)]
     assert partitions_to_read(days, NOON)[-1] == dt.date(2026, 1, 11)
     assert partitions_to_read(days, NOON, dt.timedelta(0))[-1] == dt.date(2026, 1, 10)
+
+
+def _describe(home: Path, items: str) -> pa.Table:
+    result = dg.materialize(
+        [assets.item_descriptions],
+        resources={
+            "warehouse": WarehouseResource(home=str(home)),
+            "cutoffs": CutoffsResource(train_end=NOON.isoformat(), valid_end=NOON.isoformat()),
+            "enrichment_generator": ExtractiveGeneratorResource(),
+        },
+        run_config={"ops": {"enrichment_item_descriptions": {"config": {"items": items}}}},  # Dagster: member names
+    )
+    assert result.success
+    return Warehouse(home).read(ENRICHMENT_ITEM_DESCRIPTIONS)
+
+
+def test_items_logged_describes_only_the_items_in_the_logs(tmp_path: Path) -> None:
+    store = Warehouse(tmp_path / "home")
+    catalog = items()
+    store.write(RAW_ITEMS, catalog)
+    store.write(RAW_REVIEWS, reviews().slice(0, 0), dt.date(2026, 1, 1))
+    logged = events().slice(0, 1)
+    store.write(RAW_EVENTS, logged, logged["ts"][0].as_py().date())
+    assert catalog.num_rows > 1
+    everything = _describe(tmp_path / "home", "CATALOG")
+    assert sorted(everything["item_id"].to_pylist()) == sorted(catalog["item_id"].to_pylist())
+    only_logged = _describe(tmp_path / "home", "LOGGED")
+    assert only_logged["item_id"].to_pylist() == [logged["item_id"][0].as_py()]
