@@ -20,7 +20,7 @@ from sample_world.static import _World
 from sample_world.traffic import _Availability
 
 MARGINAL_SAMPLES = 16  # Monte Carlo slates per request behind each logged marginal propensity
-_MARGINAL_BLOCK = 8192  # requests per block of the marginal computation (bounds its memory)
+_MARGINAL_BLOCK = 512  # requests per block of the marginal computation (small blocks stay in cache)
 
 
 def _sample_slates(
@@ -165,19 +165,18 @@ def _plackett_luce_marginals(
         weights = weight_of(replicated, drawn).reshape(len(rows), samples, k)
         drawn = drawn.reshape(len(rows), samples, k)
         own = weight_of(rows, items[rows])  # (b, K)
-        big_w = total[rows][:, None]
+        big_w = total[rows][:, None, None]
+        # before[..., p]: the weight of the first p sampled positions. The first m others are the first m
+        # positions, or the first m + 1 less the target where it lies among them: one running sum per
+        # sampled slate serves every slot.
+        before = np.concatenate([np.zeros((len(rows), samples, 1)), np.cumsum(weights, axis=2)], axis=2)
         for slot in range(k):
-            target, w = items[rows, slot], own[:, slot][:, None]
+            target, w = items[rows, slot], own[:, slot][:, None, None]
             is_target = drawn == target[:, None, None]
-            others = np.where(is_target, 0.0, weights)
-            # exclusive[..., p]: weight of the others among the first p sampled positions
-            exclusive = np.concatenate([np.zeros((len(rows), samples, 1)), np.cumsum(others, axis=2)], axis=2)
             at = np.where(is_target.any(axis=2), is_target.argmax(axis=2), k)  # the target's sampled position
             m = np.arange(slot + 1)
-            # The first m others skip the target's position when it lies among them.
-            index = np.where(m[None, None, :] <= at[:, :, None], m[None, None, :], m[None, None, :] + 1)
-            prefix = np.take_along_axis(exclusive, np.minimum(index, k), axis=2)
-            rest = np.maximum(big_w[:, :, None] - w[:, :, None] - prefix, np.finfo(np.float64).tiny)
-            stay = np.prod(rest[:, :, :slot] / (rest[:, :, :slot] + w[:, :, None]), axis=2)
-            marginal[rows, slot] = np.mean(stay * w / (rest[:, :, slot] + w), axis=1)
+            prefix = np.where(m <= at[:, :, None], before[:, :, : slot + 1], before[:, :, 1 : slot + 2] - w)
+            rest = np.maximum(big_w - w - prefix, np.finfo(np.float64).tiny)
+            stay = np.prod(rest[:, :, :slot] / (rest[:, :, :slot] + w), axis=2)
+            marginal[rows, slot] = np.mean(stay * w[:, :, 0] / (rest[:, :, slot] + w[:, :, 0]), axis=1)
     return np.clip(marginal, np.finfo(np.float64).tiny, 1.0)
