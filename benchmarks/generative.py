@@ -93,10 +93,10 @@ def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: 
     ``out_dir``, the run checkpoints each epoch under ``out_dir/key`` and continues from there when called again: the
     curve, seconds and epochs recorded then span every call."""
     overrides, _ = MODELS[model]
-    if out_dir is not None:
-        overrides = {**overrides, "run.out_dir": str(out_dir / key)}
     # One thread: on these shared 2-core machines two torch threads per process ran 3-12x slower per step.
-    small = {"run.batch_size": 64} if dataset == "ml100k" else {}
+    small: dict[str, object] = {"run.batch_size": 64} if dataset == "ml100k" else {}
+    if out_dir is not None:
+        small["run.out_dir"] = str(out_dir / key)
     base = GenerativeConfig() if source is None else GenerativeConfig(data=source)  # source: where ``data`` came from (recorded)
     cfg = base.with_overrides({"model": model.split("_")[0], "run.max_epochs": 1000, "run.patience": PATIENCE, "run.valid_k": 10,
                                              "run.threads": THREADS, "budget_seconds": budget, **overrides, **small})
@@ -118,7 +118,7 @@ def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: 
             if f"{name}@{k}" in test:
                 out[f"{key}_{name}{k}"] = round(test[f"{name}@{k}"], 5)
     out[f"{key}_mrr10"] = round(test.get("mrr@10", float("nan")), 5)
-    out[f"{key}_seconds"] = round(wall + (out.get(f"{key}_seconds", 0.0) if result.resumed_from_epoch is not None else 0.0), 1)  # type: ignore[operator]
+    out[f"{key}_seconds"] = round(wall + (out.get(f"{key}_seconds", 0.0) if result.resumed_from_epoch is not None else 0.0), 1)
     out[f"{key}_detail"] = {"train_seconds": round(result.seconds, 1), "budget_seconds": budget, "epochs": result.epochs,
                             "resumed_from_epoch": result.resumed_from_epoch, "train_seconds_all_calls": round(before + result.seconds, 1),
                             "best_epoch": result.best_epoch, "steps": result.steps, "examples_per_second": round(result.examples_per_second, 1),
