@@ -28,15 +28,13 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from assets.resources import WarehouseResource
-from training.baselines import BASELINES
 from training.config import (
     DataConfig,
     DataSource,
@@ -46,14 +44,15 @@ from training.config import (
     TrainConfig,
     TwoTowerConfig,
 )
-from training.data.two_tower import TwoTowerData, pairs_from_examples
-from training.evaluate import evaluate
 from training.generative.config import ScheduledRun
 from training.report import checkpoint_version, metrics_rows
-from training.train import TWO_TOWER_KS, TrainResult, load_data, train
 from warehouse.atomic import write_bytes, write_json, write_parquet
 from warehouse.contracts import MODELS_METRICS, MODELS_PROMOTED
 from warehouse.store import Warehouse
+
+if TYPE_CHECKING:  # torch and the training code load when a model asset runs, not with the definitions
+    from training.data.two_tower import TwoTowerData
+    from training.train import TrainResult
 
 GROUP = "models"
 EXAMPLES_KEY = dg.AssetKey(["training_data", "two_tower_examples"])
@@ -143,13 +142,18 @@ def _promoted(store: Warehouse) -> dict[str, dict[str, Any]]:
     return {row["model"]: row for row in store.read(MODELS_PROMOTED).to_pylist()}
 
 
-def _finite(result: TrainResult) -> tuple[bool, dict[str, Any]]:
+def _finite(result: "TrainResult") -> tuple[bool, dict[str, Any]]:
+    import torch
+
     losses_ok = all(math.isfinite(v) for v in result.epoch_losses)
     weights_ok = all(bool(torch.isfinite(t).all()) for t in result.task.state_dict().values() if t.is_floating_point())
     return losses_ok and weights_ok, {"finite_losses": losses_ok, "finite_weights": weights_ok, "last_loss": result.epoch_losses[-1] if result.epoch_losses else None}
 
 
-def _model_asset(name: str, result: TrainResult, data: TwoTowerData, store: Warehouse) -> dg.MaterializeResult:
+def _model_asset(name: str, result: "TrainResult", data: "TwoTowerData", store: Warehouse) -> dg.MaterializeResult:
+    from training.baselines import BASELINES
+    from training.evaluate import evaluate
+
     """Keep the checkpoint and its metrics rows, run the promotion checks, record the candidate."""
     folder = _model_dir(store.root, name)
     version = checkpoint_version(result.checkpoint)
@@ -194,6 +198,9 @@ def _checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 @dg.asset(key=MF_KEY, deps=[EXAMPLES_KEY], group_name=GROUP, automation_condition=NIGHTLY, check_specs=_checks(MF_KEY), kinds={"pytorch"},
           description="Pointwise matrix factorisation (naive, Rel-MF or MF-DU loss) on every user-item pair of the training data.")
 def mf(config: MFModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from training.data.two_tower import TwoTowerData, pairs_from_examples
+    from training.train import load_data, train
+
     cfg = _train_config(ModelKind.MF, config, warehouse.root, "mf")
     data = load_data(cfg.with_overrides({"model": "two_tower"}))
     assert isinstance(data, TwoTowerData)
@@ -203,6 +210,9 @@ def mf(config: MFModelConfig, warehouse: WarehouseResource) -> dg.MaterializeRes
 @dg.asset(key=TWO_TOWER_KEY, deps=[EXAMPLES_KEY, FREQUENCIES_KEY], group_name=GROUP, automation_condition=NIGHTLY, check_specs=_checks(TWO_TOWER_KEY), kinds={"pytorch"},
           description="Two-tower retrieval: in-batch sampled softmax with log-Q, weighted by the debiased labels.")
 def two_tower(config: TwoTowerModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from training.data.two_tower import TwoTowerData
+    from training.train import load_data, train
+
     cfg = _train_config(ModelKind.TWO_TOWER, config, warehouse.root, "two_tower")
     data = load_data(cfg)
     assert isinstance(data, TwoTowerData)
@@ -213,6 +223,11 @@ def two_tower(config: TwoTowerModelConfig, warehouse: WarehouseResource) -> dg.M
           check_specs=[dg.AssetCheckSpec("metrics_finite", asset=BASELINES_KEY, blocking=True, description="Every baseline metric is a finite number in [0, 1].")],
           description="Popularity and item-kNN under the models' protocol: the floor beside every metric.")
 def baselines(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from training.baselines import BASELINES
+    from training.data.two_tower import TwoTowerData
+    from training.evaluate import evaluate
+    from training.train import TWO_TOWER_KS, load_data
+
     store = warehouse.store()
     data = load_data(TrainConfig(model=ModelKind.TWO_TOWER, data=DataConfig(source=DataSource.TWO_TOWER, path=str(store.root))))
     assert isinstance(data, TwoTowerData)
@@ -240,6 +255,8 @@ def metrics(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Every model version's rows in one table (one writer: the model assets write their own files)."""
     store = warehouse.store()
     parts = [store.read(MODELS_METRICS)] if store.exists(MODELS_METRICS) else []
+    from training.baselines import BASELINES
+
     for name in (*TRAINED_MODELS, *BASELINES):
         # Every version's rows, those of versions that failed their checks too (kept, not promoted); a
         # failed blocking check skips this asset in its own run, so the next run collects them.

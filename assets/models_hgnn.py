@@ -34,8 +34,6 @@ from training.config import (
     TrainConfig,
     TwoTowerConfig,
 )
-from training.data.two_tower import TwoTowerData
-from training.train import load_data, train
 
 GRAPH_NODES_KEY = dg.AssetKey(["training_data", "graph_nodes"])
 GRAPH_EDGES_KEY = dg.AssetKey(["training_data", "graph_edges"])
@@ -84,6 +82,9 @@ def hgnn_train_config(config: HGNNModelConfig, root: Any) -> TrainConfig:
           description="2T-HGNN: a heterogeneous GNN over items, attributes, co-occurrence and content kNN, two towers on top (in-batch softmax, log-Q).")
 def hgnn(config: HGNNModelConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     cfg = hgnn_train_config(config, warehouse.root)
+    from training.data.two_tower import TwoTowerData
+    from training.train import load_data, train
+
     data = load_data(cfg)
     assert isinstance(data, TwoTowerData)
     return _model_asset("hgnn", train(cfg, data), data, warehouse.store())
