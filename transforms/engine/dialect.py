@@ -34,12 +34,6 @@ class Dialect(abc.ABC):
         """
         return None
 
-    def parsed_object(self, col: str, json_keys: list[str], text_keys: list[str]) -> str | None:
-        """:meth:`json_object_fields` of ``col`` where it is a JSON object, NULL where it is not (malformed
-        JSON, or another JSON value), in the same single parse; None where the engine cannot (then
-        :meth:`json_valid_object` checks the line and :meth:`json_object_fields` parses it again)."""
-        return None
-
     @abc.abstractmethod
     def json_str(self, col: str, key: str | None) -> str:
         """Scalar ``key`` of the JSON object in ``col`` as text (NULL when absent or JSON null).
@@ -158,11 +152,6 @@ class DuckDBDialect(Dialect):
     def json_object_fields(self, col: str, json_keys: list[str], text_keys: list[str]) -> str | None:
         shape = ", ".join([f'"{k}": "JSON"' for k in json_keys] + [f'"{k}": "VARCHAR"' for k in text_keys])
         return f"json_transform({col}, '{{{shape}}}')"
-
-    def parsed_object(self, col: str, json_keys: list[str], text_keys: list[str]) -> str | None:
-        # TRY: NULL where the text is not JSON (json_transform raises there); an object starts with "{".
-        first = f"left(ltrim({col}, chr(32) || chr(9) || chr(10) || chr(13)), 1)"
-        return f"CASE WHEN {first} = '{{' THEN TRY({self.json_object_fields(col, json_keys, text_keys)}) END"
 
     def json_str(self, col: str, key: str | None) -> str:
         return f"json_extract_string({col}, {_duckdb_path(key)})"

@@ -143,15 +143,19 @@ def staging_sql(
     """The staging query for one raw table: every input row once, with ``reason`` NULL when staged."""
     typed_cols = []
     raw_cols = []
-    json_keys, text_keys = [n for n, k in spec.fields if k not in TEXT_FIELDS], [n for n, k in spec.fields if k in TEXT_FIELDS]
-    struct = d.json_object_fields("line", json_keys, text_keys) if source is SourceKind.LINES else None
-    # Where the engine can, one parse both checks the line and reads its fields.
-    parsed_once = d.parsed_object("raw_line", json_keys, text_keys) if source is SourceKind.LINES else None
+    struct = (
+        d.json_object_fields(
+            "line", [n for n, k in spec.fields if k not in TEXT_FIELDS], [n for n, k in spec.fields if k in TEXT_FIELDS]
+        )
+        if source is SourceKind.LINES
+        else None
+    )
     for name, kind in spec.fields:
         integer = "INT" if spec.contract.schema.field(name).type == pa.int32() else "BIGINT"
         typed, raw = _extract(d, name, kind, source, integer, fields=struct is not None)
         typed_cols.append(f"{typed} AS {name}")
         raw_cols.append(f"{raw} AS raw_{name}")
+    valid = d.json_valid_object("line") if source is SourceKind.LINES else "TRUE"
 
     checks: list[tuple[str, str]] = [("'invalid_encoding'", "bad_encoding"), ("'invalid_json'", "NOT ok_json")]
     checks += [(f"'missing:{f}'", f"raw_{f} IS NULL") for f in spec.required]
@@ -172,24 +176,15 @@ def staging_sql(
     # (UNDECODABLE_MARK first), or found by the engine where it reads files itself (Dialect.undecodable).
     # Such a line is not parsed; the quarantine keeps its text as the dialect can show it.
     bad = d.undecodable("line", UNDECODABLE_MARK)
-    lines = (
-        f"SELECT source_file, line_no, line AS raw_line, {d.shown_line('line', UNDECODABLE_MARK)} AS original_line,"
-        f" {bad} AS bad_encoding FROM {relation}"
+    guarded = (
+        f"SELECT *, {valid} AS ok_json, false AS bad_encoding FROM {relation}"
+        if source is SourceKind.COLUMNS
+        else "SELECT source_file, line_no, original_line, ok_json, bad_encoding,"
+        " CASE WHEN ok_json AND NOT bad_encoding THEN raw_line END AS line"
+        f" FROM (SELECT source_file, line_no, line AS raw_line, {d.shown_line('line', UNDECODABLE_MARK)}"
+        f" AS original_line, {valid} AS ok_json, {bad} AS bad_encoding FROM {relation}) lines"
     )
-    if source is SourceKind.COLUMNS:
-        guarded = f"SELECT *, TRUE AS ok_json, false AS bad_encoding FROM {relation}"
-    elif parsed_once:
-        guarded = (
-            "SELECT source_file, line_no, original_line, fields IS NOT NULL AS ok_json, bad_encoding, fields"
-            f" FROM (SELECT *, CASE WHEN NOT bad_encoding THEN {parsed_once} END AS fields FROM ({lines}) l) lines"
-        )
-    else:
-        guarded = (
-            "SELECT source_file, line_no, original_line, ok_json, bad_encoding,"
-            " CASE WHEN ok_json AND NOT bad_encoding THEN raw_line END AS line"
-            f" FROM (SELECT *, {d.json_valid_object('raw_line')} AS ok_json FROM ({lines}) l) lines"
-        )
-    parse_once = f"(SELECT *, {struct} AS fields FROM guarded) guarded" if struct and not parsed_once else "guarded"
+    parse_once = f"(SELECT *, {struct} AS fields FROM guarded) guarded" if struct else "guarded"
     line_expr = "CAST(NULL AS STRING)" if source is SourceKind.COLUMNS else "original_line"
     return f"""
 WITH guarded AS (
