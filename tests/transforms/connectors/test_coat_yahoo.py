@@ -21,7 +21,7 @@ def test_coat_test_matrix_goes_to_the_random_exposure_table_only(fixtures: Path)
     assert held_out == [("0", "0", 1), ("1", "2", 5), ("2", "1", 2)]
     training = {(e["user_id"], e["item_id"]) for e in objects(tables["events"])}
     assert not training & {(u, i) for u, i, _ in held_out}
-    assert objects(tables["users"])[0] == {"user_id": "0", "attributes": {"gender": "men", "age": "20-30"}}
+    assert objects(tables["users"])[0] == {"user_id": "0", "attributes": {"region": "north", "band": "a"}}
 
 
 def test_yahoo_r3_train_and_random_test(fixtures: Path) -> None:
