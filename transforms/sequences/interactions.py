@@ -10,6 +10,11 @@ from transforms.sequences.inputs import TIE_ORDER, register_rows, register_sourc
 from warehouse import contracts
 
 _SO_FAR = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+# One deduplicated event's columns, before its session is known.
+_EVENT_COLUMNS = (
+    "event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx, "
+    "source_file, line_no"
+)
 
 
 def build_interactions(
@@ -68,8 +73,7 @@ ranked AS (
     FROM ev
 ),
 dedup AS (
-    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx,
-           source_file, line_no
+    SELECT {_EVENT_COLUMNS}
     FROM ranked WHERE copy_no = 1
 ),
 unlogged AS (
@@ -84,15 +88,13 @@ sessioned AS (
     -- Gap sessions: runs of a user's unlogged events; an event's place in its run is its urn (place among
     -- the user's unlogged events) after the run's first one. Logged sessions need not be consecutive:
     -- a window over (user, session id) places their events.
-    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx,
-           source_file, line_no,
+    SELECT {_EVENT_COLUMNS},
            CONCAT('gap:', user_id, ':', CAST(SUM(starts) OVER (PARTITION BY user_idx ORDER BY {order} {_SO_FAR}) AS STRING)) AS sid,
            urn + 1 - MAX(CASE WHEN starts = 1 THEN urn END) OVER (PARTITION BY user_idx ORDER BY {order} {_SO_FAR}) AS spos,
            MAX(CASE WHEN starts = 1 THEN ts_ms END) OVER (PARTITION BY user_idx ORDER BY {order} {_SO_FAR}) AS first_ms
     FROM unlogged
     UNION ALL
-    SELECT event_id, user_id, item_id, ts, ts_ms, event_type, value, request_id, session_id, surface, user_idx, item_idx,
-           source_file, line_no, session_id AS sid,
+    SELECT {_EVENT_COLUMNS}, session_id AS sid,
            ROW_NUMBER() OVER (PARTITION BY user_idx, session_id ORDER BY {order}) AS spos,
            MIN(ts_ms) OVER (PARTITION BY user_idx, session_id) AS first_ms
     FROM dedup WHERE session_id IS NOT NULL
