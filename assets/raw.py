@@ -81,7 +81,7 @@ def _stage_and_report(
     rules = config.rules().staging_rules()
     try:
         with engine.open() as eng, StagedWarehouse(store) as staging:
-            reports = [ingestion.ingest_table(staging, eng, table, warehouse.landing, day, rules, quarantine_to=store) for day in days]
+            reports = ingestion.ingest_days(staging, eng, table, warehouse.landing, days, rules, quarantine_to=store)
             ingestion.enforce_bad_share(reports, config.max_bad_share)  # raising here discards the staged partitions
     finally:
         warehouse.refresh_catalog()

@@ -12,7 +12,9 @@ Used by the Dagster raw assets and by the CLI; plain Python, no Dagster.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -179,6 +181,43 @@ def ingest_table(
         quarantined=quarantined.num_rows,
         reasons=reason_counts(quarantined),
     )
+
+
+def ingest_days(
+    warehouse: Warehouse,
+    engine: Engine,
+    table: str,
+    landing: Path,
+    days: Sequence[dt.date | None],
+    rules: StagingRules | None = None,
+    quarantine_to: Warehouse | None = None,
+) -> list[IngestReport]:
+    """:func:`ingest_table` for each of ``days`` (``[None]`` for a catalog table), reports in day order.
+
+    Days are independent (each is staged, deduplicated and written on its own), so where the engine
+    runs several queries at once (:attr:`Engine.parallel_workers`) they are staged by that many threads,
+    each through its own :meth:`Engine.worker`. The first error stops the run and is raised.
+    """
+    workers = min(engine.parallel_workers, len(days))
+    if workers <= 1:
+        return [ingest_table(warehouse, engine, table, landing, day, rules, quarantine_to) for day in days]
+    local = threading.local()
+    opened: list[Engine] = []
+    guard = threading.Lock()
+
+    def one_day(day: dt.date | None) -> IngestReport:
+        if not hasattr(local, "engine"):
+            local.engine = engine.worker()
+            with guard:
+                opened.append(local.engine)
+        return ingest_table(warehouse, local.engine, table, landing, day, rules, quarantine_to)
+
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"stage-{table}") as pool:
+            return list(pool.map(one_day, days))
+    finally:
+        for worker in opened:
+            worker.close()
 
 
 @dataclass(frozen=True)

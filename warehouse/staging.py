@@ -19,6 +19,7 @@ Temporaries carry the writer's pid, so those of a killed run are swept by the ne
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -31,12 +32,17 @@ from warehouse.store import Warehouse, WriteResult, write_partition_file
 
 
 class StagedWarehouse(Warehouse):
-    """A warehouse view whose writes stay aside until :meth:`commit` (or the end of a ``with`` block)."""
+    """A warehouse view whose writes stay aside until :meth:`commit` (or the end of a ``with`` block).
+
+    Several threads may write distinct partitions at once (:func:`pipelines.ingestion.ingest_days`);
+    commit and discard run once they are done.
+    """
 
     def __init__(self, base: Warehouse) -> None:
         super().__init__(base.root)
         self._staged: dict[Path, tuple[TableContract, dt.date | None, Path, int, str]] = {}
         self._deleted: dict[Path, tuple[TableContract, dt.date | None]] = {}
+        self._lock = threading.Lock()  # guards the two maps against a reader iterating during a write
 
     def __enter__(self) -> StagedWarehouse:
         return self
@@ -62,16 +68,18 @@ class StagedWarehouse(Warehouse):
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        self._drop(final)
-        self._deleted.pop(final, None)
-        self._staged[final] = (contract, partition, path, rows, content_hash)
+        with self._lock:
+            self._drop(final)
+            self._deleted.pop(final, None)
+            self._staged[final] = (contract, partition, path, rows, content_hash)
         return WriteResult(path=final, rows=rows, content_hash=content_hash, partition=partition)
 
     def delete_partition(self, contract: TableContract, partition: dt.date | None = None) -> None:
         """Delete one partition at :meth:`commit` (this run no longer reads it)."""
         final = self.partition_path(contract, partition)
-        self._drop(final)
-        self._deleted[final] = (contract, partition)
+        with self._lock:
+            self._drop(final)
+            self._deleted[final] = (contract, partition)
 
     def staged(self) -> list[Path]:
         """The partitions (their final paths) that :meth:`commit` would replace."""
@@ -104,8 +112,9 @@ class StagedWarehouse(Warehouse):
     # --- reading: this run's staged partitions over the stored ones ----------------------------------
 
     def partitions(self, contract: TableContract) -> list[dt.date]:
-        staged = {p for c, p, *_ in self._staged.values() if c.view_name == contract.view_name and p is not None}
-        deleted = {p for c, p in self._deleted.values() if c.view_name == contract.view_name}
+        with self._lock:
+            staged = {p for c, p, *_ in self._staged.values() if c.view_name == contract.view_name and p is not None}
+            deleted = {p for c, p in self._deleted.values() if c.view_name == contract.view_name}
         return sorted((set(super().partitions(contract)) - deleted) | staged)
 
     def exists(self, contract: TableContract, partition: dt.date | None = None) -> bool:

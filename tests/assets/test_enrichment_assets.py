@@ -13,7 +13,13 @@ from assets.resources import CutoffsResource, WarehouseResource
 from assets.resources_enrichment import ExtractiveGeneratorResource
 from tests.transforms.enrichment.data import events, items, reviews
 from transforms.enrichment.reports import partitions_to_read
-from warehouse.contracts import ENRICHMENT_ITEM_DESCRIPTIONS, ENRICHMENT_USER_PROFILES, RAW_EVENTS, RAW_ITEMS, RAW_REVIEWS
+from warehouse.contracts import (
+    ENRICHMENT_ITEM_DESCRIPTIONS,
+    ENRICHMENT_USER_PROFILES,
+    RAW_EVENTS,
+    RAW_ITEMS,
+    RAW_REVIEWS,
+)
 from warehouse.store import Warehouse
 
 NOON = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)  # a cut-off that is not at midnight

@@ -75,6 +75,19 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    @property
+    def parallel_workers(self) -> int:
+        """How many independent queries are worth running at once from threads of this process
+        (each through its own :meth:`worker`); 1 where the engine parallelises one query itself."""
+        return 1
+
+    def worker(self) -> Engine:
+        """An engine for one more thread: the same data and settings, its own registered relations.
+
+        Close it when the thread is done; the engine it came from stays open.
+        """
+        raise NotImplementedError(f"{type(self).__name__} runs one query at a time (parallel_workers is 1)")
+
     def __enter__(self) -> Engine:
         return self
 
@@ -85,11 +98,11 @@ class Engine(abc.ABC):
 class DuckDBEngine(Engine):
     dialect: Dialect = DuckDBDialect()
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, connection: Any = None) -> None:
         import duckdb
 
         self.config = config or EngineConfig()
-        self._con = duckdb.connect(":memory:")
+        self._con = connection if connection is not None else duckdb.connect(":memory:")
         spill = self.config.spill_dir or os.path.join(tempfile.gettempdir(), "recforge-duckdb-spill")
         self._con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
         self._con.execute(f"SET threads = {self.config.threads}")
@@ -97,6 +110,17 @@ class DuckDBEngine(Engine):
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("SET preserve_insertion_order = false")
         self._keep: dict[str, Any] = {}
+
+    @property
+    def parallel_workers(self) -> int:
+        # Much of a small query (parsing one day's JSON lines, the Arrow scan) runs on one of DuckDB's
+        # threads, so two such queries at once use two cores where one would use little more than one.
+        return max(1, self.config.threads)
+
+    def worker(self) -> DuckDBEngine:
+        # A cursor is a second connection to the same in-memory database: relations registered on it
+        # are its own, and its queries run beside this connection's.
+        return DuckDBEngine(self.config, self._con.cursor())
 
     def register_arrow(self, name: str, table: pa.Table) -> None:
         self._keep[name] = table
