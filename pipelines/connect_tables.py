@@ -108,7 +108,8 @@ class _TableRun:
         # same rule, checked before duplicates are ranked, exactly as for landing files.
         window = ts_range if self.dated else None
         sql = staging_sql(
-            engine.dialect, self.spec, SourceKind.LINES, relation, window, dataclasses.replace(staging, late_tolerance=dt.timedelta(0))
+            engine.dialect, self.spec, SourceKind.LINES, relation, window,
+            dataclasses.replace(staging, late_tolerance=dt.timedelta(0)), keep_lines=True,  # compared again in finish
         )
         if self.dated:
             sql = f"SELECT *, {engine.dialect.date_of(self.spec.ts_field or 'ts')} AS day FROM ({sql}) staged"

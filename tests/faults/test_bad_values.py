@@ -115,6 +115,7 @@ def test_integer_ids_are_their_decimal_text_and_ids_are_nfc(duckdb_engine: Engin
         ("7", "42", "-3"), ("e2", "u_café", "i1"), ("e3", "u_cafè", "i1"), ("é", "u1", "i1")]
     assert rows[1]["user_id"] == unicodedata.normalize("NFC", "u_café") != rows[2]["user_id"]
     assert _reasons(result) == {5: "duplicate_key"}
+    assert result.quarantined["line"].to_pylist() == [lines[4]]  # found only after NFC, and still kept whole
 
 
 # --- item 5: bytes that are not UTF-8 are quarantined, not altered ----------------------------------------

@@ -85,6 +85,10 @@ class Dialect(abc.ABC):
         """``length`` elements of a list starting at 1-based ``start``."""
 
     @abc.abstractmethod
+    def is_ascii(self, expr: str) -> str:
+        """True when the text ``expr`` is ASCII only (NULL for NULL)."""
+
+    @abc.abstractmethod
     def hash64(self, expr: str) -> str:
         """A stable 64-bit integer hash of one or more comma-separated expressions (equal values, equal
         hashes; collisions possible). Values differ between engines: group by it, never compare across engines."""
@@ -147,7 +151,9 @@ class DuckDBDialect(Dialect):
     def json_valid_object(self, col: str) -> str:
         # CASE, not AND: DuckDB may evaluate both sides. Valid JSON is an object exactly when its first
         # character after JSON whitespace is "{" (cheaper than json_type, which parses the line again).
-        return f"(CASE WHEN json_valid({col}) THEN left(ltrim({col}, chr(32) || chr(9) || chr(10) || chr(13)), 1) = '{{' ELSE false END)"
+        # Nearly every line starts with "{" itself: only the others need the whitespace trimmed.
+        return (f"(CASE WHEN NOT json_valid({col}) THEN false WHEN starts_with({col}, '{{') THEN true"
+                f" ELSE left(ltrim({col}, chr(32) || chr(9) || chr(10) || chr(13)), 1) = '{{' END)")
 
     def json_object_fields(self, col: str, json_keys: list[str], text_keys: list[str]) -> str | None:
         shape = ", ".join([f'"{k}": "JSON"' for k in json_keys] + [f'"{k}": "VARCHAR"' for k in text_keys])
@@ -178,7 +184,9 @@ class DuckDBDialect(Dialect):
         return f"CASE WHEN {self.has_text(text)} THEN {text} END"
 
     def has_text(self, expr: str) -> str:
-        return f"regexp_matches({expr}, '\\S')"
+        # RE2's \s is ASCII whitespace ([\t\n\f\r ], all at or below the space), so text whose first
+        # character is past the space has text; only the rest need the expression.
+        return f"(CASE WHEN ascii({expr}) > 32 THEN true ELSE regexp_matches({expr}, '\\S') END)"
 
     def try_timestamp(self, expr: str) -> str:
         return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMPTZ)"
@@ -191,6 +199,9 @@ class DuckDBDialect(Dialect):
 
     def list_slice(self, expr: str, start: int, length: int) -> str:
         return f"{expr}[{start}:{start + length - 1}]"
+
+    def is_ascii(self, expr: str) -> str:
+        return f"(strlen({expr}) = length({expr}))"  # bytes against characters
 
     def hash64(self, expr: str) -> str:
         return f"hash({expr})"  # UBIGINT: a cast to BIGINT fails on half the values
@@ -285,6 +296,9 @@ class SparkDialect(Dialect):
 
     def list_slice(self, expr: str, start: int, length: int) -> str:
         return f"slice({expr}, {start}, {length})"
+
+    def is_ascii(self, expr: str) -> str:
+        return f"(octet_length({expr}) = char_length({expr}))"
 
     def hash64(self, expr: str) -> str:
         return f"xxhash64({expr})"

@@ -139,8 +139,13 @@ def staging_sql(
     relation: str,
     window: tuple[dt.datetime, dt.datetime] | None,
     rules: StagingRules,
+    keep_lines: bool = False,
 ) -> str:
-    """The staging query for one raw table: every input row once, with ``reason`` NULL when staged."""
+    """The staging query for one raw table: every input row once, with ``reason`` NULL when staged.
+
+    ``line`` is the input line of a quarantined row, and NULL for a staged one unless ``keep_lines``
+    (a caller that deduplicates across calls compares the staged rows' lines).
+    """
     typed_cols = []
     raw_cols = []
     struct = (
@@ -186,6 +191,13 @@ def staging_sql(
     )
     parse_once = f"(SELECT *, {struct} AS fields FROM guarded) guarded" if struct else "guarded"
     line_expr = "CAST(NULL AS STRING)" if source is SourceKind.COLUMNS else "original_line"
+    # Only a quarantined row keeps its line (a staged row's is dropped: copying every line out costs a
+    # sixth of the query). A row with a non-ASCII id may yet become a duplicate_key after NFC
+    # (_normalise_ids), so it keeps its line too.
+    ids = [name for name, kind in spec.fields if kind is FieldKind.ID]
+    kept_line = "TRUE" if keep_lines else " OR ".join(
+        ["rule_reason IS NOT NULL", "copy_rank > 1", "key_rank > 1"] + [f"NOT {d.is_ascii(i)}" for i in ids]
+    )
     return f"""
 WITH guarded AS (
     {guarded}
@@ -197,7 +209,7 @@ WITH guarded AS (
 ), checked AS {d.materialized() or ""} (
     SELECT *, CASE {case} END AS rule_reason{", row_number() OVER () AS row_id" if d.materialized() else ""} FROM parsed
 ){_ranked(d, dedup_on, key)}
-SELECT source_file, line_no, line,
+SELECT source_file, line_no, CASE WHEN {kept_line} THEN line END AS line,
        CASE WHEN rule_reason IS NOT NULL THEN rule_reason
             WHEN copy_rank > 1 THEN 'duplicate'
             WHEN key_rank > 1 THEN 'duplicate_key'
