@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -106,6 +107,8 @@ def _world_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
     parser.add_argument("--bad-share", type=float, default=0.002, help="share of malformed lines to inject")
     parser.add_argument("--catalog-format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="processes that generate days in parallel (the world does not depend on it)")
 
 
 def _world_config(args: argparse.Namespace):
@@ -125,7 +128,7 @@ def _world_config(args: argparse.Namespace):
 def _cmd_world(args: argparse.Namespace) -> int:
     from sample_world import generate_world
 
-    summary = generate_world(_world_config(args), args.out)
+    summary = generate_world(_world_config(args), args.out, workers=args.workers)
     print(json.dumps(_summary_dict(summary), indent=2, default=str))
     return 0
 
@@ -138,7 +141,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = _world_config(args)
     print(f"recforge demo: data root {root}")
-    summary = generate_world(config, landing)
+    summary = generate_world(config, landing, workers=args.workers)
     print(f"  sample world: {args.users} users, {args.items} items, {args.days} days -> {landing}")
     last = config.start_date + dt.timedelta(days=config.days - 1)
     _materialize(root, config.start_date, last, dagster_log_level(args))

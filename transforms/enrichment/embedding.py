@@ -78,13 +78,16 @@ class EmbedderConfig:
             For a local directory the stored name is ``<name>@<content hash>``, so two directories
             that share a name but not their weights never share vectors (nor a semantic-ID codebook).
         device: ``cpu``, ``cuda``, ...
-        batch_size: Texts per forward pass.
+        batch_size: Texts per forward pass. On CPU small batches are faster (less padding, cache-sized
+            activations): all-MiniLM-L6-v2 on 2 cores embedded the demo's user profiles (113 tokens on
+            average) 24 % faster with 16 than with 64, and its item descriptions (70 tokens) 11 % faster.
+            On a GPU, raise it.
     """
 
     model_path: str | None = None
     model_name: str | None = None
     device: str = "cpu"
-    batch_size: int = 64
+    batch_size: int = 16
 
     @property
     def name(self) -> str:
