@@ -304,7 +304,7 @@ def write_partition_file(path: Path, contract: TableContract, batches: Iterable[
     """Write ``batches`` as one partition file at ``path`` (a temporary); returns its rows and content hash."""
     digest = hashlib.sha256()
     rows = 0
-    with pq.ParquetWriter(path, contract.schema, compression="zstd") as writer:
+    with pq.ParquetWriter(path, contract.schema, compression="zstd", use_dictionary=dictionary_columns(contract.schema)) as writer:
         for batch in batches:
             batch = with_optional_columns(pa.Table.from_batches([batch]), contract).cast(contract.schema)
             for chunk in batch.to_batches(ROW_GROUP_ROWS):
@@ -316,6 +316,23 @@ def write_partition_file(path: Path, contract: TableContract, batches: Iterable[
         content_hash = digest.hexdigest()
         writer.add_key_value_metadata({META_ROWS: str(rows).encode(), META_HASH: content_hash.encode(), META_HASH_FORMAT: HASH_FORMAT})
     return rows, content_hash
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet columns worth a dictionary: text, alone or in a list (ids, types, names, categories).
+
+    Numbers, timestamps and vectors are left plain. Dictionary-encoding every column (pyarrow's default)
+    tries a dictionary on unique line numbers and timestamps and gives it up after filling it: on a day
+    of impressions that made the file 43 % larger and its write 50 % slower.
+    """
+    found = []
+    for field in schema:
+        kind = field.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            found.append(field.name)
+        elif (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and pa.types.is_string(kind.value_type):
+            found.append(f"{field.name}.list.element")
+    return found
 
 
 def _partition_key(partition: dt.date | None) -> str:

@@ -183,6 +183,13 @@ class DuckDBDialect(Dialect):
                     f" THEN {self.json_str(col, key)} END")
         return f"CASE WHEN {self.has_text(text)} THEN {text} END"
 
+    def undecodable(self, col: str, mark: str) -> str:
+        # The mark as chr(): a query that is all ASCII costs the client a quarter less to prepare.
+        return f"starts_with({col}, chr({ord(mark)}))"
+
+    def shown_line(self, col: str, mark: str) -> str:
+        return f"CASE WHEN starts_with({col}, chr({ord(mark)})) THEN substr({col}, 2) ELSE {col} END"
+
     def has_text(self, expr: str) -> str:
         # RE2's \s is ASCII whitespace ([\t\n\f\r ], all at or below the space), so text whose first
         # character is past the space has text; only the rest need the expression.
