@@ -137,7 +137,12 @@ def split_lines(path: Path, sep: str, width: int, encoding: str = "utf-8") -> It
 
 def dumps(obj: Mapping[str, Any]) -> str:
     """Compact, key-order-preserving JSON: the same record always gives the same line."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(obj)
+
+
+# One encoder for every record: json.dumps with non-default arguments builds a new one per call (a third of the
+# time of a rating's two lines).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def iso_ts(moment: dt.datetime) -> str:
