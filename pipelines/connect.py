@@ -36,8 +36,10 @@ import datetime as dt
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 import pyarrow as pa
 
@@ -149,10 +151,11 @@ def ingest_dataset(
     # failed run keeps the last good version); the quarantine is written either way.
     with tempfile.TemporaryDirectory(prefix="recforge-connect-", dir=work_dir) as tmp, StagedWarehouse(warehouse) as staging:
         runs: dict[str, _TableRun] = {}
-        for table, chunk in _chunks(connector.records(), rules.chunk_lines):
-            if table not in runs:
-                runs[table] = _TableRun(table, CONNECTOR_SPECS[table], Path(tmp) / table)
-            runs[table].stage_chunk(engine, chunk, (rules.ts_min, ts_max), rules.staging)
+        with _ChunkStager(engine) as stager:
+            for table, chunk in _chunks(connector.records(), rules.chunk_lines):
+                if table not in runs:
+                    runs[table] = _TableRun(table, CONNECTOR_SPECS[table], Path(tmp) / table)
+                stager.stage(runs[table], chunk, (rules.ts_min, ts_max), rules.staging)
         counts = {table: run.finish(engine, staging, rules.chunk_lines, quarantine_to=warehouse) for table, run in sorted(runs.items())}
         if rules.max_bad_share is not None:
             _enforce_bad_share(_report(connector, counts, warehouse.read(CORE_ID_MAPS)), rules.max_bad_share)
@@ -175,6 +178,53 @@ def _report(connector: Connector, counts: dict[str, TableCounts], id_map: pa.Tab
         items=entities.get("item", 0),
         new_ids=new_ids,
     )
+
+
+class _ChunkStager:
+    """Stages each chunk while the connector reads the next one.
+
+    Reading a dataset is Python (it holds the interpreter), staging a chunk is mostly the engine's query (it
+    does not), so on an engine that runs queries beside each other (:attr:`Engine.parallel_workers`) one
+    thread with its own connection stages chunk ``n`` while the caller reads chunk ``n + 1``. Chunks are
+    staged one at a time and in order, and at most one waits, so memory holds two chunks. Elsewhere each
+    chunk is staged as it arrives.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._pool: ThreadPoolExecutor | None = None
+        self._worker: Engine | None = None
+        self._pending: Future[None] | None = None
+        if engine.parallel_workers > 1:
+            self._worker = engine.worker()
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="stage-chunks")
+
+    def stage(self, run: _TableRun, chunk: list[Record], ts_range: tuple[dt.datetime, dt.datetime], staging: StagingRules) -> None:
+        if self._pool is None or self._worker is None:
+            run.stage_chunk(self._engine, chunk, ts_range, staging)
+            return
+        self._wait()  # the previous chunk first: runs are staged in order, one chunk at a time
+        self._pending = self._pool.submit(run.stage_chunk, self._worker, chunk, ts_range, staging)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()  # re-raises the staging error here
+
+    def __enter__(self) -> _ChunkStager:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        try:
+            if kind is None:
+                self._wait()
+            elif self._pending is not None:
+                self._pending.exception()  # let it finish; the error being raised is the one to report
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            if self._worker is not None:
+                self._worker.close()
 
 
 def _chunks(records: Iterable[Record], chunk_lines: int) -> Iterator[tuple[str, list[Record]]]:

@@ -15,7 +15,7 @@ from pipelines.connect import UNDATED, ConnectRules, ingest_dataset
 from pipelines.ingestion import BadRowShareExceeded
 from transforms.connectors import connector_for
 from transforms.connectors.tabular import TabularConnector, mapping_from_dict
-from transforms.engine import DuckDBEngine
+from transforms.engine import DuckDBEngine, EngineConfig
 from warehouse import contracts
 from warehouse.store import Warehouse
 
@@ -166,6 +166,41 @@ def test_small_chunks_give_the_same_tables_as_one_chunk(tmp_path: Path, engine: 
     )
     assert report.tables["events"].reasons == {"bad_value:ts": 1, "duplicate": 1, "invalid_json": 1}
     assert _snapshot(one.root) == _snapshot(many.root)
+
+
+def test_chunks_staged_beside_the_reading_give_the_same_tables(tmp_path: Path) -> None:
+    # Two engine threads: each chunk is staged by a second connection while the next is read; one: inline.
+    small = ConnectRules(chunk_lines=2, ts_max=RULES.ts_max, max_bad_share=None)
+    inline, beside = Warehouse(tmp_path / "inline"), Warehouse(tmp_path / "beside")
+    with DuckDBEngine(EngineConfig(threads=1)) as one:
+        assert one.parallel_workers == 1
+        ingest_dataset(connector_for("movielens", FIXTURES / "movielens/ml-100k"), inline, one, small)
+    with DuckDBEngine(EngineConfig(threads=2)) as two:
+        ingest_dataset(connector_for("movielens", FIXTURES / "movielens/ml-100k"), beside, two, small)
+    assert _snapshot(inline.root) == _snapshot(beside.root)
+
+
+def test_a_chunk_that_fails_to_stage_stops_the_ingest_and_keeps_the_tables(
+    tmp_path: Path, warehouse: Warehouse, engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import connect_tables
+
+    ingest_dataset(connector_for("movielens", FIXTURES / "movielens/ml-100k"), warehouse, engine, RULES)
+    before = _snapshot(warehouse.root)
+    staged = connect_tables._TableRun.stage_chunk
+    calls = []
+
+    def failing(self, *args):  # type: ignore[no-untyped-def]
+        calls.append(self.table)
+        if len(calls) == 3:
+            raise RuntimeError("disk full while spilling")
+        return staged(self, *args)
+
+    monkeypatch.setattr(connect_tables._TableRun, "stage_chunk", failing)
+    small = ConnectRules(chunk_lines=2, ts_max=RULES.ts_max, max_bad_share=None)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest_dataset(connector_for("movielens", FIXTURES / "movielens/ml-100k"), warehouse, engine, small)
+    assert _snapshot(warehouse.root) == before
 
 
 def test_other_sources_in_a_partition_are_kept(tmp_path: Path, warehouse: Warehouse, engine: DuckDBEngine) -> None:
