@@ -214,7 +214,7 @@ def ingest_days(
 
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix=f"stage-{table}") as pool:
-            return list(pool.map(one_day, days))
+            return list(pool.map(one_day, days))  # an error cancels the days not yet started
     finally:
         for worker in opened:
             worker.close()

@@ -84,6 +84,27 @@ def test_a_damaged_day_stops_the_run_with_its_file_named(tmp_path: Path) -> None
     assert store.partitions(SPECS["events"].contract) == []  # nothing was swapped in
 
 
+def test_after_an_error_the_days_not_yet_started_are_not_staged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import ingestion
+
+    landing = tmp_path / "landing"
+    write_landing(landing)
+    started: list[dt.date] = []
+    real = ingestion.ingest_table
+
+    def failing_first(warehouse, engine, table, landing, day, *rest):  # type: ignore[no-untyped-def]
+        started.append(day)
+        if day == DAYS[0]:
+            raise RuntimeError("disk full")
+        return real(warehouse, engine, table, landing, day, *rest)
+
+    monkeypatch.setattr(ingestion, "ingest_table", failing_first)
+    many = [START + dt.timedelta(days=d) for d in range(40)]  # most have no landing file: quick, and never started
+    with open_engine(EngineConfig(threads=2)) as engine, pytest.raises(RuntimeError, match="disk full"):
+        ingest_days(Warehouse(tmp_path / "home"), engine, "events", landing, many)
+    assert len(started) < len(many)
+
+
 def test_each_thread_stages_through_its_own_engine(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     write_landing(landing)
