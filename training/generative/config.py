@@ -158,6 +158,30 @@ class TIGERConfig:
     weight_decay: float = 0.0
 
 
+class LrScheduleKind(StrEnum):
+    CONSTANT = "constant"  # the optimiser's learning rate throughout (what every run before this option used)
+    COSINE = "cosine"  # linear warm-up, then a half cosine down to ``min_ratio`` of it
+
+
+@dataclass(frozen=True)
+class LrScheduleConfig:
+    """The learning rate over the run, as a factor of the model's ``lr`` set before every step (counted in epochs
+    of steps, so a seeded run replays exactly whatever its budget).
+
+    Attributes:
+        kind: ``constant`` leaves the optimiser's learning rate alone.
+        warmup_epochs: The factor rises linearly from one step's share to 1 over these epochs (0: none).
+        decay_epochs: The cosine reaches ``min_ratio`` at the end of this epoch (counted from the start, warm-up
+            included) and stays there.
+        min_ratio: The factor after the decay.
+    """
+
+    kind: LrScheduleKind = LrScheduleKind.CONSTANT
+    warmup_epochs: float = 0.0
+    decay_epochs: float = 100.0
+    min_ratio: float = 0.0
+
+
 @dataclass(frozen=True)
 class GenerativeConfig:
     """Everything ``train_generative`` needs; ``budget_seconds`` bounds the training wall clock (0: none)."""
@@ -168,6 +192,7 @@ class GenerativeConfig:
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     hstu: HSTUConfig = field(default_factory=HSTUConfig)
     tiger: TIGERConfig = field(default_factory=TIGERConfig)
+    schedule: LrScheduleConfig = field(default_factory=LrScheduleConfig)
     budget_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

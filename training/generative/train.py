@@ -26,6 +26,7 @@ from training.generative.config import GenerativeConfig, GenerativeKind, Sequenc
 from training.generative.data import PrefixData, SequenceBatch, SequenceData, shards_with_codes
 from training.generative.datasets import beauty_ids, load_beauty, load_movielens
 from training.generative.evaluate import KS, full_ranks, rank_metrics, ranks_from_lists
+from training.generative.schedule import apply_schedule
 from training.generative.semantic_ids import SemanticIdTable, with_missing
 from training.generative.tasks import HSTUTask, SASRecTask, TIGERTask
 from training.models.hstu import HSTU
@@ -90,6 +91,7 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
                 loss = wrapped(examples_data.batch(rows).to(device))
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
+                apply_schedule(optimiser, cfg.schedule, cfg.lr, state.step, steps_per_epoch)
                 optimiser.step()
                 state.step += 1
                 loss_sum += loss.detach()
