@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sample_world import Surface, WorldConfig, generate_world
-from sample_world.policy import _plackett_luce_draws, _plackett_luce_marginals
+from sample_world.policy import _inverse_cdf, _plackett_luce_draws, _plackett_luce_marginals
 
 
 def _exact_marginals(w: np.ndarray, k: int) -> np.ndarray:
@@ -71,3 +73,19 @@ def test_plackett_luce_draws_are_what_the_marginals_assume() -> None:
     slates = _plackett_luce_draws(lambda rows, m: rng.choice(5, size=(len(rows), m), p=w / w.sum()), 40_000, 3)
     freq = np.stack([np.bincount(slates[:, s], minlength=5) / len(slates) for s in range(3)], axis=1)
     np.testing.assert_allclose(freq, _exact_marginals(w, 3), atol=0.01)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    masses=st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0, 7.25]), min_size=1, max_size=9), min_size=1, max_size=6)
+    .map(lambda rows: [row + [1.0] * (max(map(len, rows)) - len(row)) for row in rows]),  # rows padded to one width
+    seed=st.integers(0, 2**16),
+)
+def test_inverse_cdf_draws_what_a_search_of_each_row_draws(masses: list[list[float]], seed: int) -> None:
+    # The vectorised draw against the obvious one: per row, the first cumulative weight above u * total
+    # (zero masses included: an item of weight 0 is never drawn).
+    cdf = np.cumsum(np.asarray(masses), axis=1)
+    u = np.random.default_rng(seed).random((len(masses), 5))
+    last = cdf.shape[1] - 1
+    expected = np.stack([np.minimum(np.searchsorted(row, ui * row[-1], side="right"), last) for row, ui in zip(cdf, u, strict=True)])
+    np.testing.assert_array_equal(_inverse_cdf(cdf, u), expected)
