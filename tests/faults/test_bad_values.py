@@ -99,6 +99,14 @@ def test_ids_that_are_not_ids_are_bad_values(duckdb_engine: Engine, bad: str) ->
     assert _reasons(result) == {1: "bad_value:user_id"}
 
 
+@pytest.mark.parametrize("text", [" u1", "\tu1", "\u00a0", "\u0001", "u 1 "])
+def test_an_id_with_any_non_blank_character_is_an_id_as_written(duckdb_engine: Engine, text: str) -> None:
+    # Blank means ASCII whitespace only: a no-break space or a control character is text, and nothing is trimmed.
+    line = json.dumps({"event_id": "e1", "user_id": text, "ts": TS, "event_type": "click", "item_id": "i1"})
+    result = stage(duckdb_engine, "events", lines_from_text(line), WINDOW)
+    assert result.staged["user_id"].to_pylist() == [text]
+
+
 def test_integer_ids_are_their_decimal_text_and_ids_are_nfc(duckdb_engine: Engine) -> None:
     decomposed = unicodedata.normalize("NFD", "u_café")
     lines = [
