@@ -7,6 +7,7 @@ import torch
 
 from tests.training.test_sasrec import NUM_ITEMS, cycle_data, tiny
 from training.data import BatchLayout
+from training.generative.config import GenerativeConfig
 from training.generative.data import from_loader
 from training.generative.train import train_generative
 from training.models.hstu import HSTU, RelativeBias, jagged_to_padded
@@ -87,3 +88,8 @@ def test_trains_on_jagged_batches() -> None:
     data = cycle_data(users=4).with_layout(BatchLayout.JAGGED)
     batch = data.batch(torch.arange(4))
     assert batch.offsets.tolist() == [0, 8, 16, 24, 32]  # the loader's JAGGED layout: values back to back
+
+
+def test_adam_beta2_is_a_setting_whose_default_keeps_earlier_runs() -> None:
+    assert GenerativeConfig().with_overrides({"model": "hstu"}).betas == (0.9, 0.999)
+    assert GenerativeConfig().with_overrides({"model": "hstu", "hstu.beta2": 0.98}).betas == (0.9, 0.98)

@@ -103,6 +103,8 @@ class HSTUConfig:
         temperature: Logits are cosine similarities divided by it.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
+        beta2: Adam's second-moment decay. 0.999 (PyTorch's) is what every earlier run used; the reference
+            trainer and our SASRec use 0.98.
     """
 
     dim: int = 64
@@ -118,6 +120,7 @@ class HSTUConfig:
     temperature: float = 0.05
     lr: float = 0.001
     weight_decay: float = 0.0
+    beta2: float = 0.999
 
 
 @dataclass(frozen=True)
