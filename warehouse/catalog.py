@@ -82,25 +82,28 @@ def refresh_catalog(root: Path) -> Path:
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     final = catalog_path(root)
-    with _catalog_lock(root), write_aside(final) as staged:
-        try:
-            con = duckdb.connect(str(staged.path))
+    with _catalog_lock(root):
+        with write_aside(final) as staged:
             try:
-                con.execute(f"CREATE SCHEMA {META_SCHEMA}")
-                con.execute(f"CREATE TABLE {META_SCHEMA}.catalog (root VARCHAR)")
-                con.execute(f"INSERT INTO {META_SCHEMA}.catalog VALUES (?)", [str(root)])
-                con.execute(f"CREATE TABLE {META_SCHEMA}.broken_tables (view VARCHAR, problem VARCHAR)")
-                for view, source in discover_tables(root).items():
-                    try:
-                        con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM {source}')
-                    except duckdb.Error as exc:
-                        problem = _broken_view(con, view, source, exc)
-                        con.execute(f"INSERT INTO {META_SCHEMA}.broken_tables VALUES (?, ?)", [view, problem])
-                        _log.error("catalog: %s", problem)
+                con = duckdb.connect(str(staged.path))
+                try:
+                    con.execute(f"CREATE SCHEMA {META_SCHEMA}")
+                    con.execute(f"CREATE TABLE {META_SCHEMA}.catalog (root VARCHAR)")
+                    con.execute(f"INSERT INTO {META_SCHEMA}.catalog VALUES (?)", [str(root)])
+                    con.execute(f"CREATE TABLE {META_SCHEMA}.broken_tables (view VARCHAR, problem VARCHAR)")
+                    for view, source in discover_tables(root).items():
+                        try:
+                            con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM {source}')
+                        except duckdb.Error as exc:
+                            problem = _broken_view(con, view, source, exc)
+                            con.execute(f"INSERT INTO {META_SCHEMA}.broken_tables VALUES (?, ?)", [view, problem])
+                            _log.error("catalog: %s", problem)
+                    views = frozenset(row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall())
+                finally:
+                    con.close()
             finally:
-                con.close()
-        finally:
-            Path(f"{staged.path}.wal").unlink(missing_ok=True)
+                Path(f"{staged.path}.wal").unlink(missing_ok=True)
+        _VIEWS_OF[_file_key(final)] = (root, views)
     return final
 
 
@@ -130,22 +133,26 @@ def ensure_view(root: Path, view: str) -> None:
     """
     path = catalog_path(root)
     if path.exists():
-        stat = path.stat()
-        seen = (str(path.resolve()), view, stat.st_ino, stat.st_mtime_ns)
-        if seen in _VIEWS_SEEN:  # this very catalog file was checked already: no second open per write
-            return
-        with duckdb.connect(str(path), read_only=True) as con:
-            found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [view]).fetchone()
-            here = _recorded_root(con) == Path(root).resolve()
-        if found and found[0] and here:
-            _VIEWS_SEEN.add(seen)
+        key = _file_key(path)
+        if key not in _VIEWS_OF:  # a catalog this process has not built or opened: open it once
+            with duckdb.connect(str(path), read_only=True) as con:
+                views = frozenset(row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall())
+                _VIEWS_OF[key] = (_recorded_root(con), views)
+        built_for, views = _VIEWS_OF[key]
+        if view in views and built_for == Path(root).resolve():
             return
     refresh_catalog(root)
 
 
-# (catalog file, view, inode, mtime) already found to hold the view for this root. A rebuild writes a new
-# file (write-aside, then rename), so its inode and mtime differ and the view is looked up again.
-_VIEWS_SEEN: set[tuple[str, str, int, int]] = set()
+# The data root and the views of each catalog file this process built or opened, by (file, inode, mtime):
+# a write of a table that has a view costs no open of the catalog. A rebuild writes a new file
+# (write-aside, then rename), so its inode and mtime differ and it is looked up again.
+_VIEWS_OF: dict[tuple[str, int, int], tuple[Path | None, frozenset[str]]] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_ino, stat.st_mtime_ns
 
 
 def connect_catalog(root: Path) -> duckdb.DuckDBPyConnection:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -32,7 +31,7 @@ import pyarrow.parquet as pq
 from warehouse import atomic
 from warehouse.catalog import ensure_view, repair_hint
 from warehouse.contracts import CORE_ID_MAPS, TableContract
-from warehouse.integrity import HASH_FORMAT, META_HASH, META_HASH_FORMAT, META_ROWS, check_file, hash_batch
+from warehouse.integrity import HASH_FORMAT, META_HASH, META_HASH_FORMAT, META_ROWS, HashingSink, check_file
 from warehouse.layout import MANIFEST_FILE, PART_FILE
 
 ROW_GROUP_ROWS = 128 * 1024
@@ -302,18 +301,19 @@ class Warehouse:
 
 def write_partition_file(path: Path, contract: TableContract, batches: Iterable[pa.RecordBatch]) -> tuple[int, str]:
     """Write ``batches`` as one partition file at ``path`` (a temporary); returns its rows and content hash."""
-    digest = hashlib.sha256()
     rows = 0
-    with pq.ParquetWriter(path, contract.schema, compression="zstd", use_dictionary=dictionary_columns(contract.schema)) as writer:
+    with (
+        open(path, "wb") as target,
+        HashingSink(target) as sink,
+        pq.ParquetWriter(sink, contract.schema, compression="zstd", use_dictionary=dictionary_columns(contract.schema)) as writer,
+    ):
         for batch in batches:
             batch = with_optional_columns(pa.Table.from_batches([batch]), contract).cast(contract.schema)
             for chunk in batch.to_batches(ROW_GROUP_ROWS):
-                if chunk.num_rows == 0:
-                    continue  # no row group is written for it, so a reader could not hash it
-                hash_batch(digest, chunk)  # one chunk, one row group: a reader re-hashes row group by row group
-                writer.write_batch(chunk, row_group_size=ROW_GROUP_ROWS)
-                rows += chunk.num_rows
-        content_hash = digest.hexdigest()
+                if chunk.num_rows:
+                    writer.write_batch(chunk, row_group_size=ROW_GROUP_ROWS)
+                    rows += chunk.num_rows
+        content_hash = sink.digest.hexdigest()  # every row group is written; the footer comes at close
         writer.add_key_value_metadata({META_ROWS: str(rows).encode(), META_HASH: content_hash.encode(), META_HASH_FORMAT: HASH_FORMAT})
     return rows, content_hash
 

@@ -66,3 +66,50 @@ def test_verify_finds_nothing_in_an_intact_warehouse_and_every_flip(tmp_path: Pa
     data[len(data) // 2] ^= 0x01  # one bit
     path.write_bytes(bytes(data))
     assert [d.path for d in verify_warehouse(tmp_path)] == [path]
+
+
+def test_a_file_of_hash_format_2_is_still_checked_row_by_row(tmp_path: Path) -> None:
+    """Partitions written before format 3 hashed their rows' IPC bytes: they verify, and a changed value is found."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from warehouse.contracts import RAW_ITEMS
+    from warehouse.integrity import META_HASH, META_HASH_FORMAT, META_ROWS, ROWS_HASH_FORMAT, hash_batch
+
+    def write_format_2(table: pa.Table, path: Path, hashed: pa.Table) -> None:
+        digest = hashlib.sha256()
+        for batch in hashed.to_batches():
+            hash_batch(digest, batch)
+        with pq.ParquetWriter(path, table.schema) as writer:
+            writer.write_table(table)
+            writer.add_key_value_metadata({META_ROWS: str(table.num_rows).encode(), META_HASH: digest.hexdigest().encode(),
+                                           META_HASH_FORMAT: ROWS_HASH_FORMAT})
+
+    table = _rows(RAW_ITEMS, 50).combine_chunks()
+    intact, changed = tmp_path / "intact.parquet", tmp_path / "changed.parquet"
+    write_format_2(table, intact, table)
+    assert check_file(intact, RAW_ITEMS.schema) is None
+    write_format_2(table.slice(1), changed, table.slice(0, 49))  # the stored rows are not the hashed ones
+    assert check_file(changed, RAW_ITEMS.schema) == "content differs from its stored hash (damaged after it was written)"
+
+
+@pytest.mark.parametrize("where", ["first data byte", "last data byte", "footer length", "truncated"])
+def test_a_damaged_format_3_file_is_found(where: str, tmp_path: Path) -> None:
+    import struct
+
+    from warehouse.contracts import RAW_ITEMS
+
+    path = Warehouse(tmp_path).write(RAW_ITEMS, _rows(RAW_ITEMS, 300)).path
+    data = bytearray(path.read_bytes())
+    footer = struct.unpack("<i", data[-8:-4])[0]
+    if where == "first data byte":
+        data[4] ^= 0x01  # just after the leading b"PAR1"
+    elif where == "last data byte":
+        data[len(data) - 8 - footer - 1] ^= 0x01
+    elif where == "footer length":
+        data[-8:-4] = struct.pack("<i", len(data) * 2)
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    assert check_file(path, RAW_ITEMS.schema) is not None

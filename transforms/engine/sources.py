@@ -24,7 +24,10 @@ import pyarrow.parquet as pq
 LINES_SCHEMA = pa.schema(
     [pa.field("source_file", pa.string()), pa.field("line_no", pa.int64()), pa.field("line", pa.string())]
 )
-READ_BLOCK_BYTES = 64 << 20
+# Blocks of 4 MiB: each block's numpy temporaries (a mask, the bytes without newlines) are then small
+# enough for the allocator to reuse from one block to the next. With 64 MiB blocks every block's arrays
+# were fresh pages from the system, and faulting them in made reading a day of impressions twice as slow.
+READ_BLOCK_BYTES = 4 << 20
 # A line whose bytes are not UTF-8 is kept, its bad bytes written as \xNN, behind this mark (U+FFFF, a
 # Unicode noncharacter that text does not contain): staging quarantines it as invalid_encoding.
 UNDECODABLE_MARK = "\uffff"
