@@ -5,11 +5,12 @@
     python scripts/warehouse_fingerprint.py snapshot <other root> after.json
     python scripts/warehouse_fingerprint.py compare before.json after.json
 
-A fingerprint holds, for every stored table partition, the content hash the store recorded in
-``_partitions.json``, and for every sequence shard the content hash in the shard manifest. Columns
-that carry the wall-clock time of a run (``VOLATILE_COLUMNS``) differ between any two runs, so a table
-that has one is fingerprinted by a hash of its rows without those columns instead; the comparison names
-each table where that was done. Exit status 1 when anything differs.
+A fingerprint holds, for every stored table partition, a hash of its rows, and for every sequence shard
+the content hash in the shard manifest. The store's own content hash (in ``_partitions.json``) covers the
+file's bytes, so a change of how partitions are laid out (compression, dictionaries, row groups) would
+show as a difference although every row is the same; the rows' hash does not. Columns that carry the
+wall-clock time of a run (``VOLATILE_COLUMNS``) differ between any two runs, so they are left out of the
+hash; the comparison names each table where that was done. Exit status 1 when anything differs.
 """
 
 from __future__ import annotations
@@ -22,19 +23,20 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from warehouse.integrity import hash_batch
+
 # Wall-clock columns: when a row was generated or failed. Everything else must be byte-identical.
 VOLATILE_COLUMNS = ("generated_at", "failed_at")
 SKIP_DIRS = {"landing", ".dagster", ".work"}
 
 
-def _stable_hash(path: Path) -> tuple[str, list[str]]:
+def _rows_hash(path: Path) -> tuple[str, list[str]]:
+    """SHA-256 of a partition's rows in order, its volatile columns left out (and named)."""
     table = pq.read_table(path)
     dropped = [c for c in VOLATILE_COLUMNS if c in table.column_names]
-    table = table.drop_columns(dropped)
     digest = hashlib.sha256()
-    for batch in table.to_batches():
-        for column in batch.columns:
-            digest.update(str(column.to_pylist()).encode())
+    for batch in table.drop_columns(dropped).combine_chunks().to_batches():  # one fresh batch: the file's layout is gone
+        hash_batch(digest, batch)
     return digest.hexdigest(), dropped
 
 
@@ -48,10 +50,8 @@ def snapshot(root: Path) -> dict[str, dict[str, object]]:
         recorded = json.loads(manifest.read_text())
         for partition, stats in sorted(recorded.items()):
             part = manifest.parent / ("part.parquet" if partition == "all" else f"date={partition}/part.parquet")
-            content_hash, dropped = (str(stats["content_hash"]), [])
-            if part.exists() and set(VOLATILE_COLUMNS) & set(pq.read_schema(part).names):
-                content_hash, dropped = _stable_hash(part)
-            entries[f"{rel}/{partition}"] = {"rows": stats["rows"], "hash": content_hash, "skipped": dropped}
+            rows_hash, dropped = _rows_hash(part) if part.exists() else (str(stats["content_hash"]), [])
+            entries[f"{rel}/{partition}"] = {"rows": stats["rows"], "hash": rows_hash, "skipped": dropped}
     for shard_manifest in sorted(root.rglob("current/manifest.json")):
         rel = shard_manifest.parent.parent.relative_to(root)
         manifest = json.loads(shard_manifest.read_text())
