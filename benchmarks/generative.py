@@ -107,6 +107,11 @@ MODELS = {
     "hstu_books": ({"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1,
                     "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16, **GROUPS},
                    {"ml100k": 120, "beauty": 2400}),
+    # The same trained to early stopping, for its learning curve (``beauty_hstu_books_long``): hstu_books used its whole
+    # 2,400 s with validation on a plateau. Run with --out-dir, so that a later call continues it.
+    "hstu_books_long": ({"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1,
+                         "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16, **GROUPS},
+                        {"ml100k": 120, "beauty": 7200}),
     # Prefixes grouped by history length (the encoder reads what the batch holds) and bfloat16 products: 3.8x the
     # examples/s of padded float32 batches (67 -> 255 on Beauty, profiled under load).
     "tiger": ({"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256, "tiger.valid_users": 500,
@@ -196,7 +201,7 @@ def markdown_table(out: dict) -> str:
     keys = ["ml100k_popularity", "ml100k_sasrec", "ml100k_recbole_sasrec", "ml100k_hstu", "ml100k_tiger", "ml100k_direct_popularity",
             "ml100k_direct_sasrec", "ml100k_direct_hstu", "ml100k_direct_tiger", "beauty_popularity", "beauty_sasrec", "beauty_sasrec_sampled",
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
-            "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_tiger", "beauty_tiger_long",
+            "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long", "beauty_tiger", "beauty_tiger_long",
             "beauty_tiger_own_ids"]
     for key in keys:
         hit = "recall" if "tiger" in key else "hr"
@@ -294,7 +299,8 @@ def main() -> None:
             ("beauty", "hstu_full_temp_beta98", beauty, None, "beauty_hstu_full_temp_beta98"),
             ("beauty", "hstu_full_temp2", beauty, None, "beauty_hstu_full_temp2"),
             ("beauty", "hstu_full_temp_heads2", beauty, None, "beauty_hstu_full_temp_heads2"),
-            ("beauty", "hstu_books", beauty, None, "beauty_hstu_books")]
+            ("beauty", "hstu_books", beauty, None, "beauty_hstu_books"),
+            ("beauty", "hstu_books_long", beauty, None, "beauty_hstu_books_long")]
     budget_of = {"beauty_tiger_own_ids": 300, "beauty_hstu_full_dropout": 900}
     for dataset, model, data, ids, key in plan:
         if wanted and key not in wanted:

@@ -4,9 +4,9 @@ Every partition file carries, in its key-value metadata, its row count and a con
 the file's bytes before its footer, which are its row groups as written (:class:`HashingSink` hashes them
 on their way to the disk). Re-reading those bytes reproduces the hash, so any flipped byte of the data
 shows as a different hash, and one in the footer as an unreadable file or a different row count.
-Files of hash format 2 (SHA-256 over the Arrow IPC bytes of each row group's rows, :func:`hash_batch`:
-three times the cost of writing, from copying and serializing every row) are checked as they were
-written. Files written before the hash was made reproducible (no ``recforge.hash_format``) are checked
+Files of hash format 2 (SHA-256 over the Arrow IPC bytes of each row group's rows, :func:`hash_batch`,
+which copied and serialized every row: more than half the cost of the Parquet write) are checked as
+they were written. Files written before the hash was made reproducible (no ``recforge.hash_format``) are checked
 for readability and row count only.
 
 ``recforge verify`` runs :func:`verify_warehouse`; the store checks the id map on every read.
@@ -94,7 +94,8 @@ def hash_before_footer(path: Path) -> str:
 
 
 def hash_batch(digest: hashlib._Hash, batch: pa.RecordBatch) -> None:
-    """Add one row group's rows to ``digest`` (hash format 2, for files written before format 3).
+    """Add one row group's rows to ``digest``: hash format 2 (files written before format 3), and a hash of
+    rows whatever the file's layout (``scripts/warehouse_fingerprint.py``).
 
     The rows are copied into fresh buffers first: the IPC bytes of a slice depend on the buffers it
     shares (a slice of a larger batch serializes differently from the same rows read back from disk).
