@@ -9,7 +9,7 @@ from transforms.connectors import connector_for
 def test_behaviors_become_slates_impressions_and_clicks(fixtures: Path) -> None:
     tables = by_table(connector_for("mind", fixtures / "mind"))
     slate = objects(tables["slates"])[0]
-    assert slate == {"request_id": "mind:1", "user_id": "U90001", "ts": "2019-11-11T09:05:58.000Z", "surface": "news", "item_ids": ["N90006", "N90007"]}
+    assert slate == {"request_id": "mind:1", "user_id": "U90001", "ts": "2019-11-11T09:07:21.000Z", "surface": "news", "item_ids": ["N90006", "N90007"]}
     impressions = [i for i in objects(tables["impressions"]) if i["request_id"] == "mind:2"]
     assert [(i["item_id"], i["position"]) for i in impressions] == [("N90009", 0), ("N90010", 1), ("N90011", 2)]
     clicks = [e for e in objects(tables["events"]) if e.get("request_id")]
@@ -19,10 +19,10 @@ def test_behaviors_become_slates_impressions_and_clicks(fixtures: Path) -> None:
 
 def test_history_becomes_earlier_clicks_once_per_user(fixtures: Path) -> None:
     history = [e for e in objects(by_table(connector_for("mind", fixtures / "mind"))["events"]) if e.get("session_id") == "history"]
-    # U90001 appears twice with the same history: emitted once, one second apart, before 09:05:58.
+    # U90001 appears twice with the same history: emitted once, one second apart, before 09:07:21.
     assert [(e["user_id"], e["item_id"], e["ts"]) for e in history] == [
-        ("U90001", "N90004", "2019-11-11T09:05:56.000Z"),
-        ("U90001", "N90005", "2019-11-11T09:05:57.000Z"),
+        ("U90001", "N90004", "2019-11-11T09:07:19.000Z"),
+        ("U90001", "N90005", "2019-11-11T09:07:20.000Z"),
         ("U90002", "N90008", "2019-11-12T18:11:29.000Z"),
     ]
 

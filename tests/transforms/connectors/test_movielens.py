@@ -11,17 +11,17 @@ from transforms.connectors import ConnectorError, connector_for
 def test_ml100k_ratings_become_rating_events_and_reviews(fixtures: Path) -> None:
     tables = by_table(connector_for("movielens", fixtures / "movielens/ml-100k"))
     events = objects(tables["events"])
-    # 7 rated 1 with 3 at 881250949 s = 1997-12-04 15:55:49 UTC.
+    # 7 rated 1 with 3 at 881251234 s = 1997-12-04 16:00:34 UTC.
     assert events[0] == {
         "event_id": "ml-100k:7:1",
         "user_id": "7",
-        "ts": "1997-12-04T15:55:49.000Z",
+        "ts": "1997-12-04T16:00:34.000Z",
         "event_type": "rating",
         "item_id": "1",
         "value": "3",
     }
     assert objects(tables["reviews"])[0] == {
-        "review_id": "ml-100k:7:1", "user_id": "7", "item_id": "1", "ts": "1997-12-04T15:55:49.000Z", "rating": "3"
+        "review_id": "ml-100k:7:1", "user_id": "7", "item_id": "1", "ts": "1997-12-04T16:00:34.000Z", "rating": "3"
     }
     # The truncated line is passed on untouched, with its file and line number, to the events table only.
     assert passed_through(tables["events"]) == [("u.data", 4, "9\t3")]
@@ -42,7 +42,7 @@ def test_ml100k_items_and_users(fixtures: Path) -> None:
 
 def test_ml1m_dat_files_latin1_titles(fixtures: Path) -> None:
     tables = by_table(connector_for("movielens", fixtures / "movielens/ml-1m"))
-    assert objects(tables["events"])[0]["ts"] == "2000-12-31T22:12:40.000Z"
+    assert objects(tables["events"])[0]["ts"] == "2000-12-31T22:15:05.000Z"
     titles = [o["title"] for o in objects(tables["items"])]
     assert "Caf\u00e9 Society (1995)" in titles  # decoded from Latin-1, not mojibake
     assert objects(tables["items"])[1]["categories"] == ["Animation", "Children's", "Musical"]

@@ -15,7 +15,7 @@ def test_rows_of_one_recommendation_form_one_slate(fixtures: Path) -> None:
     # random/men rows 0 and 1 share timestamp and user features: one slate, items in position order.
     first = by_policy[("random", "men")][0]
     assert first["item_ids"] == ["men:1", "men:0"] and first["propensities"] == [0.5, 0.5]
-    assert first["ts"] == "2019-11-24T00:03:13.442Z"
+    assert first["ts"] == "2019-11-24T00:04:27.815Z"
     assert len(by_policy[("random", "men")]) == 3 and len(by_policy[("bts", "men")]) == 1
     # The two policies never share a request.
     assert not {s["request_id"] for s in by_policy[("random", "men")]} & {s["request_id"] for s in by_policy[("bts", "men")]}

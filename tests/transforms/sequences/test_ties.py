@@ -72,7 +72,7 @@ def test_ingested_ratings_keep_file_and_line_and_decide_the_target(tmp_path: Pat
     folder.mkdir()
     # User 1 rates item 300 (line 2) and item 20 (line 3) in the same second: the event ids
     # (movielens:1:300, movielens:1:20) put item 20 first, the file puts it last.
-    (folder / "u.data").write_text("1\t7\t5\t881250000\n1\t300\t4\t881250949\n1\t20\t3\t881250949\n2\t7\t4\t881250000\n")
+    (folder / "u.data").write_text("1\t7\t5\t881250000\n1\t300\t4\t881251234\n1\t20\t3\t881251234\n2\t7\t4\t881250000\n")
     warehouse = Warehouse(tmp_path / "data")
     ingest_dataset(connector_for("movielens", folder), warehouse, duckdb_engine, RULES)
     raw = warehouse.read(RAW_EVENTS).sort_by("line_no")
