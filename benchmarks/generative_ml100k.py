@@ -56,15 +56,16 @@ def _recforge(home: Path, *args: str) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def build_warehouse(ml100k: Path, home: Path) -> dict[str, float]:
-    """``recforge ingest movielens`` and ``recforge build --split leave-one-out`` on a fresh data root."""
+def build_warehouse(ml100k: Path, home: Path, split: str = "leave-one-out") -> dict[str, float]:
+    """``recforge ingest movielens`` and ``recforge build --split <split>`` on a fresh data root."""
     (home / ".dagster").mkdir(parents=True, exist_ok=True)
     return {"ingest_seconds": _recforge(home, "ingest", "movielens", "--path", str(ml100k)),
-            "build_seconds": _recforge(home, "build", "--split", "leave-one-out")}
+            "build_seconds": _recforge(home, "build", "--split", split)}
 
 
-def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, models: dict) -> None:
-    """Popularity, SASRec, HSTU and TIGER on the shards of ``home``, as ``recforge train <model>`` loads them."""
+def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, models: dict, prefix: str = "ml100k") -> None:
+    """Popularity, SASRec, HSTU and TIGER on the shards of ``home``, as ``recforge train <model>`` loads them,
+    under the keys ``<prefix>_<model>``."""
     from training.generative.config import (
         GenerativeConfig,
         GenerativeKind,
@@ -75,11 +76,12 @@ def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, mode
 
     source = SequenceDataConfig(source=SequenceSource.SHARDS, path=str(home / "training_data" / "sequence_shards"), dataset="movielens-100k")
     data, codes = load_sequence_data(GenerativeConfig(model=GenerativeKind.TIGER, data=source))
-    out["ml100k_data"] = {"users": data.num_users, "items": data.num_items, "protocol": data.protocol, "route": "pipeline (shards)",
-                          "semantic_ids": None if codes is None else {"sizes": list(codes.sizes), "colliding_items": codes.colliding_items}}
-    popularity(data, out, "ml100k_popularity")
+    out[f"{prefix}_data"] = {"users": data.num_users, "items": data.num_items, "protocol": data.protocol, "route": "pipeline (shards)",
+                             "split": data.split, "queries": {"valid": len(data.valid), "test": len(data.test)},
+                             "semantic_ids": None if codes is None else {"sizes": list(codes.sizes), "colliding_items": codes.colliding_items}}
+    popularity(data, out, f"{prefix}_popularity")
     for model in ("sasrec", "hstu", "tiger"):
-        run_one("ml100k", model, data, codes if model == "tiger" else None, models[model][1]["ml100k"] * scale, out, f"ml100k_{model}",
+        run_one("ml100k", model, data, codes if model == "tiger" else None, models[model][1]["ml100k"] * scale, out, f"{prefix}_{model}",
                 source=source)
 
 
