@@ -13,7 +13,7 @@ from training.generative.beam import constrained_beam_search
 from training.generative.data import PrefixData
 from training.generative.semantic_ids import Trie, cooccurrence_ids, disambiguate, import_codes
 from training.generative.tasks import USER_HASH
-from training.generative.train import build_generative_task, train_generative
+from training.generative.train import _user_sample, build_generative_task, train_generative
 from training.models.tiger import TIGER
 
 
@@ -141,3 +141,11 @@ def test_bf16_training_follows_float32() -> None:
     with torch.no_grad():
         reference = float(task(batch))
         assert abs(float(fast(batch)) - reference) < 0.05 * reference
+
+
+def test_validation_users_are_a_fixed_random_sample_not_the_first_rows() -> None:
+    chosen = _user_sample(1000, 50, seed=1)
+    assert torch.equal(chosen, _user_sample(1000, 50, seed=1))  # the same users at every evaluation
+    assert len(chosen.unique()) == 50 and torch.equal(chosen, chosen.sort().values)
+    assert int(chosen.max()) > 500 and not torch.equal(chosen, torch.arange(50))
+    assert not torch.equal(chosen, _user_sample(1000, 50, seed=0))  # validation and test samples differ

@@ -137,7 +137,8 @@ class TIGERConfig:
         user_buckets: Hash buckets of the user token (the paper: 2000).
         beam: Beams of the constrained beam search at test time (at least the largest K).
         valid_beam: Beams when validating.
-        valid_users: Validation users decoded per evaluation (0: all), the first ones in a fixed order.
+        valid_users: Validation users decoded per evaluation (0: all), a seeded random sample, the same at every
+            evaluation.
         test_users: Test users decoded (0: all), a seeded random sample (beam search is the cost on a CPU).
         bf16: Train with the matrix products in bfloat16 (autocast; CPUs with AMX or AVX512-BF16, and CUDA):
             1.7x the examples/s on these machines. Decoding stays in float32.

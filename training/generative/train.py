@@ -171,10 +171,9 @@ def evaluate_generative(task: nn.Module, data: SequenceData, split: str, cfg: Ge
     ks = (cfg.run.valid_k,) if split == "valid" else KS
     if isinstance(task, TIGERTask):
         t = cfg.tiger
-        if split == "valid" and t.valid_users:
-            queries = queries.rows(torch.arange(min(t.valid_users, len(queries))))
-        if split == "test" and t.test_users and t.test_users < len(queries):
-            queries = queries.rows(torch.randperm(len(queries), generator=torch.Generator().manual_seed(0))[: t.test_users].sort().values)
+        wanted = t.valid_users if split == "valid" else t.test_users
+        if wanted and wanted < len(queries):
+            queries = queries.rows(_user_sample(len(queries), wanted, seed=1 if split == "valid" else 0))
         beam = t.valid_beam if split == "valid" else t.beam
         ks = tuple(k for k in ks if k <= beam)
         lists = torch.cat([task.recommend(queries.rows(torch.arange(s, min(s + 64, len(queries)))).to(device), beam).cpu()
@@ -184,6 +183,13 @@ def evaluate_generative(task: nn.Module, data: SequenceData, split: str, cfg: Ge
     scorer = task.scores  # type: ignore[union-attr]
     ranks = full_ranks(lambda part: scorer(part.to(device)), queries, data.num_items, filter_seen=data.filter_seen)
     return rank_metrics(ranks, ks, None if split == "valid" else data.num_items)
+
+
+def _user_sample(users: int, wanted: int, seed: int) -> torch.Tensor:
+    """``wanted`` of ``users`` query rows, a seeded random sample in row order: the same at every evaluation. Not
+    the first rows: in Beauty's file order the first 2,000 users are far harder than the rest (TIGER's test Recall@10
+    0.021 on them, 0.055 on all)."""
+    return torch.randperm(users, generator=torch.Generator().manual_seed(seed))[:wanted].sort().values
 
 
 def _seen(lists: torch.Tensor, queries: SequenceBatch) -> torch.Tensor:
