@@ -6,7 +6,9 @@ and records the test metrics, the wall time, examples/s, peak memory, the hardwa
 it reached. The published figures come from the dataset's PROVENANCE.md; nothing here is hard-coded
 as a result.
 
-    .venv/bin/python benchmarks/generative.py [--quick] [--scale 1.0] [--only beauty_sasrec,...]
+    .venv/bin/python benchmarks/generative.py [--quick] [--scale 1.0] [--only beauty_sasrec,...] [--out-dir DIR]
+    .venv/bin/python benchmarks/generative.py --ml100k-pipeline --recbole   # ML-100K through recforge + RecBole
+    .venv/bin/python benchmarks/generative.py --temporal                    # ML-100K, global temporal split
 
 Results: ``benchmarks/results/generative.json`` (``generative_quick.json`` with ``--quick``), written after
 every run, so a stopped benchmark keeps what it finished.
