@@ -113,7 +113,7 @@ def test_every_fixture_stages_exactly_as_expected(fmt: str, folder: str, warehou
 
 def test_rows_land_in_their_event_day_and_unreadable_days_in_undated(warehouse: Warehouse, engine: DuckDBEngine) -> None:
     report = ingest_dataset(connector_for("movielens", FIXTURES / "movielens/ml-100k"), warehouse, engine, RULES)
-    # 881251234 -> 1997-12-04, 891718003 -> 1998-04-04, 880606923 -> 1997-11-27.
+    # 881251234 -> 1997-12-04, 891718003 -> 1998-04-04, 880611111 -> 1997-11-27.
     assert report.tables["events"].partitions == (dt.date(1997, 11, 27), dt.date(1997, 12, 4), dt.date(1998, 4, 4))
     for day in report.tables["events"].partitions:
         days = {ts.date() for ts in warehouse.read(contracts.RAW_EVENTS, [day])["ts"].to_pylist()}

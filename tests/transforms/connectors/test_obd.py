@@ -34,4 +34,4 @@ def test_impressions_carry_position_and_propensity_and_clicks_link_to_the_slate(
 
 def test_items_keep_each_policys_hashed_features(fixtures: Path) -> None:
     items = objects(by_table(connector_for("obd", fixtures / "obd"))["items"])
-    assert items[0] == {"item_id": "men:0", "attributes": {"item_feature_0": -0.67, "bts": {"item_feature_1": "k1"}, "random": {"item_feature_1": "h1"}}}
+    assert items[0] == {"item_id": "men:0", "attributes": {"item_feature_0": -0.55, "bts": {"item_feature_1": "k1"}, "random": {"item_feature_1": "h1"}}}
