@@ -53,6 +53,12 @@ PUBLISHED_RUN_LENGTH = {
 # Length-grouped batches (data.length_groups): Beauty's training rows hold 6.7 items on average, so a batch padded
 # to its longest row (about 50) spent most of a SASRec step on padding; grouped, a step ran 5x faster (profiled).
 GROUPS = {"data.length_groups": 50}
+# The reference's HSTU configuration for Amazon data (see "hstu_books" below) and TIGER's longer run ("tiger_long"),
+# each the base of variants.
+HSTU_BOOKS = {"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1,
+              "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16, **GROUPS}
+TIGER_LONG = {"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256, "tiger.valid_users": 2000,
+              "tiger.beam": 50, "tiger.test_users": 0, "run.eval_every_epochs": 1, "tiger.bf16": True, **GROUPS}
 MODELS = {
     # The reference's settings (SASRec.pytorch: batch 128, lr 1e-3, Adam betas (0.9, 0.98), dropout 0.5 on sparse
     # data), the full softmax over every position (the chunked cross-entropy of training.generative.full_softmax).
@@ -106,19 +112,13 @@ MODELS = {
     # sequences of 50) with our loss (the full softmax at temperature 0.1, the best on validation so far). Every run
     # above kept the ML-1M configuration's shape (2 blocks, 1 head of 64). The best on validation (NDCG@10 0.0658
     # against 0.0626 for hstu_full_temp), so ``beauty_hstu``, the issue's key, runs it (hstu_full_dropout until then).
-    "hstu_books": ({"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1,
-                    "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16, **GROUPS},
-                   {"ml100k": 120, "beauty": 2400}),
+    "hstu_books": (HSTU_BOOKS, {"ml100k": 120, "beauty": 2400}),
     # The same trained to early stopping, for its learning curve (``beauty_hstu_books_long``): hstu_books used its whole
     # 2,400 s with validation on a plateau. Run with --out-dir, so that a later call continues it.
-    "hstu_books_long": ({"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1,
-                         "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16, **GROUPS},
-                        {"ml100k": 120, "beauty": 7200}),
+    "hstu_books_long": (HSTU_BOOKS, {"ml100k": 120, "beauty": 7200}),
     # hstu_books with AdamW weight decay 0.1 (the reference sets 0): the one regulariser not tried on Beauty before;
     # at lr 1e-3 it shrinks an untouched weight by e^-2.5 over hstu_books' 25k steps.
-    "hstu_books_wd": ({"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1, "hstu.weight_decay": 0.1,
-                       "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16, **GROUPS},
-                      {"ml100k": 120, "beauty": 2400}),
+    "hstu_books_wd": ({**HSTU_BOOKS, "hstu.weight_decay": 0.1}, {"ml100k": 120, "beauty": 2400}),
     # Prefixes grouped by history length (the encoder reads what the batch holds) and bfloat16 products: 3.8x the
     # examples/s of padded float32 batches (67 -> 255 on Beauty, profiled under load).
     "tiger": ({"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256, "tiger.valid_users": 500,
@@ -127,16 +127,11 @@ MODELS = {
     # The same TIGER trained longer, for its learning curve (``beauty_tiger_long``): validation on 2,000 users (500
     # moved the chosen epoch by noise), a checkpoint per epoch under --out-dir so that a later call continues it, and
     # the test on every user as the papers report it (about 6 minutes of beam search on one thread).
-    "tiger_long": ({"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256, "tiger.valid_users": 2000,
-                    "tiger.beam": 50, "tiger.test_users": 0, "run.eval_every_epochs": 1, "tiger.bf16": True, **GROUPS},
-                   {"ml100k": 180, "beauty": 3600}),
+    "tiger_long": (TIGER_LONG, {"ml100k": 180, "beauty": 3600}),
     # tiger_long with the regularisation of a public re-implementation (EdoardoBotta/RQ-VAE-Recommender's Beauty
     # config: dropout 0.3, AdamW weight decay 0.035): tiger_long's validation stopped rising at epoch 9 while its
     # training loss kept falling. Checkpoints under --out-dir, tested on every user.
-    "tiger_reg": ({"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256, "tiger.valid_users": 2000,
-                   "tiger.beam": 50, "tiger.test_users": 0, "run.eval_every_epochs": 1, "tiger.bf16": True, "tiger.dropout": 0.3,
-                   "tiger.weight_decay": 0.035, **GROUPS},
-                  {"ml100k": 180, "beauty": 2700}),
+    "tiger_reg": ({**TIGER_LONG, "tiger.dropout": 0.3, "tiger.weight_decay": 0.035}, {"ml100k": 180, "beauty": 2700}),
 }
 
 
@@ -301,6 +296,8 @@ def main() -> None:
         merged = changed_over(json.loads(path.read_text()), first, out) if partial and path.exists() else out
         path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
 
+    if args.temporal and (args.ml100k_pipeline or args.recbole):
+        parser.error("--temporal builds its own split: run it apart from --ml100k-pipeline and --recbole (leave-one-out)")
     if args.ml100k_pipeline or args.recbole or args.temporal:
         ml100k_pipeline(args, out, scale, save)
         return
@@ -355,22 +352,16 @@ def ml100k_pipeline(args: argparse.Namespace, out: dict, scale: float, save) -> 
     from benchmarks import generative_ml100k as G
 
     home = args.home or Path(tempfile.mkdtemp(prefix="recforge-ml100k-"))
-    split, prefix = ("temporal", "ml100k_temporal") if args.temporal else ("leave-one-out", "ml100k")
+    split, prefix, build_key = (("temporal", "ml100k_temporal", "ml100k_pipeline_temporal_build") if args.temporal
+                                else ("leave-one-out", "ml100k", "ml100k_pipeline_build"))
     try:
         if args.home is None:
-            out[f"{prefix.replace('ml100k', 'ml100k_pipeline')}_build"] = (G.build_warehouse(ML100K / "ml-100k", home, split)
-                                                                            | {"load_average_at_start": hardware()["load_average_at_start"]})
+            out[build_key] = G.build_warehouse(ML100K / "ml-100k", home, split) | {"load_average_at_start": hardware()["load_average_at_start"]}
             save()
-        if args.temporal:
+        if args.ml100k_pipeline or args.temporal:
             torch.manual_seed(0)
             G.pipeline_runs(home, out, scale, lambda *a, **kw: (run_one(*a, **kw), save()), popularity, MODELS, prefix)
             out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if k.startswith(f"{prefix}_tiger") and "_recall" in k}
-            save()
-            return
-        if args.ml100k_pipeline:
-            torch.manual_seed(0)
-            G.pipeline_runs(home, out, scale, lambda *a, **kw: (run_one(*a, **kw), save()), popularity, MODELS)
-            out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if k.startswith("ml100k_tiger") and "_recall" in k}
             save()
         if args.recbole:
             G.recbole_peer(home, out, MODELS["sasrec"][1]["ml100k"] * scale, THREADS, args.recbole_venv)
