@@ -28,7 +28,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import dagster as dg
 import pyarrow as pa
@@ -315,28 +315,38 @@ GENERATIVE_HEADLINE = "ndcg@10"  # leave-one-out, full ranking (TIGER: its beams
 
 class GenerativeModelConfig(dg.Config):
     """Settings of ``models/sasrec``, ``models/hstu`` and ``models/tiger``: the run's knobs, a training budget,
-    and any ``GenerativeConfig`` settings as ``section.key=value`` separated by ``;`` (e.g. ``sasrec.dim=128;sasrec.layers=3``)."""
+    ``preset`` (``benchmark``: the benchmark's configuration of the model, sized for a CPU, as ``recforge train
+    --preset benchmark``; the knobs apply on top of it) and any ``GenerativeConfig`` settings on top of both, as
+    ``section.key=value`` separated by ``;`` (e.g. ``sasrec.dim=128;sasrec.layers=3``)."""
 
     builds: ClassVar[tuple[type, ...]] = (ScheduledRun,)
-    own_fields: ClassVar[tuple[str, ...]] = ("settings",)  # free-form GenerativeConfig overrides
+    own_fields: ClassVar[tuple[str, ...]] = ("preset", "settings")  # GenerativeConfig overrides, named or free-form
     seed: int = ScheduledRun.seed
     batch_size: int = ScheduledRun.batch_size
     max_epochs: int = ScheduledRun.max_epochs
     patience: int = ScheduledRun.patience
     budget_seconds: float = ScheduledRun.budget_seconds
+    preset: Literal["", "benchmark"] = ""
     settings: str = ""
 
 
 def _generative_asset(name: str, config: GenerativeModelConfig, store: Warehouse) -> dg.MaterializeResult:
     """Train on the current shards, keep the checkpoint and metrics rows, run the promotion checks, record the candidate."""
-    from training.generative.config import GenerativeConfig, SequenceDataConfig, SequenceSource
+    from training.generative.config import (
+        GenerativeConfig,
+        SequenceDataConfig,
+        SequenceSource,
+        benchmark_preset,
+    )
     from training.generative.evaluate import KS, full_ranks, popularity_scorer, rank_metrics
     from training.generative.train import load_sequence_data, train_generative
 
-    overrides: dict[str, Any] = {"model": name, "run.seed": config.seed, "run.batch_size": config.batch_size, "run.max_epochs": config.max_epochs,
-                                 "run.patience": config.patience, "run.valid_k": 10, "budget_seconds": config.budget_seconds,
-                                 "run.out_dir": str(_model_dir(store.root, name) / "run"), "run.resume": False}
-    overrides |= dict(s.strip().split("=", 1) for s in config.settings.split(";") if s.strip())
+    settings = dict(s.strip().split("=", 1) for s in config.settings.split(";") if s.strip())
+    # The preset first: the run's knobs (batch size, patience, ...) and ``settings`` apply on top of it.
+    overrides: dict[str, Any] = {"model": name} | (benchmark_preset(name, settings.get("run.device", "auto")) if config.preset else {})
+    overrides |= {"run.seed": config.seed, "run.batch_size": config.batch_size, "run.max_epochs": config.max_epochs,
+                  "run.patience": config.patience, "run.valid_k": 10, "budget_seconds": config.budget_seconds,
+                  "run.out_dir": str(_model_dir(store.root, name) / "run"), "run.resume": False} | settings
     shards = store.root / "training_data" / "sequence_shards"
     cfg = GenerativeConfig(data=SequenceDataConfig(source=SequenceSource.SHARDS, path=str(shards), dataset="warehouse")).with_overrides(overrides)
     data, ids = load_sequence_data(cfg)

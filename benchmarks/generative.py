@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RESULTS, sample_peak_rss
-from training.generative.config import GenerativeConfig
+from training.generative.config import GenerativeConfig, benchmark_preset
 from training.generative.datasets import beauty_ids, load_beauty, load_movielens
 from training.generative.evaluate import KS, full_ranks, popularity_scorer, rank_metrics
 from training.generative.semantic_ids import cooccurrence_ids
@@ -55,14 +55,13 @@ PUBLISHED_RUN_LENGTH = {
 GROUPS = {"data.length_groups": 50}
 # The reference's HSTU configuration for Amazon data (see "hstu_books" below) and TIGER's longer run ("tiger_long"),
 # each the base of variants.
-HSTU_BOOKS = {"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1,
-              "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16, **GROUPS}
-TIGER_LONG = {"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256, "tiger.valid_users": 2000,
-              "tiger.beam": 50, "tiger.test_users": 0, "run.eval_every_epochs": 1, "tiger.bf16": True, **GROUPS}
+HSTU_BOOKS = benchmark_preset("hstu")  # ``recforge train hstu --preset benchmark``
+TIGER_LONG = {**benchmark_preset("tiger"), "tiger.valid_users": 2000, "tiger.beam": 50, "tiger.test_users": 0,
+              "run.eval_every_epochs": 1, "tiger.bf16": True}
 MODELS = {
     # The reference's settings (SASRec.pytorch: batch 128, lr 1e-3, Adam betas (0.9, 0.98), dropout 0.5 on sparse
     # data), the full softmax over every position (the chunked cross-entropy of training.generative.full_softmax).
-    "sasrec": ({"sasrec.dropout": 0.5, "run.batch_size": 128, **GROUPS}, {"ml100k": 120, "beauty": 2400}),
+    "sasrec": (benchmark_preset("sasrec"), {"ml100k": 120, "beauty": 2400}),
     # The same SASRec with the sampled softmax (in-batch + 256 uniform negatives, log-Q corrected): cheaper steps.
     "sasrec_sampled": ({"sasrec.dropout": 0.5, "run.batch_size": 256, "sasrec.loss": "sampled", "sasrec.negatives": 256, **GROUPS},
                        {"ml100k": 120, "beauty": 600}),
@@ -141,11 +140,15 @@ def hardware() -> dict[str, object]:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__}
 
 
-def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: str, source=None, out_dir: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: str, source=None, out_dir: Path | None = None,
+            seed: int | None = None) -> None:  # type: ignore[no-untyped-def]
     """Train ``model`` on ``data`` within ``budget`` seconds and record its figures under ``key`` in ``out``. With
     ``out_dir``, the run checkpoints each epoch under ``out_dir/key`` and continues from there when called again: the
-    curve, seconds and epochs recorded then span every call."""
+    curve, seconds and epochs recorded then span every call. ``seed`` replaces the run's seed (``run.seed``, 1 by
+    default): the initialisation and the epoch orders."""
     overrides, _ = MODELS[model]
+    if seed is not None:
+        overrides = {**overrides, "run.seed": seed}
     # One thread: on these shared 2-core machines two torch threads per process ran 3-12x slower per step.
     small: dict[str, object] = {"run.batch_size": 64} if dataset == "ml100k" else {}
     if out_dir is not None:
@@ -274,6 +277,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="checkpoint each run under OUT_DIR/<key>; a run found there continues (e.g. --only beauty_tiger_long)")
     parser.add_argument("--recbole-venv", type=Path, default=None, help="reuse a RecBole venv made by an earlier run")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="train with this run.seed (1 by default) and record each key as <key>_seed<N>: the spread over seeds")
     args = parser.parse_args()
     if args.from_warehouse is not None:
         (RESULTS / "generative_pipeline.json").write_text(json.dumps(from_warehouse(args.from_warehouse), indent=1, sort_keys=True) + "\n")
@@ -298,6 +303,8 @@ def main() -> None:
 
     if args.temporal and (args.ml100k_pipeline or args.recbole):
         parser.error("--temporal builds its own split: run it apart from --ml100k-pipeline and --recbole (leave-one-out)")
+    if args.seed is not None and (args.ml100k_pipeline or args.recbole or args.temporal):
+        parser.error("--seed applies to the direct runs (--only ...), not to the pipeline routes")
     if args.ml100k_pipeline or args.recbole or args.temporal:
         ml100k_pipeline(args, out, scale, save)
         return
@@ -331,11 +338,14 @@ def main() -> None:
     for dataset, model, data, ids, key in plan:
         if wanted and key not in wanted:
             continue
+        budget = budget_of.get(key, MODELS[model][1][dataset]) * scale
+        if args.seed is not None:
+            key = f"{key}_seed{args.seed}"
         if ids == "own":
             started = time.perf_counter()
             ids = cooccurrence_ids(data.train.items, data.num_items, codes_per_level=min(256, max(8, data.num_items // 16)))
             out[f"{key}_ids"] = {"colliding_items": ids.colliding_items, "sizes": list(ids.sizes), "seconds": round(time.perf_counter() - started, 1)}
-        run_one(dataset, model, data, ids, budget_of.get(key, MODELS[model][1][dataset]) * scale, out, key, out_dir=args.out_dir)
+        run_one(dataset, model, data, ids, budget, out, key, out_dir=args.out_dir, seed=args.seed)
         save()
     # With one held-out item HR@K equals Recall@K: TIGER's figures under the keys of the other models too.
     out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if "_tiger" in k and "_recall" in k}

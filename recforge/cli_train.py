@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 MODELS = {"mf": {"model": "mf", "mf.loss": "naive"}, "relmf": {"model": "mf", "mf.loss": "relmf"},
@@ -24,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, default=None, help="a JSON config (TrainConfig.to_dict layout)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set mf.lr=0.01 --set run.max_epochs=20 (repeatable)")
+    parser.add_argument("--preset", choices=["benchmark"], default=None,
+                        help="sasrec, hstu, tiger: start from the settings of the benchmark's Beauty runs (sized for a CPU; "
+                             "TIGER 2 + 2 layers in bfloat16 where that is fast); --set applies on top")
     parser.add_argument("--metrics", action="store_true", help="append the test metrics to models/metrics")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=_cmd_train)
@@ -42,6 +46,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.model in GENERATIVE_MODELS:
         return _cmd_train_generative(args)
+    if args.preset is not None:
+        raise SystemExit(f"--preset {args.preset} is for sasrec, hstu and tiger; {args.model} takes --config and --set")
     from tqdm import tqdm
 
     from training.config import load_config
@@ -91,12 +97,16 @@ def _cmd_train_generative(args: argparse.Namespace) -> int:
     (``recforge build --split leave-one-out``), or ``--set data.source=beauty|movielens --set data.path=...``."""
     from tqdm import tqdm
 
-    from training.generative.config import GenerativeConfig
+    from training.generative.config import GenerativeConfig, benchmark_preset
     from training.generative.train import train_generative
     from training.report import checkpoint_version, metrics_rows
 
     cfg = GenerativeConfig.from_dict(json.loads(args.config.read_text())) if args.config else GenerativeConfig()
-    cfg = cfg.with_overrides({"model": args.model} | parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    preset = benchmark_preset(args.model, overrides.get("run.device", cfg.run.device)) if args.preset else {}
+    cfg = cfg.with_overrides({"model": args.model} | preset | overrides)
+    if hint := _cpu_hint(cfg):
+        print(hint, file=sys.stderr)
     bar = None if args.no_progress else tqdm(unit="step", dynamic_ncols=True, mininterval=0.5)
 
     def progress(step: int, total: int, loss: float, rate: float) -> None:
@@ -124,3 +134,19 @@ def _cmd_train_generative(args: argparse.Namespace) -> int:
         existing = store.read(C.MODELS_METRICS) if store.exists(C.MODELS_METRICS) else rows.schema.empty_table()
         store.write(C.MODELS_METRICS, pa.concat_tables([existing, rows]))
     return 0
+
+
+def _cpu_hint(cfg) -> str:  # type: ignore[no-untyped-def]
+    """A note when TIGER is about to train at the paper's size without a GPU: there it runs several times slower
+    than the benchmark's configuration (``--preset benchmark``)."""
+    import torch
+
+    from training.generative.config import GenerativeKind, TIGERConfig
+
+    paper = TIGERConfig()
+    on_cpu = cfg.run.device == "cpu" or not torch.cuda.is_available()
+    if cfg.model is not GenerativeKind.TIGER or not on_cpu or (cfg.tiger.layers, cfg.tiger.ff) != (paper.layers, paper.ff):
+        return ""
+    return (f"note: TIGER at the paper's size ({paper.layers} + {paper.layers} layers, feed-forward {paper.ff}) on a CPU; "
+            "--preset benchmark trains the benchmark's configuration (2 + 2 layers, feed-forward 512, bfloat16 where fast), "
+            "several times faster")

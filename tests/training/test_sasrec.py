@@ -235,3 +235,21 @@ def test_length_grouped_batches_keep_every_row_and_hold_similar_lengths() -> Non
     plain = [int(row_lengths[b].max() - row_lengths[b].min()) for b in data.grouped(0, 0).epoch_order(0, 0)[:192].split(16)]
     assert np.mean(spread) < 0.5 * np.mean(plain)
     assert not torch.equal(order, data.epoch_order(0, 1))  # a new grouping every epoch
+
+
+def test_models_sasrec_asset_preset_benchmark_under_its_knobs_and_settings(tmp_path) -> None:
+    import json
+
+    import dagster as dg
+
+    from assets import models as M
+    from assets.resources import WarehouseResource
+
+    write_loo_shards(tmp_path / "training_data" / "sequence_shards", cycle_data())
+    config = {"batch_size": 16, "max_epochs": 1, "patience": 0, "preset": "benchmark", "settings": "sasrec.dim=32;run.threads=1"}
+    result = dg.materialize([M.sasrec], resources={"warehouse": WarehouseResource(home=str(tmp_path))},
+                            run_config={"ops": {"models__sasrec": {"config": config}}}, raise_on_error=False)
+    assert result.success
+    trained = json.loads((tmp_path / "models" / "checkpoints" / "sasrec" / "run" / "checkpoint.json").read_text())["config"]
+    assert trained["sasrec"]["dropout"] == 0.5 and trained["data"]["length_groups"] == 50  # the preset's
+    assert trained["run"]["batch_size"] == 16 and trained["run"]["patience"] == 0 and trained["sasrec"]["dim"] == 32  # knobs, settings

@@ -149,3 +149,40 @@ def test_validation_users_are_a_fixed_random_sample_not_the_first_rows() -> None
     assert len(chosen.unique()) == 50 and torch.equal(chosen, chosen.sort().values)
     assert int(chosen.max()) > 500 and not torch.equal(chosen, torch.arange(50))
     assert not torch.equal(chosen, _user_sample(1000, 50, seed=0))  # validation and test samples differ
+
+
+def _train_tiger_cli(tmp_path, *extra: str) -> dict:  # type: ignore[type-arg]
+    """``recforge train tiger`` for one epoch on tiny leave-one-out shards; the config its checkpoint records."""
+    import json
+
+    from recforge.cli import main
+    from tests.training.test_sasrec import write_loo_shards
+
+    write_loo_shards(tmp_path / "shards", cycle_data())
+    settings = {"data.path": tmp_path / "shards", "run.out_dir": tmp_path / "run", "run.max_epochs": 1, "run.threads": 1, "tiger.dim": 32,
+                "tiger.beam": 10, "tiger.valid_beam": 10}
+    code = main(["train", "tiger", "--no-progress", *extra, *(a for k, v in settings.items() for a in ("--set", f"{k}={v}"))])
+    assert code in (0, None)
+    return json.loads((tmp_path / "run" / "checkpoint.json").read_text())["config"]
+
+
+def test_recforge_train_tiger_preset_benchmark_trains_the_benchmark_configuration(tmp_path, capsys) -> None:
+    from training.generative.config import fast_bf16
+
+    config = _train_tiger_cli(tmp_path, "--preset", "benchmark")
+    tiger = config["tiger"]
+    assert (tiger["layers"], tiger["ff"], tiger["bf16"]) == (2, 512, fast_bf16())  # the preset's
+    assert tiger["dim"] == 32 and config["run"]["batch_size"] == 256  # --set on top of it; the preset's batch
+    assert config["data"]["length_groups"] == 50
+    captured = capsys.readouterr()
+    assert captured.out.startswith("tiger: 1 epochs") and "note:" not in captured.err
+
+
+def test_recforge_train_tiger_at_the_paper_size_on_a_cpu_says_how_to_go_faster(tmp_path, capsys) -> None:
+    from recforge.cli import main
+
+    config = _train_tiger_cli(tmp_path, "--set", "run.device=cpu")
+    assert (config["tiger"]["layers"], config["tiger"]["ff"]) == (4, 1024)  # the paper's size: the defaults
+    assert "--preset benchmark" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--preset benchmark is for sasrec, hstu and tiger"):
+        main(["train", "mf", "--preset", "benchmark"])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, get_type_hints
 
+import torch
+
 from training.config import RunConfig
 
 
@@ -42,7 +44,7 @@ class SequenceDataConfig:
         max_len: Most recent items a model sees (SASRec / HSTU history length).
         filter_seen: Items of the query history are removed from the ranking (the target never is);
             recorded in the protocol name.
-        length_groups: SASRec / HSTU batches group rows of similar length: the rows of this many batches
+        length_groups: Batches group rows (TIGER: prefixes) of similar length: the rows of this many batches
             are sorted by length, cut into batches, and the batches shuffled (0: a plain shuffle). Short
             histories then cost what they hold, not the batch's longest row.
     """
@@ -52,7 +54,7 @@ class SequenceDataConfig:
     dataset: str = ""
     max_len: int = 50
     filter_seen: bool = True
-    length_groups: int = 0
+    length_groups: int = 50
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,30 @@ class GenerativeConfig:
     @property
     def betas(self) -> tuple[float, float]:
         return 0.9, float(getattr(getattr(self, self.model.value), "beta2", 0.999))
+
+
+def fast_bf16(device: str = "auto") -> bool:
+    """Whether bfloat16 matrix products are fast where a run on ``device`` trains: a CUDA device that supports
+    them, or a CPU with AVX512-BF16 / AMX (oneDNN's check). Elsewhere autocast to bfloat16 is slower than float32."""
+    if device != "cpu" and torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def benchmark_preset(model: GenerativeKind | str, device: str = "auto") -> dict[str, Any]:
+    """The settings of the benchmark's headline runs of ``model`` (``benchmarks/generative.py``: ``beauty_sasrec``,
+    ``beauty_hstu``, ``beauty_tiger_long``), chosen on Beauty's validation split and sized for a CPU:
+    ``recforge train <model> --preset benchmark``. TIGER's is 2 + 2 layers with a feed-forward of 512 (the paper's
+    4 + 4 and 1,024 train about 3x slower), in bfloat16 where that is fast (:func:`fast_bf16`)."""
+    common = {"data.length_groups": 50, "run.patience": 20}
+    kind = GenerativeKind(model)
+    if kind is GenerativeKind.SASREC:
+        return common | {"sasrec.dropout": 0.5, "run.batch_size": 128}
+    if kind is GenerativeKind.HSTU:  # the reference's Amazon shape (configs/amzn-books) with the full softmax at 0.1
+        return common | {"hstu.dropout": 0.5, "run.batch_size": 128, "hstu.loss": "full", "hstu.temperature": 0.1,
+                         "hstu.layers": 4, "hstu.heads": 4, "hstu.attention_dim": 16, "hstu.linear_dim": 16}
+    return common | {"tiger.dim": 128, "tiger.layers": 2, "tiger.ff": 512, "tiger.heads": 4, "run.batch_size": 256,
+                     "tiger.bf16": fast_bf16(device)}
 
 
 def _parse(value: Any, kind: Any) -> Any:
