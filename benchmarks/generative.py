@@ -20,6 +20,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -225,17 +227,43 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long",
             "beauty_tiger_reg", "beauty_tiger_own_ids"]
+    keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
         hit = "recall" if "tiger" in key else "hr"
         if f"{key}_{hit}10" not in out:
             continue
         detail = out.get(f"{key}_detail", {})
         cells = [str(out.get(f"{key}_{name}{k}", "")) for k in KS for name in (hit, "ndcg")]
-        model = key.replace("_own_ids", "").replace("_sampled", "").replace("_direct", "").replace("_full", "").replace("_dropout", "").replace("_long", "").replace("_reg", "").replace("_temp", "")
+        model = re.sub(r"_seed\d+$", "", key).replace("_own_ids", "").replace("_sampled", "").replace("_direct", "").replace("_full", "").replace("_dropout", "").replace("_long", "").replace("_reg", "").replace("_temp", "")
         published = f"{PUBLISHED.get(f'{model}_{hit}10', '')} / {PUBLISHED.get(f'{model}_ndcg10', '')}" if f"{model}_{hit}10" in PUBLISHED else ""
         epochs = f"{detail.get('epochs', '')} ({detail['best_epoch'] + 1})" if detail.get("best_epoch") is not None else ""  # best: counted from 1
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {out.get(f'{key}_seconds', '')} | {detail.get('examples_per_second', '')} | "
                      f"{detail.get('peak_rss_mb', '')} | {epochs} | {published} |")
+    return "\n".join(lines)
+
+
+def over_seeds(out: dict, key: str) -> dict[str, object]:  # type: ignore[type-arg]
+    """``key``'s test figures over the seeds it ran with: its own run (``run.seed`` 1) and each ``<key>_seed<N>``;
+    per metric the values by seed, their mean and sample standard deviation."""
+    runs = {1: key} | {int(m.group(1)): k.removesuffix("_detail") for k in out if (m := re.fullmatch(rf"{key}_seed(\d+)_detail", k))}
+    summary: dict[str, object] = {"seeds": sorted(runs)}
+    for metric in ("hr5", "ndcg5", "hr10", "ndcg10", "hr50", "ndcg50", "mrr10"):
+        values = [out[f"{runs[s]}_{metric}"] for s in sorted(runs) if f"{runs[s]}_{metric}" in out]
+        if len(values) == len(runs):
+            summary[metric] = {"values": values, "mean": round(statistics.fmean(values), 5),
+                               "std": round(statistics.stdev(values), 5) if len(values) > 1 else None}
+    return summary
+
+
+def seeds_table(out: dict, keys: tuple[str, ...] = ("beauty_sasrec", "beauty_hstu_books_long")) -> str:  # type: ignore[type-arg]
+    """Mean ± standard deviation over seeds of the runs that have ``--seed`` siblings."""
+    lines = ["| run | seeds | HR@10 | NDCG@10 | HR@50 | NDCG@50 |", "|---|---|---|---|---|---|"]
+    for key in keys:
+        summary = out.get(f"{key}_over_seeds")
+        if not summary or len(summary["seeds"]) < 2:
+            continue
+        cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in ("hr10", "ndcg10", "hr50", "ndcg50")]
+        lines.append(f"| {key} | {', '.join(map(str, summary['seeds']))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -284,7 +312,8 @@ def main() -> None:
         (RESULTS / "generative_pipeline.json").write_text(json.dumps(from_warehouse(args.from_warehouse), indent=1, sort_keys=True) + "\n")
         return
     if args.table:
-        print(markdown_table(json.loads((RESULTS / ("generative_quick.json" if args.quick else "generative.json")).read_text())))
+        results = json.loads((RESULTS / ("generative_quick.json" if args.quick else "generative.json")).read_text())
+        print(markdown_table(results) + "\n\n" + seeds_table(results))
         return
     scale = args.scale * (0.1 if args.quick else 1.0)
     path = RESULTS / ("generative_quick.json" if args.quick else "generative.json")
@@ -346,6 +375,9 @@ def main() -> None:
             ids = cooccurrence_ids(data.train.items, data.num_items, codes_per_level=min(256, max(8, data.num_items // 16)))
             out[f"{key}_ids"] = {"colliding_items": ids.colliding_items, "sizes": list(ids.sizes), "seconds": round(time.perf_counter() - started, 1)}
         run_one(dataset, model, data, ids, budget, out, key, out_dir=args.out_dir, seed=args.seed)
+        if args.seed is not None:
+            base = key.removesuffix(f"_seed{args.seed}")
+            out[f"{base}_over_seeds"] = over_seeds(out, base)
         save()
     # With one held-out item HR@K equals Recall@K: TIGER's figures under the keys of the other models too.
     out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if "_tiger" in k and "_recall" in k}
