@@ -133,6 +133,9 @@ MODELS = {
     # config: dropout 0.3, AdamW weight decay 0.035): tiger_long's validation stopped rising at epoch 9 while its
     # training loss kept falling. Checkpoints under --out-dir, tested on every user.
     "tiger_reg": ({**TIGER_LONG, "tiger.dropout": 0.3, "tiger.weight_decay": 0.035}, {"ml100k": 180, "beauty": 2700}),
+    # tiger_long's first 10 epochs (its validation peaked at epoch 9), bound by epochs rather than the clock so that a
+    # run beside others trains as far: for recforge's own IDs against the split's (``beauty_tiger_own_ids_long``).
+    "tiger_long10": ({**TIGER_LONG, "run.max_epochs": 10}, {"ml100k": 180, "beauty": 5400}),
 }
 
 
@@ -226,7 +229,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long",
-            "beauty_tiger_reg", "beauty_tiger_own_ids"]
+            "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_long"]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
         hit = "recall" if "tiger" in key else "hr"
@@ -362,7 +365,8 @@ def main() -> None:
             ("beauty", "hstu_full_temp_heads2", beauty, None, "beauty_hstu_full_temp_heads2"),
             ("beauty", "hstu_books", beauty, None, "beauty_hstu_books"),
             ("beauty", "hstu_books_long", beauty, None, "beauty_hstu_books_long"),
-            ("beauty", "hstu_books_wd", beauty, None, "beauty_hstu_books_wd"), ("beauty", "tiger_reg", beauty, provided, "beauty_tiger_reg")]
+            ("beauty", "hstu_books_wd", beauty, None, "beauty_hstu_books_wd"), ("beauty", "tiger_reg", beauty, provided, "beauty_tiger_reg"),
+            ("beauty", "tiger_long10", beauty, "own", "beauty_tiger_own_ids_long")]
     budget_of = {"beauty_tiger_own_ids": 300, "beauty_hstu_full_dropout": 900}
     for dataset, model, data, ids, key in plan:
         if wanted and key not in wanted:
