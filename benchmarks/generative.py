@@ -379,10 +379,11 @@ def main() -> None:
             ids = cooccurrence_ids(data.train.items, data.num_items, codes_per_level=min(256, max(8, data.num_items // 16)))
             out[f"{key}_ids"] = {"colliding_items": ids.colliding_items, "sizes": list(ids.sizes), "seconds": round(time.perf_counter() - started, 1)}
         run_one(dataset, model, data, ids, budget, out, key, out_dir=args.out_dir, seed=args.seed)
-        if args.seed is not None:
-            base = key.removesuffix(f"_seed{args.seed}")
-            out[f"{base}_over_seeds"] = over_seeds(out, base)
         save()
+        if args.seed is not None:  # over every seed in the file now, those of runs beside this one too
+            base = key.removesuffix(f"_seed{args.seed}")
+            out[f"{base}_over_seeds"] = over_seeds(json.loads(path.read_text()), base)
+            save()
     # With one held-out item HR@K equals Recall@K: TIGER's figures under the keys of the other models too.
     out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if "_tiger" in k and "_recall" in k}
     save()
