@@ -134,7 +134,8 @@ MODELS = {
     # training loss kept falling. Checkpoints under --out-dir, tested on every user.
     "tiger_reg": ({**TIGER_LONG, "tiger.dropout": 0.3, "tiger.weight_decay": 0.035}, {"ml100k": 180, "beauty": 2700}),
     # tiger_long's first 10 epochs (its validation peaked at epoch 9), bound by epochs rather than the clock so that a
-    # run beside others trains as far: for recforge's own IDs against the split's (``beauty_tiger_own_ids_long``).
+    # run beside others trains as far: recforge's own IDs against the split's (``beauty_tiger_own_ids``, the key;
+    # ``beauty_tiger_own_ids_short`` is their first run, 300 s of the ``tiger`` settings).
     "tiger_long10": ({**TIGER_LONG, "run.max_epochs": 10}, {"ml100k": 180, "beauty": 5400}),
 }
 
@@ -229,7 +230,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long",
-            "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_long"]
+            "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_short"]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
         hit = "recall" if "tiger" in key else "hr"
@@ -237,7 +238,7 @@ def markdown_table(out: dict) -> str:
             continue
         detail = out.get(f"{key}_detail", {})
         cells = [str(out.get(f"{key}_{name}{k}", "")) for k in KS for name in (hit, "ndcg")]
-        model = re.sub(r"_seed\d+$", "", key).replace("_own_ids", "").replace("_sampled", "").replace("_direct", "").replace("_full", "").replace("_dropout", "").replace("_long", "").replace("_reg", "").replace("_temp", "")
+        model = re.sub(r"_seed\d+$", "", key).replace("_own_ids", "").replace("_short", "").replace("_sampled", "").replace("_direct", "").replace("_full", "").replace("_dropout", "").replace("_long", "").replace("_reg", "").replace("_temp", "")
         published = f"{PUBLISHED.get(f'{model}_{hit}10', '')} / {PUBLISHED.get(f'{model}_ndcg10', '')}" if f"{model}_{hit}10" in PUBLISHED else ""
         epochs = f"{detail.get('epochs', '')} ({detail['best_epoch'] + 1})" if detail.get("best_epoch") is not None else ""  # best: counted from 1
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {out.get(f'{key}_seconds', '')} | {detail.get('examples_per_second', '')} | "
@@ -354,7 +355,7 @@ def main() -> None:
     plan = [("ml100k", "sasrec", ml, None, "ml100k_direct_sasrec"), ("ml100k", "hstu", ml, None, "ml100k_direct_hstu"),
             ("ml100k", "tiger", ml, "own", "ml100k_direct_tiger"), ("beauty", "sasrec", beauty, None, "beauty_sasrec"),
             ("beauty", "hstu_books", beauty, None, "beauty_hstu"), ("beauty", "tiger", beauty, provided, "beauty_tiger"),
-            ("beauty", "tiger", beauty, "own", "beauty_tiger_own_ids"), ("beauty", "sasrec_sampled", beauty, None, "beauty_sasrec_sampled"),
+            ("beauty", "tiger_long10", beauty, "own", "beauty_tiger_own_ids"), ("beauty", "sasrec_sampled", beauty, None, "beauty_sasrec_sampled"),
             ("beauty", "hstu", beauty, None, "beauty_hstu_sampled"), ("beauty", "hstu_full", beauty, None, "beauty_hstu_full"),
             ("beauty", "hstu_full_dropout", beauty, None, "beauty_hstu_full_dropout"), ("beauty", "tiger_long", beauty, provided, "beauty_tiger_long"),
             ("beauty", "hstu_full_temp", beauty, None, "beauty_hstu_full_temp"),
@@ -366,8 +367,8 @@ def main() -> None:
             ("beauty", "hstu_books", beauty, None, "beauty_hstu_books"),
             ("beauty", "hstu_books_long", beauty, None, "beauty_hstu_books_long"),
             ("beauty", "hstu_books_wd", beauty, None, "beauty_hstu_books_wd"), ("beauty", "tiger_reg", beauty, provided, "beauty_tiger_reg"),
-            ("beauty", "tiger_long10", beauty, "own", "beauty_tiger_own_ids_long")]
-    budget_of = {"beauty_tiger_own_ids": 300, "beauty_hstu_full_dropout": 900}
+            ("beauty", "tiger", beauty, "own", "beauty_tiger_own_ids_short")]
+    budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}
     for dataset, model, data, ids, key in plan:
         if wanted and key not in wanted:
             continue
