@@ -1,4 +1,5 @@
-"""The generative trainer's learning-rate schedule: warm-up and cosine rates, and no change by default."""
+"""The generative trainer's learning-rate schedule: warm-up, cosine and inverse-square-root rates, and no change by
+default."""
 
 from __future__ import annotations
 
@@ -52,3 +53,17 @@ def test_overrides_and_a_training_run_with_the_schedule() -> None:
     torch.manual_seed(0)
     result = train_generative(cfg, cycle_data(users=32))
     assert result.epochs == 3 and all(math.isfinite(x) for x in result.epoch_losses)
+
+
+def test_the_inverse_square_root_holds_the_rate_then_falls_as_one_over_the_root_of_the_step() -> None:
+    tiger = LrScheduleConfig(kind=LrScheduleKind.INVERSE_SQRT, hold_epochs=10)  # TIGER: 10,000 steps at the full rate
+    steps = 1000  # per epoch: the hold ends after step 9,999
+    assert [lr_factor(tiger, s, steps) for s in (0, 5_000, 9_999)] == [1.0, 1.0, 1.0]
+    assert lr_factor(tiger, 39_999, steps) == pytest.approx(0.5)  # 4x the hold: half the rate
+    assert lr_factor(tiger, 999_999, steps) == pytest.approx(0.1)
+    factors = [lr_factor(tiger, s, steps) for s in range(9_000, 60_000, 500)]
+    assert all(a >= b for a, b in pairwise(factors))
+    warm = LrScheduleConfig(kind=LrScheduleKind.INVERSE_SQRT, warmup_epochs=1, min_ratio=0.3)  # no hold: decay after warm-up
+    assert [lr_factor(warm, s, 10) for s in (0, 9, 39, 10_000)] == pytest.approx([0.1, 1.0, 0.5, 0.3])
+    assert GenerativeConfig().with_overrides({"schedule.kind": "inverse_sqrt", "schedule.hold_epochs": "2.5"}).schedule == (
+        LrScheduleConfig(kind=LrScheduleKind.INVERSE_SQRT, hold_epochs=2.5))

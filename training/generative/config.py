@@ -167,6 +167,7 @@ class TIGERConfig:
 class LrScheduleKind(StrEnum):
     CONSTANT = "constant"  # the optimiser's learning rate throughout (what every run before this option used)
     COSINE = "cosine"  # linear warm-up, then a half cosine down to ``min_ratio`` of it
+    INVERSE_SQRT = "inverse_sqrt"  # linear warm-up, the full rate to ``hold_epochs``, then sqrt(hold / step) (TIGER's, T5's)
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,16 @@ class LrScheduleConfig:
         warmup_epochs: The factor rises linearly from one step's share to 1 over these epochs (0: none).
         decay_epochs: The cosine reaches ``min_ratio`` at the end of this epoch (counted from the start, warm-up
             included) and stays there.
-        min_ratio: The factor after the decay.
+        min_ratio: The factor after the decay (the inverse square root's floor).
+        hold_epochs: ``inverse_sqrt``: the full rate until the end of this epoch (warm-up included; TIGER: 10,000
+            steps at 0.01), then the factor ``sqrt(hold / step)`` in steps.
     """
 
     kind: LrScheduleKind = LrScheduleKind.CONSTANT
     warmup_epochs: float = 0.0
     decay_epochs: float = 100.0
     min_ratio: float = 0.0
+    hold_epochs: float = 0.0
 
 
 @dataclass(frozen=True)

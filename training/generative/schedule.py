@@ -12,12 +12,16 @@ from training.generative.config import LrScheduleConfig, LrScheduleKind
 
 def lr_factor(schedule: LrScheduleConfig, step: int, steps_per_epoch: int) -> float:
     """The factor for step ``step`` (0-based): linear warm-up to 1, then a half cosine to ``min_ratio`` at the end
-    of ``decay_epochs``, flat after it; 1 for the constant schedule."""
+    of ``decay_epochs``, flat after it; or, for the inverse square root, 1 until the end of ``hold_epochs`` and
+    ``sqrt(hold / step)`` after it (at least ``min_ratio``); 1 for the constant schedule."""
     if schedule.kind is LrScheduleKind.CONSTANT:
         return 1.0
     warmup = schedule.warmup_epochs * steps_per_epoch
     if step < warmup:
         return (step + 1) / warmup
+    if schedule.kind is LrScheduleKind.INVERSE_SQRT:
+        hold = max(schedule.hold_epochs * steps_per_epoch, warmup, 1.0)
+        return max(schedule.min_ratio, math.sqrt(hold / max(step + 1, hold)))
     horizon = schedule.decay_epochs * steps_per_epoch - warmup
     progress = min(1.0, (step - warmup) / horizon) if horizon > 0 else 1.0
     return schedule.min_ratio + (1.0 - schedule.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
