@@ -26,6 +26,6 @@ def test_coat_test_matrix_goes_to_the_random_exposure_table_only(fixtures: Path)
 
 def test_yahoo_r3_train_and_random_test(fixtures: Path) -> None:
     tables = by_table(connector_for("yahoo-r3", fixtures / "yahoo-r3"))
-    assert [(e["user_id"], e["item_id"], e["value"]) for e in objects(tables["events"])] == [("1", "14", "5"), ("1", "35", "1"), ("2", "14", "0")]
+    assert [(e["user_id"], e["item_id"], e["value"]) for e in objects(tables["events"])] == [("3", "211", "4"), ("3", "388", "2"), ("5", "211", "0")]
     assert len(objects(tables[RANDOM_EXPOSURE_TABLE])) == 3
-    assert passed_through(tables["events"]) == [("ydata-ymusic-rating-study-v1_0-train.txt", 4, "2\t46")]
+    assert passed_through(tables["events"]) == [("ydata-ymusic-rating-study-v1_0-train.txt", 4, "5\t742")]

@@ -46,7 +46,7 @@ def test_ml1m_dat_files_latin1_titles(fixtures: Path) -> None:
     titles = [o["title"] for o in objects(tables["items"])]
     assert "Caf\u00e9 Society (1995)" in titles  # decoded from Latin-1, not mojibake
     assert objects(tables["items"])[1]["categories"] == ["Animation", "Children's", "Musical"]
-    assert objects(tables["users"])[1]["attributes"] == {"gender": "M", "age_group": "56", "occupation_code": "16", "zip_code": "10002"}
+    assert objects(tables["users"])[1]["attributes"] == {"gender": "F", "age_group": "35", "occupation_code": "7", "zip_code": "10002"}
     assert passed_through(tables["events"]) == [("ratings.dat", 4, "5001::3002")]
 
 
