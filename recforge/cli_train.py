@@ -139,13 +139,11 @@ def _cmd_train_generative(args: argparse.Namespace) -> int:
 def _cpu_hint(cfg) -> str:  # type: ignore[no-untyped-def]
     """A note when TIGER is about to train at the paper's size without a GPU: there it runs several times slower
     than the benchmark's configuration (``--preset benchmark``)."""
-    import torch
-
+    from training.device import uses_cuda
     from training.generative.config import GenerativeKind, TIGERConfig
 
     paper = TIGERConfig()
-    on_cpu = cfg.run.device == "cpu" or not torch.cuda.is_available()
-    if cfg.model is not GenerativeKind.TIGER or not on_cpu or (cfg.tiger.layers, cfg.tiger.ff) != (paper.layers, paper.ff):
+    if cfg.model is not GenerativeKind.TIGER or uses_cuda(cfg.run.device) or (cfg.tiger.layers, cfg.tiger.ff) != (paper.layers, paper.ff):
         return ""
     return (f"note: TIGER at the paper's size ({paper.layers} + {paper.layers} layers, feed-forward {paper.ff}) on a CPU; "
             "--preset benchmark trains the benchmark's configuration (2 + 2 layers, feed-forward 512, bfloat16 where fast), "

@@ -31,6 +31,7 @@ from training.data.coat import coat_from_labels, load_coat
 from training.data.pairs import PairData
 from training.data.two_tower import TwoTowerData, two_tower_data, with_content
 from training.data.two_tower_content import content_from_warehouse
+from training.device import uses_cuda
 from training.evaluate import evaluate
 from training.models import MatrixFactorization, TwoTower
 from training.models.two_tower_features import ContentEncoder, content_neighbours
@@ -293,7 +294,7 @@ def _distributed(device_name: str) -> tuple[int, int, torch.device, bool]:
     """(rank, world size, device, whether this call started the process group)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    use_cuda = uses_cuda(device_name)
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if world <= 1:
         return 0, 1, device, False

@@ -167,7 +167,7 @@ def _train_tiger_cli(tmp_path, *extra: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_recforge_train_tiger_preset_benchmark_trains_the_benchmark_configuration(tmp_path, capsys) -> None:
-    from training.generative.config import fast_bf16
+    from training.device import fast_bf16
 
     config = _train_tiger_cli(tmp_path, "--preset", "benchmark")
     tiger = config["tiger"]

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, get_type_hints
 
-import torch
-
 from training.config import RunConfig
+from training.device import fast_bf16
 
 
 class GenerativeKind(StrEnum):
@@ -242,14 +241,6 @@ class GenerativeConfig:
     @property
     def betas(self) -> tuple[float, float]:
         return 0.9, float(getattr(getattr(self, self.model.value), "beta2", 0.999))
-
-
-def fast_bf16(device: str = "auto") -> bool:
-    """Whether bfloat16 matrix products are fast where a run on ``device`` trains: a CUDA device that supports
-    them, or a CPU with AVX512-BF16 / AMX (oneDNN's check). Elsewhere autocast to bfloat16 is slower than float32."""
-    if device != "cpu" and torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def benchmark_preset(model: GenerativeKind | str, device: str = "auto") -> dict[str, Any]:
