@@ -154,19 +154,23 @@ def item_descriptions(
     enrichment_generator: GeneratorResource,
 ) -> Any:
     """Describe every catalog item (or, with ``items: logged``, those in the logs) from its catalog fields
-    and its reviews before the cut-off."""
+    and its reviews before the cut-off, and every item reviewed before the cut-off that the catalog lacks
+    from those reviews alone."""
     store = warehouse.store()
     resolved = cutoffs.resolve(store)
     catalog = store.read(RAW_ITEMS)
     logged = _logged_items(store)
     items = items_in_scope(catalog, config.items, logged)
-    context.log.info(f"describing {items.num_rows:,} of {catalog.num_rows:,} catalog items (items: {config.items.value})")
     if config.items is ItemScope.CATALOG and catalog.num_rows >= max(_LARGE_CATALOG_ITEMS, _LARGE_CATALOG_RATIO * len(logged)):
         context.log.warning(
             f"the catalog holds {catalog.num_rows:,} items, the logs {len(logged):,}: describing and embedding them all "
             "takes long on a CPU; set items: logged on enrichment_item_descriptions to describe only the logged ones"
         )
     tasks = build_item_tasks(items, _read_until(store, RAW_REVIEWS, resolved.train_end), resolved.train_end)
+    context.log.info(
+        f"describing {items.num_rows:,} of {catalog.num_rows:,} catalog items (items: {config.items.value}) and "
+        f"{len(tasks) - items.num_rows:,} items known only from their reviews"
+    )
     yield from _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, resolved, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY))
 
 

@@ -46,6 +46,7 @@ from transforms.semantic_ids.inputs import (
     item_embeddings,
     top_categories,
     with_items_without_text,
+    with_logged_items,
 )
 from transforms.semantic_ids.nightly import (
     config_differs,
@@ -57,6 +58,7 @@ from warehouse.contracts import (
     ENRICHMENT_ITEM_EMBEDDINGS,
     RAW_EVENTS,
     RAW_ITEMS,
+    RAW_REVIEWS,
     SEMANTIC_IDS_CODEBOOKS,
     SEMANTIC_IDS_ID_LOOKUP,
     SEMANTIC_IDS_ID_MAPPING,
@@ -69,6 +71,7 @@ ITEM_SEMANTIC_IDS_KEY = dg.AssetKey(["semantic_ids", "item_semantic_ids"])
 ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 RAW_ITEMS_KEY = dg.AssetKey(["raw", "items"])
 RAW_EVENTS_KEY = dg.AssetKey(["raw", "events"])
+RAW_REVIEWS_KEY = dg.AssetKey(["raw", "reviews"])
 MIN_UTILIZATION = 0.9  # below this share of live codes at any level, the codebook has collapsed
 
 
@@ -143,7 +146,7 @@ def _kept(context: dg.AssetExecutionContext, config: CodebookConfig, cutoffs: Cu
 
 @dg.asset(
     key=CODEBOOKS_KEY,
-    deps=[ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY, RAW_EVENTS_KEY],
+    deps=[ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY, RAW_EVENTS_KEY, RAW_REVIEWS_KEY],
     group_name="semantic_ids",
     description=SEMANTIC_IDS_CODEBOOKS.description,
     kinds={"numpy", "parquet"},
@@ -170,16 +173,17 @@ def codebooks(
     except ValueError as err:
         raise dg.Failure(f"semantic_ids/codebooks needs a training cut-off: {err}") from err
     embeddings = _read_item_embeddings(store, cutoff, context)
-    if embeddings.source_counts().get(EmbeddingSource.TEXT.value, 0) and not store.exists(RAW_ITEMS):
+    items = _availability(store, embeddings)
+    if embeddings.source_counts().get(EmbeddingSource.TEXT.value, 0) and items.num_rows == 0:
         raise dg.Failure(
-            "raw_items is not staged: the codebook trains only on items available before the cut-off, "
-            "which needs their available_from; materialize raw/items first"
+            "no item's arrival is known: the codebook trains only on items available before the cut-off, which needs "
+            "raw_items' available_from or the items' first review or event; materialize raw/items, raw/reviews or raw/events first"
         )
     # Without any text (an events-only dataset) the co-occurrence items train instead.
     settings = config.semantic_id_config(cutoff.isoformat())
     fitted_from: dict[str, int] = {}
     try:
-        trained = train_next_version(embeddings, store.read(RAW_ITEMS), settings, cutoff, current)
+        trained = train_next_version(embeddings, items, settings, cutoff, current)
     except InsufficientTrainingItemsError as err:
         if not config.fit_to_catalog or err.eligible < 2:
             raise dg.Failure(str(err)) from err
@@ -188,7 +192,7 @@ def codebooks(
             f"only {err.eligible} items before the cut-off: training {fitted.codes_per_level} codes per level instead of "
             f"{settings.codes_per_level} (fit_to_catalog; set it to false to fail instead)"
         )
-        trained = train_next_version(embeddings, store.read(RAW_ITEMS), fitted, cutoff, current)
+        trained = train_next_version(embeddings, items, fitted, cutoff, current)
         fitted_from = {"codes_per_level": fitted.codes_per_level, "codes_per_level_requested": settings.codes_per_level}
     store.write(SEMANTIC_IDS_CODEBOOKS, append_codebook(stored, trained.codebook))
     warehouse.refresh_catalog()
@@ -203,6 +207,13 @@ def codebooks(
             dg.AssetCheckResult(check_name="codes_alive", passed=min(utilization) >= MIN_UTILIZATION, metadata={"utilization": utilization}),
         ],
     )
+
+
+def _availability(store: Warehouse, embeddings: ItemEmbeddings) -> pa.Table:
+    """Each item's ``available_from``: the catalogue's, else (an item described from its reviews alone) its
+    first review or event."""
+    logs = [store.read_as_stored(c, columns=["item_id", "ts"]) for c in (RAW_EVENTS, RAW_REVIEWS)]
+    return with_logged_items(store.read(RAW_ITEMS) if store.exists(RAW_ITEMS) else None, logs, embeddings.text_item_ids)
 
 
 def _source_metadata(embeddings: ItemEmbeddings) -> dict[str, object]:

@@ -40,6 +40,9 @@ from training.generative.train import train_generative
 DATASETS = Path(os.environ.get("RECFORGE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 BEAUTY = DATASETS / "amazon2014-beauty-sequences"
 ML100K = DATASETS / "movielens-100k"
+# Amazon sets with item text for the pipeline route (--amazon-pipeline NAME): the issue's "Amazon set with text". The
+# Musical Instruments 5-core file has reviews and no metadata, so its items are described from their reviews.
+AMAZON = {"instruments": DATASETS / "amazon2014-musical-instruments-5core", "giftcards": DATASETS / "amazon2018-gift-cards"}
 THREADS = 1
 PATIENCE = 20  # validation of ML-100K (943 users) is noisy: a budget-bound run should not stop on noise
 PUBLISHED = {  # BEAUTY/PROVENANCE.md (full ranking, leave-one-out)
@@ -237,6 +240,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long",
             "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_short", "beauty_tiger_paper"]
+    keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "tiger")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
         hit = "recall" if "tiger" in key else "hr"
@@ -310,6 +314,9 @@ def main() -> None:
                         help="ML-100K through recforge ingest + build --split leave-one-out: the ml100k_<model> keys (and exit)")
     parser.add_argument("--temporal", action="store_true",
                         help="ML-100K through recforge ingest + build --split temporal: the ml100k_temporal_<model> keys (and exit)")
+    parser.add_argument("--amazon-pipeline", choices=sorted(AMAZON), default=None,
+                        help="an Amazon set with item text through recforge ingest amazon + build --split leave-one-out: "
+                             "the <name>_<model> keys (and exit)")
     parser.add_argument("--recbole", action="store_true", help="RecBole's SASRec on the pipeline route's split, in its own venv (and exit)")
     parser.add_argument("--home", type=Path, default=None, help="with the two above: reuse this built data root instead of building one")
     parser.add_argument("--out-dir", type=Path, default=None,
@@ -327,7 +334,8 @@ def main() -> None:
         return
     scale = args.scale * (0.1 if args.quick else 1.0)
     path = RESULTS / ("generative_quick.json" if args.quick else "generative.json")
-    partial = bool(args.only) or args.ml100k_pipeline or args.recbole or args.temporal
+    routes = args.ml100k_pipeline or args.recbole or args.temporal or args.amazon_pipeline is not None
+    partial = bool(args.only) or routes
     out: dict[str, object] = json.loads(path.read_text()) if path.exists() and partial else {}
     first = json.loads(json.dumps(out))  # what the file held, as JSON gives it back
     out |= {"hardware": hardware(), "published": PUBLISHED, "published_run_length": PUBLISHED_RUN_LENGTH, "budget_scale": scale,
@@ -340,12 +348,12 @@ def main() -> None:
         merged = changed_over(json.loads(path.read_text()), first, out) if partial and path.exists() else out
         path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
 
-    if args.temporal and (args.ml100k_pipeline or args.recbole):
-        parser.error("--temporal builds its own split: run it apart from --ml100k-pipeline and --recbole (leave-one-out)")
-    if args.seed is not None and (args.ml100k_pipeline or args.recbole or args.temporal):
+    if sum([args.temporal, args.ml100k_pipeline or args.recbole, args.amazon_pipeline is not None]) > 1:
+        parser.error("each route builds its own data root: run --temporal, --ml100k-pipeline/--recbole and --amazon-pipeline apart")
+    if args.seed is not None and routes:
         parser.error("--seed applies to the direct runs (--only ...), not to the pipeline routes")
-    if args.ml100k_pipeline or args.recbole or args.temporal:
-        ml100k_pipeline(args, out, scale, save)
+    if routes:
+        pipeline_route(args, out, scale, save)
         return
     torch.manual_seed(0)
     ml = load_movielens(ML100K)
@@ -396,25 +404,31 @@ def main() -> None:
     save()
 
 
-def ml100k_pipeline(args: argparse.Namespace, out: dict, scale: float, save) -> None:  # type: ignore[no-untyped-def,type-arg]
-    """``--ml100k-pipeline`` / ``--recbole`` / ``--temporal``: build (or reuse) an ML-100K data root, train on its
-    shards, run the peer. ``--temporal`` builds the global temporal split instead of leave-one-out (its own data root;
-    ``--home`` is then one built with ``--split temporal``)."""
+def pipeline_route(args: argparse.Namespace, out: dict, scale: float, save) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """``--ml100k-pipeline`` / ``--recbole`` / ``--temporal`` / ``--amazon-pipeline``: build (or reuse) a data root,
+    train on its shards, run the peer. ``--temporal`` builds ML-100K's global temporal split instead of leave-one-out
+    (its own data root; ``--home`` is then one built with ``--split temporal``); ``--amazon-pipeline NAME`` builds an
+    Amazon set with item text, leave-one-out."""
     import shutil
     import tempfile
 
     from benchmarks import generative_ml100k as G
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="recforge-ml100k-"))
-    split, prefix, build_key = (("temporal", "ml100k_temporal", "ml100k_pipeline_temporal_build") if args.temporal
-                                else ("leave-one-out", "ml100k", "ml100k_pipeline_build"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="recforge-pipeline-"))
+    connector, path, dataset, split, prefix = "movielens", ML100K / "ml-100k", "movielens-100k", "leave-one-out", "ml100k"
+    if args.temporal:
+        split, prefix = "temporal", "ml100k_temporal"
+    if args.amazon_pipeline is not None:
+        connector, path, dataset, prefix = "amazon", AMAZON[args.amazon_pipeline], AMAZON[args.amazon_pipeline].name, args.amazon_pipeline
+    build_key = {"ml100k_temporal": "ml100k_pipeline_temporal_build", "ml100k": "ml100k_pipeline_build"}.get(prefix, f"{prefix}_pipeline_build")
     try:
         if args.home is None:
-            out[build_key] = G.build_warehouse(ML100K / "ml-100k", home, split) | {"load_average_at_start": hardware()["load_average_at_start"]}
+            out[build_key] = (G.build_warehouse(path, home, split, connector) | {"dataset": dataset, "split": split}
+                              | {"load_average_at_start": hardware()["load_average_at_start"]})
             save()
-        if args.ml100k_pipeline or args.temporal:
+        if args.ml100k_pipeline or args.temporal or args.amazon_pipeline is not None:
             torch.manual_seed(0)
-            G.pipeline_runs(home, out, scale, lambda *a, **kw: (run_one(*a, **kw), save()), popularity, MODELS, prefix)
+            G.pipeline_runs(home, out, scale, lambda *a, **kw: (run_one(*a, **kw), save()), popularity, MODELS, prefix, dataset)
             out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if k.startswith(f"{prefix}_tiger") and "_recall" in k}
             save()
         if args.recbole:

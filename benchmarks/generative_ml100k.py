@@ -56,16 +56,18 @@ def _recforge(home: Path, *args: str) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def build_warehouse(ml100k: Path, home: Path, split: str = "leave-one-out") -> dict[str, float]:
-    """``recforge ingest movielens`` and ``recforge build --split <split>`` on a fresh data root."""
+def build_warehouse(path: Path, home: Path, split: str = "leave-one-out", connector: str = "movielens") -> dict[str, float]:
+    """``recforge ingest <connector>`` and ``recforge build --split <split>`` on a fresh data root."""
     (home / ".dagster").mkdir(parents=True, exist_ok=True)
-    return {"ingest_seconds": _recforge(home, "ingest", "movielens", "--path", str(ml100k)),
+    return {"ingest_seconds": _recforge(home, "ingest", connector, "--path", str(path)),
             "build_seconds": _recforge(home, "build", "--split", split)}
 
 
-def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, models: dict, prefix: str = "ml100k") -> None:
+def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, models: dict, prefix: str = "ml100k",
+                  dataset: str = "movielens-100k") -> None:
     """Popularity, SASRec, HSTU and TIGER on the shards of ``home``, as ``recforge train <model>`` loads them,
-    under the keys ``<prefix>_<model>``."""
+    under the keys ``<prefix>_<model>``, with ML-100K's budgets and batch size (the other pipeline datasets are
+    as small)."""
     from training.generative.config import (
         GenerativeConfig,
         GenerativeKind,
@@ -74,15 +76,25 @@ def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, mode
     )
     from training.generative.train import load_sequence_data
 
-    source = SequenceDataConfig(source=SequenceSource.SHARDS, path=str(home / "training_data" / "sequence_shards"), dataset="movielens-100k")
+    source = SequenceDataConfig(source=SequenceSource.SHARDS, path=str(home / "training_data" / "sequence_shards"), dataset=dataset)
     data, codes = load_sequence_data(GenerativeConfig(model=GenerativeKind.TIGER, data=source))
     out[f"{prefix}_data"] = {"users": data.num_users, "items": data.num_items, "protocol": data.protocol, "route": "pipeline (shards)",
                              "split": data.split, "queries": {"valid": len(data.valid), "test": len(data.test)},
-                             "semantic_ids": None if codes is None else {"sizes": list(codes.sizes), "colliding_items": codes.colliding_items}}
+                             "semantic_ids": None if codes is None else {"sizes": list(codes.sizes), "colliding_items": codes.colliding_items,
+                                                                         "items_by_embedding_source": embedding_sources(home)}}
     popularity(data, out, f"{prefix}_popularity")
     for model in ("sasrec", "hstu", "tiger"):
         run_one("ml100k", model, data, codes if model == "tiger" else None, models[model][1]["ml100k"] * scale, out, f"{prefix}_{model}",
                 source=source)
+
+
+def embedding_sources(home: Path) -> dict[str, int]:
+    """Items of ``home``'s semantic-ID table by where their vector came from (text, co-occurrence, id hash)."""
+    from warehouse import contracts as C
+    from warehouse.store import Warehouse
+
+    table = Warehouse(home).read_as_stored(C.SEMANTIC_IDS_ITEM_SEMANTIC_IDS, columns=["embedding_source"])
+    return {} if table is None else {r["values"]: r["counts"] for r in table["embedding_source"].value_counts().to_pylist()}
 
 
 def positions_per_row(data) -> float:

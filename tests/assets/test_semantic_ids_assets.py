@@ -19,6 +19,7 @@ from transforms.semantic_ids import SemanticIdIndex, codes_for_catalog, load_cod
 from warehouse.contracts import (
     RAW_EVENTS,
     RAW_ITEMS,
+    RAW_REVIEWS,
     SEMANTIC_IDS_CODEBOOKS,
     SEMANTIC_IDS_ID_LOOKUP,
     SEMANTIC_IDS_ID_MAPPING,
@@ -254,14 +255,34 @@ def test_a_catalog_smaller_than_the_codes_trains_fewer_codes_and_says_so(tmp_pat
     assert len(_ids(store)) == 40  # every item encoded, the later ones included
 
 
-def test_without_a_catalogue_the_codebook_refuses_to_train(tmp_path: Path) -> None:
+def test_without_a_catalogue_or_logs_the_codebook_refuses_to_train(tmp_path: Path) -> None:
     home = tmp_path / "home"
     store = Warehouse(home)
     _write_embeddings(store, [f"item{i:03d}" for i in range(20)], _embeddings(20))
-    with pytest.raises(dg.Failure, match="materialize raw/items first"):
+    with pytest.raises(dg.Failure, match="materialize raw/items, raw/reviews or raw/events first"):
         _run(home, catalogue=False)
     with pytest.raises(dg.Failure, match="materialize raw/events first or set train_end and valid_end"):
         _run(home, train_end=None)
+
+
+def test_items_described_from_reviews_without_a_catalogue_train_from_their_first_review(tmp_path: Path) -> None:
+    """Reviews without metadata (Amazon 2014's 5-core files): the text of 24 items, no raw_items. The 20 first
+    reviewed before the cut-off train the codebook; the 4 first reviewed after it are only encoded."""
+    home = tmp_path / "home"
+    store = Warehouse(home)
+    ids = [f"item{i:03d}" for i in range(24)]
+    _write_embeddings(store, ids, _embeddings(24))
+    when = [dt.datetime(2026, 2, 2, tzinfo=dt.UTC) if i < 20 else LATER for i in range(24)]
+    columns = {f.name: pa.nulls(24, f.type) for f in RAW_REVIEWS.schema}
+    columns.update(review_id=pa.array([f"r{i}" for i in range(24)]), user_id=pa.array(["u1"] * 24), item_id=pa.array(ids),
+                   ts=pa.array(when, pa.timestamp("ms", tz="UTC")), text=pa.array(["words"] * 24))
+    store.write(RAW_REVIEWS, pa.table(columns), partition=dt.date(2026, 2, 2))
+    result = _run(home, catalogue=False)
+    assert result.success and all(_checks(result).values())
+    meta = _codebook_meta(result)
+    assert (meta["training_items"], meta["items_after_cutoff"], meta["items_not_in_catalogue"]) == (20, 4, 0)
+    table = pq.read_table(store.files(SEMANTIC_IDS_ITEM_SEMANTIC_IDS)[0])
+    assert sorted(table["item_id"].to_pylist()) == ids and set(table["embedding_source"].to_pylist()) == {"text"}
 
 
 def _write_events(store: Warehouse, histories: dict[str, list[str]], day: int = 2) -> None:

@@ -200,7 +200,9 @@ def items_in_scope(items: pa.Table, scope: ItemScope, logged: pa.Array | None = 
 def build_item_tasks(
     items: pa.Table, reviews: pa.Table, cutoff: dt.datetime, limits: InputLimits = InputLimits()
 ) -> list[GenerationTask]:
-    """One task per catalog item, grounded in its catalog fields and its reviews before ``cutoff``.
+    """One task per catalog item, grounded in its catalog fields and its reviews before ``cutoff``, and
+    one per item that has a review before ``cutoff`` but no catalog row, grounded in its reviews alone
+    (a dataset of reviews without metadata, such as Amazon 2014's 5-core files).
 
     The most helpful reviews (helpful votes, then recency, then id) are quoted; key phrases are ranked
     by TF-IDF over all items' reviews before the cut-off.
@@ -217,8 +219,11 @@ def build_item_tasks(
         {i: [sanitize_untrusted(r["text"]) for r in rs if r["text"]] for i, rs in sorted(by_item.items())},
         limits.max_key_phrases,
     )
+    rows = items.to_pylist()
+    reviewed = {i for i, rs in by_item.items() if any(r["text"] or r["title"] for r in rs)}
+    rows += [{"item_id": i} for i in sorted(reviewed - {r["item_id"] for r in rows})]  # known from reviews only
     tasks = []
-    for it in sorted(items.to_pylist(), key=lambda r: r["item_id"]):
+    for it in sorted(rows, key=lambda r: r["item_id"]):
         item_id = it["item_id"]
         rs = by_item.get(item_id, [])
         best = sorted(rs, key=lambda r: (-(r["helpful_votes"] or 0), -r["ts"].timestamp(), r["review_id"]))

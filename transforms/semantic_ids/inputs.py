@@ -49,6 +49,13 @@ class ItemEmbeddings:
         return {r["values"]: r["counts"] for r in pc.value_counts(self.sources).to_pylist()}
 
     @property
+    def text_item_ids(self) -> pa.Array:
+        """The items whose vector embeds their text."""
+        if self.sources is None:
+            return self.item_ids
+        return self.item_ids.filter(pc.equal(self.sources, EmbeddingSource.TEXT.value))
+
+    @property
     def without_content_share(self) -> float:
         """Share of items whose vector does not come from catalog text."""
         n = len(self.item_ids)
@@ -155,6 +162,28 @@ class TrainingRows:
     available_from: pa.Array
     unknown_items: int
     eligible: int
+
+
+def with_logged_items(items: pa.Table | None, logs: list[pa.Table | None], described: pa.Array) -> pa.Table:
+    """The catalogue ``items`` (``item_id``, ``available_from``) plus each ``described`` item (one with a text
+    embedding) that it does not list, available from its first time in ``logs`` (tables with ``item_id`` and
+    ``ts``: events, reviews).
+
+    A dataset of reviews without metadata (Amazon 2014's 5-core files) describes its items from their reviews
+    and has no catalogue: its items are then available from their first review or event, so that the codebook
+    trains only on items seen before the cut-off, as it does with a catalogue's ``available_from``.
+    """
+    listed = (items.select(["item_id", "available_from"]) if items is not None
+              else pa.table({"item_id": pa.array([], pa.string()), "available_from": pa.array([], pa.timestamp("us", "UTC"))}))
+    tables = [t.select(["item_id", "ts"]).cast(pa.schema([("item_id", pa.string()), ("ts", listed.schema.field("available_from").type)]))
+              for t in logs if t is not None and t.num_rows]
+    if not tables:
+        return listed
+    logged = pa.concat_tables(tables).group_by("item_id").aggregate([("ts", "min")])
+    unlisted = logged.filter(pc.and_(pc.is_in(logged["item_id"], value_set=described.cast(pa.string())),
+                                     pc.invert(pc.is_in(logged["item_id"], value_set=listed["item_id"]))))
+    extra = pa.table({"item_id": unlisted["item_id"], "available_from": unlisted["ts_min"]})
+    return pa.concat_tables([listed, extra.cast(listed.schema)]) if extra.num_rows else listed
 
 
 def training_rows(

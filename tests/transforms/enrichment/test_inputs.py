@@ -114,3 +114,24 @@ def test_moving_the_cutoff_regenerates_only_users_active_in_between() -> None:
     assert later["u2"].input_hash == now["u2"].input_hash
     assert later["u1"].input_hash != now["u1"].input_hash  # alice bought the rain jacket on the 11th
     assert "u3" in later and "u3" not in now
+
+
+def test_an_item_without_a_catalog_row_is_described_from_its_reviews_before_the_cutoff() -> None:
+    """A dataset of reviews without metadata (Amazon 2014's 5-core files) still gets item text: each reviewed
+    item that the catalog lacks is described from its reviews alone, and only from those before the cut-off."""
+    extra = [
+        {"review_id": "v5", "user_id": "u2", "item_id": "i9", "ts": ts(6), "rating": 4.0, "title": "Good strings",
+         "text": "Bright tone, and the strings stay in tune for weeks.", "helpful_votes": 2},
+        {"review_id": "v6", "user_id": "u1", "item_id": "i8", "ts": ts(13), "rating": 5.0, "title": "Later",
+         "text": "Written after the cut-off.", "helpful_votes": 0},  # i8 is known only after the cut-off
+        {"review_id": "v7", "user_id": "u1", "item_id": "i7", "ts": ts(6), "rating": 3.0, "title": None, "text": None,
+         "helpful_votes": 0},  # a rating without words describes nothing
+    ]
+    tasks = _by_id(build_item_tasks(items(), reviews(extra), CUTOFF))
+    assert set(tasks) == {"i1", "i2", "i3", "i4", "i9"}
+    strings = tasks["i9"].payload
+    assert strings["review_count"] == 1 and strings["mean_rating"] == 4.0
+    assert [r["title"] for r in strings["reviews"]] == ["Good strings"] and strings["key_phrases"]
+    assert not strings["title"] and strings["brand"] is None and strings["categories"] == []
+    (outcome,) = ExtractiveGenerator().generate([tasks["i9"]])
+    assert outcome.ok and "strings" in outcome.output["description"]

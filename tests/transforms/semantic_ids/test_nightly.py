@@ -16,6 +16,7 @@ from transforms.semantic_ids.inputs import (
     item_embeddings,
     top_categories,
     training_rows,
+    with_logged_items,
 )
 from transforms.semantic_ids.nightly import config_differs, train_next_version, update_semantic_ids
 
@@ -66,6 +67,24 @@ def test_training_rows_counts_unknown_later_and_eligible_items() -> None:
     assert rows.known.tolist() == [True, True, True, False]
     assert rows.unknown_items == 1 and rows.eligible == 2
     assert rows.train_end == CUTOFF.isoformat()
+
+
+def test_items_described_from_reviews_alone_are_available_from_their_first_logged_time() -> None:
+    # a: in the catalogue; r: reviewed before the cut-off, no catalogue row; s: first logged after it; e: in the logs
+    # but without text (its co-occurrence vector never trains a text codebook).
+    items = _catalogue({"a": None})
+    day = dt.timedelta(days=1)
+    reviews = pa.table({"item_id": ["r", "r", "s", "a"], "ts": pa.array([CUTOFF - 2 * day, CUTOFF - 3 * day, LATER, LATER],
+                                                                      pa.timestamp("us", tz="UTC"))})
+    events = pa.table({"item_id": ["r", "e"], "ts": pa.array([CUTOFF - 5 * day, CUTOFF - day], pa.timestamp("ms", tz="UTC"))})
+    available = with_logged_items(items, [events, reviews, None], pa.array(["a", "r", "s"]))
+    assert dict(zip(available["item_id"].to_pylist(), available["available_from"].to_pylist(), strict=True)) == {
+        "a": None, "r": CUTOFF - 5 * day, "s": LATER}
+    rows = training_rows(available, pa.array(["a", "e", "r", "s"]), CUTOFF)
+    assert rows.known.tolist() == [True, False, True, True] and rows.eligible == 2
+    # No catalogue at all (reviews without metadata): the logs alone say when an item arrived.
+    alone = with_logged_items(None, [reviews], pa.array(["r", "s"]))
+    assert sorted(alone["item_id"].to_pylist()) == ["r", "s"]
 
 
 def test_top_categories_takes_the_first_category_and_none_without_a_catalogue() -> None:
