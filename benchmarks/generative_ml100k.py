@@ -8,6 +8,9 @@ The pipeline route (``.venv/bin/python benchmarks/generative.py --ml100k-pipelin
         (the code path of ``recforge train <model>``), each within the benchmark's budget
         -> ml100k_<model>_{hr,ndcg}{5,10,50}, ml100k_<model>_seconds
 
+The same route on an Amazon set with item text (``--amazon-pipeline instruments|giftcards``): ``recforge ingest
+amazon`` and the same build and models, under the keys ``<name>_<model>``, with ``tiger_reg`` beside ``tiger``.
+
 The RecBole peer (``--recbole``, after the route above, on the same data root):
 
     recforge export recbole                             train / valid / test atomic files of that split
@@ -64,10 +67,10 @@ def build_warehouse(path: Path, home: Path, split: str = "leave-one-out", connec
 
 
 def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, models: dict, prefix: str = "ml100k",
-                  dataset: str = "movielens-100k") -> None:
-    """Popularity, SASRec, HSTU and TIGER on the shards of ``home``, as ``recforge train <model>`` loads them,
-    under the keys ``<prefix>_<model>``, with ML-100K's budgets and batch size (the other pipeline datasets are
-    as small)."""
+                  dataset: str = "movielens-100k", runs: tuple[str, ...] = ("sasrec", "hstu", "tiger")) -> None:
+    """Popularity and ``runs`` (entries of ``models``: SASRec, HSTU, TIGER and variants) on the shards of ``home``,
+    as ``recforge train <model>`` loads them, under the keys ``<prefix>_<run>``, with ML-100K's budgets and batch
+    size (the other pipeline datasets are as small)."""
     from training.generative.config import (
         GenerativeConfig,
         GenerativeKind,
@@ -83,9 +86,9 @@ def pipeline_runs(home: Path, out: dict, scale: float, run_one, popularity, mode
                              "semantic_ids": None if codes is None else {"sizes": list(codes.sizes), "colliding_items": codes.colliding_items,
                                                                          "items_by_embedding_source": embedding_sources(home)}}
     popularity(data, out, f"{prefix}_popularity")
-    for model in ("sasrec", "hstu", "tiger"):
-        run_one("ml100k", model, data, codes if model == "tiger" else None, models[model][1]["ml100k"] * scale, out, f"{prefix}_{model}",
-                source=source)
+    for model in runs:
+        run_one("ml100k", model, data, codes if model.startswith("tiger") else None, models[model][1]["ml100k"] * scale, out,
+                f"{prefix}_{model}", source=source)
 
 
 def embedding_sources(home: Path) -> dict[str, int]:
