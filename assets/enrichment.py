@@ -20,11 +20,19 @@ from assets.resources import CutoffsResource, WarehouseResource
 from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
 from pipelines.enrichment import EmbeddingRun, GenerationRun, run_embedding, run_generation
 from transforms.cutoffs import Cutoffs
-from transforms.enrichment.inputs import ItemScope, build_item_tasks, build_user_tasks, items_in_scope
+from transforms.enrichment.inputs import (
+    ItemScope,
+    build_item_tasks,
+    build_user_tasks,
+    items_in_scope,
+    without_held_out,
+)
 from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
 from transforms.enrichment.reports import Report, embedding_report, generation_reports, partitions_to_read
 from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
+from transforms.sequences import SplitKind
 from warehouse.contracts import (
+    CORE_INTERACTIONS,
     RAW_EVENTS,
     RAW_IMPRESSIONS,
     RAW_ITEMS,
@@ -40,6 +48,7 @@ USER_PROFILES_KEY = dg.AssetKey(["enrichment", "user_profiles"])
 USER_PROFILE_FAILURES_KEY = dg.AssetKey(["enrichment", "user_profile_failures"])
 ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 USER_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "user_embeddings"])
+INTERACTIONS_KEY = dg.AssetKey(["core", "interactions"])
 
 WORK_DIR = (".work", "enrichment")  # checkpoints of an unfinished run, hidden from the catalog
 
@@ -119,14 +128,35 @@ def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) 
     return specs
 
 
-class ItemDescriptionsConfig(dg.Config):
+class HeldOutConfig(dg.Config):
+    """``split_kind``: the split the run builds (``recforge build --split`` sets it, as on the training-data
+    assets). Under ``leave_one_out`` each user's validation and test interactions are held out whatever their
+    date, so the text leaves them out too (:func:`transforms.enrichment.inputs.without_held_out`)."""
+
+    builds: ClassVar[tuple[type, ...]] = ()
+    own_fields: ClassVar[tuple[str, ...]] = ("split_kind",)
+
+    split_kind: SplitKind = SplitKind.TEMPORAL
+
+
+class ItemDescriptionsConfig(HeldOutConfig):
     """Which catalog items to describe (:class:`transforms.enrichment.inputs.ItemScope`): ``catalog`` (every
     item, the default) or ``logged`` (only items in the events, impressions or reviews)."""
 
-    builds: ClassVar[tuple[type, ...]] = ()
-    own_fields: ClassVar[tuple[str, ...]] = ("items",)
+    own_fields: ClassVar[tuple[str, ...]] = ("items", "split_kind")
 
     items: ItemScope = ItemScope.CATALOG
+
+
+def _before(store: Warehouse, contract: TableContract, cutoff: dt.datetime, config: HeldOutConfig) -> pa.Table:
+    """``contract``'s rows before ``cutoff``, less the held-out interactions of a leave-one-out split."""
+    table = _read_until(store, contract, cutoff)
+    if SplitKind.parse(config.split_kind) is not SplitKind.LEAVE_ONE_OUT:
+        return table
+    interactions = store.read_as_stored(CORE_INTERACTIONS, columns=["user_id", "item_id", "ts"])
+    if interactions is None:
+        raise dg.Failure("a leave-one-out split holds out each user's last interactions: materialize core/interactions first")
+    return without_held_out(table, interactions)
 
 
 # A catalog this many times larger than the logged items (and at least this large) draws a warning.
@@ -141,7 +171,8 @@ def _logged_items(store: Warehouse) -> pa.Array:
 
 @dg.multi_asset(
     specs=_generation_specs(
-        EntityKind.ITEM, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY), [dg.AssetKey(["raw", t]) for t in ("items", "reviews")]
+        EntityKind.ITEM, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY),
+        [*(dg.AssetKey(["raw", t]) for t in ("items", "reviews")), INTERACTIONS_KEY],
     ),
     check_specs=_generation_checks(ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY, user=False),
     name="enrichment_item_descriptions",
@@ -166,7 +197,7 @@ def item_descriptions(
             f"the catalog holds {catalog.num_rows:,} items, the logs {len(logged):,}: describing and embedding them all "
             "takes long on a CPU; set items: logged on enrichment_item_descriptions to describe only the logged ones"
         )
-    tasks = build_item_tasks(items, _read_until(store, RAW_REVIEWS, resolved.train_end), resolved.train_end)
+    tasks = build_item_tasks(items, _before(store, RAW_REVIEWS, resolved.train_end, config), resolved.train_end)
     context.log.info(
         f"describing {items.num_rows:,} of {catalog.num_rows:,} catalog items (items: {config.items.value}) and "
         f"{len(tasks) - items.num_rows:,} items known only from their reviews"
@@ -176,20 +207,26 @@ def item_descriptions(
 
 @dg.multi_asset(
     specs=_generation_specs(
-        EntityKind.USER, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY), [dg.AssetKey(["raw", t]) for t in ("events", "reviews", "items")]
+        EntityKind.USER, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY),
+        [*(dg.AssetKey(["raw", t]) for t in ("events", "reviews", "items")), INTERACTIONS_KEY],
     ),
     check_specs=_generation_checks(USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY, user=True),
     name="enrichment_user_profiles",
 )
 def user_profiles(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, cutoffs: CutoffsResource, enrichment_generator: GeneratorResource
+    context: dg.AssetExecutionContext,
+    config: HeldOutConfig,
+    warehouse: WarehouseResource,
+    cutoffs: CutoffsResource,
+    enrichment_generator: GeneratorResource,
 ) -> Any:
-    """Profile every user from their interactions and reviews strictly before the cut-off."""
+    """Profile every user from their interactions and reviews strictly before the cut-off (and, under
+    leave-one-out, before their held-out ones)."""
     store = warehouse.store()
     resolved = cutoffs.resolve(store)
     cutoff = resolved.train_end
     tasks = build_user_tasks(
-        _read_until(store, RAW_EVENTS, cutoff), _read_until(store, RAW_REVIEWS, cutoff), store.read(RAW_ITEMS), cutoff
+        _before(store, RAW_EVENTS, cutoff, config), _before(store, RAW_REVIEWS, cutoff, config), store.read(RAW_ITEMS), cutoff
     )
     yield from _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, resolved, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -135,3 +136,31 @@ def test_an_item_without_a_catalog_row_is_described_from_its_reviews_before_the_
     assert not strings["title"] and strings["brand"] is None and strings["categories"] == []
     (outcome,) = ExtractiveGenerator().generate([tasks["i9"]])
     assert outcome.ok and "strings" in outcome.output["description"]
+
+
+def test_under_leave_one_out_the_held_out_interactions_leave_the_text() -> None:
+    """Leave-one-out holds out each user's last two interactions whatever their date: their reviews must not
+    describe the held-out items (nor the users), though they fall before the global cut-off."""
+    from transforms.enrichment.inputs import without_held_out
+
+    def inter(user: str, item: str, day: int, hour: int = 12) -> dict:
+        return {"user_id": user, "item_id": item, "ts": ts(day, hour)}
+
+    interactions = pa.Table.from_pylist([
+        inter("u1", "i1", 2), inter("u1", "i3", 5), inter("u1", "i2", 7), inter("u1", "i4", 8),  # held out: i2 (valid), i4 (test)
+        inter("u2", "i1", 4), inter("u2", "i3", 6),  # two interactions: nothing held out
+    ])
+    extra = [
+        {"review_id": "v5", "user_id": "u1", "item_id": "i2", "ts": ts(7), "rating": 5.0, "title": "Held out",
+         "text": "Blue flame, boils fast.", "helpful_votes": 3},
+        {"review_id": "v6", "user_id": "u1", "item_id": "i4", "ts": ts(6), "rating": 4.0, "title": "Early",
+         "text": "Reviewed before the step it belongs to.", "helpful_votes": 0},  # an item held out for u1: dropped
+        {"review_id": "v7", "user_id": "u2", "item_id": "i3", "ts": ts(6), "rating": 2.0, "title": "Kept",
+         "text": "Scratches easily.", "helpful_votes": 0},
+    ]
+    kept = without_held_out(reviews(extra), interactions)
+    assert sorted(kept["review_id"].to_pylist()) == ["v1", "v2", "v3", "v7"]  # v4 (day 12) is after u1's valid step too
+    tasks = _by_id(build_item_tasks(items(), kept, CUTOFF))
+    assert "Blue flame" not in str(tasks["i2"].payload) and tasks["i2"].payload["review_count"] == 0
+    # Without a held-out step (temporal splits, or too few interactions) nothing is dropped.
+    assert without_held_out(reviews(extra), interactions.filter(pa.array([False] * 4 + [True] * 2))).num_rows == 7
