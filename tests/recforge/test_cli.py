@@ -141,5 +141,7 @@ def test_run_config_accepts_enum_values_as_the_docs_spell_them() -> None:
     merged = normalize_run_config(defs.assets, merge_run_config(documented, split_run_config(defs, "temporal")))
     assert merged["ops"]["training_data__sequence_shards"]["config"] == {"split_kind": "TEMPORAL", "max_len": 50}
     assert all(op["config"]["split_kind"] == "TEMPORAL" for op in merged["ops"].values())
+    # Under leave-one-out the held-out interactions must also leave the text: --split reaches the enrichment ops.
+    assert {"enrichment_item_descriptions", "enrichment_user_profiles"} <= set(split_run_config(defs, "leave-one-out")["ops"])
     with pytest.raises(RunConfigError, match="'sideways' is not supported"):
         normalize_run_config(defs.assets, split_run_config(defs, "sideways"))
