@@ -84,7 +84,7 @@ CASES = [
     }, splits=("leave-one-out",)),
 ]
 HEAVY = {"movielens-1m-partial"}  # over a minute to stage on 2 cores
-BUILD_LAYERS = "core,labels,training_data"  # enrichment and semantic IDs: see test_build_every_layer
+BUILD_LAYERS = "core,labels,training_data"  # enrichment and semantic IDs on real data: test_review_text.py
 TABLES = {"events": contracts.RAW_EVENTS, "impressions": contracts.RAW_IMPRESSIONS, "reviews": contracts.RAW_REVIEWS,
           "items": contracts.RAW_ITEMS, "users": contracts.RAW_USERS}
 
