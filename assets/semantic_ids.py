@@ -26,6 +26,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets.core import ID_MAPS_KEY
 from assets.resources import CutoffsResource, WarehouseResource, shared_fields
 from transforms.semantic_ids import (
     Disambiguation,
@@ -55,10 +56,10 @@ from transforms.semantic_ids.nightly import (
     update_semantic_ids,
 )
 from warehouse.contracts import (
+    CORE_ID_MAPS,
     ENRICHMENT_ITEM_EMBEDDINGS,
     RAW_EVENTS,
     RAW_ITEMS,
-    RAW_REVIEWS,
     SEMANTIC_IDS_CODEBOOKS,
     SEMANTIC_IDS_ID_LOOKUP,
     SEMANTIC_IDS_ID_MAPPING,
@@ -71,7 +72,6 @@ ITEM_SEMANTIC_IDS_KEY = dg.AssetKey(["semantic_ids", "item_semantic_ids"])
 ITEM_EMBEDDINGS_KEY = dg.AssetKey(["enrichment", "item_embeddings"])
 RAW_ITEMS_KEY = dg.AssetKey(["raw", "items"])
 RAW_EVENTS_KEY = dg.AssetKey(["raw", "events"])
-RAW_REVIEWS_KEY = dg.AssetKey(["raw", "reviews"])
 MIN_UTILIZATION = 0.9  # below this share of live codes at any level, the codebook has collapsed
 
 
@@ -146,7 +146,7 @@ def _kept(context: dg.AssetExecutionContext, config: CodebookConfig, cutoffs: Cu
 
 @dg.asset(
     key=CODEBOOKS_KEY,
-    deps=[ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY, RAW_EVENTS_KEY, RAW_REVIEWS_KEY],
+    deps=[ITEM_EMBEDDINGS_KEY, RAW_ITEMS_KEY, RAW_EVENTS_KEY, ID_MAPS_KEY],
     group_name="semantic_ids",
     description=SEMANTIC_IDS_CODEBOOKS.description,
     kinds={"numpy", "parquet"},
@@ -211,9 +211,9 @@ def codebooks(
 
 def _availability(store: Warehouse, embeddings: ItemEmbeddings) -> pa.Table:
     """Each item's ``available_from``: the catalogue's, else (an item described from its reviews alone) its
-    first review or event."""
-    logs = [store.read_as_stored(c, columns=["item_id", "ts"]) for c in (RAW_EVENTS, RAW_REVIEWS)]
-    return with_logged_items(store.read(RAW_ITEMS) if store.exists(RAW_ITEMS) else None, logs, embeddings.text_item_ids)
+    ``first_seen`` in the id map."""
+    items = store.read(RAW_ITEMS) if store.exists(RAW_ITEMS) else None
+    return with_logged_items(items, store.read_as_stored(CORE_ID_MAPS), embeddings.text_item_ids)
 
 
 def _source_metadata(embeddings: ItemEmbeddings) -> dict[str, object]:

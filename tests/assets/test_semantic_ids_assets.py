@@ -17,6 +17,7 @@ from assets.resources import CutoffsResource, WarehouseResource
 from assets.semantic_ids import CODEBOOKS_KEY, codebooks, item_semantic_ids
 from transforms.semantic_ids import SemanticIdIndex, codes_for_catalog, load_codebook
 from warehouse.contracts import (
+    CORE_ID_MAPS,
     RAW_EVENTS,
     RAW_ITEMS,
     RAW_REVIEWS,
@@ -277,6 +278,9 @@ def test_items_described_from_reviews_without_a_catalogue_train_from_their_first
     columns.update(review_id=pa.array([f"r{i}" for i in range(24)]), user_id=pa.array(["u1"] * 24), item_id=pa.array(ids),
                    ts=pa.array(when, pa.timestamp("ms", tz="UTC")), text=pa.array(["words"] * 24))
     store.write(RAW_REVIEWS, pa.table(columns), partition=dt.date(2026, 2, 2))
+    # The id map as ingestion writes it with those reviews: each item first seen at its review.
+    store.write(CORE_ID_MAPS, pa.table({"entity": ["item"] * 24, "external_id": ids, "idx": list(range(24)),
+                                        "first_seen": pa.array(when, pa.timestamp("ms", tz="UTC"))}).cast(CORE_ID_MAPS.schema))
     result = _run(home, catalogue=False)
     assert result.success and all(_checks(result).values())
     meta = _codebook_meta(result)

@@ -164,10 +164,10 @@ class TrainingRows:
     eligible: int
 
 
-def with_logged_items(items: pa.Table | None, logs: list[pa.Table | None], described: pa.Array) -> pa.Table:
+def with_logged_items(items: pa.Table | None, id_map: pa.Table | None, described: pa.Array) -> pa.Table:
     """The catalogue ``items`` (``item_id``, ``available_from``) plus each ``described`` item (one with a text
-    embedding) that it does not list, available from its first time in ``logs`` (tables with ``item_id`` and
-    ``ts``: events, reviews).
+    embedding) that it does not list, available from its ``first_seen`` in the id map (``core/id_maps``:
+    ``entity``, ``external_id``, ``first_seen``, the first time ingestion saw it in any log).
 
     A dataset of reviews without metadata (Amazon 2014's 5-core files) describes its items from their reviews
     and has no catalogue: its items are then available from their first review or event, so that the codebook
@@ -175,14 +175,12 @@ def with_logged_items(items: pa.Table | None, logs: list[pa.Table | None], descr
     """
     listed = (items.select(["item_id", "available_from"]) if items is not None
               else pa.table({"item_id": pa.array([], pa.string()), "available_from": pa.array([], pa.timestamp("us", "UTC"))}))
-    tables = [t.select(["item_id", "ts"]).cast(pa.schema([("item_id", pa.string()), ("ts", listed.schema.field("available_from").type)]))
-              for t in logs if t is not None and t.num_rows]
-    if not tables:
+    if id_map is None or id_map.num_rows == 0:
         return listed
-    logged = pa.concat_tables(tables).group_by("item_id").aggregate([("ts", "min")])
-    unlisted = logged.filter(pc.and_(pc.is_in(logged["item_id"], value_set=described.cast(pa.string())),
-                                     pc.invert(pc.is_in(logged["item_id"], value_set=listed["item_id"]))))
-    extra = pa.table({"item_id": unlisted["item_id"], "available_from": unlisted["ts_min"]})
+    unlisted = id_map.filter(pc.and_(pc.equal(id_map["entity"], "item"), pc.and_(
+        pc.is_in(id_map["external_id"], value_set=described.cast(pa.string())),
+        pc.invert(pc.is_in(id_map["external_id"], value_set=listed["item_id"])))))
+    extra = pa.table({"item_id": unlisted["external_id"], "available_from": unlisted["first_seen"]})
     return pa.concat_tables([listed, extra.cast(listed.schema)]) if extra.num_rows else listed
 
 

@@ -74,16 +74,18 @@ def test_items_described_from_reviews_alone_are_available_from_their_first_logge
     # but without text (its co-occurrence vector never trains a text codebook).
     items = _catalogue({"a": None})
     day = dt.timedelta(days=1)
-    reviews = pa.table({"item_id": ["r", "r", "s", "a"], "ts": pa.array([CUTOFF - 2 * day, CUTOFF - 3 * day, LATER, LATER],
-                                                                      pa.timestamp("us", tz="UTC"))})
-    events = pa.table({"item_id": ["r", "e"], "ts": pa.array([CUTOFF - 5 * day, CUTOFF - day], pa.timestamp("ms", tz="UTC"))})
-    available = with_logged_items(items, [events, reviews, None], pa.array(["a", "r", "s"]))
+    # The id map as ingestion writes it: each id's first time in any log (r: reviewed 2 and 3 days before the cut-off,
+    # an event 5 days before); a user who shares an item's external id is not an item.
+    id_map = pa.table({"entity": ["item", "item", "item", "item", "user"], "external_id": ["a", "r", "s", "e", "s"],
+                       "idx": [0, 1, 2, 3, 0],
+                       "first_seen": pa.array([LATER, CUTOFF - 5 * day, LATER, CUTOFF - day, CUTOFF - 9 * day], pa.timestamp("ms", tz="UTC"))})
+    available = with_logged_items(items, id_map, pa.array(["a", "r", "s"]))
     assert dict(zip(available["item_id"].to_pylist(), available["available_from"].to_pylist(), strict=True)) == {
         "a": None, "r": CUTOFF - 5 * day, "s": LATER}
     rows = training_rows(available, pa.array(["a", "e", "r", "s"]), CUTOFF)
     assert rows.known.tolist() == [True, False, True, True] and rows.eligible == 2
-    # No catalogue at all (reviews without metadata): the logs alone say when an item arrived.
-    alone = with_logged_items(None, [reviews], pa.array(["r", "s"]))
+    # No catalogue at all (reviews without metadata): the id map alone says when an item arrived.
+    alone = with_logged_items(None, id_map, pa.array(["r", "s"]))
     assert sorted(alone["item_id"].to_pylist()) == ["r", "s"]
 
 
