@@ -63,9 +63,9 @@ def test_rank_metrics_from_ranks() -> None:
     assert metrics["hr@1"] == pytest.approx(0.25) and metrics["hr@10"] == pytest.approx(0.75)
     assert metrics["ndcg@10"] == pytest.approx((1 + 1 / np.log2(3) + 1 / np.log2(11)) / 4)
     assert metrics["mrr@100"] == pytest.approx((1 + 1 / 2 + 1 / 10 + 1 / 61) / 4)
-    # a list: the target at position 2, an earlier seen item is dropped first -> rank 1
-    ranks = ranks_from_lists(torch.tensor([[5, 7, 9]]), torch.tensor([9]), miss=100, seen=torch.tensor([[False, True, False]]))
-    assert ranks.tolist() == [1]
+    # lists (-1 = an empty slot): the target at position 2 -> rank 2; absent -> the miss rank
+    ranks = ranks_from_lists(torch.tensor([[5, 7, 9], [5, -1, -1]]), torch.tensor([9, 7]), miss=100)
+    assert ranks.tolist() == [2, 100]
 
 
 def test_align_right_and_shapes() -> None:

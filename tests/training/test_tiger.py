@@ -47,19 +47,47 @@ def test_trie_leads_every_valid_path_to_its_item() -> None:
     assert int(trie.allowed[0][0].sum()) == len(np.unique(table.codes[:, 0]))
 
 
-@pytest.mark.parametrize("beam", [5, 40])
-def test_every_beam_is_a_valid_id_of_exactly_one_item(beam: int) -> None:
+def _tiny_tiger_query(items: int = 30):  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    table = disambiguate(np.random.default_rng(1).integers(0, 4, (30, 2)))
+    table = disambiguate(np.random.default_rng(1).integers(0, 4, (items, 2)))
     model = TIGER(table.sizes, max_items=3, user_buckets=10, dim=16, layers=1, heads=2, ff=32).eval()
     history = torch.from_numpy(table.codes[:6]).reshape(2, 3, 3)
     tokens, levels, padding = model.encoder_tokens(history, torch.tensor([1, 2]))
-    items, scores = constrained_beam_search(model, model.encode(tokens, levels, padding), padding, Trie(table), beam)
+    return table, model, model.encode(tokens, levels, padding), padding
+
+
+@pytest.mark.parametrize("beam", [5, 40])
+def test_every_beam_is_a_valid_id_of_exactly_one_item(beam: int) -> None:
+    table, model, memory, padding = _tiny_tiger_query()
+    items, scores = constrained_beam_search(model, memory, padding, Trie(table), beam)
     assert items.shape == (2, beam)
     for row, row_scores in zip(items, scores, strict=True):
         live = row[row >= 0]
         assert len(live) == min(beam, 30) and len(set(live.tolist())) == len(live)  # distinct real items
         assert torch.all(row_scores[: len(live)][:-1] >= row_scores[: len(live)][1:])  # best first
+
+
+def test_excluded_items_are_left_out_of_the_search_not_filtered_after_it() -> None:
+    table, model, memory, padding = _tiny_tiger_query()
+    exclude = torch.zeros(2, 30, dtype=torch.bool)
+    exclude[0, :25] = True  # query 0 may only get items 25..29: whole prefixes of its trie are left out
+    exclude[1, ::2] = True
+    # a beam as wide as the catalogue is exact: every allowed item, ordered by its full log-probability
+    items, scores = constrained_beam_search(model, memory, padding, Trie(table), 40, exclude)
+    codes = torch.from_numpy(table.codes)
+    for query in range(2):
+        logits = model.decode(memory[query : query + 1].expand(30, -1, -1), padding[query : query + 1].expand(30, -1), codes[:, :-1])
+        total = sum(F.log_softmax(model.level_logits(logits[:, level], level), -1).gather(1, codes[:, level : level + 1]).squeeze(1)
+                    for level in range(codes.shape[1]))
+        allowed = (~exclude[query]).nonzero().squeeze(1)
+        expected = allowed[torch.argsort(total[allowed], descending=True)]
+        live = items[query][items[query] >= 0]
+        assert live.tolist() == expected.tolist()
+        assert torch.allclose(scores[query][: len(live)], total[expected], atol=1e-5)
+    # a narrow beam is not spent on left-out items: query 0 still gets all 5 of its items, in the same order
+    narrow, _ = constrained_beam_search(model, memory, padding, Trie(table), 5, exclude)
+    assert narrow[0].tolist() == items[0][:5].tolist() and (narrow >= 0).all()
+    assert not exclude.gather(1, narrow).any()
 
 
 def test_history_padding_is_moved_behind_the_items() -> None:

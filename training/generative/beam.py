@@ -5,6 +5,10 @@ node allows, so a beam can only ever spell a prefix of a real ID, and after the 
 disambiguation level) its node IS an item: every prediction maps back to exactly one item. When fewer
 valid IDs exist than beams, the remaining beams score ``-inf`` and come back as item ``-1``.
 
+``exclude [B, I]`` leaves items out per query (seen-item filtering): a code is masked too where every
+item under the prefix it completes is left out (``Trie.exhausted``), so the beam returns the best
+remaining items instead of spending slots on excluded ones that a later filter would drop.
+
     scores [B, beam]  --+ log p(code | prefix) [B, beam, V_d], masked--> top beam of [B, beam * V_d]
 """
 
@@ -18,12 +22,23 @@ from training.models.tiger import TIGER
 
 
 @torch.no_grad()
-def constrained_beam_search(model: TIGER, memory: torch.Tensor, padding: torch.Tensor, trie: Trie, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+def constrained_beam_search(model: TIGER, memory: torch.Tensor, padding: torch.Tensor, trie: Trie, beam: int,
+                            exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(items [B, beam], log-probabilities [B, beam])``, best first; item -1 where no valid ID was left."""
     batch, device = memory.shape[0], memory.device
+    exhausted = trie.exhausted(exclude) if exclude is not None else None
+    queries = torch.arange(batch, device=device)
+
+    def valid(depth: int, node: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """``[N, V_d]``: the codes that continue ``node`` towards an item that is not left out for ``query``."""
+        child = trie.child[depth][node, : model.sizes[depth]]
+        if exhausted is None:
+            return child >= 0
+        return (child >= 0) & ~exhausted[depth][query.unsqueeze(1), child.clamp(min=0)]
+
     # Depth 0 has one live beam per query; later depths lay a query's beams side by side (``TIGER.decode_beams``).
     first = model.level_logits(model.decode(memory, padding, torch.zeros(batch, 0, dtype=torch.long, device=device))[:, -1], 0)
-    first = F.log_softmax(first.float(), dim=-1).masked_fill(~trie.allowed[0][torch.zeros(batch, dtype=torch.long, device=device), : model.sizes[0]], float("-inf"))
+    first = F.log_softmax(first.float(), dim=-1).masked_fill(~valid(0, torch.zeros_like(queries), queries), float("-inf"))
     width = min(beam, first.shape[1])
     score, code = first.topk(width, dim=1)
     if width < beam:
@@ -34,7 +49,7 @@ def constrained_beam_search(model: TIGER, memory: torch.Tensor, padding: torch.T
     for depth in range(1, trie.levels):
         size = model.sizes[depth]
         logits = model.level_logits(model.decode_beams(memory, padding, prefix, beam)[:, -1], depth)
-        logp = F.log_softmax(logits.float(), dim=-1).masked_fill(~trie.allowed[depth][node, :size], float("-inf"))
+        logp = F.log_softmax(logits.float(), dim=-1).masked_fill(~valid(depth, node, queries.repeat_interleave(beam)), float("-inf"))
         total = (score.reshape(-1, 1) + logp).reshape(batch, beam * size)
         score, flat = total.topk(beam, dim=1)
         source = (torch.arange(batch, device=device).unsqueeze(1) * beam + flat // size).reshape(-1)

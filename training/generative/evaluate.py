@@ -38,16 +38,22 @@ def full_ranks(scorer: Scorer, queries: SequenceBatch, num_items: int, *, filter
         scores = scorer(part).float().cpu()
         target = part.targets - 1
         if filter_seen:
-            seen = torch.zeros(len(part), num_items + 1, dtype=torch.bool)
-            seen.scatter_(1, part.items, True)
-            seen = seen[:, 1:]
-            seen[torch.arange(len(part)), target] = False
-            scores = scores.masked_fill(seen, float("-inf"))
+            scores = scores.masked_fill(seen_items(part, num_items), float("-inf"))
         target_score = scores.gather(1, target.unsqueeze(1))
         out.append((scores >= target_score).sum(1) - 1)
     ranks = torch.empty(len(queries), dtype=torch.int64)
     ranks[order] = torch.cat(out) if out else ranks[:0]
     return ranks
+
+
+def seen_items(queries: SequenceBatch, num_items: int) -> torch.Tensor:
+    """``[U, I]`` bool: the item is in the query's history and is not its target (the items that seen-item
+    filtering leaves out)."""
+    seen = torch.zeros(len(queries), num_items + 1, dtype=torch.bool, device=queries.items.device)
+    seen.scatter_(1, queries.items, True)
+    seen = seen[:, 1:]
+    seen[torch.arange(len(queries), device=seen.device), queries.targets - 1] = False
+    return seen
 
 
 def rank_metrics(ranks: torch.Tensor, ks: Sequence[int] = KS, num_items: int | None = None) -> dict[str, float]:
@@ -65,14 +71,11 @@ def rank_metrics(ranks: torch.Tensor, ks: Sequence[int] = KS, num_items: int | N
     return out
 
 
-def ranks_from_lists(recommended: torch.Tensor, targets: torch.Tensor, miss: int, seen: torch.Tensor | None = None) -> torch.Tensor:
+def ranks_from_lists(recommended: torch.Tensor, targets: torch.Tensor, miss: int) -> torch.Tensor:
     """``[U]`` rank of each target in ``recommended [U, K]`` (item ids, -1 for an empty slot), ``miss`` when
-    absent; items flagged in ``seen [U, K]`` are left out of the list first (seen-item filtering)."""
+    absent (a list from a search that left seen items out already, if filtering)."""
     found = recommended == targets.unsqueeze(1)
     first = found.float().argmax(1)
-    if seen is not None:
-        before = (seen.long().cumsum(1) - seen.long()).gather(1, first.unsqueeze(1)).squeeze(1)
-        first = first - before
     return torch.where(found.any(1), first, torch.full_like(first, miss))
 
 

@@ -13,6 +13,9 @@ The trie, one dense table per depth (nodes are the distinct prefixes of that len
 
 Constrained decoding keeps one node per beam: mask the level's logits with ``allowed[d][node]``,
 step to ``child[d][node, code]``; after the last level the node is the item.
+
+To leave items out for one query (its history, under seen-item filtering), ``exhausted`` marks per depth
+the nodes every item under which is left out; decoding masks those too, so no beam is spent on them.
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ class Trie:
         self.sizes = table.sizes
         self.allowed: list[torch.Tensor] = []
         self.child: list[torch.Tensor] = []
+        self.item_node: list[torch.Tensor] = []  # per depth, [I]: the node of each item's prefix one code longer
+        self.node_items: list[torch.Tensor] = []  # per depth, [nodes_{d+1}]: the items under that node
         node = np.zeros(items, np.int64)  # depth 0: the root
         n_nodes = 1
         for depth in range(levels):
@@ -122,11 +127,24 @@ class Trie:
             child[node, codes[:, depth]] = next_node
             self.child.append(torch.from_numpy(child))
             self.allowed.append(torch.from_numpy(child >= 0))
+            self.item_node.append(torch.from_numpy(next_node))
+            self.node_items.append(torch.from_numpy(np.bincount(next_node, minlength=next_count)))
             node, n_nodes = next_node, next_count
+
+    def exhausted(self, excluded: torch.Tensor) -> list[torch.Tensor]:
+        """Per depth, ``[B, nodes_{d+1}]`` bool: every item under the node is in ``excluded [B, I]``."""
+        out = []
+        for item_node, node_items in zip(self.item_node, self.node_items, strict=True):
+            left_out = torch.zeros(len(excluded), len(node_items), dtype=torch.int64, device=excluded.device)
+            left_out.index_add_(1, item_node, excluded.long())
+            out.append(left_out >= node_items)
+        return out
 
     def to(self, device: torch.device) -> Trie:
         self.allowed = [a.to(device) for a in self.allowed]
         self.child = [c.to(device) for c in self.child]
+        self.item_node = [n.to(device) for n in self.item_node]
+        self.node_items = [n.to(device) for n in self.node_items]
         return self
 
 

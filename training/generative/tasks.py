@@ -119,8 +119,8 @@ class TIGERTask(nn.Module):
                     for level in range(self.model.levels)), torch.zeros((), device=logits.device)) / self.model.levels
 
     @torch.no_grad()
-    def recommend(self, queries: SequenceBatch, beam: int) -> torch.Tensor:
-        """``[B, beam]`` item ids (-1: no valid ID left), best first."""
+    def recommend(self, queries: SequenceBatch, beam: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, beam]`` item ids (-1: no valid ID left), best first; never an item flagged in ``exclude [B, I]``."""
         self.trie.to(self.codes.device)
         memory, padding = self._memory(queries)
-        return constrained_beam_search(self.model, memory, padding, self.trie, beam)[0]
+        return constrained_beam_search(self.model, memory, padding, self.trie, beam, exclude)[0]

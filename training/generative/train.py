@@ -25,7 +25,7 @@ from training.data import BatchLayout
 from training.generative.config import GenerativeConfig, GenerativeKind, SequenceSource
 from training.generative.data import PrefixData, SequenceBatch, SequenceData, shards_with_codes
 from training.generative.datasets import beauty_ids, load_beauty, load_movielens
-from training.generative.evaluate import KS, full_ranks, rank_metrics, ranks_from_lists
+from training.generative.evaluate import KS, full_ranks, rank_metrics, ranks_from_lists, seen_items
 from training.generative.schedule import apply_schedule
 from training.generative.semantic_ids import SemanticIdTable, with_missing
 from training.generative.tasks import HSTUTask, SASRecTask, TIGERTask
@@ -176,10 +176,11 @@ def evaluate_generative(task: nn.Module, data: SequenceData, split: str, cfg: Ge
             queries = queries.rows(_user_sample(len(queries), wanted, seed=1 if split == "valid" else 0))
         beam = t.valid_beam if split == "valid" else t.beam
         ks = tuple(k for k in ks if k <= beam)
-        lists = torch.cat([task.recommend(queries.rows(torch.arange(s, min(s + 64, len(queries)))).to(device), beam).cpu()
-                           for s in range(0, len(queries), 64)])
-        seen = _seen(lists, queries) if data.filter_seen else None
-        return rank_metrics(ranks_from_lists(lists, queries.targets - 1, data.num_items, seen), ks)
+        lists = []
+        for start in range(0, len(queries), 64):
+            part = queries.rows(torch.arange(start, min(start + 64, len(queries)))).to(device)
+            lists.append(task.recommend(part, beam, seen_items(part, data.num_items) if data.filter_seen else None).cpu())
+        return rank_metrics(ranks_from_lists(torch.cat(lists), queries.targets - 1, data.num_items), ks)
     scorer = task.scores  # type: ignore[union-attr]
     ranks = full_ranks(lambda part: scorer(part.to(device)), queries, data.num_items, filter_seen=data.filter_seen)
     return rank_metrics(ranks, ks, None if split == "valid" else data.num_items)
@@ -190,13 +191,6 @@ def _user_sample(users: int, wanted: int, seed: int) -> torch.Tensor:
     the first rows: in Beauty's file order the first 2,000 users are far harder than the rest (TIGER's test Recall@10
     0.021 on them, 0.055 on all)."""
     return torch.randperm(users, generator=torch.Generator().manual_seed(seed))[:wanted].sort().values
-
-
-def _seen(lists: torch.Tensor, queries: SequenceBatch) -> torch.Tensor:
-    """``[U, beam]``: the recommended item is in the query's history (and is not its target)."""
-    history = queries.items - 1  # -1 for padding
-    hit = (lists.unsqueeze(2) == history.unsqueeze(1)).any(2) & (lists >= 0)
-    return hit & (lists != (queries.targets - 1).unsqueeze(1))
 
 
 def _tiger_protocol(data: SequenceData, cfg: GenerativeConfig) -> str:
