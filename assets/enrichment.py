@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from assets.resources import CutoffsResource, WarehouseResource
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
 from pipelines.enrichment import EmbeddingRun, GenerationRun, run_embedding, run_generation
 from transforms.cutoffs import Cutoffs
@@ -30,13 +30,15 @@ from transforms.enrichment.inputs import (
 from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, texts_to_embed
 from transforms.enrichment.reports import Report, embedding_report, generation_reports, partitions_to_read
 from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
-from transforms.sequences import SplitKind
+from transforms.sequences import SequenceConfig, SplitKind
+from transforms.sequences.window import held_out_steps
 from warehouse.contracts import (
     CORE_INTERACTIONS,
     RAW_EVENTS,
     RAW_IMPRESSIONS,
     RAW_ITEMS,
     RAW_REVIEWS,
+    EventType,
     TableContract,
     embedding_contract,
 )
@@ -131,32 +133,48 @@ def _generation_checks(key: dg.AssetKey, failures_key: dg.AssetKey, user: bool) 
 class HeldOutConfig(dg.Config):
     """``split_kind``: the split the run builds (``recforge build --split`` sets it, as on the training-data
     assets). Under ``leave_one_out`` each user's validation and test interactions are held out whatever their
-    date, so the text leaves them out too (:func:`transforms.enrichment.inputs.without_held_out`)."""
+    date, so the text leaves them out too (:func:`transforms.enrichment.inputs.without_held_out`).
+
+    ``k_core`` and ``event_types`` are the training data's settings that decide which steps the split holds
+    out (:func:`transforms.sequences.window.held_out_steps`); ``recforge build`` copies them here from the
+    training-data assets' config, and a run launched elsewhere must set them alike."""
 
     builds: ClassVar[tuple[type, ...]] = ()
-    own_fields: ClassVar[tuple[str, ...]] = ("split_kind",)
+    own_fields: ClassVar[tuple[str, ...]] = ("split_kind", "k_core", "event_types")
 
     split_kind: SplitKind = SplitKind.TEMPORAL
+    k_core: int | None = SequenceConfig.k_core
+    event_types: list[str] | None = None
+
+    def sequence_config(self) -> SequenceConfig:
+        types = None if self.event_types is None else tuple(EventType(e) for e in self.event_types)
+        return SequenceConfig(k_core=self.k_core, event_types=types)
 
 
 class ItemDescriptionsConfig(HeldOutConfig):
     """Which catalog items to describe (:class:`transforms.enrichment.inputs.ItemScope`): ``catalog`` (every
     item, the default) or ``logged`` (only items in the events, impressions or reviews)."""
 
-    own_fields: ClassVar[tuple[str, ...]] = ("items", "split_kind")
+    own_fields: ClassVar[tuple[str, ...]] = ("items", "split_kind", "k_core", "event_types")
 
     items: ItemScope = ItemScope.CATALOG
 
 
-def _before(store: Warehouse, contract: TableContract, cutoff: dt.datetime, config: HeldOutConfig) -> pa.Table:
+def _held_out(store: Warehouse, engine: EngineResource, config: HeldOutConfig) -> pa.Table | None:
+    """The steps a leave-one-out split holds out (None under the other splits, whose cut-off is global)."""
+    if SplitKind.parse(config.split_kind) is not SplitKind.LEAVE_ONE_OUT:
+        return None
+    interactions = store.files(CORE_INTERACTIONS)
+    if not interactions:
+        raise dg.Failure("a leave-one-out split holds out each user's last interactions: materialize core/interactions first")
+    with engine.open() as eng:
+        return held_out_steps(eng, interactions, config.sequence_config())
+
+
+def _before(store: Warehouse, contract: TableContract, cutoff: dt.datetime, held_out: pa.Table | None) -> pa.Table:
     """``contract``'s rows before ``cutoff``, less the held-out interactions of a leave-one-out split."""
     table = _read_until(store, contract, cutoff)
-    if SplitKind.parse(config.split_kind) is not SplitKind.LEAVE_ONE_OUT:
-        return table
-    interactions = store.read_as_stored(CORE_INTERACTIONS, columns=["user_id", "item_id", "ts"])
-    if interactions is None:
-        raise dg.Failure("a leave-one-out split holds out each user's last interactions: materialize core/interactions first")
-    return without_held_out(table, interactions)
+    return table if held_out is None else without_held_out(table, held_out)
 
 
 # A catalog this many times larger than the logged items (and at least this large) draws a warning.
@@ -181,6 +199,7 @@ def item_descriptions(
     context: dg.AssetExecutionContext,
     config: ItemDescriptionsConfig,
     warehouse: WarehouseResource,
+    engine: EngineResource,
     cutoffs: CutoffsResource,
     enrichment_generator: GeneratorResource,
 ) -> Any:
@@ -197,7 +216,7 @@ def item_descriptions(
             f"the catalog holds {catalog.num_rows:,} items, the logs {len(logged):,}: describing and embedding them all "
             "takes long on a CPU; set items: logged on enrichment_item_descriptions to describe only the logged ones"
         )
-    tasks = build_item_tasks(items, _before(store, RAW_REVIEWS, resolved.train_end, config), resolved.train_end)
+    tasks = build_item_tasks(items, _before(store, RAW_REVIEWS, resolved.train_end, _held_out(store, engine, config)), resolved.train_end)
     context.log.info(
         f"describing {items.num_rows:,} of {catalog.num_rows:,} catalog items (items: {config.items.value}) and "
         f"{len(tasks) - items.num_rows:,} items known only from their reviews"
@@ -217,6 +236,7 @@ def user_profiles(
     context: dg.AssetExecutionContext,
     config: HeldOutConfig,
     warehouse: WarehouseResource,
+    engine: EngineResource,
     cutoffs: CutoffsResource,
     enrichment_generator: GeneratorResource,
 ) -> Any:
@@ -225,8 +245,9 @@ def user_profiles(
     store = warehouse.store()
     resolved = cutoffs.resolve(store)
     cutoff = resolved.train_end
+    held_out = _held_out(store, engine, config)
     tasks = build_user_tasks(
-        _before(store, RAW_EVENTS, cutoff, config), _before(store, RAW_REVIEWS, cutoff, config), store.read(RAW_ITEMS), cutoff
+        _before(store, RAW_EVENTS, cutoff, held_out), _before(store, RAW_REVIEWS, cutoff, held_out), store.read(RAW_ITEMS), cutoff
     )
     yield from _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, resolved, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY))
 

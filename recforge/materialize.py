@@ -172,7 +172,7 @@ def build_layers(
     partitioned = [k.to_user_string() for a in selected if a.partitions_def is not None for k in a.keys if k in keys]
     if partitioned:
         raise RunConfigError(f"build runs unpartitioned assets only; partitioned: {', '.join(partitioned)}")
-    config = normalize_run_config(selected, dict(run_config or {}))
+    config = normalize_run_config(selected, with_training_settings(defs, dict(run_config or {})))
     return dg.materialize(
         selected,
         instance=dagster_instance(root),
@@ -186,6 +186,42 @@ def build_layers(
 def split_run_config(defs: dg.Definitions, split: str) -> dict[str, Any]:
     """Ops config setting ``split_kind`` on every asset whose config has that field."""
     return {"ops": {name: {"config": {SPLIT_FIELD: split}} for name in _ops_with_field(defs.assets or [], SPLIT_FIELD)}}
+
+
+HELD_OUT_FIELDS = (SPLIT_FIELD, "k_core", "event_types")
+"""The training data's settings that decide which steps a leave-one-out split holds out: the generated text
+(``assets.enrichment.HeldOutConfig``) must leave out the same ones."""
+
+
+def with_training_settings(defs: dg.Definitions, run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_config`` with the :data:`HELD_OUT_FIELDS` it sets on the training-data assets copied to every asset
+    that has the field and is not given it (as ``recforge build --split`` sets ``split_kind`` on all): a run config
+    that sets ``split_kind: leave_one_out`` or a ``k_core`` on one training-data asset still keeps the held-out
+    steps out of the generated text, and the other training-data assets agree with it.
+
+    Raises:
+        RunConfigError: The training-data assets are given different values of one field.
+    """
+    ops = run_config.get("ops")
+    if not isinstance(ops, Mapping):
+        return dict(run_config)
+    assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    training = {a.op.name for a in assets if "training_data" in a.group_names_by_key.values()}
+    extra: dict[str, Any] = {}
+    for field in HELD_OUT_FIELDS:
+        given = {name: op["config"][field] for name, op in ops.items()
+                 if name in training and isinstance(op, Mapping) and isinstance(op.get("config"), Mapping) and field in op["config"]}
+        spellings = {str(v).lower().replace("-", "_") if field == SPLIT_FIELD else repr(v) for v in given.values()}
+        if len(spellings) > 1:
+            raise RunConfigError(f"the training-data assets are given different {field} values ({given}): give them one")
+        if not given:
+            continue
+        value = next(iter(given.values()))
+        for name in _ops_with_field(assets, field):
+            op = ops.get(name)
+            if not (isinstance(op, Mapping) and field in (op.get("config") or {})):
+                extra.setdefault(name, {"config": {}})["config"][field] = value
+    return merge_run_config(run_config, {"ops": extra}) if extra else dict(run_config)
 
 
 def merge_run_config(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets import enrichment as assets
-from assets.resources import CutoffsResource, WarehouseResource
+from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from assets.resources_enrichment import ExtractiveGeneratorResource
 from tests.transforms.enrichment.data import events, items, reviews
 from transforms.enrichment.reports import partitions_to_read
@@ -32,7 +32,7 @@ def _materialize(home: Path, cutoff: dt.datetime) -> dg.ExecuteInProcessResult:
         resources={
             "warehouse": WarehouseResource(home=str(home)),
             "cutoffs": CutoffsResource(train_end=cutoff.isoformat(), valid_end=cutoff.isoformat()),
-            "enrichment_generator": ExtractiveGeneratorResource(),
+            "engine": EngineResource(memory_limit="1GB"), "enrichment_generator": ExtractiveGeneratorResource(),
         },
     )
 
@@ -66,7 +66,7 @@ def _describe(home: Path, items: str) -> pa.Table:
         resources={
             "warehouse": WarehouseResource(home=str(home)),
             "cutoffs": CutoffsResource(train_end=NOON.isoformat(), valid_end=NOON.isoformat()),
-            "enrichment_generator": ExtractiveGeneratorResource(),
+            "engine": EngineResource(memory_limit="1GB"), "enrichment_generator": ExtractiveGeneratorResource(),
         },
         run_config={"ops": {"enrichment_item_descriptions": {"config": {"items": items}}}},  # Dagster: member names
     )
@@ -99,7 +99,7 @@ def test_under_leave_one_out_the_descriptions_leave_out_the_held_out_reviews(tmp
     run = {"ops": {"enrichment_item_descriptions": {"config": {"split_kind": "LEAVE_ONE_OUT"}}}}
     resources = {"warehouse": WarehouseResource(home=str(tmp_path / "home")),
                  "cutoffs": CutoffsResource(train_end=NOON.isoformat(), valid_end=NOON.isoformat()),
-                 "enrichment_generator": ExtractiveGeneratorResource()}
+                 "engine": EngineResource(memory_limit="1GB"), "enrichment_generator": ExtractiveGeneratorResource()}
     failed = dg.materialize([assets.item_descriptions], resources=resources, run_config=run, raise_on_error=False)
     assert not failed.success  # the held-out steps come from core/interactions: a clear failure without them
     assert "materialize core/interactions first" in str(failed.get_step_failure_events()[0].event_specific_data.error)

@@ -305,7 +305,7 @@ def test_assets_materialize_and_rematerialize_without_model_calls(tmp_path: Path
     import dagster as dg
 
     from assets import enrichment as assets
-    from assets.resources import CutoffsResource, WarehouseResource
+    from assets.resources import CutoffsResource, EngineResource, WarehouseResource
     from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource
 
     store = Warehouse(tmp_path / "home")
@@ -316,7 +316,7 @@ def test_assets_materialize_and_rematerialize_without_model_calls(tmp_path: Path
     selection = [assets.item_descriptions, assets.user_profiles, assets.item_embeddings, assets.user_embeddings]
     resources = {
         "warehouse": WarehouseResource(home=str(tmp_path / "home")),
-        "enrichment_generator": ExtractiveGeneratorResource(),
+        "engine": EngineResource(memory_limit="1GB"), "enrichment_generator": ExtractiveGeneratorResource(),
         "enrichment_embedder": EmbedderResource(),
     }
     def materialize(train_end: dt.datetime = CUTOFF) -> dict[str, dict[str, Any]]:

@@ -145,3 +145,21 @@ def test_run_config_accepts_enum_values_as_the_docs_spell_them() -> None:
     assert {"enrichment_item_descriptions", "enrichment_user_profiles"} <= set(split_run_config(defs, "leave-one-out")["ops"])
     with pytest.raises(RunConfigError, match="'sideways' is not supported"):
         normalize_run_config(defs.assets, split_run_config(defs, "sideways"))
+
+
+def test_the_training_data_split_settings_reach_the_generated_text() -> None:
+    """A run config that gives one training-data asset leave-one-out and a k-core (not --split) must still hold the
+    split's steps out of the item and user text: the settings reach every asset with those fields."""
+    from recforge.definitions import defs
+    from recforge.materialize import RunConfigError, with_training_settings
+
+    given = {"ops": {"training_data__training_window": {"config": {"split_kind": "leave_one_out", "k_core": 5}},
+                     "enrichment_user_profiles": {"config": {"event_types": ["purchase"]}}}}
+    ops = with_training_settings(defs, given)["ops"]
+    for name in ("enrichment_item_descriptions", "enrichment_user_profiles", "training_data__sequence_shards"):
+        assert ops[name]["config"]["split_kind"] == "leave_one_out" and ops[name]["config"]["k_core"] == 5, name
+    assert ops["enrichment_user_profiles"]["config"]["event_types"] == ["purchase"]  # given there: kept
+    assert "event_types" not in ops["enrichment_item_descriptions"]["config"]  # given nowhere in the training data
+    conflicting = {"ops": {"training_data__training_window": {"config": {"k_core": 5}}, "training_data__user_sequences": {"config": {"k_core": 3}}}}
+    with pytest.raises(RunConfigError, match="different k_core"):
+        with_training_settings(defs, conflicting)

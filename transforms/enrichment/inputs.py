@@ -96,36 +96,26 @@ def cutoff_filter(table: pa.Table, cutoff: dt.datetime, column: str = "ts") -> p
     return table.filter(pc.less(table[column], pa.scalar(cutoff, type=table.schema.field(column).type)))
 
 
-def without_held_out(table: pa.Table, interactions: pa.Table) -> pa.Table:
+def without_held_out(table: pa.Table, held_out: pa.Table) -> pa.Table:
     """``table`` (rows with ``user_id``, ``item_id``, ``ts``: reviews or events) without what a leave-one-out split
     holds out: each user's validation and test interactions.
 
     Under leave-one-out a user's last two interactions are held out, whatever their date, so the global cut-off
     does not keep them out of the text: a review of the held-out item by the user who holds it out would
-    describe that item to the model. ``interactions`` (``user_id``, ``item_id``, ``ts``: the core interactions the
-    split numbers) give, per user with at least three, the time ``t`` of the second-to-last one; a row of that
-    user at or after ``t``, or about an item the user interacted with at or after ``t``, is dropped. Ties at
-    ``t`` drop every tied row (the split orders them by their file position, which a review does not share).
+    describe that item to the model. ``held_out`` (``user_id``, ``item_id``, ``horizon``: the split's held-out
+    steps, :func:`transforms.sequences.window.held_out_steps`) gives each such user's horizon; a row of that
+    user at or after it, or about an item the user holds out, is dropped.
     """
-    if table.num_rows == 0 or interactions.num_rows == 0:
+    if table.num_rows == 0 or held_out.num_rows == 0:
         return table
-    ts_type = table.schema.field("ts").type
-    inter = interactions.select(["user_id", "item_id", "ts"]).cast(
-        pa.schema([("user_id", pa.string()), ("item_id", pa.string()), ("ts", ts_type)]))
-    users = inter["user_id"].to_numpy(zero_copy_only=False)
-    ts = inter["ts"].cast(pa.int64()).to_numpy()
-    order = np.lexsort((ts, users))
-    users, ts, items = users[order], ts[order], inter["item_id"].to_numpy(zero_copy_only=False)[order]
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    counts = np.diff(np.r_[starts, len(users)])
-    held = {users[s]: ts[s + n - 2] for s, n in zip(starts, counts, strict=True) if n >= 3}  # the validation step's time
-    late = np.array([u in held and t >= held[u] for u, t in zip(users, ts, strict=True)], dtype=bool)
-    held_items = set(zip(users[late], items[late], strict=True))
-    row_users = table["user_id"].to_numpy(zero_copy_only=False)
-    row_ts = table["ts"].cast(pa.int64()).to_numpy()
-    row_items = table["item_id"].to_numpy(zero_copy_only=False)
-    keep = np.array([not ((u in held and t >= held[u]) or (u, i) in held_items)
-                     for u, i, t in zip(row_users, row_items, row_ts, strict=True)], dtype=bool)
+    users = held_out["user_id"].to_numpy(zero_copy_only=False)
+    horizons = held_out["horizon"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
+    horizon = dict(zip(users, horizons, strict=True))
+    held_items = set(zip(users, held_out["item_id"].to_numpy(zero_copy_only=False), strict=True))
+    row_ts = table["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
+    keep = np.array([not ((u in horizon and t >= horizon[u]) or (u, i) in held_items)
+                     for u, i, t in zip(table["user_id"].to_numpy(zero_copy_only=False),
+                                        table["item_id"].to_numpy(zero_copy_only=False), row_ts, strict=True)], dtype=bool)
     return table.filter(pa.array(keep))
 
 

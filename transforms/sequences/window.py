@@ -116,18 +116,8 @@ def build_training_window(
     Raises:
         ValueError: The labels were built with other cut-offs, or cannot give the chosen estimand.
     """
-    seq.register_rows(engine, "tw_interactions", interactions, CORE_INTERACTIONS)
-    kept = _event_filter(config, "i.event_type")
-    core = None
-    core_join = ""
-    if config.k_core is not None:
-        core = seq.training_core(engine, "tw_interactions", config, split)
-        engine.register_arrow("tw_core_users", core.users)
-        engine.register_arrow("tw_core_items", core.items)
-        core_join = "JOIN tw_core_users cu ON cu.user_idx = i.user_idx JOIN tw_core_items ci ON ci.item_idx = i.item_idx"
+    events, core = _kept_events(engine, interactions, config, split, "tw")
     columns = ", ".join(f"i.{name}" for name in seq.INTERACTIONS_SCHEMA.names)
-    events = engine.query(f"SELECT {columns} FROM tw_interactions i {core_join} WHERE {kept}")
-    engine.register_arrow("tw_kept", events)
     label_weights = seq.LABEL_WEIGHTS_SCHEMA.empty_table()
     estimand = seq.WeightEstimand.NONE
     if labels is not None:
@@ -147,6 +137,58 @@ SELECT * FROM (
 ) window_rows
 ORDER BY user_idx, ts, {seq.TIE_ORDER}""")
     return TrainingWindow(result.select(WINDOW_SCHEMA.names).cast(WINDOW_SCHEMA), core, estimand)
+
+
+def _kept_events(engine: Engine, interactions: seq.Source, config: seq.SequenceConfig, split: seq.SplitConfig,
+                 prefix: str) -> tuple[pa.Table, seq.KCoreResult | None]:
+    """The interactions the training data keeps (``config.event_types``, k-cored on the split's training
+    window), registered as ``<prefix>_kept``, and the k-core run (None without one)."""
+    seq.register_rows(engine, f"{prefix}_interactions", interactions, CORE_INTERACTIONS)
+    core = None
+    core_join = ""
+    if config.k_core is not None:
+        core = seq.training_core(engine, f"{prefix}_interactions", config, split)
+        engine.register_arrow(f"{prefix}_core_users", core.users)
+        engine.register_arrow(f"{prefix}_core_items", core.items)
+        core_join = (f"JOIN {prefix}_core_users cu ON cu.user_idx = i.user_idx "
+                     f"JOIN {prefix}_core_items ci ON ci.item_idx = i.item_idx")
+    columns = ", ".join(f"i.{name}" for name in seq.INTERACTIONS_SCHEMA.names)
+    events = engine.query(f"SELECT {columns} FROM {prefix}_interactions i {core_join} WHERE {_event_filter(config, 'i.event_type')}")
+    engine.register_arrow(f"{prefix}_kept", events)
+    return events, core
+
+
+HELD_OUT_SCHEMA = pa.schema([("user_id", pa.string()), ("item_id", pa.string()), ("horizon", pa.timestamp("ms", tz="UTC"))])
+
+
+def held_out_steps(engine: Engine, interactions: seq.Source, config: seq.SequenceConfig) -> pa.Table:
+    """What a leave-one-out split of these interactions holds out, for data built before the split (the
+    generated item and user text) to leave it out too: one row per user and item of the user's
+    validation and test steps (:data:`HELD_OUT_SCHEMA`), with ``horizon``, the time the user's held-out
+    data starts (the first event of the validation step).
+
+    The steps are the split's own (:func:`transforms.sequences.inputs.steps_ctes` over the events the
+    training window keeps: ``config.event_types``, the k-core on each user's training prefix), so a
+    step of several events on one item, a filtered event type or a k-cored item moves the horizon as it
+    moves the split. Users with fewer than three steps have no held-out rows (the split makes no
+    query of them).
+    """
+    split = seq.SplitConfig(kind=seq.SplitKind.LEAVE_ONE_OUT)
+    _kept_events(engine, interactions, config, split, "ho")
+    ctes = seq.steps_ctes(engine.dialect, config, split, source="ho_kept", weights=None, codes=None)
+    held = engine.query(f"""
+WITH {ctes},
+held AS (
+    SELECT user_idx, item_idx, MIN(CASE WHEN pos = n - 1 THEN ts_ms END) OVER (PARTITION BY user_idx) AS horizon_ms
+    FROM base WHERE n >= 3 AND pos >= n - 1
+),
+users AS (SELECT DISTINCT user_idx, user_id FROM ho_kept),
+items AS (SELECT DISTINCT item_idx, item_id FROM ho_kept)
+SELECT DISTINCT u.user_id, i.item_id, h.horizon_ms FROM held h
+JOIN users u ON u.user_idx = h.user_idx JOIN items i ON i.item_idx = h.item_idx
+ORDER BY u.user_id, i.item_id""")
+    horizon = held["horizon_ms"].cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    return pa.table([held["user_id"].cast(pa.string()), held["item_id"].cast(pa.string()), horizon], schema=HELD_OUT_SCHEMA)
 
 
 def window_params(

@@ -143,13 +143,9 @@ def test_under_leave_one_out_the_held_out_interactions_leave_the_text() -> None:
     describe the held-out items (nor the users), though they fall before the global cut-off."""
     from transforms.enrichment.inputs import without_held_out
 
-    def inter(user: str, item: str, day: int, hour: int = 12) -> dict:
-        return {"user_id": user, "item_id": item, "ts": ts(day, hour)}
-
-    interactions = pa.Table.from_pylist([
-        inter("u1", "i1", 2), inter("u1", "i3", 5), inter("u1", "i2", 7), inter("u1", "i4", 8),  # held out: i2 (valid), i4 (test)
-        inter("u2", "i1", 4), inter("u2", "i3", 6),  # two interactions: nothing held out
-    ])
+    # the split's held-out steps (transforms.sequences.window.held_out_steps): u1's valid step i2 on day 7 and
+    # test step i4; u2, with two interactions, holds nothing out
+    held = pa.table({"user_id": ["u1", "u1"], "item_id": ["i2", "i4"], "horizon": pa.array([ts(7), ts(7)], pa.timestamp("ms", tz="UTC"))})
     extra = [
         {"review_id": "v5", "user_id": "u1", "item_id": "i2", "ts": ts(7), "rating": 5.0, "title": "Held out",
          "text": "Blue flame, boils fast.", "helpful_votes": 3},
@@ -158,9 +154,9 @@ def test_under_leave_one_out_the_held_out_interactions_leave_the_text() -> None:
         {"review_id": "v7", "user_id": "u2", "item_id": "i3", "ts": ts(6), "rating": 2.0, "title": "Kept",
          "text": "Scratches easily.", "helpful_votes": 0},
     ]
-    kept = without_held_out(reviews(extra), interactions)
+    kept = without_held_out(reviews(extra), held)
     assert sorted(kept["review_id"].to_pylist()) == ["v1", "v2", "v3", "v7"]  # v4 (day 12) is after u1's valid step too
     tasks = _by_id(build_item_tasks(items(), kept, CUTOFF))
     assert "Blue flame" not in str(tasks["i2"].payload) and tasks["i2"].payload["review_count"] == 0
     # Without a held-out step (temporal splits, or too few interactions) nothing is dropped.
-    assert without_held_out(reviews(extra), interactions.filter(pa.array([False] * 4 + [True] * 2))).num_rows == 7
+    assert without_held_out(reviews(extra), held.slice(0, 0)).num_rows == 7

@@ -19,6 +19,7 @@ from transforms.sequences.window import (
     WindowParams,
     build_training_window,
     check_window,
+    held_out_steps,
     prepare_window,
     window_params,
 )
@@ -174,3 +175,28 @@ def test_session_split_keeps_test_sessions_out_of_training(duckdb_engine: Engine
     prep = seq.prepare(duckdb_engine, interactions(rows), seq.SequenceConfig(min_len=2), split)
     out = [(r["split"], r["user_idx"], r["item_ids"], r["target_item_ids"]) for r in seq.build_splits(duckdb_engine, prep).to_pylist()]
     assert out == [("train", 1, [1, 2, 3], []), ("valid", 2, [1], [2]), ("test", 1, [4], [5]), ("test", 1, [4, 5], [6])]
+
+
+def test_held_out_steps_are_the_leave_one_out_split_own(duckdb_engine: Engine) -> None:
+    """What the generated text leaves out under leave-one-out is what the split holds out: its own steps (events
+    on one item in a row are one step), over the event types and k-core the training data keeps."""
+    # u1: i1, i2, i3, then a view and a purchase of i4 (one step): held out i3 (valid, from hour 3) and i4.
+    # Counting raw events instead would put the valid step at the view of i4 and leave i3's text in.
+    rows = [event("a", 1, 1, 1), event("b", 1, 2, 2), event("c", 1, 3, 3), event("d", 1, 4, 4, "view"), event("e", 1, 4, 5, "purchase"),
+            event("f", 2, 1, 1), event("g", 2, 2, 2)]  # u2: two steps, no query, nothing held out
+    held = held_out_steps(duckdb_engine, interactions(rows), seq.SequenceConfig())
+    assert [(r["user_id"], r["item_id"], r["horizon"]) for r in held.to_pylist()] == [("u1", "i3", T0 + 3 * HOUR), ("u1", "i4", T0 + 3 * HOUR)]
+    # Only clicks: u1's steps are i1, i2, i3, so i2 and i3 are held out from hour 2.
+    clicks = held_out_steps(duckdb_engine, interactions(rows), seq.SequenceConfig(event_types=(EventType.CLICK,)))
+    assert [(r["item_id"], r["horizon"]) for r in clicks.to_pylist()] == [("i2", T0 + 2 * HOUR), ("i3", T0 + 2 * HOUR)]
+    # Against the split itself, with a k-core and an event-type filter, on random worlds.
+    for seed in (1, 2, 3):
+        inter = interactions(random_world(random.Random(seed), users=7, items=ITEMS - 1, events=120))
+        config = seq.SequenceConfig(max_len=None, min_len=1, k_core=2, event_types=(EventType.CLICK, EventType.PURCHASE))
+        splits = seq.build_splits(duckdb_engine, seq.prepare(duckdb_engine, inter, config, LOO))
+        targets = {(f"u{r['user_idx']}", f"i{r['target_item_ids'][0]}") for r in splits.to_pylist() if r["split"] != "train"}
+        valid = {f"u{r['user_idx']}": r["target_timestamps"][0] for r in splits.to_pylist() if r["split"] == "valid"}
+        held = held_out_steps(duckdb_engine, inter, config)
+        assert targets and {(r["user_id"], r["item_id"]) for r in held.to_pylist()} == targets
+        ms = held["horizon"].cast(pa.int64()).to_pylist()
+        assert {u: ms[k] for k, u in enumerate(held["user_id"].to_pylist())} == valid
