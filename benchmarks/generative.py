@@ -345,7 +345,7 @@ def main() -> None:
     first = json.loads(json.dumps(out))  # what the file held, as JSON gives it back
     out |= {"hardware": hardware(), "published": PUBLISHED, "published_run_length": PUBLISHED_RUN_LENGTH, "budget_scale": scale,
             "protocol": "leave-one-out (last item test, second-to-last validation, selection on validation), full ranking over all items, "
-                        "seen items filtered for SASRec/HSTU/popularity; TIGER: constrained beam search (beam 50; Beauty test on a seeded sample of 2000 users, on all users for beauty_tiger_long: each key's protocol says which), beams are ranked lists"}
+                        "seen items filtered for SASRec/HSTU/popularity; TIGER: constrained beam search (beam 50; Beauty test on a seeded sample of 2000 users, on all users for beauty_tiger_long: each key's protocol says which), beams are ranked lists; from session 13 seen items are left out of the beam search itself (before: filtered from the beam's list)"}
     wanted = set(filter(None, args.only.split(",")))
 
     def save() -> None:
