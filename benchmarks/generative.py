@@ -386,7 +386,9 @@ def main() -> None:
             ("beauty", "hstu_books", beauty, None, "beauty_hstu_books"),
             ("beauty", "hstu_books_long", beauty, None, "beauty_hstu_books_long"),
             ("beauty", "hstu_books_wd", beauty, None, "beauty_hstu_books_wd"), ("beauty", "tiger_reg", beauty, provided, "beauty_tiger_reg"),
-            ("beauty", "tiger", beauty, "own", "beauty_tiger_own_ids_short"), ("beauty", "tiger_paper", beauty, provided, "beauty_tiger_paper")]
+            ("beauty", "tiger", beauty, "own", "beauty_tiger_own_ids_short"), ("beauty", "tiger_paper", beauty, provided, "beauty_tiger_paper"),
+            # beauty_tiger_own_ids without its 10-epoch cap (its validation still rose at epoch 10), under --out-dir
+            ("beauty", "tiger_long", beauty, "own", "beauty_tiger_own_ids_uncapped")]
     budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}
     for dataset, model, data, ids, key in plan:
         if wanted and key not in wanted:
