@@ -244,7 +244,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long",
-            "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_short", "beauty_tiger_paper"]
+            "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_short", "beauty_tiger_paper"]
     keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
@@ -253,7 +253,7 @@ def markdown_table(out: dict) -> str:
             continue
         detail = out.get(f"{key}_detail", {})
         cells = [str(out.get(f"{key}_{name}{k}", "")) for k in KS for name in (hit, "ndcg")]
-        model = re.sub(r"_seed\d+$", "", key).replace("_own_ids", "").replace("_short", "").replace("_sampled", "").replace("_direct", "").replace("_full", "").replace("_dropout", "").replace("_long", "").replace("_reg", "").replace("_temp", "")
+        model = re.sub(r"_seed\d+$", "", key).replace("_own_ids", "").replace("_uncapped", "").replace("_short", "").replace("_sampled", "").replace("_direct", "").replace("_full", "").replace("_dropout", "").replace("_long", "").replace("_reg", "").replace("_temp", "")
         published = f"{PUBLISHED.get(f'{model}_{hit}10', '')} / {PUBLISHED.get(f'{model}_ndcg10', '')}" if f"{model}_{hit}10" in PUBLISHED else ""
         epochs = f"{detail.get('epochs', '')} ({detail['best_epoch'] + 1})" if detail.get("best_epoch") is not None else ""  # best: counted from 1
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {out.get(f'{key}_seconds', '')} | {detail.get('examples_per_second', '')} | "
