@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from assets.resources_enrichment import EmbedderResource, ExtractiveGeneratorResource, GeneratorResource
+from assets.training_data_config import event_types_of
 from pipelines.enrichment import EmbeddingRun, GenerationRun, run_embedding, run_generation
 from transforms.cutoffs import Cutoffs
 from transforms.enrichment.inputs import (
@@ -38,7 +39,6 @@ from warehouse.contracts import (
     RAW_IMPRESSIONS,
     RAW_ITEMS,
     RAW_REVIEWS,
-    EventType,
     TableContract,
     embedding_contract,
 )
@@ -147,8 +147,7 @@ class HeldOutConfig(dg.Config):
     event_types: list[str] | None = None
 
     def sequence_config(self) -> SequenceConfig:
-        types = None if self.event_types is None else tuple(EventType(e) for e in self.event_types)
-        return SequenceConfig(k_core=self.k_core, event_types=types)
+        return SequenceConfig(k_core=self.k_core, event_types=event_types_of(self.event_types))
 
 
 class ItemDescriptionsConfig(HeldOutConfig):

@@ -12,6 +12,11 @@ from warehouse.contracts import EventType
 from warehouse.shards import ShardConfig
 
 
+def event_types_of(names: list[str] | None) -> tuple[EventType, ...] | None:
+    """A run config's ``event_types`` (their values; None: every type) as the sequence settings take them."""
+    return None if names is None else tuple(EventType(e) for e in names)
+
+
 class SequenceDataConfig(dg.Config):
     """Run configuration shared by the training-data assets (keep them equal across one run).
 
@@ -49,8 +54,7 @@ class SequenceDataConfig(dg.Config):
         return seq.SplitKind.parse(self.split_kind)
 
     def sequence_config(self) -> seq.SequenceConfig:
-        types = None if self.event_types is None else tuple(EventType(e) for e in self.event_types)
-        return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core, event_types=types)
+        return seq.SequenceConfig(max_len=self.max_len, min_len=self.min_len, k_core=self.k_core, event_types=event_types_of(self.event_types))
 
     def weight_config(self) -> seq.WeightConfig:
         return seq.WeightConfig(estimand=seq.WeightEstimand(self.estimand), clip_min=self.clip_min)

@@ -110,7 +110,6 @@ class Trie:
         width = max(table.sizes)
         self.levels = levels
         self.sizes = table.sizes
-        self.allowed: list[torch.Tensor] = []
         self.child: list[torch.Tensor] = []
         self.item_node: list[torch.Tensor] = []  # per depth, [I]: the node of each item's prefix one code longer
         self.node_items: list[torch.Tensor] = []  # per depth, [nodes_{d+1}]: the items under that node
@@ -126,10 +125,14 @@ class Trie:
             child = np.full((n_nodes, width), -1, np.int64)
             child[node, codes[:, depth]] = next_node
             self.child.append(torch.from_numpy(child))
-            self.allowed.append(torch.from_numpy(child >= 0))
             self.item_node.append(torch.from_numpy(next_node))
             self.node_items.append(torch.from_numpy(np.bincount(next_node, minlength=next_count)))
             node, n_nodes = next_node, next_count
+
+    @property
+    def allowed(self) -> list[torch.Tensor]:
+        """Per depth, ``[nodes_d, V_d]`` bool: which code may follow the prefix (``child >= 0``)."""
+        return [child >= 0 for child in self.child]
 
     def exhausted(self, excluded: torch.Tensor) -> list[torch.Tensor]:
         """Per depth, ``[B, nodes_{d+1}]`` bool: every item under the node is in ``excluded [B, I]``."""
@@ -141,7 +144,6 @@ class Trie:
         return out
 
     def to(self, device: torch.device) -> Trie:
-        self.allowed = [a.to(device) for a in self.allowed]
         self.child = [c.to(device) for c in self.child]
         self.item_node = [n.to(device) for n in self.item_node]
         self.node_items = [n.to(device) for n in self.node_items]
