@@ -148,6 +148,12 @@ MODELS = {
     # is 40 hours or more on one CPU thread): 4 + 4 layers, feed-forward 1,024, lr 0.01 held for 10,000 steps (20
     # epochs of Beauty at batch 256), then its inverse square root, 200,000 steps. 150 steps of it on Beauty trained
     # like lr 1e-3 (loss 3.8 against 3.8), no divergence.
+    # tiger_long continued with a decaying rate (``beauty_tiger_long_decay``): warm-started from beauty_tiger_long's best
+    # epoch (18 of 20 at a constant 1e-3, validation still rising with epoch-to-epoch swings of +-0.005 NDCG@10), half an
+    # epoch of warm-up for the fresh optimiser, then a half cosine to 0 over 15 epochs: the constant rate's noise
+    # removed, as the paper's inverse square root does over its longer run.
+    "tiger_long_decay": ({**TIGER_LONG, "schedule.kind": "cosine", "schedule.warmup_epochs": 0.5, "schedule.decay_epochs": 15,
+                          "run.max_epochs": 15}, {"ml100k": 180, "beauty": 5400}),
     "tiger_paper": ({**TIGER_LONG, "tiger.layers": 4, "tiger.ff": 1024, "tiger.lr": 0.01, "schedule.kind": "inverse_sqrt",
                      "schedule.hold_epochs": 20, "run.max_epochs": 400}, {"ml100k": 180, "beauty": 36000}),
 }
@@ -160,12 +166,15 @@ def hardware() -> dict[str, object]:
 
 
 def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: str, source=None, out_dir: Path | None = None,
-            seed: int | None = None) -> None:  # type: ignore[no-untyped-def]
+            seed: int | None = None, init_from: Path | None = None) -> None:  # type: ignore[no-untyped-def]
     """Train ``model`` on ``data`` within ``budget`` seconds and record its figures under ``key`` in ``out``. With
     ``out_dir``, the run checkpoints each epoch under ``out_dir/key`` and continues from there when called again: the
     curve, seconds and epochs recorded then span every call. ``seed`` replaces the run's seed (``run.seed``, 1 by
-    default): the initialisation and the epoch orders."""
+    default): the initialisation and the epoch orders. ``init_from``: a checkpoint whose best weights start the run
+    (its wall time is then this run's alone; ``detail.warm_started_from`` names the checkpoint)."""
     overrides, _ = MODELS[model]
+    if init_from is not None:
+        overrides = {**overrides, "run.init_from": str(init_from)}
     if seed is not None:
         overrides = {**overrides, "run.seed": seed}
     # One thread: on these shared 2-core machines two torch threads per process ran 3-12x slower per step.
@@ -201,7 +210,8 @@ def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: 
                             "step_seconds": round(result.step_seconds, 1),
                             "sequences_per_step_second": round(result.examples_per_second * result.seconds / max(result.step_seconds, 1e-9), 1),
                             "peak_rss_mb": peak.mb, "load_average_at_start": load, "protocol": result.protocol, "test": {k: round(v, 5) for k, v in test.items()},
-                            "curve": curve, "config": cfg.to_dict()}
+                            "curve": curve, "config": cfg.to_dict(),
+                            "warm_started_from": str(init_from) if result.warm_started is not None else None}
     print(f"{key}: {json.dumps({k: v for k, v in out.items() if k.startswith(key) and not k.endswith('_detail')})}", flush=True)
 
 
@@ -243,7 +253,7 @@ def markdown_table(out: dict) -> str:
             "ml100k_temporal_hstu", "ml100k_temporal_tiger", "beauty_popularity", "beauty_sasrec", "beauty_sasrec_sampled",
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
-            "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long",
+            "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long", "beauty_tiger_long_decay",
             "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_short", "beauty_tiger_paper"]
     keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
@@ -388,7 +398,10 @@ def main() -> None:
             ("beauty", "hstu_books_wd", beauty, None, "beauty_hstu_books_wd"), ("beauty", "tiger_reg", beauty, provided, "beauty_tiger_reg"),
             ("beauty", "tiger", beauty, "own", "beauty_tiger_own_ids_short"), ("beauty", "tiger_paper", beauty, provided, "beauty_tiger_paper"),
             # beauty_tiger_own_ids without its 10-epoch cap (its validation still rose at epoch 10), under --out-dir
-            ("beauty", "tiger_long", beauty, "own", "beauty_tiger_own_ids_uncapped")]
+            ("beauty", "tiger_long", beauty, "own", "beauty_tiger_own_ids_uncapped"),
+            ("beauty", "tiger_long_decay", beauty, provided, "beauty_tiger_long_decay")]
+    # Runs that start from another run's best weights (run.init_from): that run's checkpoint under --out-dir.
+    warm_from = {"beauty_tiger_long_decay": "beauty_tiger_long"}
     budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}
     for dataset, model, data, ids, key in plan:
         if wanted and key not in wanted:
@@ -400,7 +413,12 @@ def main() -> None:
             started = time.perf_counter()
             ids = cooccurrence_ids(data.train.items, data.num_items, codes_per_level=min(256, max(8, data.num_items // 16)))
             out[f"{key}_ids"] = {"colliding_items": ids.colliding_items, "sizes": list(ids.sizes), "seconds": round(time.perf_counter() - started, 1)}
-        run_one(dataset, model, data, ids, budget, out, key, out_dir=args.out_dir, seed=args.seed)
+        init_from = None
+        if key in warm_from:
+            if args.out_dir is None or not (args.out_dir / warm_from[key] / "checkpoint.pt").exists():
+                parser.error(f"{key} starts from {warm_from[key]}'s checkpoint: run --only {warm_from[key]} --out-dir DIR first, then this with the same --out-dir")
+            init_from = args.out_dir / warm_from[key] / "checkpoint.pt"
+        run_one(dataset, model, data, ids, budget, out, key, out_dir=args.out_dir, seed=args.seed, init_from=init_from)
         save()
         if args.seed is not None:  # over every seed in the file now, those of runs beside this one too
             base = key.removesuffix(f"_seed{args.seed}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,3 +55,28 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     other = build_task(TrainConfig().with_overrides({"model": ModelKind.MF, "mf.dim": 8}), data)
     with pytest.raises(ValueError, match="no weight"):
         warm_start(other, first.checkpoint)
+
+
+@pytest.mark.parametrize("model", ["sasrec", "tiger"])
+def test_a_sequence_model_warm_starts_from_the_checkpoints_best_weights(model: str, tmp_path: Path) -> None:
+    from tests.training.test_sasrec import NUM_ITEMS, cycle_data, tiny
+    from training.generative.semantic_ids import disambiguate
+    from training.generative.train import train_generative
+
+    data = cycle_data()
+    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1)) if model == "tiger" else None
+    small = {"tiger.dim": 32, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 64, "tiger.max_items": 4, "tiger.user_buckets": 8,
+             "tiger.beam": 10, "tiger.valid_beam": 10, "run.max_epochs": 3} if model == "tiger" else {"run.max_epochs": 3}
+    first = train_generative(tiny(model, **small, **{"run.out_dir": str(tmp_path / "first")}), data, ids)
+    assert first.checkpoint is not None
+
+    # Learning rate 0: the run cannot move its weights, so it ends with the weights it started from.
+    frozen = {"sasrec.lr": 0.0, "tiger.lr": 0.0, "run.max_epochs": 1, "sasrec.dropout": 0.0, "tiger.dropout": 0.0}
+    warm = train_generative(tiny(model, **{**small, **frozen, "run.init_from": str(first.checkpoint)}), data, ids)
+    cold = train_generative(tiny(model, **{**small, **frozen}), data, ids)
+
+    assert warm.warm_started is not None and set(warm.warm_started.values()) == {"loaded"}
+    for name, tensor in first.task.state_dict().items():
+        assert torch.equal(warm.task.state_dict()[name], tensor), name
+    assert warm.test == first.test
+    assert cold.warm_started is None and cold.test != first.test

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from training.data import BatchLayout
+from training.checkpoint import warm_start
 from training.generative.config import GenerativeConfig, GenerativeKind, SequenceSource
 from training.generative.data import PrefixData, SequenceBatch, SequenceData, shards_with_codes
 from training.generative.datasets import beauty_ids, load_beauty, load_movielens
@@ -74,6 +75,8 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
         optimiser = torch.optim.AdamW(task.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         out_dir = Path(run.out_dir) if run.out_dir else None
         state, resumed = resume_state(out_dir if run.resume else None, task, optimiser)
+        # A resumed run continues its own weights; a fresh one may start from another run's (warm start).
+        warm = warm_start(task, Path(run.init_from)) if run.init_from and resumed is None else None
         # -- loop
         steps_per_epoch = math.ceil(len(examples_data) / run.batch_size)
         total = run.max_steps or steps_per_epoch * run.max_epochs
@@ -124,7 +127,7 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             epoch_losses=state.losses, examples_per_second=examples / max(elapsed, 1e-9), task=task,
             checkpoint=(out_dir / "checkpoint.pt") if out_dir is not None else None, versions=dict(data.versions),
             resumed_from_epoch=resumed, curve=curve, protocol=data.protocol if cfg.model is not GenerativeKind.TIGER else _tiger_protocol(data, cfg),
-            seconds=elapsed, step_seconds=step_seconds,
+            seconds=elapsed, step_seconds=step_seconds, warm_started=warm,
         )
     finally:
         if owns_group:
