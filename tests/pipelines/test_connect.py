@@ -13,19 +13,20 @@ from hypothesis import strategies as st
 
 from pipelines.connect import UNDATED, ConnectRules, ingest_dataset
 from pipelines.ingestion import BadRowShareExceeded
+from tests.connector_files import connector_root
 from transforms.connectors import connector_for
 from transforms.connectors.tabular import TabularConnector, mapping_from_dict
 from transforms.engine import DuckDBEngine, EngineConfig
 from warehouse import contracts
 from warehouse.store import Warehouse
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "connectors"
+FIXTURES = connector_root()  # tests/connector_files.py, written into a temporary folder
 # A fixed sanity bound (no wall clock in tests); the fixtures are mostly broken lines on purpose, so no
 # bad-row limit unless a test sets one.
 RULES = ConnectRules(ts_max=dt.datetime(2030, 1, 1), max_bad_share=None)
 
-# (read, staged, quarantined, reasons) per table for every hand-written fixture; the comments in
-# tests/fixtures/connectors say which line is broken how.
+# (read, staged, quarantined, reasons) per table for every hand-written fixture (tests/connector_files.py
+# holds them; a broken line is broken in plain sight).
 EXPECTED = {
     ("movielens", "movielens/ml-100k"): {
         "events": (6, 3, 3, {"bad_value:ts": 1, "duplicate": 1, "invalid_json": 1}),

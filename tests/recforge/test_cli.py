@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.connector_files import connector_root
 from warehouse.catalog import refresh_catalog
 from warehouse.contracts import CORE_INTERACTIONS, RAW_EVENTS, RAW_USERS
 from warehouse.store import Warehouse
@@ -76,7 +77,7 @@ def test_world_command_writes_the_documented_layout(tmp_path: Path) -> None:
 
 # --- recforge build: the layers below raw from the raw tables as they are --------------------------
 
-ML_1M = REPO / "tests" / "fixtures" / "connectors" / "movielens" / "ml-1m"
+ML_1M = connector_root() / "movielens" / "ml-1m"  # tests/connector_files.py
 
 
 def ingested_home(tmp_path: Path) -> Path:

@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from training.data import BatchLayout
 from training.checkpoint import warm_start
+from training.data import BatchLayout
 from training.generative.config import GenerativeConfig, GenerativeKind, SequenceSource
 from training.generative.data import PrefixData, SequenceBatch, SequenceData, shards_with_codes
 from training.generative.datasets import beauty_ids, load_beauty, load_movielens

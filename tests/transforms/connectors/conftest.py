@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.connector_files import connector_root
 from transforms.connectors import Connector, Record
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "connectors"
 
 
 @pytest.fixture()
 def fixtures() -> Path:
-    return FIXTURES
+    return connector_root()
 
 
 def by_table(connector: Connector) -> dict[str, list[Record]]:
