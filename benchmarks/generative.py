@@ -254,7 +254,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_tiger", "beauty_tiger_long", "beauty_tiger_long_decay",
-            "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_short", "beauty_tiger_paper"]
+            "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_decay", "beauty_tiger_own_ids_short", "beauty_tiger_paper"]
     keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
@@ -399,9 +399,10 @@ def main() -> None:
             ("beauty", "tiger", beauty, "own", "beauty_tiger_own_ids_short"), ("beauty", "tiger_paper", beauty, provided, "beauty_tiger_paper"),
             # beauty_tiger_own_ids without its 10-epoch cap (its validation still rose at epoch 10), under --out-dir
             ("beauty", "tiger_long", beauty, "own", "beauty_tiger_own_ids_uncapped"),
-            ("beauty", "tiger_long_decay", beauty, provided, "beauty_tiger_long_decay")]
+            ("beauty", "tiger_long_decay", beauty, provided, "beauty_tiger_long_decay"),
+            ("beauty", "tiger_long_decay", beauty, "own", "beauty_tiger_own_ids_decay")]
     # Runs that start from another run's best weights (run.init_from): that run's checkpoint under --out-dir.
-    warm_from = {"beauty_tiger_long_decay": "beauty_tiger_long"}
+    warm_from = {"beauty_tiger_long_decay": "beauty_tiger_long", "beauty_tiger_own_ids_decay": "beauty_tiger_own_ids_uncapped"}
     budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}
     for dataset, model, data, ids, key in plan:
         if wanted and key not in wanted:
