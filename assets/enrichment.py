@@ -9,6 +9,7 @@ after everything that succeeded was written.
 """
 
 import datetime as dt
+import json
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -32,7 +33,8 @@ from transforms.enrichment.records import FAILURE_CONTRACTS, OUTPUT_CONTRACTS, t
 from transforms.enrichment.reports import Report, embedding_report, generation_reports, partitions_to_read
 from transforms.enrichment.types import TEXT_FIELD, EntityKind, GenerationTask
 from transforms.sequences import SequenceConfig, SplitKind
-from transforms.sequences.window import held_out_steps
+from transforms.sequences.window import HeldOutSettings, held_out_steps
+from warehouse.atomic import write_json
 from warehouse.contracts import (
     CORE_INTERACTIONS,
     RAW_EVENTS,
@@ -78,13 +80,15 @@ def _generate(
     generator: GeneratorResource,
     cutoffs: Cutoffs,
     keys: tuple[dg.AssetKey, dg.AssetKey],
+    held_out: HeldOutSettings,
 ) -> list[dg.MaterializeResult]:
-    """Run the generation pipeline for ``tasks`` and report both tables."""
+    """Run the generation pipeline for ``tasks``, record ``held_out`` beside the text, and report both tables."""
     store = warehouse.store()
     out_contract, fail_contract = OUTPUT_CONTRACTS[entity], FAILURE_CONTRACTS[entity]
 
     def sink(outputs: pa.Table, failures: pa.Table) -> None:
-        store.write(out_contract, outputs)
+        written = store.write(out_contract, outputs)
+        write_json(store.table_dir(out_contract) / HELD_OUT_FILE, {**held_out.to_json(), "content_hash": written.content_hash})
         store.write(fail_contract, failures)
         warehouse.refresh_catalog()
 
@@ -93,7 +97,7 @@ def _generate(
                         generator.max_failure_share, generator.beam())
     result = run_generation(tasks, lambda: store.read(out_contract), run, sink)  # read once the work folder is locked
     run_meta = {**result.stats.as_metadata(), "cutoff": cutoffs.train_end.isoformat(), **cutoffs.as_metadata(),
-                "generator_kind": config.kind.value, "model": config.stored_model}
+                "generator_kind": config.kind.value, "model": config.stored_model, "held_out": held_out.to_json()}
     outputs, failures = generation_reports(
         entity, result.outputs, result.failures, tasks, run_meta, generator.max_failure_share, cutoffs.train_end
     )
@@ -149,6 +153,9 @@ class HeldOutConfig(dg.Config):
     def sequence_config(self) -> SequenceConfig:
         return SequenceConfig(k_core=self.k_core, event_types=event_types_of(self.event_types))
 
+    def settings(self) -> HeldOutSettings:
+        return HeldOutSettings.of(self.split_kind, self.sequence_config())
+
 
 class ItemDescriptionsConfig(HeldOutConfig):
     """Which catalog items to describe (:class:`transforms.enrichment.inputs.ItemScope`): ``catalog`` (every
@@ -157,6 +164,27 @@ class ItemDescriptionsConfig(HeldOutConfig):
     own_fields: ClassVar[tuple[str, ...]] = ("items", "split_kind", "k_core", "event_types")
 
     items: ItemScope = ItemScope.CATALOG
+
+
+HELD_OUT_FILE = "_held_out.json"  # beside a generated text table: the held-out settings its text left out, and its hash
+
+
+def text_leaks(store: Warehouse, window: HeldOutSettings) -> dict[str, str]:
+    """Per generated text table (item descriptions, user profiles) that exists, why its text may keep interactions
+    that ``window``'s split holds out: it was generated for other held-out settings, or its version records none
+    (written before the settings were recorded, or by something other than its asset). Empty: no leak."""
+    leaks: dict[str, str] = {}
+    for contract in OUTPUT_CONTRACTS.values():
+        if window.split_kind is not SplitKind.LEAVE_ONE_OUT or not store.exists(contract):
+            continue
+        path = store.table_dir(contract) / HELD_OUT_FILE
+        record = json.loads(path.read_text()) if path.exists() else None
+        if record is None or record.get("content_hash") != store.manifest(contract).get("all", {}).get("content_hash"):
+            leaks[contract.name] = (f"{contract.name} records no held-out settings for its current version: materialize it again "
+                                    f"with split_kind {window.split_kind.value}, k_core {window.k_core}, event_types {window.event_types}")
+        elif (why := HeldOutSettings.from_json(record).leak_against(window)) is not None:
+            leaks[contract.name] = f"{contract.name}: {why}; materialize it again with this window's settings"
+    return leaks
 
 
 def _held_out(store: Warehouse, engine: EngineResource, config: HeldOutConfig) -> pa.Table | None:
@@ -220,7 +248,8 @@ def item_descriptions(
         f"describing {items.num_rows:,} of {catalog.num_rows:,} catalog items (items: {config.items.value}) and "
         f"{len(tasks) - items.num_rows:,} items known only from their reviews"
     )
-    yield from _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, resolved, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY))
+    yield from _generate(EntityKind.ITEM, tasks, warehouse, enrichment_generator, resolved, (ITEM_DESCRIPTIONS_KEY, ITEM_DESCRIPTION_FAILURES_KEY),
+                         config.settings())
 
 
 @dg.multi_asset(
@@ -248,7 +277,8 @@ def user_profiles(
     tasks = build_user_tasks(
         _before(store, RAW_EVENTS, cutoff, held_out), _before(store, RAW_REVIEWS, cutoff, held_out), store.read(RAW_ITEMS), cutoff
     )
-    yield from _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, resolved, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY))
+    yield from _generate(EntityKind.USER, tasks, warehouse, enrichment_generator, resolved, (USER_PROFILES_KEY, USER_PROFILE_FAILURES_KEY),
+                         config.settings())
 
 
 def _embedding_asset(entity: EntityKind, key: dg.AssetKey, source_key: dg.AssetKey) -> dg.AssetsDefinition:

@@ -25,13 +25,20 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.enrichment import text_leaks
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from assets.training_data_config import SequenceDataConfig
 from transforms import sequences as seq
 from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
 from transforms.sequences import summaries
-from transforms.sequences.window import WindowParams, build_training_window, prepare_window, window_params
+from transforms.sequences.window import (
+    HeldOutSettings,
+    WindowParams,
+    build_training_window,
+    prepare_window,
+    window_params,
+)
 from warehouse import contracts
 from warehouse.atomic import write_json
 from warehouse.contracts import (
@@ -120,6 +127,8 @@ def interactions(config: SequenceDataConfig, warehouse: WarehouseResource, engin
     check_specs=[
         dg.AssetCheckSpec("events_unique", asset=TRAINING_WINDOW_KEY, blocking=True, description="No event id appears twice (the joins fan out nothing)."),
         dg.AssetCheckSpec("k_core_holds", asset=TRAINING_WINDOW_KEY, blocking=True, description="Every kept user and item has at least k distinct partners in the training window."),
+        dg.AssetCheckSpec("text_holds_out_this_split", asset=TRAINING_WINDOW_KEY, blocking=True,
+                          description="Under leave-one-out, the generated item and user text left out the steps this window holds out."),
     ],
 )
 def training_window(
@@ -152,6 +161,7 @@ def training_window(
     write_json(store.table_dir(TRAINING_WINDOW) / WINDOW_PARAMS_FILE, {**params.to_json(), "content_hash": written.content_hash})
     repeated = summaries.duplicate_rows(window.events, ["event_id"])
     below_k = summaries.k_core_violations(window.events, config.k_core, split.cutoffs, pairs)
+    leaks = text_leaks(store, HeldOutSettings.of(split.kind, config.sequence_config()))
     return dg.MaterializeResult(
         metadata={"events": window.events.num_rows, "k_core_iterations": params.k_core_iterations, "split": dg.MetadataValue.json(params.split),
                   "weights": dg.MetadataValue.json(params.weights),
@@ -159,6 +169,7 @@ def training_window(
         check_results=[
             dg.AssetCheckResult(check_name="events_unique", passed=repeated == 0, metadata={"repeated": repeated}),
             dg.AssetCheckResult(check_name="k_core_holds", passed=below_k == 0, metadata={"below_k": below_k}),
+            dg.AssetCheckResult(check_name="text_holds_out_this_split", passed=not leaks, metadata={"leaks": dg.MetadataValue.json(leaks)}),
         ],
     )
 

@@ -11,14 +11,17 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from assets import enrichment
 from assets import training_data as td
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
+from assets.resources_enrichment import ExtractiveGeneratorResource
 from recforge.cli import main as cli
 from training.data import LoaderConfig, ShardedSequenceDataset
 from transforms.sequences import SplitKind
 from warehouse.catalog import connect_catalog
 from warehouse.contracts import (
     CORE_ID_MAPS,
+    ENRICHMENT_ITEM_DESCRIPTIONS,
     RAW_EVENTS,
     RAW_ITEMS,
     RAW_SLATES,
@@ -79,7 +82,7 @@ def materialize(
 def test_training_data_assets_end_to_end(home: Path) -> None:
     result = materialize(home)
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 11 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    assert len(checks) == 12 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"training_data/training_window", "training_data/item_frequencies", "training_data/graph_nodes",
             "training_data/graph_edges"} <= materialized
@@ -190,3 +193,34 @@ def test_a_window_built_for_another_run_is_refused(home: Path) -> None:
     with pytest.raises((ValueError, dg.DagsterExecutionStepExecutionError)) as raised:
         materialize(home, [td.sequence_shards], cutoffs=moved)
     assert "built with other cut-offs or settings" in f"{raised.value} {raised.value.__cause__}"
+
+
+def test_a_leave_one_out_window_refuses_text_that_kept_its_held_out_steps(home: Path) -> None:
+    """The generated text must leave out the steps the window's split holds out: text generated for a temporal
+    split, or for another k-core, fails the window's blocking check, and text generated alike passes it."""
+    resources = {"warehouse": WarehouseResource(home=str(home)), "engine": EngineResource(memory_limit="1GB"), "cutoffs": CUTOFFS,
+                 "enrichment_generator": ExtractiveGeneratorResource()}
+    loo = td.SequenceDataConfig(split_kind=SplitKind.LEAVE_ONE_OUT, k_core=2)
+
+    def window_check(text_config: dict[str, object]) -> dg.AssetCheckEvaluation:
+        dg.materialize([enrichment.item_descriptions], resources=resources,
+                       run_config={"ops": {"enrichment_item_descriptions": {"config": text_config}}})
+        result = dg.materialize([td.training_window], resources=resources, run_config=dg.RunConfig(ops={"training_data__training_window": loo}),
+                                raise_on_error=False)
+        return next(c for c in result.get_asset_check_evaluations() if c.check_name == "text_holds_out_this_split")
+
+    materialize(home, [td.interactions], loo)
+    temporal = window_check({})  # the text's default: the temporal split
+    assert not temporal.passed
+    assert "temporal split" in temporal.metadata["leaks"].value["item_descriptions"]
+    other_core = window_check({"split_kind": "LEAVE_ONE_OUT", "k_core": 3})
+    assert not other_core.passed and "k_core=3" in other_core.metadata["leaks"].value["item_descriptions"]
+    assert window_check({"split_kind": "LEAVE_ONE_OUT", "k_core": 2}).passed
+
+    # A text version without a record (written by something other than its asset) cannot be vouched for.
+    store = Warehouse(home)
+    store.write(ENRICHMENT_ITEM_DESCRIPTIONS, store.read(ENRICHMENT_ITEM_DESCRIPTIONS).slice(1))
+    result = dg.materialize([td.training_window], resources=resources, run_config=dg.RunConfig(ops={"training_data__training_window": loo}),
+                            raise_on_error=False)
+    unrecorded = next(c for c in result.get_asset_check_evaluations() if c.check_name == "text_holds_out_this_split")
+    assert not unrecorded.passed and "records no held-out settings" in unrecorded.metadata["leaks"].value["item_descriptions"]

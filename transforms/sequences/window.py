@@ -191,6 +191,48 @@ ORDER BY u.user_id, i.item_id""")
     return pa.table([held["user_id"].cast(pa.string()), held["item_id"].cast(pa.string()), horizon], schema=HELD_OUT_SCHEMA)
 
 
+@dataclass(frozen=True)
+class HeldOutSettings:
+    """The settings that decide which steps :func:`held_out_steps` holds out: the split kind, the k-core and the
+    event types. Generated text records the settings it left out the steps of, and the training window
+    compares them with its own (:meth:`leak_against`): text built for another split keeps steps this one holds out.
+    """
+
+    split_kind: seq.SplitKind
+    k_core: int | None = None
+    event_types: tuple[str, ...] | None = None  # sorted; None: every type
+
+    @classmethod
+    def of(cls, split_kind: seq.SplitKind | str, config: seq.SequenceConfig) -> HeldOutSettings:
+        types = None if config.event_types is None else tuple(sorted(str(t.value) for t in config.event_types))
+        return cls(seq.SplitKind.parse(split_kind), config.k_core, types)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"split_kind": self.split_kind.value, "k_core": self.k_core,
+                "event_types": None if self.event_types is None else list(self.event_types)}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> HeldOutSettings:
+        types = payload.get("event_types")
+        return cls(seq.SplitKind.parse(payload["split_kind"]), payload.get("k_core"), None if types is None else tuple(sorted(types)))
+
+    def leak_against(self, window: HeldOutSettings) -> str | None:
+        """Why text generated under these settings keeps interactions that ``window``'s split holds out (None: it
+        does not). Only a leave-one-out window holds out per user; under the other splits the global cut-off,
+        which the text also respects, is the whole boundary."""
+        if window.split_kind is not seq.SplitKind.LEAVE_ONE_OUT or self == window:
+            return None
+        if self.split_kind is not seq.SplitKind.LEAVE_ONE_OUT:
+            return (f"the text was generated under a {self.split_kind.value} split, so it keeps each user's validation and "
+                    "test interactions, which this leave-one-out window holds out")
+        return (f"the text left out the held-out steps of k_core={self.k_core}, event_types={_types(self.event_types)}; "
+                f"this window holds out those of k_core={window.k_core}, event_types={_types(window.event_types)}")
+
+
+def _types(types: tuple[str, ...] | None) -> str:
+    return "all" if types is None else ",".join(types)
+
+
 def window_params(
     window: TrainingWindow,
     config: seq.SequenceConfig,

@@ -16,6 +16,7 @@ from transforms.cutoffs import Cutoffs
 from transforms.engine import Engine
 from transforms.sequences.label_weights import label_weights_for_split
 from transforms.sequences.window import (
+    HeldOutSettings,
     WindowParams,
     build_training_window,
     check_window,
@@ -200,3 +201,16 @@ def test_held_out_steps_are_the_leave_one_out_split_own(duckdb_engine: Engine) -
         assert targets and {(r["user_id"], r["item_id"]) for r in held.to_pylist()} == targets
         ms = held["horizon"].cast(pa.int64()).to_pylist()
         assert {u: ms[k] for k, u in enumerate(held["user_id"].to_pylist())} == valid
+
+
+def test_held_out_settings_name_the_leak_of_text_built_for_another_split() -> None:
+    window = HeldOutSettings.of("leave-one-out", seq.SequenceConfig(k_core=5, event_types=(EventType.PURCHASE, EventType.CLICK)))
+    assert window.event_types == ("click", "purchase")  # the order given does not matter
+    assert HeldOutSettings.from_json(window.to_json()) == window
+    assert HeldOutSettings.of(seq.SplitKind.LEAVE_ONE_OUT, seq.SequenceConfig(k_core=5, event_types=(EventType.CLICK, EventType.PURCHASE))).leak_against(window) is None
+    temporal = HeldOutSettings.of(seq.SplitKind.TEMPORAL, seq.SequenceConfig())
+    assert "temporal split" in (temporal.leak_against(window) or "")
+    other = HeldOutSettings.of(seq.SplitKind.LEAVE_ONE_OUT, seq.SequenceConfig(k_core=5))
+    assert "event_types=all" in (other.leak_against(window) or "") and "event_types=click,purchase" in (other.leak_against(window) or "")
+    # A window with a global cut-off holds nothing out per user: text of any split keeps none of its held-out data.
+    assert other.leak_against(temporal) is None and window.leak_against(HeldOutSettings(seq.SplitKind.SESSION)) is None
