@@ -18,7 +18,7 @@ check results, so materialising it alone promotes nothing that failed.
 
 Nightly: every asset here is eager, so the downstream automation sensor retrains after the nightly
 data layers refresh ``training_data``; ``models_job`` runs the group on demand, and
-``models_warm_start_job`` retrains MF and two-tower from their promoted weights (``warm_start``).
+``models_warm_start_job`` retrains MF, two-tower and the sequence models from their promoted weights (``warm_start``).
 """
 
 
@@ -298,13 +298,6 @@ def promoted(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 models_job = dg.define_asset_job("models_job", selection=dg.AssetSelection.groups(GROUP))  # retrain and re-evaluate on demand
-# The same retraining of MF and two-tower, each starting from its promoted version's weights.
-models_warm_start_job = dg.define_asset_job(
-    "models_warm_start_job", selection=dg.AssetSelection.assets(MF_KEY, TWO_TOWER_KEY, BASELINES_KEY, METRICS_KEY, PROMOTED_KEY),
-    config={"ops": {"models__mf": {"config": {"warm_start": True}}, "models__two_tower": {"config": {"warm_start": True}}}},
-)
-
-JOBS = [models_job, models_warm_start_job]
 
 
 # --- Generative recommenders (issue 16): SASRec, HSTU, TIGER on the leave-one-out sequence shards ---------------
@@ -317,10 +310,11 @@ class GenerativeModelConfig(dg.Config):
     """Settings of ``models/sasrec``, ``models/hstu`` and ``models/tiger``: the run's knobs, a training budget,
     ``preset`` (``benchmark``: the benchmark's configuration of the model, sized for a CPU, as ``recforge train
     --preset benchmark``; the knobs apply on top of it) and any ``GenerativeConfig`` settings on top of both, as
-    ``section.key=value`` separated by ``;`` (e.g. ``sasrec.dim=128;sasrec.layers=3``)."""
+    ``section.key=value`` separated by ``;`` (e.g. ``sasrec.dim=128;sasrec.layers=3``). ``warm_start``: start from
+    the promoted version's best weights when there is one (a fresh optimiser; items added since keep fresh rows)."""
 
     builds: ClassVar[tuple[type, ...]] = (ScheduledRun,)
-    own_fields: ClassVar[tuple[str, ...]] = ("preset", "settings")  # GenerativeConfig overrides, named or free-form
+    own_fields: ClassVar[tuple[str, ...]] = ("preset", "settings", "warm_start")  # GenerativeConfig overrides, named or free-form
     seed: int = ScheduledRun.seed
     batch_size: int = ScheduledRun.batch_size
     max_epochs: int = ScheduledRun.max_epochs
@@ -328,6 +322,7 @@ class GenerativeModelConfig(dg.Config):
     budget_seconds: float = ScheduledRun.budget_seconds
     preset: Literal["", "benchmark"] = ""
     settings: str = ""
+    warm_start: bool = False
 
 
 def _generative_asset(name: str, config: GenerativeModelConfig, store: Warehouse) -> dg.MaterializeResult:
@@ -347,6 +342,9 @@ def _generative_asset(name: str, config: GenerativeModelConfig, store: Warehouse
     overrides |= {"run.seed": config.seed, "run.batch_size": config.batch_size, "run.max_epochs": config.max_epochs,
                   "run.patience": config.patience, "run.valid_k": 10, "budget_seconds": config.budget_seconds,
                   "run.out_dir": str(_model_dir(store.root, name) / "run"), "run.resume": False} | settings
+    promoted = _promoted(store).get(name)
+    if config.warm_start and promoted is not None:  # training.checkpoint.warm_start: its best weights, a fresh optimiser
+        overrides["run.init_from"] = str(store.root / promoted["checkpoint"])
     shards = store.root / "training_data" / "sequence_shards"
     cfg = GenerativeConfig(data=SequenceDataConfig(source=SequenceSource.SHARDS, path=str(shards), dataset="warehouse")).with_overrides(overrides)
     data, ids = load_sequence_data(cfg)
@@ -362,7 +360,6 @@ def _generative_asset(name: str, config: GenerativeModelConfig, store: Warehouse
     ranks = full_ranks(popularity_scorer(data.popularity), data.test, data.num_items, filter_seen=data.filter_seen)
     popularity = rank_metrics(ranks, KS)[GENERATIVE_HEADLINE]
     value = result.test[GENERATIVE_HEADLINE]
-    promoted = _promoted(store).get(name)
     finite, finite_meta = _finite(result)
     beats = value > popularity
     no_regression = promoted is None or value >= promoted["headline_value"] - REGRESSION_TOLERANCE
@@ -372,6 +369,7 @@ def _generative_asset(name: str, config: GenerativeModelConfig, store: Warehouse
     return dg.MaterializeResult(
         metadata={"version": version, GENERATIVE_HEADLINE: dg.MetadataValue.float(value), "protocol": result.protocol, "epochs": result.epochs,
                   "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
+                  "warm_started_from": Path(cfg.run.init_from).stem if result.warm_started is not None else None,
                   "test": dg.MetadataValue.json({k: round(v, 4) for k, v in result.test.items()}), "checkpoint": str(checkpoint)},
         check_results=[
             dg.AssetCheckResult(check_name="finite", passed=finite, metadata=finite_meta),
@@ -407,3 +405,13 @@ def _generative_model(name: str, description: str) -> dg.AssetsDefinition:
 sasrec = _generative_model("sasrec", "SASRec: causal self-attention over the item history, full softmax, leave-one-out.")
 hstu = _generative_model("hstu", "HSTU: pointwise SiLU attention with relative position and time biases over jagged histories.")
 tiger = _generative_model("tiger", "TIGER: encoder-decoder over semantic-ID tokens, beam search constrained to valid IDs.")
+
+# The same retraining, each model starting from its promoted version's weights (the HGNN is in models_hgnn.py).
+WARM_STARTED = ("mf", "two_tower", *GENERATIVE_MODELS)
+models_warm_start_job = dg.define_asset_job(
+    "models_warm_start_job",
+    selection=dg.AssetSelection.assets(*(dg.AssetKey(["models", m]) for m in WARM_STARTED), BASELINES_KEY, METRICS_KEY, PROMOTED_KEY),
+    config={"ops": {f"models__{m}": {"config": {"warm_start": True}} for m in WARM_STARTED}},
+)
+
+JOBS = [models_job, models_warm_start_job]

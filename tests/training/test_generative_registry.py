@@ -74,3 +74,27 @@ def test_a_sequence_model_that_fails_a_check_is_kept_but_not_promoted(home: Path
     assert _run(home, [M.metrics], {}).success
     table = store.read(MODELS_METRICS)
     assert len(set(table.filter(pc.equal(table["model"], "sasrec"))["version"].to_pylist())) == 2
+
+
+def test_a_warm_started_sequence_model_begins_from_the_promoted_weights(home: Path) -> None:
+    assert _run(home, [M.sasrec, M.metrics, M.promoted], {"sasrec": SASREC}).success
+    promoted = {r["model"]: r for r in Warehouse(home).read(MODELS_PROMOTED).to_pylist()}["sasrec"]
+
+    # Learning rate 0: the retraining cannot move its weights. Cold it scores at random and fails no_regression
+    # (the test above); warm-started it ends where the promoted version was, and passes.
+    frozen = SASREC.replace("sasrec.lr=0.01", "sasrec.lr=0.0")
+    warm = dg.materialize([M.sasrec], resources={"warehouse": WarehouseResource(home=str(home))},
+                          run_config={"ops": {"models__sasrec": {"config": RUN | {"max_epochs": 1, "settings": frozen, "warm_start": True}}}})
+    metadata = next(e for e in warm.get_asset_materialization_events()).materialization.metadata
+    assert metadata["warm_started_from"].value == promoted["version"]
+    assert metadata["ndcg@10"].value == pytest.approx(promoted["headline_value"])
+    assert all(e.passed for e in warm.get_asset_check_evaluations())
+
+
+def test_the_warm_start_job_starts_the_sequence_models_from_their_promoted_weights() -> None:
+    from recforge.definitions import defs
+
+    assert defs.resolve_job_def("models_warm_start_job")  # resolves over the assets' config schemas
+    configured = M.models_warm_start_job.config["ops"]  # type: ignore[index]
+    assert set(configured) == {"models__mf", "models__two_tower", "models__sasrec", "models__hstu", "models__tiger"}
+    assert all(op["config"]["warm_start"] for op in configured.values())
