@@ -25,7 +25,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.enrichment import text_leaks
+from assets.enrichment import USER_PROFILES_KEY, text_leaks
 from assets.resources import CutoffsResource, EngineResource, WarehouseResource
 from assets.training_data_config import SequenceDataConfig
 from transforms import sequences as seq
@@ -120,7 +120,9 @@ def interactions(config: SequenceDataConfig, warehouse: WarehouseResource, engin
 
 @dg.asset(
     key=TRAINING_WINDOW_KEY,
-    deps=[INTERACTIONS_KEY, dg.AssetKey(["core", "id_maps"]), DEBIASED_LABELS_KEY, ITEM_SEMANTIC_IDS_KEY],
+    # The user profiles too: the check text_holds_out_this_split reads both text tables (the item descriptions
+    # come before it through the semantic IDs), so a run that regenerates them does so before the window.
+    deps=[INTERACTIONS_KEY, dg.AssetKey(["core", "id_maps"]), DEBIASED_LABELS_KEY, ITEM_SEMANTIC_IDS_KEY, USER_PROFILES_KEY],
     group_name="training_data",
     description=TRAINING_WINDOW.description,
     kinds={"parquet", "duckdb"},

@@ -217,6 +217,14 @@ def test_a_leave_one_out_window_refuses_text_that_kept_its_held_out_steps(home: 
     assert not other_core.passed and "k_core=3" in other_core.metadata["leaks"].value["item_descriptions"]
     assert window_check({"split_kind": "LEAVE_ONE_OUT", "k_core": 2}).passed
 
+    # Profiles left by a temporal run are regenerated before the window in a run that builds both (the window
+    # depends on them, so the order does not rest on the executor's tie-breaking), and the check reads this run's record.
+    dg.materialize([enrichment.user_profiles], resources=resources)
+    text = {"split_kind": "LEAVE_ONE_OUT", "k_core": 2}
+    both = dg.materialize([td.training_window, enrichment.user_profiles], resources=resources, run_config={"ops": {
+        "enrichment_user_profiles": {"config": text}, "training_data__training_window": {"config": {"split_kind": "LEAVE_ONE_OUT", "k_core": 2}}}})
+    assert all(c.passed for c in both.get_asset_check_evaluations() if c.check_name == "text_holds_out_this_split")
+
     # A text version without a record (written by something other than its asset) cannot be vouched for.
     store = Warehouse(home)
     store.write(ENRICHMENT_ITEM_DESCRIPTIONS, store.read(ENRICHMENT_ITEM_DESCRIPTIONS).slice(1))
