@@ -181,7 +181,7 @@ def text_leaks(store: Warehouse, window: HeldOutSettings) -> dict[str, str]:
             continue
         path = store.table_dir(contract) / HELD_OUT_FILE
         record = json.loads(path.read_text()) if path.exists() else None
-        if record is None or record.get("content_hash") != store.manifest(contract).get("all", {}).get("content_hash"):
+        if record is None or record.get("content_hash") != store.stored_stats(contract)[1]:  # as _window.json is read
             leaks[contract.name] = (f"{contract.name} records no held-out settings for its current version: materialize it again "
                                     f"with this window's settings, {window.to_json()}")
         elif (why := HeldOutSettings.from_json(record).leak_against(window)) is not None:

@@ -16,6 +16,14 @@ from training.generative.tasks import USER_HASH
 from training.generative.train import _user_sample, build_generative_task, train_generative
 from training.models.tiger import TIGER
 
+# A TIGER small enough to learn the cycle data in a few epochs, over grid_ids().
+TINY_TIGER = {"tiger.dim": 32, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 64, "tiger.max_items": 4, "tiger.user_buckets": 8,
+              "tiger.beam": 10, "tiger.valid_beam": 10}
+
+
+def grid_ids():
+    """Two-level IDs for the cycle data's items: item // 8, item % 8 (no collisions), with the disambiguation level."""
+    return disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
 
 def test_colliding_items_get_distinct_disambiguation_codes() -> None:
     # items 0 and 2 share (1, 2); item 1 is alone
@@ -108,9 +116,8 @@ def test_own_ids_from_cooccurrence_are_unique() -> None:
 def test_loss_falls_and_beats_a_random_model() -> None:
     torch.manual_seed(0)
     data = cycle_data()
-    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
-    cfg = tiny("tiger", **{"tiger.dim": 32, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 64, "tiger.dropout": 0.0, "tiger.max_items": 4,
-                           "tiger.user_buckets": 8, "tiger.lr": 0.005, "tiger.beam": 10, "tiger.valid_beam": 10, "run.max_epochs": 4})
+    ids = grid_ids()
+    cfg = tiny("tiger", **{**TINY_TIGER, "tiger.dropout": 0.0, "tiger.lr": 0.005, "run.max_epochs": 4})
     result = train_generative(cfg, data, ids)
     assert result.epoch_losses[-1] < 0.7 * result.epoch_losses[0]
     assert result.test["recall@10"] > 2 * 10 / (NUM_ITEMS - 8)
@@ -134,7 +141,7 @@ def test_beams_side_by_side_decode_like_separate_rows() -> None:
 def test_padding_columns_are_dropped_without_changing_the_loss() -> None:
     torch.manual_seed(0)
     data = cycle_data()
-    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
+    ids = grid_ids()
     cfg = tiny("tiger", **{"tiger.dim": 16, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 32, "tiger.dropout": 0.0, "tiger.max_items": 6})
     task = build_generative_task(cfg, data, ids).eval()
     prefixes = PrefixData.of(data, 6)
@@ -160,7 +167,7 @@ def test_length_groups_batch_examples_of_similar_history() -> None:
 def test_bf16_training_follows_float32() -> None:
     torch.manual_seed(0)
     data = cycle_data()
-    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
+    ids = grid_ids()
     cfg = tiny("tiger", **{"tiger.dim": 16, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 32, "tiger.dropout": 0.0, "tiger.max_items": 4})
     task = build_generative_task(cfg, data, ids)
     batch = PrefixData.of(data, 4).batch(torch.arange(32))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from training.checkpoint import warm_start
 from training.config import ModelKind, TrainConfig
 from training.data.two_tower import two_tower_data
+from training.generative.train import train_generative
 from training.train import build_task, train
 
+from .test_sasrec import cycle_data, tiny
+from .test_tiger import TINY_TIGER, grid_ids
 from .test_two_tower import make_data, tiny_config, tiny_examples
 
 
@@ -59,14 +61,9 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("model", ["sasrec", "tiger"])
 def test_a_sequence_model_warm_starts_from_the_checkpoints_best_weights(model: str, tmp_path: Path) -> None:
-    from tests.training.test_sasrec import NUM_ITEMS, cycle_data, tiny
-    from training.generative.semantic_ids import disambiguate
-    from training.generative.train import train_generative
-
     data = cycle_data()
-    ids = disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1)) if model == "tiger" else None
-    small = {"tiger.dim": 32, "tiger.layers": 1, "tiger.heads": 2, "tiger.ff": 64, "tiger.max_items": 4, "tiger.user_buckets": 8,
-             "tiger.beam": 10, "tiger.valid_beam": 10, "run.max_epochs": 3} if model == "tiger" else {"run.max_epochs": 3}
+    ids = grid_ids() if model == "tiger" else None
+    small = {**(TINY_TIGER if model == "tiger" else {}), "run.max_epochs": 3}
     first = train_generative(tiny(model, **small, **{"run.out_dir": str(tmp_path / "first")}), data, ids)
     assert first.checkpoint is not None
 
