@@ -167,6 +167,11 @@ MODELS = {
     # epoch of warm-up for the fresh optimiser, then a half cosine to 0 over 15 epochs: the constant rate's noise
     # removed, as the paper's inverse square root does over its longer run. Outcome (session 14): the model overfits as
     # the rate falls (training loss 1.59 -> 1.29, validation NDCG@10 0.046 at the 2nd epoch -> 0.038), on both ID tables.
+    # tiger_long with dropout 0.2 from the start (0.1 before), for a run longer than one session: the 2 + 2-layer model
+    # overfit once its rate fell (tiger_long_decay), and tiger_reg's dropout 0.3 with weight decay learned too slowly
+    # to judge in 10 epochs. Up to 60 epochs at a constant 1e-3, patience 20; run with --out-dir, so that each call
+    # (each session) continues from the last epoch's checkpoint, which keeps the curve.
+    "tiger_drop2": ({**TIGER_LONG, "tiger.dropout": 0.2, "run.max_epochs": 60}, {"ml100k": 180, "beauty": 36000}),
     "tiger_long_decay": ({**TIGER_LONG, "schedule.kind": "cosine", "schedule.warmup_epochs": 0.5, "schedule.decay_epochs": 15,
                           "run.max_epochs": 15}, {"ml100k": 180, "beauty": 5400}),
 }
@@ -204,8 +209,10 @@ def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: 
         result = train_generative(cfg, data, ids, progress=_progress(key))
     wall = time.perf_counter() - started
     test = result.test
-    curve, before = result.curve, 0.0
-    if result.resumed_from_epoch is not None:  # a continued run: its earlier calls' curve and time come first
+    # A continued run's checkpoint holds its earlier calls' curve and seconds; one saved before session 15 did not,
+    # and those come from this key's last record.
+    curve, before = result.curve, result.seconds_all_calls - result.seconds
+    if result.resumed_from_epoch is not None and (not curve or curve[0]["epoch"] > 1):
         previous = out.get(f"{key}_detail", {})
         before = previous.get("train_seconds_all_calls", previous.get("train_seconds", 0.0))
         curve = [c for c in previous.get("curve", []) if c["epoch"] <= result.resumed_from_epoch]
@@ -216,7 +223,7 @@ def run_one(dataset: str, model: str, data, ids, budget: float, out: dict, key: 
             if f"{name}@{k}" in test:
                 out[f"{key}_{name}{k}"] = round(test[f"{name}@{k}"], 5)
     out[f"{key}_mrr10"] = round(test.get("mrr@10", float("nan")), 5)
-    out[f"{key}_seconds"] = round(wall + (out.get(f"{key}_seconds", 0.0) if result.resumed_from_epoch is not None else 0.0), 1)
+    out[f"{key}_seconds"] = round(wall + before, 1)  # a continued run: with its earlier calls' training
     out[f"{key}_detail"] = {"train_seconds": round(result.seconds, 1), "budget_seconds": budget, "epochs": result.epochs,
                             "resumed_from_epoch": result.resumed_from_epoch, "train_seconds_all_calls": round(before + result.seconds, 1),
                             "best_epoch": result.best_epoch, "steps": result.steps, "examples_per_second": round(result.examples_per_second, 1),
@@ -267,7 +274,8 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_hstu_books_t07", "beauty_hstu_books_t085", "beauty_tiger", "beauty_tiger_long",
-            "beauty_tiger_long_decay", "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_decay", "beauty_tiger_own_ids_short", "beauty_tiger_paper"]
+            "beauty_tiger_long_decay", "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_decay", "beauty_tiger_own_ids_short", "beauty_tiger_paper",
+            "beauty_tiger_drop2"]
     keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
@@ -414,7 +422,8 @@ def main() -> None:
             # beauty_tiger_own_ids without its 10-epoch cap (its validation still rose at epoch 10), under --out-dir
             ("beauty", "tiger_long", beauty, "own", "beauty_tiger_own_ids_uncapped"),
             ("beauty", "tiger_long_decay", beauty, provided, "beauty_tiger_long_decay"),
-            ("beauty", "tiger_long_decay", beauty, "own", "beauty_tiger_own_ids_decay")]
+            ("beauty", "tiger_long_decay", beauty, "own", "beauty_tiger_own_ids_decay"),
+            ("beauty", "tiger_drop2", beauty, provided, "beauty_tiger_drop2")]
     # Runs that start from another run's best weights (run.init_from): that run's checkpoint under --out-dir.
     warm_from = {"beauty_tiger_long_decay": "beauty_tiger_long", "beauty_tiger_own_ids_decay": "beauty_tiger_own_ids_uncapped"}
     budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}

@@ -227,6 +227,10 @@ class _EarlyStopping:
     stopped: bool = False
     losses: list[float] = field(default_factory=list)
     best_task: dict[str, Any] | None = None
+    # The generative trainer's learning curve and training seconds of every call so far: a resumed run reports its
+    # whole curve, also when the call before it was killed.
+    curve: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
 
     def observe(self, valid: dict[str, float], key: str, epoch: int, task: nn.Module, patience: int) -> None:
         if valid[key] > self.best:

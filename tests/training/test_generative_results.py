@@ -32,3 +32,21 @@ def test_figures_over_seeds_take_the_plain_run_as_seed_one() -> None:
     with_hr50 = {**out, **{f"beauty_sasrec{s}_{m}": 0.2 for s in ("", "_seed2", "_seed3") for m in ("hr50", "ndcg50")}}
     row = seeds_table({"beauty_sasrec_over_seeds": over_seeds(with_hr50, "beauty_sasrec")}, ("beauty_sasrec",)).splitlines()[-1]
     assert row == "| beauty_sasrec | 1, 2, 3 | 0.0900 ± 0.0100 | 0.0400 ± 0.0100 | 0.2000 ± 0.0000 | 0.2000 ± 0.0000 |"
+
+
+def test_a_continued_run_records_the_curve_of_a_call_that_left_no_record(tmp_path) -> None:
+    """A call killed before it wrote its figures leaves only its checkpoint: the next call's record starts at epoch 1."""
+    from benchmarks.generative import run_one
+    from tests.training.test_sasrec import cycle_data
+
+    data = cycle_data()
+    first: dict = {}  # type: ignore[type-arg]
+    run_one("beauty", "sasrec", data, None, 0.5, first, "tiny_sasrec", out_dir=tmp_path)
+    lost_epochs = first["tiny_sasrec_detail"]["epochs"]
+    second: dict = {}  # type: ignore[type-arg]  # the first call's record is gone, as after a kill
+    run_one("beauty", "sasrec", data, None, 0.5, second, "tiny_sasrec", out_dir=tmp_path)
+    detail = second["tiny_sasrec_detail"]
+    assert detail["resumed_from_epoch"] == lost_epochs
+    assert [c["epoch"] for c in detail["curve"]] == list(range(1, detail["epochs"] + 1))
+    assert detail["curve"][:lost_epochs] == first["tiny_sasrec_detail"]["curve"]
+    assert detail["train_seconds_all_calls"] > detail["train_seconds"] and second["tiny_sasrec_seconds"] >= detail["train_seconds_all_calls"]

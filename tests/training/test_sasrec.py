@@ -180,6 +180,10 @@ def test_a_run_resumes_from_its_checkpoint(tmp_path) -> None:
     assert first.checkpoint is not None and first.checkpoint.exists()
     second = train_generative(tiny("sasrec", **{"run.max_epochs": 3, "run.out_dir": str(tmp_path)}), data)
     assert second.resumed_from_epoch == 2 and second.epochs == 3 and len(second.epoch_losses) == 3
+    # The learning curve and training time of the first call come back from the checkpoint (a killed call's too).
+    assert [c["epoch"] for c in second.curve] == [1, 2, 3] and second.curve[:2] == first.curve
+    assert first.curve[-1]["seconds"] <= second.seconds_all_calls - second.seconds <= first.seconds_all_calls
+    assert second.curve[2]["seconds"] >= first.curve[-1]["seconds"]
 
 
 DDP_WORKER = """

@@ -6,7 +6,8 @@ training rows: one sequence per user (SASRec, HSTU: every position of it is a ta
 per (user, position) (TIGER). Validation (the second-to-last items) picks the epoch; the test split
 (the last items) is evaluated once, with the selected weights. ``budget_seconds`` stops training at
 the first step past it (then the epoch is validated as usual), and ``curve`` records the learning
-curve reached (seconds, epoch, training loss, validation metric).
+curve reached (seconds, epoch, training loss, validation metric). The curve and the training seconds are kept in
+the checkpoint, so a resumed run reports them over all its calls (``seconds_all_calls``), a killed one's too.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from training.train import (
 
 @dataclass
 class GenerativeResult(TrainResult):
-    curve: list[dict[str, float]] = field(default_factory=list)
+    curve: list[dict[str, float]] = field(default_factory=list)  # every call's, when resumed (seconds over all calls)
+    seconds_all_calls: float = 0.0
     protocol: str = ""
     seconds: float = 0.0
     step_seconds: float = 0.0  # time in the training steps alone (batching, forward, backward, update): no evaluation
@@ -80,8 +82,7 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
         # -- loop
         steps_per_epoch = math.ceil(len(examples_data) / run.batch_size)
         total = run.max_steps or steps_per_epoch * run.max_epochs
-        curve: list[dict[str, float]] = []
-        examples, started, step_seconds = 0, time.perf_counter(), 0.0
+        examples, started, step_seconds, before = 0, time.perf_counter(), 0.0, state.seconds
         out_of_time = False
         while state.next_epoch < run.max_epochs and not state.stopped and not out_of_time and not (run.max_steps and state.step >= run.max_steps):
             epoch = state.next_epoch
@@ -112,10 +113,11 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             if state.next_epoch % run.eval_every_epochs == 0 or state.next_epoch == run.max_epochs or out_of_time:
                 valid = evaluate_generative(task, data, "valid", cfg)
                 state.observe(valid, f"ndcg@{run.valid_k}", epoch, task, run.patience)
-                curve.append({"epoch": state.next_epoch, "seconds": round(time.perf_counter() - started, 2),
-                              "train_loss": state.losses[-1], f"valid_ndcg@{run.valid_k}": valid[f"ndcg@{run.valid_k}"],
-                              f"valid_hr@{run.valid_k}": valid[f"hr@{run.valid_k}"]})
+                state.curve.append({"epoch": state.next_epoch, "seconds": round(before + time.perf_counter() - started, 2),
+                                    "train_loss": state.losses[-1], f"valid_ndcg@{run.valid_k}": valid[f"ndcg@{run.valid_k}"],
+                                    f"valid_hr@{run.valid_k}": valid[f"hr@{run.valid_k}"]})
             # -- checkpoint
+            state.seconds = before + time.perf_counter() - started
             if out_dir is not None and rank == 0:
                 _save(out_dir, cfg, data, state, task, optimiser)  # type: ignore[arg-type]
         elapsed = time.perf_counter() - started
@@ -126,8 +128,8 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             config=cfg, steps=state.step, epochs=state.next_epoch, best_epoch=state.best_epoch, valid=state.best_valid, test=test,  # type: ignore[arg-type]
             epoch_losses=state.losses, examples_per_second=examples / max(elapsed, 1e-9), task=task,
             checkpoint=(out_dir / "checkpoint.pt") if out_dir is not None else None, versions=dict(data.versions),
-            resumed_from_epoch=resumed, curve=curve, protocol=data.protocol if cfg.model is not GenerativeKind.TIGER else _tiger_protocol(data, cfg),
-            seconds=elapsed, step_seconds=step_seconds, warm_started=warm,
+            resumed_from_epoch=resumed, curve=state.curve, protocol=data.protocol if cfg.model is not GenerativeKind.TIGER else _tiger_protocol(data, cfg),
+            seconds=elapsed, step_seconds=step_seconds, warm_started=warm, seconds_all_calls=before + elapsed,
         )
     finally:
         if owns_group:
