@@ -268,7 +268,7 @@ def markdown_table(out: dict) -> str:
     """One row per run: HR/Recall and NDCG at 5/10/50, wall time, examples/s, peak memory, epochs, published figures."""
     lines = ["| run | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@50 | NDCG@50 | seconds | examples/s | peak MiB | epochs (best) | published HR@10 / NDCG@10 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    keys = ["ml100k_popularity", "ml100k_sasrec", "ml100k_recbole_sasrec", "ml100k_hstu", "ml100k_tiger", "ml100k_direct_popularity",
+    keys = ["ml100k_popularity", "ml100k_sasrec", "ml100k_recbole_sasrec", "ml100k_hstu", "ml100k_hstu_books_t085", "ml100k_tiger", "ml100k_direct_popularity",
             "ml100k_direct_sasrec", "ml100k_direct_hstu", "ml100k_direct_tiger", "ml100k_temporal_popularity", "ml100k_temporal_sasrec",
             "ml100k_temporal_hstu", "ml100k_temporal_tiger", "beauty_popularity", "beauty_sasrec", "beauty_sasrec_sampled",
             "beauty_hstu", "beauty_hstu_sampled", "beauty_hstu_full", "beauty_hstu_full_dropout", "beauty_hstu_full_temp", "beauty_hstu_full_temp_drop6",
@@ -276,7 +276,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu_books_wd", "beauty_hstu_books_t07", "beauty_hstu_books_t085", "beauty_tiger", "beauty_tiger_long",
             "beauty_tiger_long_decay", "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_decay", "beauty_tiger_own_ids_short", "beauty_tiger_paper",
             "beauty_tiger_drop2"]
-    keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "tiger", "tiger_reg")]
+    keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "hstu_books_t085", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
         hit = "recall" if "tiger" in key else "hr"
@@ -479,8 +479,9 @@ def pipeline_route(args: argparse.Namespace, out: dict, scale: float, save) -> N
         if args.ml100k_pipeline or args.temporal or args.amazon_pipeline is not None:
             torch.manual_seed(0)
             # On an Amazon set (a few thousand training interactions) TIGER overfits within a few epochs: the
-            # regularised variant beside it, the one chosen by validation reported as the set's TIGER.
-            runs = ("sasrec", "hstu", "tiger") + (("tiger_reg",) if args.amazon_pipeline is not None else ())
+            # regularised variant beside it, the one chosen by validation reported as the set's TIGER. HSTU likewise
+            # beside the benchmark preset's (hstu_books_t085, the Beauty choice; from session 15).
+            runs = ("sasrec", "hstu", "hstu_books_t085", "tiger") + (("tiger_reg",) if args.amazon_pipeline is not None else ())
             runs = tuple(r for r in runs if not wanted or f"{prefix}_{r}" in wanted)  # --only <prefix>_<model>,...
             G.pipeline_runs(home, out, scale, lambda *a, **kw: (run_one(*a, **kw), save()), popularity, MODELS, prefix, dataset, runs)
             out |= {k.replace("_recall", "_hr"): v for k, v in list(out.items()) if k.startswith(f"{prefix}_tiger") and "_recall" in k}
