@@ -167,13 +167,13 @@ MODELS = {
     # epoch of warm-up for the fresh optimiser, then a half cosine to 0 over 15 epochs: the constant rate's noise
     # removed, as the paper's inverse square root does over its longer run. Outcome (session 14): the model overfits as
     # the rate falls (training loss 1.59 -> 1.29, validation NDCG@10 0.046 at the 2nd epoch -> 0.038), on both ID tables.
+    "tiger_long_decay": ({**TIGER_LONG, "schedule.kind": "cosine", "schedule.warmup_epochs": 0.5, "schedule.decay_epochs": 15,
+                          "run.max_epochs": 15}, {"ml100k": 180, "beauty": 5400}),
     # tiger_long with dropout 0.2 from the start (0.1 before), for a run longer than one session: the 2 + 2-layer model
     # overfit once its rate fell (tiger_long_decay), and tiger_reg's dropout 0.3 with weight decay learned too slowly
     # to judge in 10 epochs. Up to 60 epochs at a constant 1e-3, patience 20; run with --out-dir, so that each call
     # (each session) continues from the last epoch's checkpoint, which keeps the curve.
     "tiger_drop2": ({**TIGER_LONG, "tiger.dropout": 0.2, "run.max_epochs": 60}, {"ml100k": 180, "beauty": 36000}),
-    "tiger_long_decay": ({**TIGER_LONG, "schedule.kind": "cosine", "schedule.warmup_epochs": 0.5, "schedule.decay_epochs": 15,
-                          "run.max_epochs": 15}, {"ml100k": 180, "beauty": 5400}),
 }
 
 

@@ -25,6 +25,7 @@ def grid_ids():
     """Two-level IDs for the cycle data's items: item // 8, item % 8 (no collisions), with the disambiguation level."""
     return disambiguate(np.stack([np.arange(NUM_ITEMS) // 8, np.arange(NUM_ITEMS) % 8], axis=1))
 
+
 def test_colliding_items_get_distinct_disambiguation_codes() -> None:
     # items 0 and 2 share (1, 2); item 1 is alone
     table = disambiguate(np.array([[1, 2], [0, 3], [1, 2]]))
