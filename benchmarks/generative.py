@@ -174,6 +174,11 @@ MODELS = {
     # to judge in 10 epochs. Up to 60 epochs at a constant 1e-3, patience 20; run with --out-dir, so that each call
     # (each session) continues from the last epoch's checkpoint, which keeps the curve.
     "tiger_drop2": ({**TIGER_LONG, "tiger.dropout": 0.2, "run.max_epochs": 60}, {"ml100k": 180, "beauty": 36000}),
+    # tiger_long with the encoder's positions counted back from the newest item (``tiger.recency_positions``): with
+    # positions counted from the oldest, the item the next one depends on most sits at a different position in every
+    # history of a different length (Beauty's histories: 5 to 20 items after the cap). Compare its curve, epoch by
+    # epoch, with tiger_long's; run with --out-dir like tiger_drop2.
+    "tiger_recency": ({**TIGER_LONG, "tiger.recency_positions": True, "run.max_epochs": 60}, {"ml100k": 180, "beauty": 36000}),
 }
 
 
@@ -275,7 +280,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu_full_temp_cosine", "beauty_hstu_full_temp_beta98", "beauty_hstu_full_temp2", "beauty_hstu_full_temp_heads2", "beauty_hstu_books", "beauty_hstu_books_long",
             "beauty_hstu_books_wd", "beauty_hstu_books_t07", "beauty_hstu_books_t085", "beauty_tiger", "beauty_tiger_long",
             "beauty_tiger_long_decay", "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_decay", "beauty_tiger_own_ids_short", "beauty_tiger_paper",
-            "beauty_tiger_drop2"]
+            "beauty_tiger_drop2", "beauty_tiger_recency"]
     keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "hstu_books_t085", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
@@ -423,7 +428,8 @@ def main() -> None:
             ("beauty", "tiger_long", beauty, "own", "beauty_tiger_own_ids_uncapped"),
             ("beauty", "tiger_long_decay", beauty, provided, "beauty_tiger_long_decay"),
             ("beauty", "tiger_long_decay", beauty, "own", "beauty_tiger_own_ids_decay"),
-            ("beauty", "tiger_drop2", beauty, provided, "beauty_tiger_drop2")]
+            ("beauty", "tiger_drop2", beauty, provided, "beauty_tiger_drop2"),
+            ("beauty", "tiger_recency", beauty, provided, "beauty_tiger_recency")]
     # Runs that start from another run's best weights (run.init_from): that run's checkpoint under --out-dir.
     warm_from = {"beauty_tiger_long_decay": "beauty_tiger_long", "beauty_tiger_own_ids_decay": "beauty_tiger_own_ids_uncapped"}
     budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}

@@ -108,17 +108,33 @@ def test_history_padding_is_moved_behind_the_items() -> None:
     assert padding.tolist() == [[False] * 5 + [True] * 2] and levels[0, :3].tolist() == [2, 0, 1]
 
 
+def test_recency_positions_count_back_from_the_newest_item() -> None:
+    torch.manual_seed(0)
+    model = TIGER((4, 4), max_items=3, user_buckets=5, dim=8, layers=1, heads=2, ff=16, recency_positions=True).eval()
+    long = torch.tensor([[[0, 1], [1, 2], [3, 0]]])
+    short = torch.tensor([[[-1, -1], [1, 2], [3, 0]]])  # the same two newest items, one fewer before them
+    tokens, levels, padding = model.encoder_tokens(short, torch.tensor([7]))
+    assert model.token_positions(padding).tolist() == [[0, 4, 3, 2, 1, 0, 0]]
+    assert TIGER((4, 4), 3, 5, 8, 1, 2, 16).token_positions(padding).tolist() == [[0, 1, 2, 3, 4, 5, 6]]
+    # the newest item's tokens get the same position embedding in both histories
+    long_padding = model.encoder_tokens(long, torch.tensor([7]))[2]
+    assert model.token_positions(long_padding)[0, -2:].tolist() == model.token_positions(padding)[0, 3:5].tolist() == [2, 1]
+    assert model.encode(tokens, levels, padding).shape == (1, 7, 8)
+
+
 def test_own_ids_from_cooccurrence_are_unique() -> None:
     data = cycle_data()
     table = cooccurrence_ids(data.train.items, NUM_ITEMS, levels=2, codes_per_level=4, dim=8)
     assert table.codes.shape == (NUM_ITEMS, 3) and len(np.unique(table.codes, axis=0)) == NUM_ITEMS
 
 
-def test_loss_falls_and_beats_a_random_model() -> None:
+@pytest.mark.parametrize("recency", [False, True])
+def test_loss_falls_and_beats_a_random_model(recency: bool) -> None:
     torch.manual_seed(0)
     data = cycle_data()
     ids = grid_ids()
-    cfg = tiny("tiger", **{**TINY_TIGER, "tiger.dropout": 0.0, "tiger.lr": 0.005, "run.max_epochs": 4})
+    cfg = tiny("tiger", **{**TINY_TIGER, "tiger.dropout": 0.0, "tiger.lr": 0.005, "run.max_epochs": 4,
+                           "tiger.recency_positions": recency})
     result = train_generative(cfg, data, ids)
     assert result.epoch_losses[-1] < 0.7 * result.epoch_losses[0]
     assert result.test["recall@10"] > 2 * 10 / (NUM_ITEMS - 8)

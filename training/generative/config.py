@@ -135,6 +135,8 @@ class TIGERConfig:
         ff: Feed-forward width (the paper: 1024).
         dropout: Dropout (the paper: 0.1).
         max_items: History items encoded, most recent last (the paper: 20).
+        recency_positions: Number the encoder's positions from the newest item back instead of from the oldest
+            forward, so that the item the next one most depends on has the same position in every history.
         user_buckets: Hash buckets of the user token (the paper: 2000).
         beam: Beams of the constrained beam search at test time (at least the largest K).
         valid_beam: Beams when validating.
@@ -153,6 +155,7 @@ class TIGERConfig:
     ff: int = 1024
     dropout: float = 0.1
     max_items: int = 20
+    recency_positions: bool = False
     user_buckets: int = 2000
     beam: int = 50
     valid_beam: int = 10

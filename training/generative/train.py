@@ -164,7 +164,7 @@ def build_generative_task(cfg: GenerativeConfig, data: SequenceData, ids: Semant
     if ids is None:
         raise ValueError("TIGER needs a semantic-ID table (import one, or build recforge's)")
     t = cfg.tiger
-    return TIGERTask(TIGER(ids.sizes, t.max_items, t.user_buckets, t.dim, t.layers, t.heads, t.ff, t.dropout), t, ids)
+    return TIGERTask(TIGER(ids.sizes, t.max_items, t.user_buckets, t.dim, t.layers, t.heads, t.ff, t.dropout, t.recency_positions), t, ids)
 
 
 @torch.no_grad()

@@ -3,7 +3,9 @@ of a user's history and writes the next item's ID, one code per step.
 
     encoder tokens  [user] a1 b1 c1 e1  a2 b2 c2 e2 ... (oldest first, PAD after; C codes per item)
                     token ids: 0 PAD | 1..U hashed user | code tokens (level l, code c: base + offset_l + c)
-                    + level embedding (C levels, and one for the user token) + position
+                    + level embedding (C levels, and one for the user token) + position (the token's index, or with
+                    ``recency_positions`` its distance from the end of the history: the newest item's codes always
+                    sit at the same positions, whatever the history's length)
     decoder input   [BOS] a b c          (teacher forcing: the target's first C - 1 codes)
     decoder output  logits of level 0 | level 1 | ... | level C - 1 (each over that level's codes only)
 
@@ -21,8 +23,9 @@ PAD, BOS = 0, 0
 
 class TIGER(nn.Module):
     def __init__(self, sizes: tuple[int, ...], max_items: int, user_buckets: int, dim: int = 128, layers: int = 4, heads: int = 4,
-                 ff: int = 1024, dropout: float = 0.1) -> None:
+                 ff: int = 1024, dropout: float = 0.1, recency_positions: bool = False) -> None:
         super().__init__()
+        self.recency_positions = recency_positions
         self.sizes = tuple(int(s) for s in sizes)
         self.levels = len(self.sizes)
         self.user_buckets = user_buckets
@@ -57,9 +60,17 @@ class TIGER(nn.Module):
                            torch.arange(levels, device=codes.device).repeat(history).expand(batch, -1)], dim=1)
         return tokens, level, tokens == PAD
 
+    def token_positions(self, padding: torch.Tensor) -> torch.Tensor:
+        """``[B, S]`` position of each encoder token: its index, or with ``recency_positions`` 0 for the user token
+        and padding and otherwise the count of real tokens from it to the end (the newest item's last code: 1)."""
+        index = torch.arange(padding.shape[1], device=padding.device).expand_as(padding)
+        if not self.recency_positions:
+            return index
+        filled = (~padding).sum(1, keepdim=True)
+        return torch.where(padding | (index == 0), 0, filled - index)
+
     def encode(self, tokens: torch.Tensor, levels: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.tokens(tokens) + self.token_levels(levels) + self.positions(positions)
+        x = self.tokens(tokens) + self.token_levels(levels) + self.positions(self.token_positions(padding))
         return self.transformer.encoder(x, src_key_padding_mask=padding)
 
     def decode(self, memory: torch.Tensor, padding: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
