@@ -122,19 +122,32 @@ def test_recency_positions_count_back_from_the_newest_item() -> None:
     assert model.encode(tokens, levels, padding).shape == (1, 7, 8)
 
 
+def test_without_a_user_token_the_encoder_reads_only_the_items() -> None:
+    torch.manual_seed(0)
+    model = TIGER((4, 4), max_items=3, user_buckets=0, dim=8, layers=1, heads=2, ff=16, recency_positions=True).eval()
+    history = torch.tensor([[[-1, -1], [1, 2], [3, 0]], [[-1, -1], [-1, -1], [-1, -1]]])  # the second: no items at all
+    tokens, levels, padding = model.encoder_tokens(history, torch.tensor([7, 8]))
+    base = model.code_base
+    assert base == 1 and tokens[0].tolist() == [base + 1, base + 4 + 2, base + 3, base + 4 + 0, 0, 0]
+    assert levels[0].tolist() == [0, 1] * 3
+    assert padding.tolist() == [[False] * 4 + [True] * 2, [False] + [True] * 5]  # an empty history keeps one key
+    assert model.token_positions(padding)[0].tolist() == [4, 3, 2, 1, 0, 0]
+    assert torch.isfinite(model.encode(tokens, levels, padding)).all()
+
+
 def test_own_ids_from_cooccurrence_are_unique() -> None:
     data = cycle_data()
     table = cooccurrence_ids(data.train.items, NUM_ITEMS, levels=2, codes_per_level=4, dim=8)
     assert table.codes.shape == (NUM_ITEMS, 3) and len(np.unique(table.codes, axis=0)) == NUM_ITEMS
 
 
-@pytest.mark.parametrize("recency", [False, True])
-def test_loss_falls_and_beats_a_random_model(recency: bool) -> None:
+@pytest.mark.parametrize(("recency", "user_buckets"), [(False, 8), (True, 0)])
+def test_loss_falls_and_beats_a_random_model(recency: bool, user_buckets: int) -> None:
     torch.manual_seed(0)
     data = cycle_data()
     ids = grid_ids()
     cfg = tiny("tiger", **{**TINY_TIGER, "tiger.dropout": 0.0, "tiger.lr": 0.005, "run.max_epochs": 4,
-                           "tiger.recency_positions": recency})
+                           "tiger.recency_positions": recency, "tiger.user_buckets": user_buckets})
     result = train_generative(cfg, data, ids)
     assert result.epoch_losses[-1] < 0.7 * result.epoch_losses[0]
     assert result.test["recall@10"] > 2 * 10 / (NUM_ITEMS - 8)

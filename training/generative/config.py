@@ -137,7 +137,7 @@ class TIGERConfig:
         max_items: History items encoded, most recent last (the paper: 20).
         recency_positions: Number the encoder's positions from the newest item back instead of from the oldest
             forward, so that the item the next one most depends on has the same position in every history.
-        user_buckets: Hash buckets of the user token (the paper: 2000).
+        user_buckets: Hash buckets of the user token (the paper: 2000; 0: no user token, as in LETTER's TIGER).
         beam: Beams of the constrained beam search at test time (at least the largest K).
         valid_beam: Beams when validating.
         valid_users: Validation users decoded per evaluation (0: all), a seeded random sample, the same at every

@@ -1,7 +1,8 @@
 """TIGER (Rajput et al., NeurIPS 2023): a transformer encoder-decoder that reads the semantic-ID tokens
 of a user's history and writes the next item's ID, one code per step.
 
-    encoder tokens  [user] a1 b1 c1 e1  a2 b2 c2 e2 ... (oldest first, PAD after; C codes per item)
+    encoder tokens  [user] a1 b1 c1 e1  a2 b2 c2 e2 ... (oldest first, PAD after; C codes per item; no user token
+                    when ``user_buckets`` is 0)
                     token ids: 0 PAD | 1..U hashed user | code tokens (level l, code c: base + offset_l + c)
                     + level embedding (C levels, and one for the user token) + position (the token's index, or with
                     ``recency_positions`` its distance from the end of the history: the newest item's codes always
@@ -54,11 +55,14 @@ class TIGER(nn.Module):
         codes = codes.gather(1, order.unsqueeze(-1).expand(-1, -1, levels))
         present = present.gather(1, order)
         tokens = torch.where(present.unsqueeze(-1), codes + self.offsets + self.code_base, PAD).reshape(batch, history * levels)
-        user = (users % self.user_buckets + 1).unsqueeze(1)
-        tokens = torch.cat([user, tokens], dim=1)
-        level = torch.cat([torch.full((batch, 1), levels, device=codes.device),
-                           torch.arange(levels, device=codes.device).repeat(history).expand(batch, -1)], dim=1)
-        return tokens, level, tokens == PAD
+        level = torch.arange(levels, device=codes.device).repeat(history).expand(batch, -1)
+        if self.user_buckets:
+            user = (users % self.user_buckets + 1).unsqueeze(1)
+            tokens = torch.cat([user, tokens], dim=1)
+            level = torch.cat([torch.full((batch, 1), levels, device=codes.device), level], dim=1)
+        padding = tokens == PAD
+        padding[:, 0] &= bool(self.user_buckets)  # without a user token an empty history still has one key: its PAD
+        return tokens, level, padding
 
     def token_positions(self, padding: torch.Tensor) -> torch.Tensor:
         """``[B, S]`` position of each encoder token: its index, or with ``recency_positions`` 0 for the user token
@@ -67,7 +71,8 @@ class TIGER(nn.Module):
         if not self.recency_positions:
             return index
         filled = (~padding).sum(1, keepdim=True)
-        return torch.where(padding | (index == 0), 0, filled - index)
+        zero = padding | (index == 0) if self.user_buckets else padding
+        return torch.where(zero, 0, filled - index)
 
     def encode(self, tokens: torch.Tensor, levels: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         x = self.tokens(tokens) + self.token_levels(levels) + self.positions(self.token_positions(padding))
