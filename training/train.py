@@ -231,6 +231,7 @@ class _EarlyStopping:
     # whole curve, also when the call before it was killed.
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    averaged: dict[str, Any] | None = None  # the generative trainer's weight average (``ema_decay``), when on
 
     def observe(self, valid: dict[str, float], key: str, epoch: int, task: nn.Module, patience: int) -> None:
         if valid[key] > self.best:

@@ -196,7 +196,9 @@ class LrScheduleConfig:
 
 @dataclass(frozen=True)
 class GenerativeConfig:
-    """Everything ``train_generative`` needs; ``budget_seconds`` bounds the training wall clock (0: none)."""
+    """Everything ``train_generative`` needs; ``budget_seconds`` bounds the training wall clock (0: none);
+    ``ema_decay`` (0: off) validates, keeps and tests an exponential moving average of the weights instead of the
+    weights themselves (``training.generative.averaging``; 0.999 averages over about the last 1,000 steps)."""
 
     model: GenerativeKind = GenerativeKind.SASREC
     data: SequenceDataConfig = field(default_factory=SequenceDataConfig)
@@ -206,6 +208,7 @@ class GenerativeConfig:
     tiger: TIGERConfig = field(default_factory=TIGERConfig)
     schedule: LrScheduleConfig = field(default_factory=LrScheduleConfig)
     budget_seconds: float = 0.0
+    ema_decay: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))

@@ -8,10 +8,12 @@ per (user, position) (TIGER). Validation (the second-to-last items) picks the ep
 the first step past it (then the epoch is validated as usual), and ``curve`` records the learning
 curve reached (seconds, epoch, training loss, validation metric). The curve and the training seconds are kept in
 the checkpoint, so a resumed run reports them over all its calls (``seconds_all_calls``), a killed one's too.
+With ``ema_decay`` the weights' moving average is what is validated, kept and tested (``averaging``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from torch import nn
 
 from training.checkpoint import warm_start
 from training.data import BatchLayout
+from training.generative.averaging import WeightAverage
 from training.generative.config import GenerativeConfig, GenerativeKind, SequenceSource
 from training.generative.data import PrefixData, SequenceBatch, SequenceData, shards_with_codes
 from training.generative.datasets import beauty_ids, load_beauty, load_movielens
@@ -79,6 +82,8 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
         state, resumed = resume_state(out_dir if run.resume else None, task, optimiser)
         # A resumed run continues its own weights; a fresh one may start from another run's (warm start).
         warm = warm_start(task, Path(run.init_from)) if run.init_from and resumed is None else None
+        averaged = WeightAverage(task, cfg.ema_decay, state.averaged) if cfg.ema_decay else None
+        state.averaged = averaged.shadow if averaged is not None else None  # checkpointed with the rest of the state
         # -- loop
         steps_per_epoch = math.ceil(len(examples_data) / run.batch_size)
         total = run.max_steps or steps_per_epoch * run.max_epochs
@@ -98,6 +103,8 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
                 apply_schedule(optimiser, cfg.schedule, cfg.lr, state.step, steps_per_epoch)
                 optimiser.step()
                 state.step += 1
+                if averaged is not None:
+                    averaged.update(state.step)
                 loss_sum += loss.detach()
                 batches += 1
                 examples += len(rows) * world
@@ -111,11 +118,15 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             state.next_epoch = epoch + 1
             # -- eval (validation picks the epoch)
             if state.next_epoch % run.eval_every_epochs == 0 or state.next_epoch == run.max_epochs or out_of_time:
-                valid = evaluate_generative(task, data, "valid", cfg)
-                state.observe(valid, f"ndcg@{run.valid_k}", epoch, task, run.patience)
+                key = f"ndcg@{run.valid_k}"
+                raw = evaluate_generative(task, data, "valid", cfg) if averaged is not None else {}
+                with averaged.swapped_in() if averaged is not None else contextlib.nullcontext():
+                    valid = evaluate_generative(task, data, "valid", cfg)
+                    state.observe(valid, key, epoch, task, run.patience)  # keeps the average's weights when on
                 state.curve.append({"epoch": state.next_epoch, "seconds": round(before + time.perf_counter() - started, 2),
-                                    "train_loss": state.losses[-1], f"valid_ndcg@{run.valid_k}": valid[f"ndcg@{run.valid_k}"],
-                                    f"valid_hr@{run.valid_k}": valid[f"hr@{run.valid_k}"]})
+                                    "train_loss": state.losses[-1], f"valid_{key}": valid[key],
+                                    f"valid_hr@{run.valid_k}": valid[f"hr@{run.valid_k}"]}
+                                   | ({f"valid_raw_{key}": raw[key]} if raw else {}))
             # -- checkpoint
             state.seconds = before + time.perf_counter() - started
             if out_dir is not None and rank == 0:
