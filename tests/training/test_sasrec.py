@@ -182,8 +182,19 @@ def test_a_run_resumes_from_its_checkpoint(tmp_path) -> None:
     assert second.resumed_from_epoch == 2 and second.epochs == 3 and len(second.epoch_losses) == 3
     # The learning curve and training time of the first call come back from the checkpoint (a killed call's too).
     assert [c["epoch"] for c in second.curve] == [1, 2, 3] and second.curve[:2] == first.curve
-    assert first.curve[-1]["seconds"] <= second.seconds_all_calls - second.seconds <= first.seconds_all_calls
+    # (the curve's seconds are rounded to 0.01)
+    assert first.curve[-1]["seconds"] - 0.005 <= second.seconds_all_calls - second.seconds <= first.seconds_all_calls
     assert second.curve[2]["seconds"] >= first.curve[-1]["seconds"]
+
+
+def test_a_stop_file_ends_a_run_after_its_epoch_and_a_later_call_continues_it(tmp_path) -> None:
+    data = cycle_data()
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "STOP").touch()
+    stopped = train_generative(tiny("sasrec", **{"run.max_epochs": 3, "run.out_dir": str(tmp_path)}), data)
+    assert stopped.epochs == 1 and stopped.test and not (tmp_path / "STOP").exists()  # tested on its best epoch
+    continued = train_generative(tiny("sasrec", **{"run.max_epochs": 3, "run.out_dir": str(tmp_path)}), data)
+    assert continued.resumed_from_epoch == 1 and continued.epochs == 3
 
 
 DDP_WORKER = """

@@ -8,7 +8,8 @@ per (user, position) (TIGER). Validation (the second-to-last items) picks the ep
 the first step past it (then the epoch is validated as usual), and ``curve`` records the learning
 curve reached (seconds, epoch, training loss, validation metric). The curve and the training seconds are kept in
 the checkpoint, so a resumed run reports them over all its calls (``seconds_all_calls``), a killed one's too.
-With ``ema_decay`` the weights' moving average is what is validated, kept and tested (``averaging``).
+With ``ema_decay`` the weights' moving average is what is validated, kept and tested (``averaging``). A file
+``STOP`` in ``run.out_dir`` ends a run at the end of its current epoch, tested, and continuable by a later call.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
             state.seconds = before + time.perf_counter() - started
             if out_dir is not None and rank == 0:
                 _save(out_dir, cfg, data, state, task, optimiser)  # type: ignore[arg-type]
+            if out_dir is not None and _stop_requested(out_dir, rank, world, device):
+                break
         elapsed = time.perf_counter() - started
         if state.best_task is not None:
             task.load_state_dict(state.best_task)
@@ -145,6 +148,20 @@ def train_generative(cfg: GenerativeConfig, data: SequenceData | None = None, id
     finally:
         if owns_group:
             dist.destroy_process_group()
+
+
+STOP_FILE = "STOP"
+
+
+def _stop_requested(out_dir: Path, rank: int, world: int, device: torch.device) -> bool:
+    """Whether a file ``STOP`` in the run's ``out_dir`` asks it to end after this epoch (checkpointed): the run is then
+    tested on its best epoch as if it had run out of epochs, and the file is removed, so a later call continues it."""
+    flag = torch.tensor(float((out_dir / STOP_FILE).exists()), device=device)
+    if world > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same epoch
+    if bool(flag) and rank == 0:
+        (out_dir / STOP_FILE).unlink(missing_ok=True)
+    return bool(flag)
 
 
 def load_sequence_data(cfg: GenerativeConfig) -> tuple[SequenceData, SemanticIdTable | None]:
