@@ -193,6 +193,10 @@ MODELS = {
     # 1e-3: its directory copied to this key's, with the curve and seconds of its record put into the checkpoint's
     # state (saved before session 15, it did not hold them). Validation keeps the average only where it beats 0.0452.
     "tiger_long_ema": ({**TIGER_LONG, "run.max_epochs": 60, "ema_decay": 0.999}, {"ml100k": 180, "beauty": 36000}),
+    # tiger_recency_nouser with the moving average from its 6th epoch on (its epoch-5 checkpoint copied to this key's
+    # directory): the two input changes and the average together, for a run over several sessions.
+    "tiger_recency_nouser_ema": ({**TIGER_LONG, "tiger.recency_positions": True, "tiger.user_buckets": 0, "run.max_epochs": 60,
+                                  "ema_decay": 0.999}, {"ml100k": 180, "beauty": 36000}),
 }
 
 
@@ -295,7 +299,7 @@ def markdown_table(out: dict) -> str:
             "beauty_hstu_books_wd", "beauty_hstu_books_t07", "beauty_hstu_books_t085", "beauty_tiger", "beauty_tiger_long",
             "beauty_tiger_long_decay", "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_decay", "beauty_tiger_own_ids_short", "beauty_tiger_paper",
             "beauty_tiger_drop2", "beauty_tiger_recency", "beauty_tiger_recency_nouser",
-            "beauty_tiger_drop2_ema", "beauty_tiger_long_ema"]
+            "beauty_tiger_drop2_ema", "beauty_tiger_long_ema", "beauty_tiger_recency_nouser_ema"]
     keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "hstu_books_t085", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
@@ -447,7 +451,8 @@ def main() -> None:
             ("beauty", "tiger_recency", beauty, provided, "beauty_tiger_recency"),
             ("beauty", "tiger_recency_nouser", beauty, provided, "beauty_tiger_recency_nouser"),
             ("beauty", "tiger_drop2_ema", beauty, provided, "beauty_tiger_drop2_ema"),
-            ("beauty", "tiger_long_ema", beauty, provided, "beauty_tiger_long_ema")]
+            ("beauty", "tiger_long_ema", beauty, provided, "beauty_tiger_long_ema"),
+            ("beauty", "tiger_recency_nouser_ema", beauty, provided, "beauty_tiger_recency_nouser_ema")]
     # Runs that start from another run's best weights (run.init_from): that run's checkpoint under --out-dir.
     warm_from = {"beauty_tiger_long_decay": "beauty_tiger_long", "beauty_tiger_own_ids_decay": "beauty_tiger_own_ids_uncapped"}
     budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}
