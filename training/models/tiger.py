@@ -48,7 +48,8 @@ class TIGER(nn.Module):
 
     def encoder_tokens(self, codes: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(tokens [B, 1 + H C], levels, padding mask)`` from the history's codes ``[B, H, C]`` (-1 = no item; any
-        padding first: it is moved behind the real items) and the hashed ``users [B]``."""
+        padding first: it is moved behind the real items) and the hashed ``users [B]`` (``[B, H C]`` and the users
+        unused when ``user_buckets`` is 0)."""
         batch, history, levels = codes.shape
         present = codes[:, :, 0] >= 0
         order = torch.sort((~present).long(), dim=1, stable=True).indices  # real items first, order kept
