@@ -64,8 +64,10 @@ GROUPS = {"data.length_groups": 50}
 # ``recforge train hstu --preset benchmark`` (HSTU_PRESET) is hstu_books at temperature 0.085 since session 15.
 HSTU_PRESET = benchmark_preset("hstu")
 HSTU_BOOKS = {**HSTU_PRESET, "hstu.temperature": 0.1}
+# TIGER_LONG keeps the preset as it was before session 16 (positions from the oldest item, a user token, no average),
+# so that the entries built on it mean what they ran.
 TIGER_LONG = {**benchmark_preset("tiger"), "tiger.valid_users": 2000, "tiger.beam": 50, "tiger.test_users": 0,
-              "run.eval_every_epochs": 1, "tiger.bf16": True}
+              "run.eval_every_epochs": 1, "tiger.bf16": True, "tiger.recency_positions": False, "tiger.user_buckets": 2000, "ema_decay": 0.0}
 MODELS = {
     # The reference's settings (SASRec.pytorch: batch 128, lr 1e-3, Adam betas (0.9, 0.98), dropout 0.5 on sparse
     # data), the full softmax over every position (the chunked cross-entropy of training.generative.full_softmax).
