@@ -302,7 +302,7 @@ def markdown_table(out: dict) -> str:
             "beauty_tiger_long_decay", "beauty_tiger_reg", "beauty_tiger_own_ids", "beauty_tiger_own_ids_uncapped", "beauty_tiger_own_ids_decay", "beauty_tiger_own_ids_short", "beauty_tiger_paper",
             "beauty_tiger_drop2", "beauty_tiger_recency", "beauty_tiger_recency_nouser",
             "beauty_tiger_drop2_ema", "beauty_tiger_long_ema", "beauty_tiger_recency_nouser_ema",
-            "beauty_tiger_own_ids_recency_nouser_ema"]
+            "beauty_tiger_own_ids_recency_nouser_ema", "beauty_tiger_recency_nouser_ema_fresh"]
     keys += [f"{name}_{model}" for name in AMAZON for model in ("popularity", "sasrec", "hstu", "hstu_books_t085", "tiger", "tiger_reg")]
     keys += sorted(k.removesuffix("_detail") for k in out if re.search(r"_seed\d+_detail$", k))  # --seed runs
     for key in keys:
@@ -457,7 +457,9 @@ def main() -> None:
             ("beauty", "tiger_long_ema", beauty, provided, "beauty_tiger_long_ema"),
             ("beauty", "tiger_recency_nouser_ema", beauty, provided, "beauty_tiger_recency_nouser_ema"),
             # the same recipe on recforge's own IDs, from scratch (the average from the first step)
-            ("beauty", "tiger_recency_nouser_ema", beauty, "own", "beauty_tiger_own_ids_recency_nouser_ema")]
+            ("beauty", "tiger_recency_nouser_ema", beauty, "own", "beauty_tiger_own_ids_recency_nouser_ema"),
+            # the split's IDs with that recipe from scratch (beauty_tiger's run averaged only from its 6th epoch)
+            ("beauty", "tiger_recency_nouser_ema", beauty, provided, "beauty_tiger_recency_nouser_ema_fresh")]
     # Runs that start from another run's best weights (run.init_from): that run's checkpoint under --out-dir.
     warm_from = {"beauty_tiger_long_decay": "beauty_tiger_long", "beauty_tiger_own_ids_decay": "beauty_tiger_own_ids_uncapped"}
     budget_of = {"beauty_tiger_own_ids_short": 300, "beauty_hstu_full_dropout": 900}
